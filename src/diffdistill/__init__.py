@@ -1,0 +1,5 @@
+"""diffdistill: reproducible diffusion-model distillation (SFD, PD, O2MKD).
+
+Kept light on purpose: importing the package imports no torch.
+"""
+__version__ = "0.1.0"

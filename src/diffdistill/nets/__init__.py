@@ -1,0 +1,37 @@
+"""Network registry: checkpoints name a backbone by key, never by import path."""
+from __future__ import annotations
+
+from ..io import UserError
+
+_REGISTRY: dict = {}
+
+
+def register(name: str):
+    def deco(cls):
+        _REGISTRY[name] = cls
+        return cls
+    return deco
+
+
+def _populate() -> None:
+    if _REGISTRY:
+        return
+    from .unet import UNet
+    _REGISTRY["unet"] = UNet
+    try:  # EDM-compatible DDPM++ backbone (CIFAR-10 setting)
+        from .songunet import SongUNet
+        _REGISTRY["songunet"] = SongUNet
+    except ImportError:
+        pass
+
+
+def build_network(name: str, kwargs: dict):
+    _populate()
+    if name not in _REGISTRY:
+        raise UserError(f"unknown network '{name}' (known: {', '.join(sorted(_REGISTRY))})")
+    return _REGISTRY[name](**kwargs)
+
+
+def available() -> list[str]:
+    _populate()
+    return sorted(_REGISTRY)

@@ -1,0 +1,103 @@
+"""Preconditioning wrappers: every model is a denoiser D(x; sigma) in EDM's VE form.
+
+Each wrapper holds its backbone as `self.model`, so state-dict names match EDM's
+(`model.<backbone param>`), and maps (x, sigma) -> denoised following the paper's
+table of c_skip, c_out, c_in, c_noise.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from .io import UserError, torch_load, torch_save
+from .nets import build_network
+
+
+def _sigma_column(sigma, x):
+    sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device)
+    return sigma.reshape(-1, 1, 1, 1).expand(x.shape[0], 1, 1, 1) if sigma.ndim <= 1 else sigma
+
+
+class EDMPrecond(nn.Module):
+    """Karras et al. 2022, Table 1 (EDM column)."""
+
+    def __init__(self, model: nn.Module, sigma_data: float = 0.5,  # std of the data
+                 sigma_min: float = 0.0, sigma_max: float = float("inf")):
+        super().__init__()
+        self.model = model
+        self.sigma_data, self.sigma_min, self.sigma_max = sigma_data, sigma_min, sigma_max
+
+    def forward(self, x, sigma, class_labels=None, **model_kwargs):
+        x = x.to(torch.float32)
+        sigma = _sigma_column(sigma, x)
+        sd = self.sigma_data
+        c_skip = sd ** 2 / (sigma ** 2 + sd ** 2)
+        c_out = sigma * sd / (sigma ** 2 + sd ** 2).sqrt()
+        c_in = 1 / (sd ** 2 + sigma ** 2).sqrt()
+        c_noise = sigma.log() / 4
+        F_x = self.model(c_in * x, c_noise.flatten(), class_labels=class_labels, **model_kwargs)
+        return c_skip * x + c_out * F_x.to(torch.float32)
+
+
+class VPPrecond(nn.Module):
+    """Song et al. 2021 VP (DDPM++) models, seen in VE form (EDM Table 1, VP column)."""
+
+    def __init__(self, model: nn.Module, beta_d: float = 19.9,  # extent of the noise levels
+                 beta_min: float = 0.1,        # initial slope of the noise levels
+                 M: int = 1000,                # discretisation steps of the original DDPM
+                 epsilon_t: float = 1e-5):     # minimum t
+        super().__init__()
+        self.model = model
+        self.beta_d, self.beta_min, self.M, self.epsilon_t = beta_d, beta_min, M, epsilon_t
+        self.sigma_min = float(self.sigma(torch.tensor(epsilon_t)))
+        self.sigma_max = float(self.sigma(torch.tensor(1.0)))
+
+    def sigma(self, t):
+        t = torch.as_tensor(t, dtype=torch.float64)
+        return ((0.5 * self.beta_d * t ** 2 + self.beta_min * t).exp() - 1).sqrt()
+
+    def sigma_inv(self, sigma):
+        sigma = torch.as_tensor(sigma)
+        return ((self.beta_min ** 2 + 2 * self.beta_d * (1 + sigma ** 2).log()).sqrt()
+                - self.beta_min) / self.beta_d
+
+    def forward(self, x, sigma, class_labels=None, **model_kwargs):
+        x = x.to(torch.float32)
+        sigma = _sigma_column(sigma, x)
+        c_skip = 1
+        c_out = -sigma
+        c_in = 1 / (sigma ** 2 + 1).sqrt()
+        c_noise = (self.M - 1) * self.sigma_inv(sigma)
+        F_x = self.model(c_in * x, c_noise.flatten(), class_labels=class_labels, **model_kwargs)
+        return c_skip * x + c_out * F_x.to(torch.float32)
+
+
+PRECONDS = {"edm": EDMPrecond, "vp": VPPrecond}
+
+
+def build_denoiser(spec: dict) -> nn.Module:
+    """spec = {net, net_kwargs, precond, precond_kwargs} -> D(x; sigma) module."""
+    for key in ("net", "net_kwargs", "precond"):
+        if key not in spec:
+            raise UserError(f"denoiser spec lacks '{key}'")
+    if spec["precond"] not in PRECONDS:
+        raise UserError(f"unknown precond '{spec['precond']}' (known: {', '.join(PRECONDS)})")
+    net = build_network(spec["net"], dict(spec["net_kwargs"]))
+    return PRECONDS[spec["precond"]](net, **dict(spec.get("precond_kwargs", {})))
+
+
+def save_denoiser(path, model: nn.Module, spec: dict, **extra) -> None:
+    """Plain checkpoint: constructor spec + state dict (+ JSON-able extras)."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch_save(path, {"spec": copy.deepcopy(spec), "state_dict": state, **extra})
+
+
+def load_denoiser(path, device="cpu") -> tuple[nn.Module, dict]:
+    ckpt = torch_load(path)
+    if not isinstance(ckpt, dict) or "spec" not in ckpt or "state_dict" not in ckpt:
+        raise UserError(f"{path} is not a diffdistill checkpoint (needs 'spec' and 'state_dict')")
+    model = build_denoiser(ckpt["spec"])
+    model.load_state_dict(ckpt["state_dict"], strict=True)
+    return model.to(device).eval().requires_grad_(False), ckpt["spec"]

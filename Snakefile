@@ -1,0 +1,23 @@
+# diffdistill: teacher -> trajectories -> distillation -> sampling -> FID -> tables.
+# The DAG and output naming are described in README.md.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/teacher.smk"
+include: "workflow/rules/fid.smk"
+include: "workflow/rules/trajectories.smk"
+include: "workflow/rules/distill.smk"
+include: "workflow/rules/sample.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        "results/tables",
+    default_target: True

@@ -1,0 +1,419 @@
+"""Command line: one subcommand per Snakemake rule.
+
+Each subcommand parses flags, loads its inputs, calls one library function, and writes
+exactly its declared outputs atomically, each with a `.meta.json` sidecar. Errors in
+the user's input print one line and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .io import UserError
+
+
+def _json_arg(s: str):
+    try:
+        return json.loads(s)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {s!r} ({e.msg})")
+
+
+def _bool(s: str) -> bool:
+    if s.lower() in ("1", "true", "yes", "on"):
+        return True
+    if s.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {s!r}")
+
+
+def _setup(args) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    torch.manual_seed(getattr(args, "seed", 0))
+
+
+def _resolved(args) -> dict:
+    return {k: v for k, v in vars(args).items() if k != "func"}
+
+
+# -- teacher ----------------------------------------------------------------------------
+
+def cmd_train_teacher(args):
+    from .data import load_dataset
+    from .distill.trainer import TrainConfig, finish, train
+    from .io import write_meta
+    from .precond import build_denoiser, save_denoiser
+    from .teacher import EDMTraining
+
+    images, _ = load_dataset(args.dataset, args.dataset_path)
+    spec = {"net": args.net, "precond": "edm", "precond_kwargs": {"sigma_data": args.sigma_data},
+            "net_kwargs": {"img_resolution": images.shape[-1], "img_channels": images.shape[1],
+                           **args.net_kwargs}}
+    model = build_denoiser(spec)
+    cfg = TrainConfig(iters=args.iters, lr=args.lr, ema=args.ema, seed=args.seed,
+                      ckpt_every=args.ckpt_every, max_iters_this_run=args.max_iters_this_run)
+    method = EDMTraining(model, images, args.batch_size, sigma_data=args.sigma_data)
+    res = train(method, cfg, Path(args.out).parent, progress=not args.quiet)
+    if res.iterations < args.iters:
+        print(f"stopped at iteration {res.iterations} of {args.iters}; rerun to resume", file=sys.stderr)
+        return 3
+    save_denoiser(args.out, res.model, spec)
+    write_meta(args.out, _resolved(args), args.seed, wall_time=res.wall_time,
+               iterations=res.iterations, optimizer_steps=res.optimizer_steps,
+               final_loss=res.final_loss, resumed_from=res.resumed_from,
+               num_params=sum(p.numel() for p in res.model.parameters()), spec=spec)
+    finish(Path(args.out).parent)
+
+
+# -- feature network and reference statistics -------------------------------------------
+
+def cmd_train_featnet(args):
+    from .data import load_dataset
+    from .io import write_meta
+    from .metrics import save_feature_net, train_feature_net
+
+    t0 = time.perf_counter()
+    images, labels = load_dataset(args.dataset, args.dataset_path)
+    if (labels < 0).all():
+        raise UserError(f"dataset '{args.dataset}' has no labels: the feature classifier needs them")
+    model, info = train_feature_net(images, labels, iters=args.iters, batch_size=args.batch_size,
+                                    lr=args.lr, seed=args.seed, progress=not args.quiet)
+    save_feature_net(args.out, model, info)
+    write_meta(args.out, _resolved(args), args.seed, wall_time=time.perf_counter() - t0, featnet=info)
+    print(f"feature net: test accuracy {info.get('test_accuracy', info.get('test_acc', float('nan'))):.4f}", file=sys.stderr)
+
+
+def _extractor(args):
+    if args.features == "inception":
+        from .metrics import inception_extractor
+        return inception_extractor(weights_path=args.inception_weights)
+    from .metrics import load_feature_net, make_feature_extractor
+    net, _ = load_feature_net(args.featnet)
+    return make_feature_extractor(net)
+
+
+def cmd_ref_stats(args):
+    """Reference statistics of the dataset, and the floor: real half vs real half."""
+    import numpy as np
+    import torch
+
+    from .data import float_to_uint8, load_dataset
+    from .io import atomic_path, write_json, write_meta
+    from .metrics import compute_features, feature_stats, fid_from_features
+
+    images, _ = load_dataset(args.dataset, args.dataset_path)
+    feats = compute_features(float_to_uint8(images).numpy(), _extractor(args), args.batch_size)
+    mu, sigma = feature_stats(feats)
+    with atomic_path(args.out) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, mu=mu, sigma=sigma, num=len(feats))
+    write_meta(args.out, _resolved(args), args.seed)
+    floors = []
+    for split in range(args.floor_splits):
+        perm = torch.randperm(len(feats), generator=torch.Generator().manual_seed(args.seed + split)).numpy()
+        half = len(feats) // 2
+        floors.append(fid_from_features(feats[perm[:half]], feats[perm[half:2 * half]]))
+    write_json(args.floor_out, {"row": "floor", "label": "floor: real half vs real half",
+                                "fid": float(np.mean(floors)), "fid_splits": floors,
+                                "fid_std": float(np.std(floors)), "num_samples": half})
+    write_meta(args.floor_out, _resolved(args), args.seed)
+
+
+# -- teacher trajectories ---------------------------------------------------------------
+
+def _student_timesteps(args):
+    from .schedules import edm_timesteps, num_timestamps
+    return edm_timesteps(num_timestamps(args.nfe, args.afs), args.t_min, args.t_max, args.rho)
+
+
+def cmd_trajectories(args):
+    from .io import torch_save, write_meta
+    from .precond import load_denoiser
+    from .seeding import parse_seeds
+    from .trajectories import cache_key, generate
+
+    model, spec = load_denoiser(args.teacher)
+    seeds = parse_seeds(args.seeds)
+    student_t = _student_timesteps(args)
+    nk = spec["net_kwargs"]
+    t0 = time.perf_counter()
+    states = generate(model, seeds, student_t, args.K, args.solver, args.final_step, args.thresholding,
+                      args.batch_size, (nk["img_channels"], nk["img_resolution"], nk["img_resolution"]),
+                      progress=not args.quiet, rho=args.rho)
+    wall = time.perf_counter() - t0
+    from .io import read_meta
+    key = cache_key(teacher=read_meta(args.teacher).get("git_revision"), teacher_path=args.teacher,
+                    solver=args.solver, K=args.K, final_step=args.final_step, thresholding=args.thresholding,
+                    timesteps=student_t.tolist(), seeds=args.seeds)
+    teacher_nfe = len(seeds) * args.K * (len(student_t) - 1)
+    torch_save(args.out, {"states": states.float(), "timesteps": student_t, "seeds": seeds, "key": key})
+    write_meta(args.out, _resolved(args), None, wall_time=wall, cache_key=key, teacher_nfe=teacher_nfe,
+               size_bytes=Path(args.out).stat().st_size, num_trajectories=len(seeds),
+               timesteps=student_t.tolist())
+    print(f"{len(seeds)} trajectories in {wall:.1f} s, {Path(args.out).stat().st_size / 2**20:.1f} MiB",
+          file=sys.stderr)
+
+
+# -- distillation -----------------------------------------------------------------------
+
+def cmd_distill(args):
+    import torch
+
+    from .distill.sfd import SFD
+    from .distill.trainer import TrainConfig, finish, train
+    from .io import read_meta, torch_load, write_meta
+    from .precond import load_denoiser, save_denoiser
+    from .trajectories import TrajectoryBatches, generate
+
+    teacher, spec = load_denoiser(args.teacher)
+    student_t = _student_timesteps(args)
+    per_traj_nfe = 0
+    if args.trajectories:
+        cache = torch_load(args.trajectories)
+        if not torch.allclose(cache["timesteps"], student_t):
+            raise UserError(f"{args.trajectories} was made for timesteps {cache['timesteps'].tolist()}, "
+                            f"not {student_t.tolist()}")
+        batches = TrajectoryBatches(states=cache["states"])
+    else:
+        nk = spec["net_kwargs"]
+        shape = (nk["img_channels"], nk["img_resolution"], nk["img_resolution"])
+        batches = TrajectoryBatches(make_fresh=lambda seeds: generate(
+            teacher, seeds, student_t, args.K, args.solver, args.final_step, args.thresholding,
+            len(seeds), shape, progress=False, rho=args.rho))
+        per_traj_nfe = args.K * (len(student_t) - 1)
+    student, _ = load_denoiser(args.teacher)
+    method = SFD(student, batches, student_t, args.batch_size, afs=args.afs, loss=args.loss,
+                 teacher_nfe_per_traj=per_traj_nfe)
+    cfg = TrainConfig(iters=args.iters, lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed,
+                      ckpt_every=args.ckpt_every, max_iters_this_run=args.max_iters_this_run)
+    res = train(method, cfg, Path(args.out).parent, progress=not args.quiet)
+    if res.iterations < args.iters:
+        print(f"stopped at iteration {res.iterations} of {args.iters}; rerun to resume", file=sys.stderr)
+        return 3
+    counters = dict(res.counters)
+    if args.trajectories:  # the cache's teacher cost, paid once
+        counters["teacher_nfe"] = read_meta(args.trajectories).get("teacher_nfe", 0)
+    save_denoiser(args.out, res.model, spec, sampling={"solver": "euler", "nfe": args.nfe, "afs": args.afs,
+                                                       "timesteps": student_t.tolist()})
+    write_meta(args.out, _resolved(args), args.seed, method="sfd", nfe=args.nfe, wall_time=res.wall_time,
+               iterations=res.iterations, optimizer_steps=res.optimizer_steps, final_loss=res.final_loss,
+               resumed_from=res.resumed_from, **counters)
+    finish(Path(args.out).parent)
+
+
+# -- sampling and FID -------------------------------------------------------------------
+
+def cmd_sample(args):
+    import numpy as np
+
+    from .io import atomic_path, write_meta
+    from .precond import load_denoiser
+    from .sampling import generate_images, sampling_timesteps, save_grid, to_uint8
+    from .seeding import parse_seeds
+
+    model, spec = load_denoiser(args.model)
+    ts = sampling_timesteps(args.solver, args.nfe, args.afs, args.t_min, args.t_max, args.rho,
+                            append_zero=args.append_zero)
+    nk = spec["net_kwargs"]
+    seeds = parse_seeds(args.seeds)
+    t0 = time.perf_counter()
+    imgs = to_uint8(generate_images(model, seeds, ts, args.solver, args.afs, args.final_step,
+                                    args.batch_size, (nk["img_channels"], nk["img_resolution"],
+                                                      nk["img_resolution"]), progress=not args.quiet))
+    wall = time.perf_counter() - t0
+    with atomic_path(args.out) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, images=imgs, seeds=np.asarray(seeds))
+    write_meta(args.out, _resolved(args), None, wall_time=wall, timesteps=ts.tolist(),
+               images_per_second=len(seeds) / wall)
+    if args.grid:
+        save_grid(args.grid, imgs[:args.grid_count])
+
+
+def _load_samples(path, num):
+    import numpy as np
+
+    from .data import float_to_uint8
+    from .io import torch_load
+
+    if str(path).endswith(".pt"):  # a trajectory cache: its end points
+        states = torch_load(path)["states"]
+        return float_to_uint8(states[:num, -1]).numpy()
+    if not Path(path).exists():
+        raise UserError(f"samples file not found: {path}")
+    with np.load(path) as z:
+        return z["images"][:num]
+
+
+def cmd_fid(args):
+    import numpy as np
+
+    from .io import write_json, write_meta
+    from .metrics import compute_features, feature_stats, frechet_distance
+
+    imgs = _load_samples(args.samples, args.num_samples)
+    feats = compute_features(imgs, _extractor(args), args.batch_size)
+    mu, sigma = feature_stats(feats)
+    with np.load(args.ref) as ref:
+        fid = frechet_distance(mu, sigma, ref["mu"], ref["sigma"])
+    write_json(args.out, {"row": args.row, "label": args.label or args.row, "nfe": args.nfe, "fid": fid,
+                          "num_samples": len(imgs), "samples": str(args.samples), "model": args.model_meta})
+    write_meta(args.out, _resolved(args), None)
+    print(f"{args.row} NFE {args.nfe}: FID {fid:.3f}", file=sys.stderr)
+
+
+def cmd_table(args):
+    from .report import write_tables
+    write_tables(args.fid, args.out_dir, floor=args.floor)
+
+
+# -- parser -----------------------------------------------------------------------------
+
+def _common(p, seed=True):
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    if seed:
+        p.add_argument("--seed", type=int, default=0)
+
+
+def _data(p):
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--dataset-path", default=None)
+
+
+def _schedule(p):
+    p.add_argument("--nfe", type=int, required=True)
+    p.add_argument("--afs", type=_bool, default=True)
+    p.add_argument("--t-min", type=float, default=0.006)
+    p.add_argument("--t-max", type=float, default=80.0)
+    p.add_argument("--rho", type=float, default=7.0)
+
+
+def _teacher_solver(p):
+    p.add_argument("--K", type=int, default=4, help="teacher steps between student timestamps")
+    p.add_argument("--solver", default="dpmpp3m")
+    p.add_argument("--final-step", default="force", choices=["force", "dpm", "off"])
+    p.add_argument("--thresholding", type=_bool, default=True)
+
+
+def _train(p, iters, lr):
+    p.add_argument("--iters", type=int, default=iters)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--ckpt-every", type=int, default=100)
+    p.add_argument("--max-iters-this-run", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def _features(p):
+    p.add_argument("--features", default="classifier", choices=["classifier", "inception"])
+    p.add_argument("--featnet", default=None, help="feature classifier checkpoint (features=classifier)")
+    p.add_argument("--inception-weights", default=None, help="local inception-2015-12-05.pt")
+    p.add_argument("--batch-size", type=int, default=500)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="diffdistill", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train-teacher", help="train an EDM-preconditioned teacher")
+    _common(p); _data(p); _train(p, 2500, 1e-3)
+    p.add_argument("--net", default="unet")
+    p.add_argument("--net-kwargs", type=_json_arg, default={})
+    p.add_argument("--sigma-data", type=float, default=0.5)
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_train_teacher)
+
+    p = sub.add_parser("train-featnet", help="train the FID feature classifier")
+    _common(p); _data(p)
+    p.add_argument("--iters", type=int, default=600)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_train_featnet)
+
+    p = sub.add_parser("ref-stats", help="reference feature statistics and the real-vs-real floor")
+    _common(p); _data(p); _features(p)
+    p.add_argument("--floor-splits", type=int, default=3)
+    p.add_argument("--out", required=True)
+    p.add_argument("--floor-out", required=True)
+    p.set_defaults(func=cmd_ref_stats)
+
+    p = sub.add_parser("trajectories", help="teacher trajectories at the student timestamps (cache)")
+    _common(p, seed=False); _schedule(p); _teacher_solver(p)
+    p.add_argument("--teacher", required=True)
+    p.add_argument("--seeds", required=True, help="noise seeds, e.g. 100000-104999")
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_trajectories)
+
+    p = sub.add_parser("distill", help="SFD distillation of one student")
+    _common(p); _schedule(p); _teacher_solver(p); _train(p, 300, 1e-4)
+    p.add_argument("--method", default="sfd", choices=["sfd"])
+    p.add_argument("--teacher", required=True)
+    p.add_argument("--trajectories", default=None, help="cache file; omitted = regenerate per batch")
+    p.add_argument("--loss", default="l1", choices=["l1", "l2"])
+    p.add_argument("--lr-schedule", default="step", choices=["constant", "step", "linear"])
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("sample", help="generate images for a list of seeds")
+    _common(p, seed=False); _schedule(p)
+    p.add_argument("--model", required=True)
+    p.add_argument("--solver", default="euler")
+    p.add_argument("--final-step", default="force", choices=["force", "dpm", "off"])
+    p.add_argument("--append-zero", type=_bool, default=False, help="EDM convention: end at sigma 0")
+    p.add_argument("--seeds", default="0-1999")
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--out", required=True)
+    p.add_argument("--grid", default=None, help="PNG grid of the first images")
+    p.add_argument("--grid-count", type=int, default=100)
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("fid", help="FID of samples against reference statistics")
+    _common(p, seed=False); _features(p)
+    p.add_argument("--samples", required=True, help="samples .npz, or a trajectory cache .pt (end points)")
+    p.add_argument("--num-samples", type=int, default=2000)
+    p.add_argument("--ref", required=True)
+    p.add_argument("--row", required=True)
+    p.add_argument("--label", default=None)
+    p.add_argument("--nfe", type=int, default=None)
+    p.add_argument("--model-meta", default=None, help="meta JSON of the model (wall time, costs)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_fid)
+
+    p = sub.add_parser("table", help="render the result tables")
+    p.add_argument("--fid", nargs="+", required=True, help="FID JSON files")
+    p.add_argument("--floor", default=None)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_table)
+
+    try:
+        from .edm_import import register_cli
+        register_cli(sub)
+    except ImportError:
+        pass
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if hasattr(args, "threads"):
+            _setup(args)
+        return args.func(args) or 0
+    except UserError as e:
+        print(f"diffdistill {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"diffdistill {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Distillation methods (one module each) behind one interface, plus the shared loop."""

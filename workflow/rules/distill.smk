@@ -1,0 +1,46 @@
+# Distillation: one student per method x NFE x variant, through the shared trainer.
+
+
+def sfd_inputs(wildcards):
+    inputs = {"teacher": "results/teacher/model.pt"}
+    if TRAJ["cache"]:
+        inputs["traj"] = traj_path(wildcards.nfe)
+    return inputs
+
+
+def sfd_traj_arg(wildcards, input):
+    if TRAJ["cache"]:
+        return f"--trajectories {input.traj}"
+    return (f"--solver {TRAJ['solver']} --K {TRAJ['K']} --final-step {TRAJ['final_step']}"
+            f" --thresholding {b(TRAJ['thresholding'])}")
+
+
+rule distill_sfd:
+    input:
+        unpack(sfd_inputs),
+    output:
+        model="results/students/sfd/default/nfe{nfe}/model.pt",
+        meta="results/students/sfd/default/nfe{nfe}/model.pt.meta.json",
+    log:
+        "results/logs/distill/sfd/default/nfe{nfe}.log",
+    wildcard_constraints:
+        nfe=r"\d+",
+    params:
+        s=SFD,
+        sched=SCHED,
+        traj=sfd_traj_arg,
+        afs=b(SFD["afs"]),
+        seed=config["seed"],
+    threads: THREADS
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        CONDA_ENV
+    shell:
+        "{DD} distill --method sfd --teacher {input.teacher} {params.traj} --nfe {wildcards.nfe}"
+        " --afs {params.afs} --t-min {params.sched[t_min]} --t-max {params.sched[t_max]}"
+        " --rho {params.sched[rho]} --loss {params.s[loss]} --iters {params.s[iters]}"
+        " --batch-size {params.s[batch_size]} --lr {params.s[lr]} --lr-schedule {params.s[lr_schedule]}"
+        " --ckpt-every {params.s[ckpt_every]} --seed {params.seed} --out {output.model}"
+        " --threads {threads} 2> {log}"

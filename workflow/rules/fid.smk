@@ -1,0 +1,121 @@
+# FID: a feature classifier trained by the pipeline (or clean-fid's Inception), the
+# dataset's reference statistics with a real-vs-real floor, and one FID JSON per row.
+
+
+rule train_featnet:
+    output:
+        model="results/featnet/model.pt",
+        meta="results/featnet/model.pt.meta.json",
+    log:
+        "results/logs/train_featnet.log",
+    params:
+        f=config["featnet"],
+        data=data_args(),
+        seed=config["seed"],
+    threads: THREADS
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        CONDA_ENV
+    shell:
+        "{DD} train-featnet --out {output.model} {params.data} --iters {params.f[iters]}"
+        " --batch-size {params.f[batch_size]} --lr {params.f[lr]} --seed {params.seed}"
+        " --threads {threads} --quiet 2> {log}"
+
+
+rule reference_stats:
+    input:
+        featnet_input(),
+    output:
+        stats="results/featnet/ref_stats.npz",
+        floor="results/fid/floor.json",
+    log:
+        "results/logs/reference_stats.log",
+    params:
+        data=data_args(),
+        features=features_args(),
+        splits=EVAL["floor_splits"],
+        bs=EVAL["batch_size"],
+        seed=config["seed"],
+    threads: THREADS
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        CONDA_ENV
+    shell:
+        "{DD} ref-stats {params.data} {params.features} --batch-size {params.bs}"
+        " --floor-splits {params.splits} --seed {params.seed} --out {output.stats}"
+        " --floor-out {output.floor} --threads {threads} --quiet 2> {log}"
+
+
+def fid_model_meta(wildcards):
+    if wildcards.path.startswith("students/"):
+        return f"--model-meta results/{wildcards.path.rsplit('/nfe', 1)[0]}/nfe{fid_nfe(wildcards)}/model.pt.meta.json"
+    return ""
+
+
+def fid_nfe(wildcards):
+    return int(wildcards.path.rsplit("/nfe", 1)[1])
+
+
+def fid_label(wildcards):
+    return row_label(wildcards.path)
+
+
+rule fid:
+    input:
+        featnet_input(),
+        samples="results/samples/{path}/samples.npz",
+        ref="results/featnet/ref_stats.npz",
+    output:
+        "results/fid/{path}/fid.json",
+    log:
+        "results/logs/fid/{path}.log",
+    wildcard_constraints:
+        path=r"(?!target/).+/nfe\d+",
+    params:
+        features=features_args(),
+        n=EVAL["num_samples"],
+        bs=EVAL["batch_size"],
+        label=fid_label,
+        nfe=fid_nfe,
+        meta=fid_model_meta,
+    threads: THREADS
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        CONDA_ENV
+    shell:
+        "{DD} fid --samples {input.samples} --ref {input.ref} {params.features}"
+        " --num-samples {params.n} --batch-size {params.bs} --row {wildcards.path}"
+        " --label '{params.label}' --nfe {params.nfe} {params.meta} --out {output}"
+        " --threads {threads} 2> {log}"
+
+
+rule fid_target:
+    input:
+        featnet_input(),
+        traj="results/trajectories/{tv}/nfe{nfe}/traj.pt",
+        ref="results/featnet/ref_stats.npz",
+    output:
+        "results/fid/target/{tv}/nfe{nfe}/fid.json",
+    log:
+        "results/logs/fid/target/{tv}/nfe{nfe}.log",
+    params:
+        features=features_args(),
+        n=EVAL["num_samples"],
+        bs=EVAL["batch_size"],
+    threads: THREADS
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        CONDA_ENV
+    shell:
+        "{DD} fid --samples {input.traj} --ref {input.ref} {params.features}"
+        " --num-samples {params.n} --batch-size {params.bs} --row target"
+        " --label 'SFD target (teacher trajectories)' --nfe {wildcards.nfe} --out {output}"
+        " --threads {threads} 2> {log}"

@@ -1,4 +1,5 @@
 # Config validation and the naming helpers every rule file uses.
+import shutil
 import sys
 from pathlib import Path
 
@@ -13,7 +14,9 @@ except UserError as _e:
     sys.exit(f"config error: {_e}")
 
 CONDA_ENV = "../../envs/environment.yaml"
-DD = "diffdistill"  # the console script of src/diffdistill
+# The console script of src/diffdistill: on PATH, or beside the Python running Snakemake
+# (so `.venv/bin/snakemake` works without activating the venv).
+DD = shutil.which("diffdistill") or str(Path(sys.executable).parent / "diffdistill")
 THREADS = config["threads_per_job"]
 SCHED = config["schedule"]
 EVAL = config["eval"]

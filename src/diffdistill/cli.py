@@ -41,6 +41,22 @@ def _resolved(args) -> dict:
     return {k: v for k, v in vars(args).items() if k != "func"}
 
 
+def _img_shape(spec) -> tuple:
+    """(C, H, W) of a denoiser spec: ours name img_channels, EDM's SongUNet in_channels."""
+    nk = spec["net_kwargs"]
+    return (nk.get("img_channels", nk.get("in_channels")), nk["img_resolution"], nk["img_resolution"])
+
+
+def _device(args):
+    from .runtime import resolve_device
+    return resolve_device(getattr(args, "device", "cpu"))
+
+
+def _amp(args, device):
+    from .runtime import autocast
+    return autocast(device, getattr(args, "amp", False))
+
+
 # -- teacher ----------------------------------------------------------------------------
 
 def cmd_train_teacher(args):
@@ -91,28 +107,43 @@ def cmd_train_featnet(args):
 def _extractor(args):
     if args.features == "inception":
         from .metrics import inception_extractor
-        return inception_extractor(weights_path=args.inception_weights)
+        return inception_extractor(weights_path=args.inception_weights, device=_device(args))
     from .metrics import load_feature_net, make_feature_extractor
     net, _ = load_feature_net(args.featnet)
-    return make_feature_extractor(net)
+    return make_feature_extractor(net).to(_device(args))
 
 
 def cmd_ref_stats(args):
-    """Reference statistics of the dataset, and the floor: real half vs real half."""
+    """Reference statistics of the dataset, and the floor: real half vs real half.
+
+    With --reference-stats (clean-fid's precomputed Inception statistics of the CIFAR-10
+    training set, the papers' protocol) those become the reference; the dataset's own
+    features still give the floor and a check of our Inception path against them."""
     import numpy as np
     import torch
 
     from .data import float_to_uint8, load_dataset
     from .io import atomic_path, write_json, write_meta
-    from .metrics import compute_features, feature_stats, fid_from_features
+    from .metrics import compute_features, feature_stats, fid_from_features, frechet_distance
 
     images, _ = load_dataset(args.dataset, args.dataset_path)
-    feats = compute_features(float_to_uint8(images).numpy(), _extractor(args), args.batch_size)
+    feats = compute_features(float_to_uint8(images).numpy(), _extractor(args), args.batch_size,
+                             device=_device(args))
     mu, sigma = feature_stats(feats)
+    check = {}
+    if args.reference_stats:
+        from .metrics import inception_reference_stats
+        own_mu, own_sigma = mu, sigma
+        mu, sigma = inception_reference_stats(stats_path=args.reference_stats)
+        check = {"reference_stats": str(args.reference_stats),
+                 "fid_dataset_vs_reference": frechet_distance(own_mu, own_sigma, mu, sigma)}
+        print(f"FID(dataset features, {args.reference_stats}) = "
+              f"{check['fid_dataset_vs_reference']:.4f} (near 0 when the feature paths agree)",
+              file=sys.stderr)
     with atomic_path(args.out) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, mu=mu, sigma=sigma, num=len(feats))
-    write_meta(args.out, _resolved(args), args.seed)
+    write_meta(args.out, _resolved(args), args.seed, **check)
     floors = []
     for split in range(args.floor_splits):
         perm = torch.randperm(len(feats), generator=torch.Generator().manual_seed(args.seed + split)).numpy()
@@ -137,14 +168,15 @@ def cmd_trajectories(args):
     from .seeding import parse_seeds
     from .trajectories import cache_key, generate
 
-    model, spec = load_denoiser(args.teacher)
+    device = _device(args)
+    model, spec = load_denoiser(args.teacher, device=device)
     seeds = parse_seeds(args.seeds)
     student_t = _student_timesteps(args)
-    nk = spec["net_kwargs"]
     t0 = time.perf_counter()
-    states = generate(model, seeds, student_t, args.K, args.solver, args.final_step, args.thresholding,
-                      args.batch_size, (nk["img_channels"], nk["img_resolution"], nk["img_resolution"]),
-                      progress=not args.quiet, rho=args.rho)
+    with _amp(args, device):
+        states = generate(model, seeds, student_t, args.K, args.solver, args.final_step, args.thresholding,
+                          args.batch_size, _img_shape(spec), progress=not args.quiet, rho=args.rho,
+                          device=device).cpu()
     wall = time.perf_counter() - t0
     from .io import read_meta
     key = cache_key(teacher=read_meta(args.teacher).get("git_revision"), teacher_path=args.teacher,
@@ -170,7 +202,8 @@ def cmd_distill(args):
     from .precond import load_denoiser, save_denoiser
     from .trajectories import TrajectoryBatches, generate
 
-    teacher, spec = load_denoiser(args.teacher)
+    device = _device(args)
+    teacher, spec = load_denoiser(args.teacher, device=device)
     student_t = _student_timesteps(args)
     per_traj_nfe = 0
     if args.trajectories:
@@ -178,20 +211,20 @@ def cmd_distill(args):
         if not torch.allclose(cache["timesteps"], student_t):
             raise UserError(f"{args.trajectories} was made for timesteps {cache['timesteps'].tolist()}, "
                             f"not {student_t.tolist()}")
-        batches = TrajectoryBatches(states=cache["states"])
+        batches = TrajectoryBatches(states=cache["states"].to(device))
     else:
-        nk = spec["net_kwargs"]
-        shape = (nk["img_channels"], nk["img_resolution"], nk["img_resolution"])
+        shape = _img_shape(spec)
         batches = TrajectoryBatches(make_fresh=lambda seeds: generate(
             teacher, seeds, student_t, args.K, args.solver, args.final_step, args.thresholding,
-            len(seeds), shape, progress=False, rho=args.rho))
+            len(seeds), shape, progress=False, rho=args.rho, device=device))
         per_traj_nfe = args.K * (len(student_t) - 1)
-    student, _ = load_denoiser(args.teacher)
+    student, _ = load_denoiser(args.teacher, device=device)
     method = SFD(student, batches, student_t, args.batch_size, afs=args.afs, loss=args.loss,
                  teacher_nfe_per_traj=per_traj_nfe)
     cfg = TrainConfig(iters=args.iters, lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed,
                       ckpt_every=args.ckpt_every, max_iters_this_run=args.max_iters_this_run)
-    res = train(method, cfg, Path(args.out).parent, progress=not args.quiet)
+    with _amp(args, device):
+        res = train(method, cfg, Path(args.out).parent, progress=not args.quiet)
     if res.iterations < args.iters:
         print(f"stopped at iteration {res.iterations} of {args.iters}; rerun to resume", file=sys.stderr)
         return 3
@@ -216,15 +249,16 @@ def cmd_sample(args):
     from .sampling import generate_images, sampling_timesteps, save_grid, to_uint8
     from .seeding import parse_seeds
 
-    model, spec = load_denoiser(args.model)
+    device = _device(args)
+    model, spec = load_denoiser(args.model, device=device)
     ts = sampling_timesteps(args.solver, args.nfe, args.afs, args.t_min, args.t_max, args.rho,
                             append_zero=args.append_zero)
-    nk = spec["net_kwargs"]
     seeds = parse_seeds(args.seeds)
     t0 = time.perf_counter()
-    imgs = to_uint8(generate_images(model, seeds, ts, args.solver, args.afs, args.final_step,
-                                    args.batch_size, (nk["img_channels"], nk["img_resolution"],
-                                                      nk["img_resolution"]), progress=not args.quiet))
+    with _amp(args, device):
+        imgs = to_uint8(generate_images(model, seeds, ts, args.solver, args.afs, args.final_step,
+                                        args.batch_size, _img_shape(spec), progress=not args.quiet,
+                                        device=device))
     wall = time.perf_counter() - t0
     with atomic_path(args.out) as tmp:
         with open(tmp, "wb") as f:
@@ -257,7 +291,7 @@ def cmd_fid(args):
     from .metrics import compute_features, feature_stats, frechet_distance
 
     imgs = _load_samples(args.samples, args.num_samples)
-    feats = compute_features(imgs, _extractor(args), args.batch_size)
+    feats = compute_features(imgs, _extractor(args), args.batch_size, device=_device(args))
     mu, sigma = feature_stats(feats)
     with np.load(args.ref) as ref:
         fid = frechet_distance(mu, sigma, ref["mu"], ref["sigma"])
@@ -265,6 +299,17 @@ def cmd_fid(args):
                           "num_samples": len(imgs), "samples": str(args.samples), "model": args.model_meta})
     write_meta(args.out, _resolved(args), None)
     print(f"{args.row} NFE {args.nfe}: FID {fid:.3f}", file=sys.stderr)
+
+
+def cmd_fetch(args):
+    from .fetch import fetch
+    from .io import write_meta
+
+    t0 = time.perf_counter()
+    dest = fetch(args.url, args.out, what=args.what)
+    write_meta(dest, _resolved(args), None, wall_time=time.perf_counter() - t0,
+               size_bytes=dest.stat().st_size)
+    print(f"{args.what}: {args.url} -> {dest}", file=sys.stderr)
 
 
 def cmd_table(args):
@@ -279,6 +324,12 @@ def _common(p, seed=True):
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     if seed:
         p.add_argument("--seed", type=int, default=0)
+
+
+def _run_on(p, amp=True):
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    if amp:
+        p.add_argument("--amp", type=_bool, default=False, help="bfloat16 autocast of network calls")
 
 
 def _data(p):
@@ -314,6 +365,7 @@ def _features(p):
     p.add_argument("--featnet", default=None, help="feature classifier checkpoint (features=classifier)")
     p.add_argument("--inception-weights", default=None, help="local inception-2015-12-05.pt")
     p.add_argument("--batch-size", type=int, default=500)
+    _run_on(p, amp=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -340,12 +392,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ref-stats", help="reference feature statistics and the real-vs-real floor")
     _common(p); _data(p); _features(p)
     p.add_argument("--floor-splits", type=int, default=3)
+    p.add_argument("--reference-stats", default=None,
+                   help="clean-fid statistics .npz (mu, sigma) to use as the reference")
     p.add_argument("--out", required=True)
     p.add_argument("--floor-out", required=True)
     p.set_defaults(func=cmd_ref_stats)
 
     p = sub.add_parser("trajectories", help="teacher trajectories at the student timestamps (cache)")
-    _common(p, seed=False); _schedule(p); _teacher_solver(p)
+    _common(p, seed=False); _schedule(p); _teacher_solver(p); _run_on(p)
     p.add_argument("--teacher", required=True)
     p.add_argument("--seeds", required=True, help="noise seeds, e.g. 100000-104999")
     p.add_argument("--batch-size", type=int, default=500)
@@ -353,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_trajectories)
 
     p = sub.add_parser("distill", help="SFD distillation of one student")
-    _common(p); _schedule(p); _teacher_solver(p); _train(p, 300, 1e-4)
+    _common(p); _schedule(p); _teacher_solver(p); _train(p, 300, 1e-4); _run_on(p)
     p.add_argument("--method", default="sfd", choices=["sfd"])
     p.add_argument("--teacher", required=True)
     p.add_argument("--trajectories", default=None, help="cache file; omitted = regenerate per batch")
@@ -363,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("sample", help="generate images for a list of seeds")
-    _common(p, seed=False); _schedule(p)
+    _common(p, seed=False); _schedule(p); _run_on(p)
     p.add_argument("--model", required=True)
     p.add_argument("--solver", default="euler")
     p.add_argument("--final-step", default="force", choices=["force", "dpm", "off"])
@@ -386,6 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-meta", default=None, help="meta JSON of the model (wall time, costs)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_fid)
+
+    p = sub.add_parser("fetch", help="download one input file (teacher, dataset, FID files)")
+    p.add_argument("--url", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--what", default="file", help="what it is, for the error message")
+    p.set_defaults(func=cmd_fetch)
 
     p = sub.add_parser("table", help="render the result tables")
     p.add_argument("--fid", nargs="+", required=True, help="FID JSON files")

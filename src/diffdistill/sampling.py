@@ -29,8 +29,10 @@ def sampling_timesteps(solver: str, nfe: int, afs: bool, t_min: float, t_max: fl
 @torch.no_grad()
 def generate_images(model, seeds, timesteps, solver: str = "euler", afs: bool = False,
                     final_step: str = "force", batch_size: int = 500, img_shape=(1, 8, 8),
-                    progress: bool = True, model_kwargs: dict | None = None) -> torch.Tensor:
-    """Samples for `seeds` as float images; each depends on its seed only."""
+                    progress: bool = True, model_kwargs: dict | None = None,
+                    device="cpu") -> torch.Tensor:
+    """Samples for `seeds` as float images (on CPU); each depends on its seed only.
+    Noise is drawn on the CPU per seed, so images do not depend on the device either."""
     model_kwargs = model_kwargs or {}
     denoise = lambda x, t: model(x, t, **model_kwargs)  # noqa: E731
     chunks = [seeds[i:i + batch_size] for i in range(0, len(seeds), batch_size)]
@@ -39,8 +41,8 @@ def generate_images(model, seeds, timesteps, solver: str = "euler", afs: bool = 
         chunks = tqdm(chunks, desc=f"sampling {solver}", dynamic_ncols=True, mininterval=5)
     out = []
     for chunk in chunks:
-        x = noise_for_seeds(chunk, img_shape) * float(timesteps[0])
-        out.append(sample(denoise, x, timesteps, solver=solver, afs=afs, final_step=final_step))
+        x = noise_for_seeds(chunk, img_shape).to(device) * float(timesteps[0])
+        out.append(sample(denoise, x, timesteps, solver=solver, afs=afs, final_step=final_step).cpu())
     return torch.cat(out)
 
 

@@ -46,8 +46,10 @@ def run_teacher(denoise, x_T: torch.Tensor, student_t: torch.Tensor, K: int, sol
 
 def generate(model, seeds, student_t: torch.Tensor, K: int, solver: str = "dpmpp3m",
              final_step: str = "force", thresholding: bool = True, batch_size: int = 500,
-             img_shape=(1, 8, 8), progress: bool = True, rho: float = 7.0) -> torch.Tensor:
-    """Trajectories for a fixed pool of noise seeds: [S, N, C, H, W], float32."""
+             img_shape=(1, 8, 8), progress: bool = True, rho: float = 7.0,
+             device="cpu") -> torch.Tensor:
+    """Trajectories for a fixed pool of noise seeds: [S, N, C, H, W], float32, on `device`
+    (noise is drawn on the CPU per seed)."""
     denoise = teacher_denoiser(model, thresholding)
     out = []
     chunks = [seeds[i:i + batch_size] for i in range(0, len(seeds), batch_size)]
@@ -55,7 +57,7 @@ def generate(model, seeds, student_t: torch.Tensor, K: int, solver: str = "dpmpp
         from tqdm import tqdm
         chunks = tqdm(chunks, desc="teacher trajectories", dynamic_ncols=True, mininterval=5)
     for chunk in chunks:
-        x_T = noise_for_seeds(chunk, img_shape) * float(student_t[0])
+        x_T = noise_for_seeds(chunk, img_shape).to(device) * float(student_t[0])
         out.append(run_teacher(denoise, x_T, student_t, K, solver, final_step, rho))
     return torch.cat(out)
 

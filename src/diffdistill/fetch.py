@@ -1,0 +1,47 @@
+"""Downloads of the cluster setting (EDM teacher, CIFAR-10, Inception weights, clean-fid
+statistics): one file, written atomically, or one line saying what to fetch and where.
+
+Only the workflow's fetch rules call this; nothing else in the package touches the
+network. An offline machine is detected with a short TCP connect, so it fails in
+seconds instead of hanging, and never leaves a partial file behind.
+"""
+from __future__ import annotations
+
+import socket
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from .io import UserError, atomic_path
+
+CONNECT_TIMEOUT_S = 3.0
+READ_TIMEOUT_S = 60.0
+
+
+def reachable(url: str, timeout: float = CONNECT_TIMEOUT_S) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return True
+    except (OSError, TypeError):
+        return False
+
+
+def fetch(url: str, dest, what: str = "file") -> Path:
+    """Download `url` to `dest` (temporary name, then rename); UserError if impossible."""
+    dest = Path(dest)
+    if dest.is_file():
+        return dest
+    why = "network unreachable"
+    if reachable(url):
+        try:
+            with atomic_path(dest) as tmp:
+                with urllib.request.urlopen(url, timeout=READ_TIMEOUT_S) as resp, open(tmp, "wb") as f:
+                    while chunk := resp.read(1 << 20):
+                        f.write(chunk)
+            return dest
+        except Exception as e:  # noqa: BLE001 - every failure gets the same advice
+            msg = str(e).splitlines()[0] if str(e) else ""
+            why = f"download failed: {type(e).__name__}: {msg}"
+    raise UserError(f"{what} missing and not downloadable ({why}): fetch {url} and put it at {dest}")

@@ -1,0 +1,25 @@
+"""Device and mixed precision, chosen by CLI flags (`--device`, `--amp`)."""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from .io import UserError
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device 'cuda' requested but this torch ({torch.__version__}) sees no CUDA "
+                        "GPU; set device: cpu in the config or run on a GPU node")
+    if name not in ("cpu", "cuda"):
+        raise UserError(f"unknown device '{name}' (cpu, cuda)")
+    return torch.device(name)
+
+
+def autocast(device, enabled: bool):
+    """bfloat16 autocast around network calls (no loss scaling needed, unlike fp16);
+    the preconditioning wrappers keep their inputs and outputs in float32."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)

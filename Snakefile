@@ -9,6 +9,7 @@ configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/fetch.smk"
 include: "workflow/rules/teacher.smk"
 include: "workflow/rules/fid.smk"
 include: "workflow/rules/trajectories.smk"

@@ -23,6 +23,8 @@ EVAL = config["eval"]
 TRAJ = config["trajectories"]
 SFD = config["sfd"]
 BASE = config["baselines"]
+# GPU rules declare resources gpu=GPU (the SLURM executor turns it into --gpus).
+GPU = 1 if config["device"] == "cuda" else 0
 
 
 def b(x):
@@ -69,7 +71,42 @@ def features_args():
 
 
 def featnet_input():
-    return ["results/featnet/model.pt"] if EVAL["features"] == "classifier" else []
+    """The feature network's weights file, whichever features are in use."""
+    if EVAL["features"] == "inception":
+        return [EVAL["inception_weights"]] if EVAL["inception_weights"] else []
+    return ["results/featnet/model.pt"]
+
+
+def run_args(amp=True):
+    """Device (and mixed-precision) flags of the rules that run networks."""
+    return f"--device {config['device']}" + (f" --amp {b(config['amp'])}" if amp else "")
+
+
+def data_input():
+    """The dataset file or folder, so a fetch rule can produce it (embedded data: none)."""
+    return [config["dataset"]["path"]] if config["dataset"]["path"] else []
+
+
+def reference_stats_input():
+    return [EVAL["reference_stats"]] if EVAL["reference_stats"] else []
+
+
+def reference_stats_args():
+    return f"--reference-stats {EVAL['reference_stats']}" if EVAL["reference_stats"] else ""
+
+
+def downloads():
+    """(rule suffix, local path, URL, what) of each input that a fetch rule may download:
+    those whose path and URL the config sets."""
+    t, d = config["teacher"], config["dataset"]
+    items = [("edm_teacher", t["edm_pickle"], t["edm_pickle_url"], "EDM teacher snapshot",
+              t["source"] == "edm_pickle"),
+             ("dataset", d["path"], d["url"], f"dataset '{d['name']}'", True),
+             ("inception_weights", EVAL["inception_weights"], EVAL["inception_weights_url"],
+              "Inception weights", EVAL["features"] == "inception"),
+             ("reference_stats", EVAL["reference_stats"], EVAL["reference_stats_url"],
+              "clean-fid reference statistics", True)]
+    return [(name, path, url, what) for name, path, url, what, used in items if used and path and url]
 
 
 def all_fid_files():

@@ -31,10 +31,12 @@ rule distill_sfd:
         traj=sfd_traj_arg,
         afs=b(SFD["afs"]),
         seed=config["seed"],
+        run=run_args(),
     threads: THREADS
     resources:
         mem_mb=4000,
         runtime=60,
+        gpu=GPU,
     conda:
         CONDA_ENV
     shell:
@@ -43,4 +45,4 @@ rule distill_sfd:
         " --rho {params.sched[rho]} --loss {params.s[loss]} --iters {params.s[iters]}"
         " --batch-size {params.s[batch_size]} --lr {params.s[lr]} --lr-schedule {params.s[lr_schedule]}"
         " --ckpt-every {params.s[ckpt_every]} --seed {params.seed} --out {output.model}"
-        " --threads {threads} 2> {log}"
+        " {params.run} --threads {threads} 2> {log}"

@@ -3,6 +3,8 @@
 
 
 rule train_featnet:
+    input:
+        data_input(),
     output:
         model="results/featnet/model.pt",
         meta="results/featnet/model.pt.meta.json",
@@ -27,6 +29,8 @@ rule train_featnet:
 rule reference_stats:
     input:
         featnet_input(),
+        data_input(),
+        reference_stats_input(),
     output:
         stats="results/featnet/ref_stats.npz",
         floor="results/fid/floor.json",
@@ -38,16 +42,19 @@ rule reference_stats:
         splits=EVAL["floor_splits"],
         bs=EVAL["batch_size"],
         seed=config["seed"],
+        ref=reference_stats_args(),
+        run=run_args(amp=False),
     threads: THREADS
     resources:
         mem_mb=4000,
         runtime=60,
+        gpu=GPU,
     conda:
         CONDA_ENV
     shell:
         "{DD} ref-stats {params.data} {params.features} --batch-size {params.bs}"
-        " --floor-splits {params.splits} --seed {params.seed} --out {output.stats}"
-        " --floor-out {output.floor} --threads {threads} --quiet 2> {log}"
+        " --floor-splits {params.splits} --seed {params.seed} {params.ref} --out {output.stats}"
+        " --floor-out {output.floor} {params.run} --threads {threads} --quiet 2> {log}"
 
 
 def fid_model_meta(wildcards):
@@ -82,17 +89,19 @@ rule fid:
         label=fid_label,
         nfe=fid_nfe,
         meta=fid_model_meta,
+        run=run_args(amp=False),
     threads: THREADS
     resources:
         mem_mb=2000,
         runtime=30,
+        gpu=GPU,
     conda:
         CONDA_ENV
     shell:
         "{DD} fid --samples {input.samples} --ref {input.ref} {params.features}"
         " --num-samples {params.n} --batch-size {params.bs} --row {wildcards.path}"
         " --label '{params.label}' --nfe {params.nfe} {params.meta} --out {output}"
-        " --threads {threads} 2> {log}"
+        " {params.run} --threads {threads} 2> {log}"
 
 
 rule fid_target:
@@ -108,14 +117,16 @@ rule fid_target:
         features=features_args(),
         n=EVAL["num_samples"],
         bs=EVAL["batch_size"],
+        run=run_args(amp=False),
     threads: THREADS
     resources:
         mem_mb=2000,
         runtime=30,
+        gpu=GPU,
     conda:
         CONDA_ENV
     shell:
         "{DD} fid --samples {input.traj} --ref {input.ref} {params.features}"
         " --num-samples {params.n} --batch-size {params.bs} --row target"
         " --label 'SFD target (teacher trajectories)' --nfe {wildcards.nfe} --out {output}"
-        " --threads {threads} 2> {log}"
+        " {params.run} --threads {threads} 2> {log}"

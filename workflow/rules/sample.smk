@@ -23,17 +23,20 @@ rule sample_teacher:
         sched=SCHED,
         seeds=eval_seeds(),
         e=EVAL,
+        run=run_args(),
     threads: THREADS
     resources:
         mem_mb=2000,
         runtime=30,
+        gpu=GPU,
     conda:
         CONDA_ENV
     shell:
         "{DD} sample --model {input.model} {params.solver} --nfe {wildcards.nfe}"
         " --t-min {params.sched[t_min]} --t-max {params.sched[t_max]} --rho {params.sched[rho]}"
         " --seeds {params.seeds} --batch-size {params.e[batch_size]} --out {output.samples}"
-        " --grid {output.grid} --grid-count {params.e[grid_count]} --threads {threads} 2> {log}"
+        " --grid {output.grid} --grid-count {params.e[grid_count]}"
+        " {params.run} --threads {threads} 2> {log}"
 
 
 rule sample_reference:
@@ -51,10 +54,12 @@ rule sample_reference:
         sched=SCHED,
         seeds=eval_seeds(),
         e=EVAL,
+        run=run_args(),
     threads: THREADS
     resources:
         mem_mb=2000,
         runtime=60,
+        gpu=GPU,
     conda:
         CONDA_ENV
     shell:
@@ -62,7 +67,7 @@ rule sample_reference:
         " --nfe {wildcards.nfe} --t-min {params.sched[t_min]} --t-max {params.sched[t_max]}"
         " --rho {params.sched[rho]} --seeds {params.seeds} --batch-size {params.e[batch_size]}"
         " --out {output.samples} --grid {output.grid} --grid-count {params.e[grid_count]}"
-        " --threads {threads} 2> {log}"
+        " {params.run} --threads {threads} 2> {log}"
 
 
 rule sample_student:
@@ -80,14 +85,17 @@ rule sample_student:
         afs=b(SFD["afs"]),
         seeds=eval_seeds(),
         e=EVAL,
+        run=run_args(),
     threads: THREADS
     resources:
         mem_mb=2000,
         runtime=30,
+        gpu=GPU,
     conda:
         CONDA_ENV
     shell:
         "{DD} sample --model {input.model} --solver euler --afs {params.afs} --nfe {wildcards.nfe}"
         " --t-min {params.sched[t_min]} --t-max {params.sched[t_max]} --rho {params.sched[rho]}"
         " --seeds {params.seeds} --batch-size {params.e[batch_size]} --out {output.samples}"
-        " --grid {output.grid} --grid-count {params.e[grid_count]} --threads {threads} 2> {log}"
+        " --grid {output.grid} --grid-count {params.e[grid_count]}"
+        " {params.run} --threads {threads} 2> {log}"

@@ -32,13 +32,15 @@ rule teacher_trajectories:
         args=tv_args,
         sched=SCHED,
         bs=TRAJ["batch_size"],
+        run=run_args(),
     threads: THREADS
     resources:
         mem_mb=4000,
         runtime=60,
+        gpu=GPU,
     conda:
         CONDA_ENV
     shell:
         "{DD} trajectories --teacher {input.teacher} --nfe {wildcards.nfe} {params.args}"
         " --t-max {params.sched[t_max]} --rho {params.sched[rho]} --batch-size {params.bs}"
-        " --out {output.traj} --threads {threads} 2> {log}"
+        " --out {output.traj} {params.run} --threads {threads} 2> {log}"

@@ -1,0 +1,23 @@
+# Downloads: the EDM teacher snapshot, the dataset archive, the Inception weights and
+# clean-fid's reference statistics, each to the local path the config names. Local
+# rules (cluster login nodes usually have the network, compute nodes often do not).
+# Offline, each fails with one line naming the URL and the path to put the file at.
+# A file already in place is never fetched again.
+
+for _name, _path, _url, _what in downloads():
+
+    rule:
+        name:
+            f"fetch_{_name}"
+        output:
+            _path,
+        log:
+            f"results/logs/fetch/{_name}.log",
+        params:
+            url=_url,
+            what=_what,
+        localrule: True
+        conda:
+            CONDA_ENV
+        shell:
+            "{DD} fetch --url {params.url} --out {output} --what '{params.what}' 2> {log}"

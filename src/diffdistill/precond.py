@@ -78,7 +78,11 @@ PRECONDS = {"edm": EDMPrecond, "vp": VPPrecond}
 
 
 def build_denoiser(spec: dict) -> nn.Module:
-    """spec = {net, net_kwargs, precond, precond_kwargs} -> D(x; sigma) module."""
+    """spec = {net, net_kwargs, precond, precond_kwargs} -> D(x; sigma) module.
+    An O2MKD router (spec kind 'router') is a denoiser over several of these."""
+    if spec.get("kind") == "router":
+        from .distill.o2mkd import build_router
+        return build_router(spec)
     for key in ("net", "net_kwargs", "precond"):
         if key not in spec:
             raise UserError(f"denoiser spec lacks '{key}'")

@@ -8,6 +8,7 @@ from typing import Callable, Optional
 
 import torch
 
+from .distributed import rank_slice
 from .schedules import refine
 from .seeding import noise_for_seeds
 from .solvers import sample
@@ -77,8 +78,9 @@ class TrajectoryBatches:
         self.states, self.make_fresh = states, make_fresh
 
     def batch(self, batch_size: int, gen: torch.Generator) -> torch.Tensor:
+        # the whole batch is drawn on every rank; each keeps its share (one process: all)
         if self.states is not None:
             idx = torch.randint(len(self.states), (batch_size,), generator=gen)
-            return self.states[idx]
-        seeds = torch.randint(2 ** 31 - 1, (batch_size,), generator=gen).tolist()
-        return self.make_fresh(seeds)
+            return self.states[rank_slice(idx)]
+        seeds = torch.randint(2 ** 31 - 1, (batch_size,), generator=gen)
+        return self.make_fresh(rank_slice(seeds).tolist())

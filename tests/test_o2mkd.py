@@ -1,0 +1,124 @@
+"""O2MKD: routing (each sigma to exactly one student, boundaries covered), the router
+inside every solver, range splits, a KD step lowering its loss, MAC counting."""
+import math
+
+import pytest
+import torch
+
+from conftest import tiny_denoiser
+from diffdistill.distill.o2mkd import O2MKD, Router, count_macs, router_spec, split_boundaries
+from diffdistill.precond import build_denoiser, load_denoiser, save_denoiser
+from diffdistill.schedules import edm_timesteps
+from diffdistill.solvers import SOLVERS, sample
+
+
+class Tagged(torch.nn.Module):
+    """A fake student whose output names it: D(x; sigma) = j everywhere."""
+
+    def __init__(self, j):
+        super().__init__()
+        self.j = j
+
+    def forward(self, x, sigma):
+        return torch.full_like(x, float(self.j))
+
+
+@pytest.mark.parametrize("split", ["log_sigma", "rho", "steps"])
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_each_sigma_has_exactly_one_owner(split, n):
+    b = split_boundaries(n, split, 0.006, 80.0)
+    assert len(b) == n - 1 and all(0.006 < v < 80.0 for v in b)
+    router = Router([Tagged(j) for j in range(n)], b)
+    bt = torch.tensor(b, dtype=torch.float32)
+    up, down = torch.nextafter(bt, bt * 2), torch.nextafter(bt, bt * 0)  # neighbours in float32
+    sigmas = torch.cat([torch.tensor([0.0, 0.006, 80.0, 1e3]), bt, up, down,
+                        torch.logspace(math.log10(0.006), math.log10(80), 500)])
+    own = router.owner(sigmas)
+    assert ((own >= 0) & (own < n)).all()
+    # every student owns something, ownership is contiguous and descends with sigma
+    order = torch.argsort(sigmas, descending=True)
+    assert (own[order].diff() >= 0).all() and set(own.tolist()) == set(range(n))
+    # boundaries: a sigma exactly on b_k belongs to the higher-noise student
+    for k in range(n - 1):
+        assert router.owner(bt[k:k + 1]).item() == k and router.owner(up[k:k + 1]).item() == k
+        assert router.owner(down[k:k + 1]).item() == k + 1
+    # the forward pass answers each sample from its owner only
+    x = torch.zeros(len(sigmas), 1, 2, 2)
+    out = router(x, sigmas)
+    assert torch.equal(out[:, 0, 0, 0], own.float())
+
+
+def test_rho_split_gives_each_student_about_equal_steps():
+    n, b = 4, split_boundaries(4, "rho", 0.006, 80.0)
+    router = Router([Tagged(j) for j in range(n)], b)
+    for steps in (5, 10, 20, 40):
+        ts = edm_timesteps(steps + 1, 0.006, 80.0)[:-1]  # where the steps evaluate D
+        counts = torch.bincount(router.owner(ts), minlength=n)
+        assert (counts - steps / n).abs().max() <= 1 and counts.sum() == steps, (steps, counts)
+
+
+@pytest.mark.parametrize("solver", list(SOLVERS))
+def test_router_works_in_every_solver(solver):
+    """A router whose students are all the same network samples exactly like it."""
+    torch.manual_seed(0)
+    net = tiny_denoiser()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.05)
+    router = Router([net, net, net], split_boundaries(3, "rho", 0.006, 80.0))
+    ts = edm_timesteps(6, 0.006)
+    x = torch.randn(4, 1, 8, 8) * 80
+    ref = sample(net, x, ts, solver=solver, afs=False)
+    out = sample(router, x, ts, solver=solver, afs=False)
+    assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_router_checkpoint_roundtrip(tmp_path):
+    sspec = {"net": "unet", "precond": "edm", "net_kwargs": {"img_resolution": 8, "img_channels": 1,
+                                                             "model_channels": 8, "num_blocks": 1}}
+    spec = router_spec(sspec, 2, split_boundaries(2, "log_sigma", 0.006, 80.0))
+    r = build_denoiser(spec)
+    save_denoiser(tmp_path / "r.pt", r, spec)
+    r2, spec2 = load_denoiser(tmp_path / "r.pt")
+    assert isinstance(r2, Router) and spec2["net_kwargs"]["img_resolution"] == 8
+    x = torch.randn(3, 1, 8, 8)
+    assert torch.equal(r(x, torch.tensor([50.0, 1.0, 0.01])), r2(x, torch.tensor([50.0, 1.0, 0.01])))
+
+
+@pytest.mark.parametrize("kd", ["output", "output+feature"])
+def test_kd_step_lowers_loss_on_fixed_batch(kd):
+    teacher = tiny_denoiser()
+    with torch.no_grad():
+        for p in teacher.parameters():
+            p.normal_(0, 0.05)
+    sspec = {"net": "unet", "precond": "edm", "net_kwargs": {"img_resolution": 8, "img_channels": 1,
+                                                             "model_channels": 8, "num_blocks": 1}}
+    router = build_denoiser(router_spec(sspec, 2, split_boundaries(2, "rho", 0.006, 80.0)))
+    images = torch.rand(64, 1, 8, 8) * 2 - 1
+    kd_method = O2MKD(router, teacher.requires_grad_(False), images, 32, kd=kd)
+    gen = torch.Generator().manual_seed(0)
+    y, sigma, noise = images[:32], kd_method.sample_sigma(32, gen), torch.randn(32, 1, 8, 8, generator=gen)
+    assert set(router.owner(sigma).tolist()) == {0, 1}
+    opt = torch.optim.Adam(router.parameters(), lr=2e-3)
+    before = kd_method.loss(y, sigma, noise).item()
+    for _ in range(5):
+        loss = kd_method.loss(y, sigma, noise)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert kd_method.loss(y, sigma, noise).item() < before
+
+
+def test_mac_count_of_a_conv():
+    conv = torch.nn.Conv2d(2, 3, 3, padding=1)
+    model = lambda x, s: conv(x)  # noqa: E731
+
+    class Wrap(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = conv
+
+        def forward(self, x, s):
+            return model(x, s)
+
+    assert count_macs(Wrap(), torch.zeros(2, 2, 4, 4), 1.0) == 3 * 16 * 2 * 9

@@ -1,0 +1,92 @@
+"""Progressive Distillation: the closed-form target makes one student step equal two
+teacher steps (last round to sigma 0 included), nested grids, one step lowers the loss."""
+import copy
+
+import pytest
+import torch
+
+from conftest import tiny_denoiser
+from diffdistill.distill.pd import (ProgressiveDistillation, euler, pd_target, pd_timesteps,
+                                    two_teacher_steps)
+from diffdistill.solvers import sample
+
+
+def _randomise(model, std=0.05):
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, std)
+    return model
+
+
+def test_pd_grids_are_nested_and_end_at_zero():
+    for n in (1, 2, 4, 8):
+        fine, coarse = pd_timesteps(2 * n), pd_timesteps(n)
+        assert len(coarse) == n + 1 and coarse[-1] == 0 and coarse[0] == 80.0
+        assert torch.equal(fine[::2], coarse)
+        assert (coarse[:-1] > coarse[1:]).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("n_student", [1, 2, 4])
+def test_target_reproduces_two_teacher_steps(dtype, n_student):
+    """Plug D_tilde in as the student's denoiser: its ONE Euler step from t to t''
+    equals the teacher's TWO Euler steps, for every student step (the last one lands
+    on sigma = 0, where D_tilde is the two-step result itself)."""
+    teacher = _randomise(tiny_denoiser()).requires_grad_(False)  # the network runs in float32; the PD algebra in `dtype`
+    denoise = lambda x, t: teacher(x.float(), t.float()).to(dtype)  # noqa: E731
+    ts = pd_timesteps(2 * n_student).to(dtype)
+    x0 = torch.randn(6, 1, 8, 8, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    for i in range(n_student):
+        t, t_mid, t_next = (torch.full((6, 1, 1, 1), float(ts[2 * i + k]), dtype=dtype) for k in range(3))
+        x = x0 * t  # any state at t
+        x_teacher = two_teacher_steps(denoise, x, t, t_mid, t_next)
+        target = pd_target(x, t, t_next, x_teacher)
+        x_student = euler(x, t, t_next, target)
+        # float precision: a few ulps of the largest magnitude in the step
+        scale = max(float(x.abs().max()), float(x_teacher.abs().max()), 1.0)
+        tol = 16 * torch.finfo(dtype).eps
+        assert ((x_student - x_teacher).abs().max() / scale) < tol, (i, t_next.flatten()[0])
+        if i == n_student - 1:  # the last step lands on 0: the target is the teacher's result
+            assert float(t_next.flatten()[0]) == 0.0 and torch.equal(target, x_teacher)
+
+
+def test_target_as_student_runs_whole_chain_like_teacher():
+    """Through the shared solver driver: a student whose denoiser is D_tilde samples
+    the same images in N Euler steps as the teacher in 2N."""
+    net = _randomise(tiny_denoiser())
+    teacher = lambda x, t: net(x.float(), torch.as_tensor(t).float()).double()  # noqa: E731
+    fine, coarse = pd_timesteps(8).double(), pd_timesteps(4).double()
+    x_T = torch.randn(3, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 80
+    ref = sample(lambda x, t: teacher(x, t), x_T, fine, solver="euler")
+    lookup = {float(a): (float(b), float(c)) for a, b, c in zip(fine[:-1:2], fine[1::2], fine[2::2])}
+
+    def student(x, t):
+        t_mid, t_next = lookup[float(t)]
+        col = lambda v: torch.full((x.shape[0], 1, 1, 1), v, dtype=x.dtype)  # noqa: E731
+        xt = two_teacher_steps(lambda xx, tt: teacher(xx, tt), x, col(float(t)), col(t_mid), col(t_next))
+        return pd_target(x, col(float(t)), col(t_next), xt)
+
+    out = sample(student, x_T, coarse, solver="euler")
+    assert torch.allclose(out, ref, atol=1e-9, rtol=1e-9)
+
+
+def test_pd_step_lowers_loss_on_fixed_batch():
+    teacher = _randomise(tiny_denoiser(), 0.03)
+    student = copy.deepcopy(teacher).requires_grad_(True)
+    with torch.no_grad():
+        for p in student.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    images = torch.rand(64, 1, 8, 8) * 2 - 1
+    pd = ProgressiveDistillation(student, teacher.requires_grad_(False), images, num_steps=2, batch_size=32)
+    batch = pd.batch(torch.Generator().manual_seed(0))
+    opt = torch.optim.Adam(student.parameters(), lr=1e-3)
+    before = pd.loss(*batch).item()
+    for _ in range(3):
+        loss = pd.loss(*batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert pd.loss(*batch).item() < before
+    # counters: two teacher evaluations per image and iteration
+    pd.train_step(0, torch.Generator().manual_seed(1), lambda l: None)
+    assert pd.counters["teacher_nfe"] == 64

@@ -62,6 +62,7 @@ def _amp(args, device):
 def cmd_train_teacher(args):
     from .data import load_dataset
     from .distill.trainer import TrainConfig, finish, train
+    from .distributed import is_main
     from .io import write_meta
     from .precond import build_denoiser, save_denoiser
     from .teacher import EDMTraining
@@ -78,6 +79,8 @@ def cmd_train_teacher(args):
     if res.iterations < args.iters:
         print(f"stopped at iteration {res.iterations} of {args.iters}; rerun to resume", file=sys.stderr)
         return 3
+    if not is_main():  # data-parallel run: rank 0 writes the outputs
+        return 0
     save_denoiser(args.out, res.model, spec)
     write_meta(args.out, _resolved(args), args.seed, wall_time=res.wall_time,
                iterations=res.iterations, optimizer_steps=res.optimizer_steps,
@@ -198,6 +201,7 @@ def cmd_distill(args):
 
     from .distill.sfd import SFD
     from .distill.trainer import TrainConfig, finish, train
+    from .distributed import is_main
     from .io import read_meta, torch_load, write_meta
     from .precond import load_denoiser, save_denoiser
     from .trajectories import TrajectoryBatches, generate
@@ -228,6 +232,8 @@ def cmd_distill(args):
     if res.iterations < args.iters:
         print(f"stopped at iteration {res.iterations} of {args.iters}; rerun to resume", file=sys.stderr)
         return 3
+    if not is_main():  # data-parallel run: rank 0 writes the outputs
+        return 0
     counters = dict(res.counters)
     if args.trajectories:  # the cache's teacher cost, paid once
         counters["teacher_nfe"] = read_meta(args.trajectories).get("teacher_nfe", 0)

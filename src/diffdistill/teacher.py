@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from .distributed import rank_slice
+
 
 class EDMTraining:
     """sigma ~ logN(P_mean, P_std); loss = lambda(sigma) ||D(y + sigma n; sigma) - y||^2."""
@@ -18,6 +20,8 @@ class EDMTraining:
         sigma = (rnd * self.P_std + self.P_mean).exp()
         weight = (sigma ** 2 + self.sigma_data ** 2) / (sigma * self.sigma_data) ** 2
         n = torch.randn(y.shape, generator=gen) * sigma
+        # noise is drawn for the whole batch on every rank; each rank keeps its share
+        y, sigma, weight, n = (rank_slice(t) for t in (y, sigma, weight, n))
         D = self.model(y + n, sigma)
         return (weight * (D - y) ** 2).mean()
 

@@ -8,11 +8,16 @@ one optimizer step per timestamp).
 Resume: `resume.pt` in the run folder is rewritten atomically every `ckpt_every`
 iterations; a rerun continues from it. Per-iteration RNG (diffdistill.seeding) makes a
 resumed run take the very same steps as an uninterrupted one.
+
+Under torchrun (WORLD_SIZE > 1) the loop is data-parallel (diffdistill.distributed):
+methods draw the whole batch and keep their rank's slice, gradients are averaged
+across ranks, and only rank 0 writes the resume point and the log.
 """
 from __future__ import annotations
 
 import copy
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,6 +27,7 @@ from typing import Optional, Protocol
 import torch
 from torch import nn
 
+from .. import distributed
 from ..io import UserError, torch_load, torch_save
 from ..seeding import iteration_generator
 
@@ -90,25 +96,32 @@ def train(method: Method, cfg: TrainConfig, run_dir, progress: bool = True) -> T
         state = ck["state"]
         print(f"resuming from {resume} at iteration {state['iteration']}", file=sys.stderr)
     resumed_from = state["iteration"]
+    distributed.init_from_env(use_cuda=next(model.parameters()).is_cuda)
+    distributed.broadcast_params(model)
+    main = distributed.is_main()
 
     def save_resume():
+        if not main:
+            return
         torch_save(resume, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                             "ema": ema.state_dict() if ema is not None else None,
                             "counters": dict(method.counters), "state": dict(state),
                             "config": asdict(cfg)})
 
     def opt_step(loss: torch.Tensor):
-        if not torch.isfinite(loss):
-            raise RuntimeError(f"non-finite loss {loss.item()} at iteration {state['iteration']}")
+        mean_loss = distributed.mean_scalar(loss)  # every rank stops together
+        if not torch.isfinite(mean_loss):
+            raise RuntimeError(f"non-finite loss {mean_loss.item()} at iteration {state['iteration']}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(params)
         if cfg.grad_clip:
             nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         state["optimizer_steps"] += 1
 
-    bar = _progress(range(state["iteration"], cfg.iters), progress, initial=state["iteration"], total=cfg.iters)
-    log = (run_dir / "train_log.jsonl").open("a")
+    bar = _progress(range(state["iteration"], cfg.iters), progress and main, initial=state["iteration"], total=cfg.iters)
+    log = (run_dir / "train_log.jsonl").open("a") if main else open(os.devnull, "w")
     last_loss, t0, stop_at = float("nan"), time.perf_counter(), None
     if cfg.max_iters_this_run is not None:
         stop_at = state["iteration"] + cfg.max_iters_this_run
@@ -149,7 +162,7 @@ def train(method: Method, cfg: TrainConfig, run_dir, progress: bool = True) -> T
 def finish(run_dir) -> None:
     """Drop the resume point once the final output is safely written."""
     p = Path(run_dir) / "resume.pt"
-    if p.exists():
+    if p.exists() and distributed.is_main():
         p.unlink()
 
 

@@ -1,0 +1,99 @@
+"""The CIFAR-10 cluster setting: the README's offline dry run, offline failures as one
+line, and an imported EDM teacher through the sampling CLI (device and AMP flags)."""
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, VENV_BIN
+
+README_DRY_RUN = ".venv/bin/snakemake -n results/tables --configfile config/cifar10.yaml"
+
+
+def _readme_cluster_commands():
+    text = (ROOT / "README.md").read_text()
+    m = re.search(r"^## Reproduce the paper on a cluster\n(.*?)(?=^## )", text, re.S | re.M)
+    assert m, "README lacks the section 'Reproduce the paper on a cluster'"
+    return [l.strip() for l in m.group(1).splitlines() if l.strip().startswith(".venv/bin/")]
+
+
+def _copy_repo(dst):
+    for name in ("Snakefile", "workflow", "config", "profiles", "envs"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst / name)
+
+
+def test_readme_cluster_dry_run_offline(tmp_path, cli_env):
+    assert README_DRY_RUN in _readme_cluster_commands()
+    _copy_repo(tmp_path)
+    argv = README_DRY_RUN.split()
+    argv[0] = str(VENV_BIN / "snakemake")
+    r = subprocess.run(argv, cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-3000:]
+    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1], re.M))
+    for rule in ("fetch_edm_teacher", "fetch_dataset", "fetch_inception_weights",
+                 "fetch_reference_stats", "import_teacher", "reference_stats", "distill_sfd"):
+        assert rule in stats, (rule, stats)
+    assert "train_teacher" not in stats and "train_featnet" not in stats
+    assert stats["distill_sfd"] == "4" and stats["fetch_edm_teacher"] == "1"
+    assert "edm-cifar10-32x32-uncond-vp.pkl" in out and "cifar-10-python.tar.gz" in out
+    assert "--num-samples 50000" in out and "--device cuda" in out and "gpu=1" in out
+    assert "--lr 5e-05" in out and "--iters 1563" in out
+    assert not (tmp_path / "downloads").exists()  # a dry run fetches nothing
+
+
+def test_missing_cifar10_is_one_line(tmp_path, cli_env):
+    r = subprocess.run([str(VENV_BIN / "diffdistill"), "train-featnet", "--dataset", "cifar10",
+                        "--dataset-path", str(tmp_path / "nope.tar.gz"), "--out", str(tmp_path / "m.pt")],
+                       env=cli_env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cifar-10-python.tar.gz" in lines[0] and "nope.tar.gz" in lines[0], r.stderr
+
+
+def test_fetch_offline_is_one_line_and_writes_nothing(tmp_path, cli_env):
+    url = "http://127.0.0.1:9/edm-cifar10-32x32-uncond-vp.pkl"  # nothing listens on port 9
+    out = tmp_path / "downloads" / "teacher.pkl"
+    r = subprocess.run([str(VENV_BIN / "diffdistill"), "fetch", "--url", url, "--out", str(out),
+                        "--what", "EDM teacher snapshot"], env=cli_env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and url in lines[0] and str(out) in lines[0], r.stderr
+    assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
+@pytest.mark.parametrize("amp", ["false", "true"])
+def test_imported_edm_teacher_samples(tmp_path, cli_env, amp):
+    dd = str(VENV_BIN / "diffdistill")
+    model = tmp_path / "teacher" / "model.pt"
+    r = subprocess.run([dd, "import-edm", str(ROOT / "tests/fixtures/edm/network.pkl"), str(model)],
+                       env=cli_env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / f"samples-{amp}.npz"
+    r = subprocess.run([dd, "sample", "--model", str(model), "--solver", "euler", "--nfe", "2",
+                        "--seeds", "0-3", "--batch-size", "2", "--device", "cpu", "--amp", amp,
+                        "--out", str(out), "--quiet"], env=cli_env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    with np.load(out) as z:
+        assert z["images"].shape == (4, 3, 16, 16) and z["images"].dtype == np.uint8
+
+
+def test_cuda_without_gpu_is_one_line(tmp_path, cli_env):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    dd = str(VENV_BIN / "diffdistill")
+    model = tmp_path / "model.pt"
+    subprocess.run([dd, "import-edm", str(ROOT / "tests/fixtures/edm/network.pkl"), str(model)],
+                   env=cli_env, capture_output=True, text=True, timeout=120, check=True)
+    r = subprocess.run([dd, "sample", "--model", str(model), "--nfe", "2", "--seeds", "0-1",
+                        "--device", "cuda", "--out", str(tmp_path / "s.npz")], env=cli_env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "device: cpu" in r.stderr

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -14,6 +15,8 @@ def resolve_device(name: str) -> torch.device:
                         "GPU; set device: cpu in the config or run on a GPU node")
     if name not in ("cpu", "cuda"):
         raise UserError(f"unknown device '{name}' (cpu, cuda)")
+    if name == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return torch.device(name)
 
 

@@ -65,6 +65,11 @@ def lr_at(cfg: TrainConfig, it: int) -> float:
     raise UserError(f"unknown lr_schedule '{cfg.lr_schedule}' (constant, step, linear)")
 
 
+def ema_decay(ema: float, it: int) -> float:
+    """EMA decay with a ramp-up, so short runs do not average in their first steps."""
+    return min(ema, (1 + it) / (10 + it))
+
+
 @dataclass
 class TrainResult:
     model: nn.Module                    # the exported weights (EMA if enabled)
@@ -134,8 +139,9 @@ def train(method: Method, cfg: TrainConfig, run_dir, progress: bool = True) -> T
             stats = method.train_step(it, iteration_generator(cfg.seed, it), opt_step)
             if ema is not None:
                 with torch.no_grad():
+                    beta = ema_decay(cfg.ema, it)
                     for pe, pm in zip(ema.parameters(), model.parameters()):
-                        pe.lerp_(pm, 1 - cfg.ema)
+                        pe.lerp_(pm, 1 - beta)
             last_loss = float(stats.get("loss", float("nan")))
             state["iteration"] = it + 1
             now = time.perf_counter()

@@ -15,6 +15,8 @@ include: "workflow/rules/fid.smk"
 include: "workflow/rules/trajectories.smk"
 include: "workflow/rules/distill.smk"
 include: "workflow/rules/sample.smk"
+include: "workflow/rules/pd.smk"
+include: "workflow/rules/o2mkd.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -35,6 +35,12 @@ def test_tiny_config_end_to_end(tmp_path, cli_env):
     assert df.filter(like="NFE").notna().any().all()
     assert (tmp_path / "results/samples/students/sfd/default/nfe2/grid.png").stat().st_size > 0
     assert (tmp_path / "results/students/sfd/default/nfe2/model.pt.meta.json").exists()
+    # one PD round and O2MKD with N = 2 (and its one-to-one baseline) reach their tables
+    assert "PD (progressive distillation)" in set(df["method"])
+    o2 = pd.read_csv(tmp_path / "results/tables/o2mkd.csv")
+    assert list(o2["model"]) == ["teacher", "one-to-one KD (N=1)", "O2MKD N=2"] and o2.filter(like="FID").notna().all().all()
+    cost = pd.read_csv(tmp_path / "results/tables/cost.csv")
+    assert {"SFD", "PD", "O2MKD N=2"} <= set(cost["method"]) and (cost["student optimizer steps"] > 0).all()
     # a second run has nothing to do
     r = subprocess.run([*cmd, "-n"], cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "Nothing to be done" in (r.stdout + r.stderr), r.stdout[-2000:]

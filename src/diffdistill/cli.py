@@ -259,6 +259,9 @@ def cmd_sample(args):
     model, spec = load_denoiser(args.model, device=device)
     ts = sampling_timesteps(args.solver, args.nfe, args.afs, args.t_min, args.t_max, args.rho,
                             append_zero=args.append_zero)
+    if args.pd_grid:  # Progressive Distillation's nested grid: nfe steps ending at 0
+        from .distill.pd import pd_timesteps
+        ts = pd_timesteps(args.nfe, args.t_min, args.t_max, args.rho)
     seeds = parse_seeds(args.seeds)
     t0 = time.perf_counter()
     with _amp(args, device):
@@ -320,7 +323,8 @@ def cmd_fetch(args):
 
 def cmd_table(args):
     from .report import write_tables
-    write_tables(args.fid, args.out_dir, floor=args.floor)
+    write_tables(args.fid, args.out_dir, floor=args.floor, o2mkd_fid=args.o2mkd_fid,
+                 o2mkd_profile=args.o2mkd_profile)
 
 
 # -- parser -----------------------------------------------------------------------------
@@ -428,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--solver", default="euler")
     p.add_argument("--final-step", default="force", choices=["force", "dpm", "off"])
     p.add_argument("--append-zero", type=_bool, default=False, help="EDM convention: end at sigma 0")
+    p.add_argument("--pd-grid", type=_bool, default=False, help="Progressive Distillation's nested grid")
     p.add_argument("--seeds", default="0-1999")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--out", required=True)
@@ -456,6 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("table", help="render the result tables")
     p.add_argument("--fid", nargs="+", required=True, help="FID JSON files")
     p.add_argument("--floor", default=None)
+    p.add_argument("--o2mkd-fid", nargs="*", default=None, help="FID JSONs of the O2MKD table")
+    p.add_argument("--o2mkd-profile", default=None, help="profile-models JSON of the O2MKD table")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_table)
 
@@ -464,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
         register_cli(sub)
     except ImportError:
         pass
+    from .distill.commands import register_cli as register_pd_o2mkd
+    register_pd_o2mkd(sub)
     return ap
 
 

@@ -3,8 +3,10 @@
 
 rule tables:
     input:
-        fid=all_fid_files(),
+        fid=all_fid_files() + pd_fid_files(),
         floor="results/fid/floor.json",
+        o2mkd_fid=o2mkd_fid_files(),
+        o2mkd_profile="results/o2mkd/profile.json",
     output:
         directory("results/tables"),
     log:
@@ -12,4 +14,5 @@ rule tables:
     conda:
         CONDA_ENV
     shell:
-        "{DD} table --fid {input.fid} --floor {input.floor} --out-dir {output} 2> {log}"
+        "{DD} table --fid {input.fid} --floor {input.floor} --o2mkd-fid {input.o2mkd_fid}"
+        " --o2mkd-profile {input.o2mkd_profile} --out-dir {output} 2> {log}"

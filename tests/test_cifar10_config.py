@@ -97,3 +97,31 @@ def test_cuda_without_gpu_is_one_line(tmp_path, cli_env):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "device: cpu" in r.stderr
+
+
+def test_sfd_step_under_bf16_autocast_lowers_loss():
+    import torch
+
+    from conftest import tiny_denoiser
+    from diffdistill.distill.sfd import SFD
+    from diffdistill.runtime import autocast
+    from diffdistill.schedules import edm_timesteps
+    from diffdistill.trajectories import TrajectoryBatches, generate
+
+    teacher = tiny_denoiser().requires_grad_(False)
+    t = edm_timesteps(4, 0.006, 80.0, 7.0)
+    traj = generate(teacher, list(range(8)), t, 2, progress=False)
+    student = tiny_denoiser()
+    method = SFD(student, TrajectoryBatches(states=traj), t, 8, afs=True)
+    opt = torch.optim.Adam(student.parameters(), lr=1e-3)
+
+    def step(loss):
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    with autocast("cpu", True):
+        first = method.distill_batch(traj, step)["loss"]
+        for _ in range(5):
+            last = method.distill_batch(traj, step)["loss"]
+    assert last < first

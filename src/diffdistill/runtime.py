@@ -25,4 +25,7 @@ def autocast(device, enabled: bool):
     the preconditioning wrappers keep their inputs and outputs in float32."""
     if not enabled:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+    # cache_enabled=False: the context spans many optimizer steps, and a cached bfloat16
+    # copy of a weight would go stale after the first one.
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16,
+                          cache_enabled=False)

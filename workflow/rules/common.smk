@@ -25,6 +25,14 @@ SFD = config["sfd"]
 BASE = config["baselines"]
 # GPU rules declare resources gpu=GPU (the SLURM executor turns it into --gpus).
 GPU = 1 if config["device"] == "cuda" else 0
+TORCHRUN = str(Path(DD).parent / "torchrun")
+
+
+def launch(wildcards, resources):
+    """Training rules run under torchrun when their resources ask for more than one GPU
+    (the SLURM profile's set-resources): one data-parallel process per GPU."""
+    n = int(getattr(resources, "gpu", 0) or 0)
+    return f"{TORCHRUN} --standalone --nproc_per_node {n} " if n > 1 else ""
 
 
 def b(x):

@@ -32,6 +32,7 @@ rule distill_sfd:
         afs=b(SFD["afs"]),
         seed=config["seed"],
         run=run_args(),
+        launch=launch,
     threads: THREADS
     resources:
         mem_mb=4000,
@@ -40,7 +41,7 @@ rule distill_sfd:
     conda:
         CONDA_ENV
     shell:
-        "{DD} distill --method sfd --teacher {input.teacher} {params.traj} --nfe {wildcards.nfe}"
+        "{params.launch}{DD} distill --method sfd --teacher {input.teacher} {params.traj} --nfe {wildcards.nfe}"
         " --afs {params.afs} --t-min {params.sched[t_min]} --t-max {params.sched[t_max]}"
         " --rho {params.sched[rho]} --loss {params.s[loss]} --iters {params.s[iters]}"
         " --batch-size {params.s[batch_size]} --lr {params.s[lr]} --lr-schedule {params.s[lr_schedule]}"

@@ -25,6 +25,7 @@ rule train_teacher:
         data=data_args(),
         net_kwargs=teacher_net_kwargs(),
         seed=config["seed"],
+        launch=launch,
     threads: THREADS
     resources:
         mem_mb=4000,
@@ -32,7 +33,7 @@ rule train_teacher:
     conda:
         CONDA_ENV
     shell:
-        "{DD} train-teacher --out {output.model} {params.data} --net {params.t[net]}"
+        "{params.launch}{DD} train-teacher --out {output.model} {params.data} --net {params.t[net]}"
         " --net-kwargs '{params.net_kwargs}' --sigma-data {params.t[sigma_data]}"
         " --iters {params.t[iters]} --batch-size {params.t[batch_size]} --lr {params.t[lr]}"
         " --ema {params.t[ema]} --ckpt-every {params.t[ckpt_every]} --seed {params.seed}"

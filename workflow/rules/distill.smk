@@ -1,20 +1,6 @@
 # Distillation: one student per method x NFE x variant, through the shared trainer.
 
 
-def sfd_inputs(wildcards):
-    inputs = {"teacher": "results/teacher/model.pt"}
-    if TRAJ["cache"]:
-        inputs["traj"] = traj_path(wildcards.nfe)
-    return inputs
-
-
-def sfd_traj_arg(wildcards, input):
-    if TRAJ["cache"]:
-        return f"--trajectories {input.traj}"
-    return (f"--solver {TRAJ['solver']} --K {TRAJ['K']} --final-step {TRAJ['final_step']}"
-            f" --thresholding {b(TRAJ['thresholding'])}")
-
-
 rule distill_sfd:
     input:
         unpack(sfd_inputs),
@@ -41,7 +27,7 @@ rule distill_sfd:
     conda:
         CONDA_ENV
     shell:
-        "{params.launch}{DD} distill --method sfd --teacher {input.teacher} {params.traj} --nfe {wildcards.nfe}"
+        "{params.launch}diffdistill distill --method sfd --teacher {input.teacher} {params.traj} --nfe {wildcards.nfe}"
         " --afs {params.afs} --t-min {params.sched[t_min]} --t-max {params.sched[t_max]}"
         " --rho {params.sched[rho]} --loss {params.s[loss]} --iters {params.s[iters]}"
         " --batch-size {params.s[batch_size]} --lr {params.s[lr]} --lr-schedule {params.s[lr_schedule]}"

@@ -20,4 +20,4 @@ for _name, _path, _url, _what in downloads():
         conda:
             CONDA_ENV
         shell:
-            "{DD} fetch --url {params.url} --out {output} --what '{params.what}' 2> {log}"
+            "diffdistill fetch --url {params.url} --out {output} --what '{params.what}' 2> {log}"

@@ -21,7 +21,7 @@ rule train_featnet:
     conda:
         CONDA_ENV
     shell:
-        "{DD} train-featnet --out {output.model} {params.data} --iters {params.f[iters]}"
+        "diffdistill train-featnet --out {output.model} {params.data} --iters {params.f[iters]}"
         " --batch-size {params.f[batch_size]} --lr {params.f[lr]} --seed {params.seed}"
         " --threads {threads} --quiet 2> {log}"
 
@@ -52,23 +52,9 @@ rule reference_stats:
     conda:
         CONDA_ENV
     shell:
-        "{DD} ref-stats {params.data} {params.features} --batch-size {params.bs}"
+        "diffdistill ref-stats {params.data} {params.features} --batch-size {params.bs}"
         " --floor-splits {params.splits} --seed {params.seed} {params.ref} --out {output.stats}"
         " --floor-out {output.floor} {params.run} --threads {threads} --quiet 2> {log}"
-
-
-def fid_model_meta(wildcards):
-    if wildcards.path.startswith("students/"):
-        return f"--model-meta results/{wildcards.path.rsplit('/nfe', 1)[0]}/nfe{fid_nfe(wildcards)}/model.pt.meta.json"
-    return ""
-
-
-def fid_nfe(wildcards):
-    return int(wildcards.path.rsplit("/nfe", 1)[1])
-
-
-def fid_label(wildcards):
-    return row_label(wildcards.path)
 
 
 rule fid:
@@ -98,7 +84,7 @@ rule fid:
     conda:
         CONDA_ENV
     shell:
-        "{DD} fid --samples {input.samples} --ref {input.ref} {params.features}"
+        "diffdistill fid --samples {input.samples} --ref {input.ref} {params.features}"
         " --num-samples {params.n} --batch-size {params.bs} --row {wildcards.path}"
         " --label '{params.label}' --nfe {params.nfe} {params.meta} --out {output}"
         " {params.run} --threads {threads} 2> {log}"
@@ -126,7 +112,7 @@ rule fid_target:
     conda:
         CONDA_ENV
     shell:
-        "{DD} fid --samples {input.traj} --ref {input.ref} {params.features}"
+        "diffdistill fid --samples {input.traj} --ref {input.ref} {params.features}"
         " --num-samples {params.n} --batch-size {params.bs} --row target"
         " --label 'SFD target (teacher trajectories)' --nfe {wildcards.nfe} --out {output}"
         " {params.run} --threads {threads} 2> {log}"

@@ -1,28 +1,6 @@
 # O2MKD: N small students over contiguous noise ranges (N = 1: one-to-one KD), sampled
 # through a router with DDIM at several step counts and with a fast solver, and
 # profiled (parameters, MACs per step, throughput) against the teacher.
-O2 = config["o2mkd"]
-
-
-def o2mkd_models():
-    return [f"results/students/o2mkd/n{n}/model.pt" for n in O2["num_students"]]
-
-
-def o2mkd_fid_files():
-    fast, k = O2["fast_solver"], O2["fast_nfe"]
-    files = [f"results/fid/teacher-euler/nfe{nfe}/fid.json" for nfe in O2["ddim_nfe"]]
-    files.append(f"results/fid/teacher-{fast}/nfe{k}/fid.json")
-    for n in O2["num_students"]:
-        files += [f"results/fid/o2mkd/n{n}-euler/nfe{nfe}/fid.json" for nfe in O2["ddim_nfe"]]
-        files.append(f"results/fid/o2mkd/n{n}-{fast}/nfe{k}/fid.json")
-    return files
-
-
-def o2mkd_student_kwargs():
-    import json
-    return json.dumps(O2["student_kwargs"], separators=(",", ":"))
-
-
 rule distill_o2mkd:
     input:
         teacher="results/teacher/model.pt",
@@ -46,7 +24,7 @@ rule distill_o2mkd:
     conda:
         CONDA_ENV
     shell:
-        "{DD} distill-o2mkd --teacher {input.teacher} --num-students {wildcards.n} {params.data}"
+        "diffdistill distill-o2mkd --teacher {input.teacher} --num-students {wildcards.n} {params.data}"
         " --split {params.o[split]} --split-grid {params.o[split_grid]}"
         " --student-kwargs '{params.student}' --kd {params.o[kd]}"
         " --feature-weight {params.o[feature_weight]}"
@@ -81,7 +59,7 @@ rule sample_o2mkd:
     conda:
         CONDA_ENV
     shell:
-        "{DD} sample --model {input.model} --solver {wildcards.solver} --afs false --nfe {wildcards.nfe}"
+        "diffdistill sample --model {input.model} --solver {wildcards.solver} --afs false --nfe {wildcards.nfe}"
         " --t-min {params.sched[t_min]} --t-max {params.sched[t_max]} --rho {params.sched[rho]}"
         " --seeds {params.seeds} --batch-size {params.e[batch_size]} --out {output.samples}"
         " --grid {output.grid} --grid-count {params.e[grid_count]} {params.run} --threads {threads} 2> {log}"
@@ -105,7 +83,7 @@ rule profile_o2mkd:
     conda:
         CONDA_ENV
     shell:
-        "{DD} profile-models --models {input.teacher} {input.students} --nfe {params.p[nfe]}"
+        "diffdistill profile-models --models {input.teacher} {input.students} --nfe {params.p[nfe]}"
         " --num-images {params.p[num_images]} --batch-size {params.p[batch_size]}"
         " --repeats {params.p[repeats]} --t-min {params.sched[t_min]} --t-max {params.sched[t_max]}"
         " --rho {params.sched[rho]} --out {output} --threads {threads} 2> {log}"

@@ -14,5 +14,5 @@ rule tables:
     conda:
         CONDA_ENV
     shell:
-        "{DD} table --fid {input.fid} --floor {input.floor} --o2mkd-fid {input.o2mkd_fid}"
+        "diffdistill table --fid {input.fid} --floor {input.floor} --o2mkd-fid {input.o2mkd_fid}"
         " --o2mkd-profile {input.o2mkd_profile} --out-dir {output} 2> {log}"

@@ -1,12 +1,6 @@
 # Sampling: the same evaluation seeds for every row; a PNG grid per (row, NFE).
 
 
-def teacher_row_args(wildcards):
-    afs = wildcards.row.endswith("-afs")
-    solver = wildcards.row[len("teacher-"):].removesuffix("-afs")
-    return f"--solver {solver} --afs {b(afs)}"
-
-
 rule sample_teacher:
     input:
         model="results/teacher/model.pt",
@@ -32,7 +26,7 @@ rule sample_teacher:
     conda:
         CONDA_ENV
     shell:
-        "{DD} sample --model {input.model} {params.solver} --nfe {wildcards.nfe}"
+        "diffdistill sample --model {input.model} {params.solver} --nfe {wildcards.nfe}"
         " --t-min {params.sched[t_min]} --t-max {params.sched[t_max]} --rho {params.sched[rho]}"
         " --seeds {params.seeds} --batch-size {params.e[batch_size]} --out {output.samples}"
         " --grid {output.grid} --grid-count {params.e[grid_count]}"
@@ -63,7 +57,7 @@ rule sample_reference:
     conda:
         CONDA_ENV
     shell:
-        "{DD} sample --model {input.model} --solver {params.solver} --afs false --append-zero true"
+        "diffdistill sample --model {input.model} --solver {params.solver} --afs false --append-zero true"
         " --nfe {wildcards.nfe} --t-min {params.sched[t_min]} --t-max {params.sched[t_max]}"
         " --rho {params.sched[rho]} --seeds {params.seeds} --batch-size {params.e[batch_size]}"
         " --out {output.samples} --grid {output.grid} --grid-count {params.e[grid_count]}"
@@ -94,7 +88,7 @@ rule sample_student:
     conda:
         CONDA_ENV
     shell:
-        "{DD} sample --model {input.model} --solver euler --afs {params.afs} --nfe {wildcards.nfe}"
+        "diffdistill sample --model {input.model} --solver euler --afs {params.afs} --nfe {wildcards.nfe}"
         " --t-min {params.sched[t_min]} --t-max {params.sched[t_max]} --rho {params.sched[rho]}"
         " --seeds {params.seeds} --batch-size {params.e[batch_size]} --out {output.samples}"
         " --grid {output.grid} --grid-count {params.e[grid_count]}"

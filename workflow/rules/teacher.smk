@@ -33,7 +33,7 @@ rule train_teacher:
     conda:
         CONDA_ENV
     shell:
-        "{params.launch}{DD} train-teacher --out {output.model} {params.data} --net {params.t[net]}"
+        "{params.launch}diffdistill train-teacher --out {output.model} {params.data} --net {params.t[net]}"
         " --net-kwargs '{params.net_kwargs}' --sigma-data {params.t[sigma_data]}"
         " --iters {params.t[iters]} --batch-size {params.t[batch_size]} --lr {params.t[lr]}"
         " --ema {params.t[ema]} --ckpt-every {params.t[ckpt_every]} --seed {params.seed}"
@@ -54,4 +54,4 @@ rule import_teacher:
     conda:
         CONDA_ENV
     shell:
-        "{DD} import-edm {input.pkl} {output.model} > {log} 2>&1"
+        "diffdistill import-edm {input.pkl} {output.model} > {log} 2>&1"

@@ -125,7 +125,7 @@ def test_inception_offline_error(offline):
     msg = _one_line(e)
     assert "inception-2015-12-05.pt" in msg and metrics.INCEPTION_URL in msg
     assert str(offline / "cache" / "inception-2015-12-05.pt") in msg
-    assert "fid.inception_weights" in msg
+    assert "eval.inception_weights" in msg
     with pytest.raises(UserError, match="not found"):
         metrics.inception_extractor(weights_path=offline / "nope.pt")
 

@@ -372,7 +372,7 @@ def inception_weights_path(weights_path=None) -> Path:
     if weights_path:
         p = Path(weights_path).expanduser()
         if not p.is_file():
-            raise UserError(f"Inception weights file not found: {p} (fid.inception_weights); "
+            raise UserError(f"Inception weights file not found: {p} (eval.inception_weights); "
                             f"fetch {INCEPTION_URL} ({INCEPTION_FILE})")
         return p
     dest = inception_cache_dir() / INCEPTION_FILE
@@ -380,7 +380,7 @@ def inception_weights_path(weights_path=None) -> Path:
         return dest
     return _fetch_or_fail(INCEPTION_URL, dest, f"Inception weights {INCEPTION_FILE}",
                           " (clean-fid's cache) or anywhere and set the config key "
-                          "fid.inception_weights to its path")
+                          "eval.inception_weights to its path")
 
 
 class _InceptionFromFile(cleanfid.inception_torchscript.InceptionV3W):

@@ -2,6 +2,8 @@
 # round-2N student as its teacher (the trained teacher when 2N = pd.n0), so rebuilding
 # round k leaves every earlier round untouched.
 rule distill_pd:
+    # the rounds form a serial chain: start it as soon as the teacher exists
+    priority: 50
     input:
         unpack(pd_teacher),
     output:

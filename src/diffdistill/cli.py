@@ -37,6 +37,17 @@ def _setup(args) -> None:
     torch.manual_seed(getattr(args, "seed", 0))
 
 
+def _stop_code(res, iters: int):
+    """Exit code when this process must not write outputs: 3 when training stopped
+    early on purpose (a rerun resumes), 0 on a secondary data-parallel rank."""
+    if res.iterations < iters:
+        print(f"stopped at iteration {res.iterations} of {iters}; rerun to resume", file=sys.stderr)
+        return 3
+    from .distributed import is_main
+
+    return None if is_main() else 0
+
+
 def _resolved(args) -> dict:
     return {k: v for k, v in vars(args).items() if k != "func"}
 
@@ -76,11 +87,9 @@ def cmd_train_teacher(args):
                       ckpt_every=args.ckpt_every, max_iters_this_run=args.max_iters_this_run)
     method = EDMTraining(model, images, args.batch_size, sigma_data=args.sigma_data)
     res = train(method, cfg, Path(args.out).parent, progress=not args.quiet)
-    if res.iterations < args.iters:
-        print(f"stopped at iteration {res.iterations} of {args.iters}; rerun to resume", file=sys.stderr)
-        return 3
-    if not is_main():  # data-parallel run: rank 0 writes the outputs
-        return 0
+    stop = _stop_code(res, args.iters)
+    if stop is not None:
+        return stop
     save_denoiser(args.out, res.model, spec)
     write_meta(args.out, _resolved(args), args.seed, wall_time=res.wall_time,
                iterations=res.iterations, optimizer_steps=res.optimizer_steps,
@@ -229,11 +238,9 @@ def cmd_distill(args):
                       ckpt_every=args.ckpt_every, max_iters_this_run=args.max_iters_this_run)
     with _amp(args, device):
         res = train(method, cfg, Path(args.out).parent, progress=not args.quiet)
-    if res.iterations < args.iters:
-        print(f"stopped at iteration {res.iterations} of {args.iters}; rerun to resume", file=sys.stderr)
-        return 3
-    if not is_main():  # data-parallel run: rank 0 writes the outputs
-        return 0
+    stop = _stop_code(res, args.iters)
+    if stop is not None:
+        return stop
     counters = dict(res.counters)
     if args.trajectories:  # the cache's teacher cost, paid once
         counters["teacher_nfe"] = read_meta(args.trajectories).get("teacher_nfe", 0)

@@ -15,11 +15,9 @@ def _train_cfg(args):
                        seed=args.seed, ckpt_every=args.ckpt_every, max_iters_this_run=args.max_iters_this_run)
 
 
-def _stopped(res, args) -> bool:
-    if res.iterations < args.iters:
-        print(f"stopped at iteration {res.iterations} of {args.iters}; rerun to resume", file=sys.stderr)
-        return True
-    return False
+def _stop_code(res, args):
+    from ..cli import _stop_code as stop_code
+    return stop_code(res, args.iters)
 
 
 def _previous_pd_costs(teacher_path) -> dict:
@@ -48,8 +46,9 @@ def cmd_distill_pd(args):
     method = ProgressiveDistillation(student, teacher, images, args.nfe, args.batch_size,
                                      args.t_min, args.t_max, args.rho)
     res = train(method, _train_cfg(args), Path(args.out).parent, progress=not args.quiet)
-    if _stopped(res, args):
-        return 3
+    stop = _stop_code(res, args)
+    if stop is not None:
+        return stop
     prev = _previous_pd_costs(args.teacher)
     save_denoiser(args.out, res.model, spec, sampling={"solver": "euler", "nfe": args.nfe, "afs": False,
                                                        "timesteps": method.student_t.tolist()})
@@ -87,8 +86,9 @@ def cmd_distill_o2mkd(args):
                    feature_weight=args.feature_weight,
                    sigma_data=float(tspec.get("precond_kwargs", {}).get("sigma_data", 0.5)))
     res = train(method, _train_cfg(args), Path(args.out).parent, progress=not args.quiet)
-    if _stopped(res, args):
-        return 3
+    stop = _stop_code(res, args)
+    if stop is not None:
+        return stop
     save_denoiser(args.out, res.model, spec)
     write_meta(args.out, _resolved(args), args.seed, method="o2mkd", num_students=args.num_students,
                boundaries=bounds, wall_time=res.wall_time, iterations=res.iterations,

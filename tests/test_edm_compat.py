@@ -31,15 +31,6 @@ def songunet_kwargs(config: dict) -> dict:
     return kwargs
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add contention on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def config():
     return json.loads((FIXTURES / "config.json").read_text())

@@ -11,16 +11,6 @@ from diffdistill.data import float_to_uint8, load_dataset
 from diffdistill.io import UserError
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny nets: one thread is as fast, and 2 OpenMP threads on a busy 2-core box can be
-    10x slower (spin-waiting); restore the setting afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def digits():
     return load_dataset("digits")

@@ -106,14 +106,14 @@ def cmd_profile_models(args):
     from ..precond import load_denoiser
     from ..sampling import generate_images, sampling_timesteps
     from ..seeding import noise_for_seeds
+    from ..cli import _img_shape
     from .o2mkd import Router, count_macs
 
     ts = sampling_timesteps("euler", args.nfe, False, args.t_min, args.t_max, args.rho)
     rows = []
     for path in args.models:
         model, spec = load_denoiser(path)
-        nk = spec["net_kwargs"]
-        shape = (nk["img_channels"], nk["img_resolution"], nk["img_resolution"])
+        shape = _img_shape(spec)
         x = noise_for_seeds([0], shape)
         # a router runs one student per step: its MACs per step are its largest student's
         nets = list(model.students) if isinstance(model, Router) else [model]

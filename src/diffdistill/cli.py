@@ -53,7 +53,10 @@ def _resolved(args) -> dict:
 
 
 def _img_shape(spec) -> tuple:
-    """(C, H, W) of a denoiser spec: ours name img_channels, EDM's SongUNet in_channels."""
+    """(C, H, W) of a denoiser spec: ours name img_channels, EDM's SongUNet in_channels.
+    An SFD-v spec wraps its base denoiser's."""
+    while "base" in spec:
+        spec = spec["base"]
     nk = spec["net_kwargs"]
     return (nk.get("img_channels", nk.get("in_channels")), nk["img_resolution"], nk["img_resolution"])
 
@@ -188,13 +191,13 @@ def cmd_trajectories(args):
     with _amp(args, device):
         states = generate(model, seeds, student_t, args.K, args.solver, args.final_step, args.thresholding,
                           args.batch_size, _img_shape(spec), progress=not args.quiet, rho=args.rho,
-                          device=device).cpu()
+                          device=device, teacher_afs=args.teacher_afs).cpu()
     wall = time.perf_counter() - t0
     from .io import read_meta
     key = cache_key(teacher=read_meta(args.teacher).get("git_revision"), teacher_path=args.teacher,
                     solver=args.solver, K=args.K, final_step=args.final_step, thresholding=args.thresholding,
-                    timesteps=student_t.tolist(), seeds=args.seeds)
-    teacher_nfe = len(seeds) * args.K * (len(student_t) - 1)
+                    timesteps=student_t.tolist(), seeds=args.seeds, teacher_afs=args.teacher_afs)
+    teacher_nfe = len(seeds) * (args.K * (len(student_t) - 1) - int(args.teacher_afs))
     torch_save(args.out, {"states": states.float(), "timesteps": student_t, "seeds": seeds, "key": key})
     write_meta(args.out, _resolved(args), None, wall_time=wall, cache_key=key, teacher_nfe=teacher_nfe,
                size_bytes=Path(args.out).stat().st_size, num_trajectories=len(seeds),
@@ -205,39 +208,68 @@ def cmd_trajectories(args):
 
 # -- distillation -----------------------------------------------------------------------
 
-def cmd_distill(args):
+def _sfd_batches(args, path, student_t, teacher, spec, device):
+    """(TrajectoryBatches, teacher NFE per drawn trajectory) from a cache file, or a
+    maker of fresh teacher trajectories when `path` is None."""
     import torch
 
+    from .io import torch_load
+    from .trajectories import TrajectoryBatches, generate
+
+    if path:
+        cache = torch_load(path)
+        if not torch.allclose(cache["timesteps"], student_t):
+            raise UserError(f"{path} was made for timesteps {cache['timesteps'].tolist()}, "
+                            f"not {student_t.tolist()}")
+        return TrajectoryBatches(states=cache["states"].to(device)), 0
+    shape = _img_shape(spec)
+    return TrajectoryBatches(make_fresh=lambda seeds: generate(
+        teacher, seeds, student_t, args.K, args.solver, args.final_step, args.thresholding,
+        len(seeds), shape, progress=False, rho=args.rho, device=device)), args.K * (len(student_t) - 1)
+
+
+def _curve_evaluator(args, student_t, spec, device, model_kwargs=None):
+    """FID on fixed seeds during training (--curve-out), or None."""
+    if not args.curve_out:
+        return None
+    from .curves import fid_evaluator
+    from .seeding import parse_seeds
+    if not (args.featnet or args.features == "inception") or not args.ref:
+        raise UserError("--curve-out needs --ref and the feature network (--featnet or --features inception)")
+    return fid_evaluator(_extractor(args), args.ref, parse_seeds(args.curve_seeds), student_t, args.afs,
+                         _img_shape(spec), batch_size=500, device=device, model_kwargs=model_kwargs)
+
+
+def _write_curve(args, res, nfe, label):
+    if not args.curve_out:
+        return
+    from .curves import write_curve
+    from .io import write_meta
+    from .seeding import parse_seeds
+    write_curve(args.curve_out, res.curve, row=str(Path(args.out).parent), label=label, nfe=nfe,
+                seeds=args.curve_seeds, num_samples=len(parse_seeds(args.curve_seeds)))
+    write_meta(args.curve_out, _resolved(args), args.seed)
+
+
+def cmd_distill(args):
     from .distill.sfd import SFD
     from .distill.trainer import TrainConfig, finish, train
-    from .distributed import is_main
-    from .io import read_meta, torch_load, write_meta
+    from .io import read_meta, write_meta
     from .precond import load_denoiser, save_denoiser
-    from .trajectories import TrajectoryBatches, generate
 
     device = _device(args)
     teacher, spec = load_denoiser(args.teacher, device=device)
     student_t = _student_timesteps(args)
-    per_traj_nfe = 0
-    if args.trajectories:
-        cache = torch_load(args.trajectories)
-        if not torch.allclose(cache["timesteps"], student_t):
-            raise UserError(f"{args.trajectories} was made for timesteps {cache['timesteps'].tolist()}, "
-                            f"not {student_t.tolist()}")
-        batches = TrajectoryBatches(states=cache["states"].to(device))
-    else:
-        shape = _img_shape(spec)
-        batches = TrajectoryBatches(make_fresh=lambda seeds: generate(
-            teacher, seeds, student_t, args.K, args.solver, args.final_step, args.thresholding,
-            len(seeds), shape, progress=False, rho=args.rho, device=device))
-        per_traj_nfe = args.K * (len(student_t) - 1)
+    batches, per_traj_nfe = _sfd_batches(args, args.trajectories, student_t, teacher, spec, device)
     student, _ = load_denoiser(args.teacher, device=device)
     method = SFD(student, batches, student_t, args.batch_size, afs=args.afs, loss=args.loss,
                  teacher_nfe_per_traj=per_traj_nfe)
     cfg = TrainConfig(iters=args.iters, lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed,
-                      ckpt_every=args.ckpt_every, max_iters_this_run=args.max_iters_this_run)
+                      ckpt_every=args.ckpt_every, max_iters_this_run=args.max_iters_this_run,
+                      eval_every=args.curve_every if args.curve_out else 0)
     with _amp(args, device):
-        res = train(method, cfg, Path(args.out).parent, progress=not args.quiet)
+        res = train(method, cfg, Path(args.out).parent, progress=not args.quiet,
+                    evaluate=_curve_evaluator(args, student_t, spec, device))
     stop = _stop_code(res, args.iters)
     if stop is not None:
         return stop
@@ -247,6 +279,45 @@ def cmd_distill(args):
     save_denoiser(args.out, res.model, spec, sampling={"solver": "euler", "nfe": args.nfe, "afs": args.afs,
                                                        "timesteps": student_t.tolist()})
     write_meta(args.out, _resolved(args), args.seed, method="sfd", nfe=args.nfe, wall_time=res.wall_time,
+               iterations=res.iterations, optimizer_steps=res.optimizer_steps, final_loss=res.final_loss,
+               resumed_from=res.resumed_from, **counters)
+    _write_curve(args, res, args.nfe, f"SFD NFE {args.nfe}")
+    finish(Path(args.out).parent)
+
+
+def cmd_distill_sfdv(args):
+    """SFD-v: one step-conditioned student for every NFE in --nfe, trained on the
+    per-NFE trajectory caches (one per NFE, same order)."""
+    from .distill.sfd import SFD
+    from .distill.sfdv import SFDV, from_teacher, step_conditioned_spec
+    from .distill.trainer import TrainConfig, finish, train
+    from .io import read_meta, write_meta
+    from .precond import load_denoiser, save_denoiser
+    from .schedules import edm_timesteps, num_timestamps
+
+    if len(args.trajectories) != len(args.nfe):
+        raise UserError(f"--trajectories gives {len(args.trajectories)} caches for {len(args.nfe)} NFE values")
+    device = _device(args)
+    teacher, base_spec = load_denoiser(args.teacher, device=device)
+    student = from_teacher(teacher, embed_dim=args.embed_dim).to(device)
+    per_nfe = {}
+    for nfe, path in zip(args.nfe, args.trajectories):
+        ts = edm_timesteps(num_timestamps(nfe, args.afs), args.t_min, args.t_max, args.rho)
+        batches, _ = _sfd_batches(args, path, ts, teacher, base_spec, device)
+        per_nfe[len(ts)] = SFD(student, batches, ts, args.batch_size, afs=args.afs, loss=args.loss)
+    method = SFDV(student, per_nfe)
+    cfg = TrainConfig(iters=args.iters, lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed,
+                      ckpt_every=args.ckpt_every, max_iters_this_run=args.max_iters_this_run)
+    with _amp(args, device):
+        res = train(method, cfg, Path(args.out).parent, progress=not args.quiet)
+    stop = _stop_code(res, args.iters)
+    if stop is not None:
+        return stop
+    spec = step_conditioned_spec(base_spec, args.embed_dim, args.nfe)
+    counters = dict(res.counters)
+    counters["teacher_nfe"] = sum(read_meta(p).get("teacher_nfe", 0) for p in args.trajectories)
+    save_denoiser(args.out, res.model, spec, sampling={"solver": "euler", "nfe": list(args.nfe), "afs": args.afs})
+    write_meta(args.out, _resolved(args), args.seed, method="sfdv", nfe=list(args.nfe), wall_time=res.wall_time,
                iterations=res.iterations, optimizer_steps=res.optimizer_steps, final_loss=res.final_loss,
                resumed_from=res.resumed_from, **counters)
     finish(Path(args.out).parent)
@@ -269,6 +340,8 @@ def cmd_sample(args):
     if args.pd_grid:  # Progressive Distillation's nested grid: nfe steps ending at 0
         from .distill.pd import pd_timesteps
         ts = pd_timesteps(args.nfe, args.t_min, args.t_max, args.rho)
+    if spec.get("kind") == "stepcond":  # SFD-v: the model is told how many timestamps it takes
+        model.num_steps = len(ts)
     seeds = parse_seeds(args.seeds)
     t0 = time.perf_counter()
     with _amp(args, device):
@@ -377,6 +450,22 @@ def _train(p, iters, lr):
     p.add_argument("--max-iters-this-run", type=int, default=None, help=argparse.SUPPRESS)
 
 
+def _sfd_train(p):
+    p.add_argument("--loss", default="l1", choices=["l1", "l2"])
+    p.add_argument("--lr-schedule", default="step", choices=["constant", "step", "linear"])
+    p.add_argument("--out", required=True)
+
+
+def _curve(p):
+    p.add_argument("--curve-out", default=None, help="write the FID-during-training curve (JSON) here")
+    p.add_argument("--curve-every", type=int, default=100, help="iterations between curve points")
+    p.add_argument("--curve-seeds", default="0-499", help="fixed evaluation seeds of the curve")
+    p.add_argument("--ref", default=None, help="reference statistics (.npz) of the curve's FID")
+    p.add_argument("--features", default="classifier", choices=["classifier", "inception"])
+    p.add_argument("--featnet", default=None, help="feature classifier checkpoint (features=classifier)")
+    p.add_argument("--inception-weights", default=None, help="local inception-2015-12-05.pt")
+
+
 def _features(p):
     p.add_argument("--features", default="classifier", choices=["classifier", "inception"])
     p.add_argument("--featnet", default=None, help="feature classifier checkpoint (features=classifier)")
@@ -419,6 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, seed=False); _schedule(p); _teacher_solver(p); _run_on(p)
     p.add_argument("--teacher", required=True)
     p.add_argument("--seeds", required=True, help="noise seeds, e.g. 100000-104999")
+    p.add_argument("--teacher-afs", type=_bool, default=False,
+                   help="the teacher's first step is analytical (SFD's second stage: a stage-1 student teaches)")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_trajectories)
@@ -428,10 +519,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="sfd", choices=["sfd"])
     p.add_argument("--teacher", required=True)
     p.add_argument("--trajectories", default=None, help="cache file; omitted = regenerate per batch")
-    p.add_argument("--loss", default="l1", choices=["l1", "l2"])
-    p.add_argument("--lr-schedule", default="step", choices=["constant", "step", "linear"])
-    p.add_argument("--out", required=True)
+    _sfd_train(p)
+    _curve(p)
     p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("distill-sfdv", help="SFD-v: one student for several NFE")
+    _common(p); _teacher_solver(p); _train(p, 600, 3e-4); _run_on(p)
+    p.add_argument("--nfe", type=int, nargs="+", required=True, help="NFE values the student serves")
+    p.add_argument("--afs", type=_bool, default=True)
+    p.add_argument("--t-min", type=float, default=0.006)
+    p.add_argument("--t-max", type=float, default=80.0)
+    p.add_argument("--rho", type=float, default=7.0)
+    p.add_argument("--teacher", required=True)
+    p.add_argument("--trajectories", nargs="+", required=True, help="one cache per --nfe value, same order")
+    p.add_argument("--embed-dim", type=int, default=32, help="width of the step-count positional embedding")
+    _sfd_train(p)
+    p.set_defaults(func=cmd_distill_sfdv)
 
     p = sub.add_parser("sample", help="generate images for a list of seeds")
     _common(p, seed=False); _schedule(p); _run_on(p)

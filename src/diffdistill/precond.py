@@ -79,10 +79,14 @@ PRECONDS = {"edm": EDMPrecond, "vp": VPPrecond}
 
 def build_denoiser(spec: dict) -> nn.Module:
     """spec = {net, net_kwargs, precond, precond_kwargs} -> D(x; sigma) module.
-    An O2MKD router (spec kind 'router') is a denoiser over several of these."""
+    An O2MKD router (spec kind 'router') is a denoiser over several of these; an SFD-v
+    student (kind 'stepcond') is one of these plus a step-count embedding."""
     if spec.get("kind") == "router":
         from .distill.o2mkd import build_router
         return build_router(spec)
+    if spec.get("kind") == "stepcond":
+        from .distill.sfdv import build_step_conditioned
+        return build_step_conditioned(spec)
     for key in ("net", "net_kwargs", "precond"):
         if key not in spec:
             raise UserError(f"denoiser spec lacks '{key}'")

@@ -31,9 +31,10 @@ def teacher_denoiser(model, thresholding: bool) -> Callable:
 
 
 def run_teacher(denoise, x_T: torch.Tensor, student_t: torch.Tensor, K: int, solver: str,
-                final_step: str, rho: float = 7.0) -> torch.Tensor:
+                final_step: str, rho: float = 7.0, afs: bool = False) -> torch.Tensor:
     """One teacher solve over the refined grid; returns the states at the student
-    timestamps, [B, N, ...] with index 0 = x_T."""
+    timestamps, [B, N, ...] with index 0 = x_T. A pretrained teacher never uses AFS;
+    a stage-1 SFD student teaching the second stage does (`afs`)."""
     fine = refine(student_t, K, rho)
     states = [x_T]
 
@@ -41,14 +42,14 @@ def run_teacher(denoise, x_T: torch.Tensor, student_t: torch.Tensor, K: int, sol
         if (i + 1) % K == 0:
             states.append(x_next)
 
-    sample(denoise, x_T, fine, solver=solver, afs=False, final_step=final_step, callback=record)
+    sample(denoise, x_T, fine, solver=solver, afs=afs, final_step=final_step, callback=record)
     return torch.stack(states, dim=1)
 
 
 def generate(model, seeds, student_t: torch.Tensor, K: int, solver: str = "dpmpp3m",
              final_step: str = "force", thresholding: bool = True, batch_size: int = 500,
              img_shape=(1, 8, 8), progress: bool = True, rho: float = 7.0,
-             device="cpu") -> torch.Tensor:
+             device="cpu", teacher_afs: bool = False) -> torch.Tensor:
     """Trajectories for a fixed pool of noise seeds: [S, N, C, H, W], float32, on `device`
     (noise is drawn on the CPU per seed)."""
     denoise = teacher_denoiser(model, thresholding)
@@ -59,7 +60,7 @@ def generate(model, seeds, student_t: torch.Tensor, K: int, solver: str = "dpmpp
         chunks = tqdm(chunks, desc="teacher trajectories", dynamic_ncols=True, mininterval=5)
     for chunk in chunks:
         x_T = noise_for_seeds(chunk, img_shape).to(device) * float(student_t[0])
-        out.append(run_teacher(denoise, x_T, student_t, K, solver, final_step, rho))
+        out.append(run_teacher(denoise, x_T, student_t, K, solver, final_step, rho, afs=teacher_afs))
     return torch.cat(out)
 
 

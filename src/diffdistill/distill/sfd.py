@@ -41,7 +41,9 @@ class SFD:
         self.counters["teacher_nfe"] += self.batch_size * self.teacher_nfe_per_traj
         return self.distill_batch(traj, opt_step)
 
-    def distill_batch(self, traj: torch.Tensor, opt_step) -> dict:
+    def distill_batch(self, traj: torch.Tensor, opt_step, **model_kwargs) -> dict:
+        """One pass over the timestamps of a batch; `model_kwargs` go to every student call
+        (SFD-v's num_steps)."""
         x = traj[:, 0]
         losses = []
         for i in range(len(self.t) - 1):
@@ -50,7 +52,7 @@ class SFD:
                 tc = torch.tensor(t_cur, dtype=x.dtype)
                 x = x + (t_next - t_cur) * (x - afs_denoised(x, tc)) / t_cur
                 continue
-            x_hat = euler_student_step(self.model, x, t_cur, t_next)
+            x_hat = euler_student_step(self.model, x, t_cur, t_next, **model_kwargs)
             loss = step_loss(x_hat, traj[:, i + 1], self.loss_kind)
             opt_step(loss)
             losses.append(loss.item())

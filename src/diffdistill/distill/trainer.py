@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Callable, Optional, Protocol
 
 import torch
 from torch import nn
@@ -46,6 +46,7 @@ class TrainConfig:
     ckpt_every: int = 100               # iterations between resume checkpoints
     log_every: int = 10                 # iterations between log lines
     max_iters_this_run: Optional[int] = None  # stop early (tests: simulate an interruption)
+    eval_every: int = 0                 # iterations between evaluations (FID curve), 0 = off
 
 
 class Method(Protocol):
@@ -79,9 +80,14 @@ class TrainResult:
     counters: dict = field(default_factory=dict)
     final_loss: float = float("nan")
     resumed_from: int = 0
+    curve: list = field(default_factory=list)  # [{iteration, value, wall_time}] of `evaluate`
 
 
-def train(method: Method, cfg: TrainConfig, run_dir, progress: bool = True) -> TrainResult:
+def train(method: Method, cfg: TrainConfig, run_dir, progress: bool = True,
+          evaluate: Optional[Callable[[nn.Module], float]] = None) -> TrainResult:
+    """`evaluate(model)` (e.g. FID on fixed seeds) runs on the exported weights at
+    iteration 0, every `cfg.eval_every` iterations and at the end, on rank 0; its time
+    is not counted as training time, and its points survive a resume."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     model = method.model
@@ -89,7 +95,7 @@ def train(method: Method, cfg: TrainConfig, run_dir, progress: bool = True) -> T
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas))
     ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema else None
-    state = {"iteration": 0, "optimizer_steps": 0, "wall_time": 0.0}
+    state = {"iteration": 0, "optimizer_steps": 0, "wall_time": 0.0, "curve": []}
     resume = run_dir / "resume.pt"
     if resume.exists():
         ck = torch_load(resume)
@@ -98,7 +104,7 @@ def train(method: Method, cfg: TrainConfig, run_dir, progress: bool = True) -> T
         if ema is not None:
             ema.load_state_dict(ck["ema"])
         method.counters.update(ck["counters"])
-        state = ck["state"]
+        state = {"curve": [], **ck["state"]}
         print(f"resuming from {resume} at iteration {state['iteration']}", file=sys.stderr)
     resumed_from = state["iteration"]
     distributed.init_from_env(use_cuda=next(model.parameters()).is_cuda)
@@ -127,6 +133,22 @@ def train(method: Method, cfg: TrainConfig, run_dir, progress: bool = True) -> T
 
     bar = _progress(range(state["iteration"], cfg.iters), progress and main, initial=state["iteration"], total=cfg.iters)
     log = (run_dir / "train_log.jsonl").open("a") if main else open(os.devnull, "w")
+    def record_eval():
+        if evaluate is None or not cfg.eval_every or not main:
+            return
+        if state["curve"] and state["curve"][-1]["iteration"] == state["iteration"]:
+            return
+        exported = ema if ema is not None else model
+        was_training = exported.training
+        exported.eval()
+        with torch.no_grad():
+            value = float(evaluate(exported))
+        exported.train(was_training)
+        state["curve"].append({"iteration": state["iteration"], "value": value,
+                               "wall_time": round(state["wall_time"], 3)})
+
+    if state["iteration"] == 0:
+        record_eval()
     last_loss, t0, stop_at = float("nan"), time.perf_counter(), None
     if cfg.max_iters_this_run is not None:
         stop_at = state["iteration"] + cfg.max_iters_this_run
@@ -153,6 +175,9 @@ def train(method: Method, cfg: TrainConfig, run_dir, progress: bool = True) -> T
                 log.write(json.dumps({"iteration": it + 1, "lr": lr_at(cfg, it),
                                       "wall_time": round(state["wall_time"], 3), **stats}) + "\n")
                 log.flush()
+            if cfg.eval_every and ((it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iters):
+                record_eval()
+                t0 = time.perf_counter()  # evaluation is not training time
             if (it + 1) % cfg.ckpt_every == 0 and it + 1 < cfg.iters:
                 save_resume()
     finally:
@@ -162,7 +187,8 @@ def train(method: Method, cfg: TrainConfig, run_dir, progress: bool = True) -> T
     out = ema if ema is not None else model
     return TrainResult(model=out.eval().requires_grad_(False), iterations=state["iteration"],
                        optimizer_steps=state["optimizer_steps"], wall_time=state["wall_time"],
-                       counters=dict(method.counters), final_loss=last_loss, resumed_from=resumed_from)
+                       counters=dict(method.counters), final_loss=last_loss, resumed_from=resumed_from,
+                       curve=list(state["curve"]))
 
 
 def finish(run_dir) -> None:

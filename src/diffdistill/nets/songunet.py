@@ -317,6 +317,7 @@ class SongUNet(nn.Module):
         super().__init__()
         self.label_dropout = label_dropout
         emb_channels = model_channels * channel_mult_emb
+        self.emb_channels = emb_channels
         noise_channels = model_channels * channel_mult_noise
         init = dict(init_mode="xavier_uniform")
         init_zero = dict(init_mode="xavier_uniform", init_weight=1e-5)

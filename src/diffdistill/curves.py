@@ -1,0 +1,58 @@
+"""FID during training (SFD's Figure 4): an evaluator for the shared training loop, and
+the curve file it leaves.
+
+Curve file (JSON, one per student):
+    {"format": "diffdistill-fid-curve/1", "row": ..., "label": ..., "nfe": int,
+     "seeds": "0-499", "num_samples": int,
+     "points": [{"iteration": int, "fid": float, "wall_time": float}, ...]}
+`iteration` 0 is the student before any update (the teacher stepping with Euler on the
+student's timestamps); `wall_time` is training seconds so far, evaluation excluded.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from .io import UserError, read_json, write_json
+
+FORMAT = "diffdistill-fid-curve/1"
+
+
+def fid_evaluator(extractor, ref_path, seeds, timesteps, afs: bool, img_shape, batch_size: int = 500,
+                  device="cpu", model_kwargs: dict | None = None) -> Callable:
+    """model -> FID of Euler samples (with AFS when `afs`) for fixed seeds."""
+    import numpy as np
+
+    from .metrics import compute_features, feature_stats, frechet_distance
+    from .sampling import generate_images, to_uint8
+
+    with np.load(ref_path) as ref:
+        ref_mu, ref_sigma = ref["mu"], ref["sigma"]
+
+    def evaluate(model) -> float:
+        imgs = to_uint8(generate_images(model, seeds, timesteps, "euler", afs, batch_size=batch_size,
+                                        img_shape=img_shape, progress=False, model_kwargs=model_kwargs,
+                                        device=device))
+        mu, sigma = feature_stats(compute_features(imgs, extractor, batch_size, device=device))
+        return frechet_distance(mu, sigma, ref_mu, ref_sigma)
+    return evaluate
+
+
+def write_curve(path, curve: list, *, row: str, label: str, nfe: int, seeds: str, num_samples: int) -> None:
+    points = [{"iteration": int(p["iteration"]), "fid": float(p["value"]), "wall_time": float(p["wall_time"])}
+              for p in curve]
+    write_json(path, {"format": FORMAT, "row": row, "label": label, "nfe": int(nfe), "seeds": seeds,
+                      "num_samples": int(num_samples), "points": points})
+
+
+def read_curve(path) -> dict:
+    """Load and check a curve file; a malformed one is a one-line error naming it."""
+    d = read_json(path)
+    if d.get("format") != FORMAT:
+        raise UserError(f"{path} is not a FID curve (format {d.get('format')!r}, expected {FORMAT!r})")
+    for key in ("row", "label", "nfe", "points"):
+        if key not in d:
+            raise UserError(f"FID curve {path} lacks '{key}'")
+    its = [p["iteration"] for p in d["points"]]
+    if its != sorted(set(its)):
+        raise UserError(f"FID curve {path}: iterations are not strictly increasing")
+    return d

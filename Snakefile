@@ -1,4 +1,4 @@
-# diffdistill: teacher -> trajectories -> distillation -> sampling -> FID -> tables.
+# diffdistill: teacher -> trajectories -> distillation -> sampling -> FID -> tables, figures.
 # The DAG and output naming are described in README.md.
 from snakemake.utils import min_version
 
@@ -6,6 +6,9 @@ min_version("9.0")
 
 
 configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 envvars:
@@ -27,4 +30,5 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         "results/tables",
+        "results/figures",
     default_target: True

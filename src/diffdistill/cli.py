@@ -276,11 +276,17 @@ def cmd_distill(args):
     counters = dict(res.counters)
     if args.trajectories:  # the cache's teacher cost, paid once
         counters["teacher_nfe"] = read_meta(args.trajectories).get("teacher_nfe", 0)
+    stage = {}
+    from .io import meta_path
+    if meta_path(args.teacher).exists() and read_meta(args.teacher).get("method") == "sfd":
+        # second stage: a stage-1 student teaches; the time to reach this model includes it
+        tm = read_meta(args.teacher)
+        stage = {"stage": 2, "cumulative_wall_time": tm.get("cumulative_wall_time", tm["wall_time"]) + res.wall_time}
     save_denoiser(args.out, res.model, spec, sampling={"solver": "euler", "nfe": args.nfe, "afs": args.afs,
                                                        "timesteps": student_t.tolist()})
     write_meta(args.out, _resolved(args), args.seed, method="sfd", nfe=args.nfe, wall_time=res.wall_time,
                iterations=res.iterations, optimizer_steps=res.optimizer_steps, final_loss=res.final_loss,
-               resumed_from=res.resumed_from, **counters)
+               resumed_from=res.resumed_from, **stage, **counters)
     _write_curve(args, res, args.nfe, f"SFD NFE {args.nfe}")
     finish(Path(args.out).parent)
 
@@ -403,8 +409,25 @@ def cmd_fetch(args):
 
 def cmd_table(args):
     from .report import write_tables
+    from .report import parse_ablation_spec
+    config_text = Path(args.config).read_text() if args.config else None
     write_tables(args.fid, args.out_dir, floor=args.floor, o2mkd_fid=args.o2mkd_fid,
-                 o2mkd_profile=args.o2mkd_profile)
+                 o2mkd_profile=args.o2mkd_profile,
+                 ablations=[parse_ablation_spec(a) for a in args.ablation or []],
+                 ablation_default=args.ablation_default, config_text=config_text)
+
+
+def cmd_figures(args):
+    from .figures import write_figures
+    from .report import parse_ablation_spec
+
+    def pair(spec):
+        if "=" not in spec:
+            raise UserError(f"--samples entry {spec!r} is not label=path")
+        return tuple(spec.rsplit("=", 1))
+    write_figures(args.fid, args.out_dir, floor=args.floor, reference_label=args.reference_label,
+                  curves=[parse_ablation_spec(c) for c in args.curve or []],
+                  samples=[pair(x) for x in args.samples or []])
 
 
 # -- parser -----------------------------------------------------------------------------
@@ -573,8 +596,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--floor", default=None)
     p.add_argument("--o2mkd-fid", nargs="*", default=None, help="FID JSONs of the O2MKD table")
     p.add_argument("--o2mkd-profile", default=None, help="profile-models JSON of the O2MKD table")
+    p.add_argument("--ablation", nargs="*", default=None, help="factor=value=FID-JSON of each ablation row")
+    p.add_argument("--ablation-default", default="", help="description of the ablations' default row")
+    p.add_argument("--config", default=None, help="the run's resolved config (YAML), copied beside the tables")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("figures", help="render the figures (PNG and PDF)")
+    p.add_argument("--fid", nargs="+", required=True, help="FID JSON files")
+    p.add_argument("--floor", default=None)
+    p.add_argument("--reference-label", default=None, help="label of the high-NFE reference row (a line)")
+    p.add_argument("--curve", nargs="*", default=None, help="factor=value=FID-curve JSON of each ablation run")
+    p.add_argument("--samples", nargs="*", default=None, help="label=samples.npz rows of the sample figure")
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_figures)
 
     try:
         from .edm_import import register_cli

@@ -56,9 +56,11 @@ def to_markdown(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
 
 
 def write_tables(fid_files: list[str], out_dir, floor: str | None = None,
-                 o2mkd_fid: list[str] | None = None, o2mkd_profile: str | None = None) -> None:
-    """Write fid_vs_nfe.{csv,md} (and cost.{csv,md}, o2mkd.{csv,md} when their inputs
-    are given) into out_dir, atomically as a whole folder."""
+                 o2mkd_fid: list[str] | None = None, o2mkd_profile: str | None = None,
+                 ablations: list[tuple[str, str, str]] | None = None, ablation_default: str = "",
+                 config_text: str | None = None) -> None:
+    """Write fid_vs_nfe.{csv,md} (and cost.{csv,md}, o2mkd.{csv,md}, ablations.{csv,md},
+    config.yaml when their inputs are given) into out_dir, atomically as a whole folder."""
     files = ([floor] if floor else []) + list(fid_files)
     df = fid_table([f for f in files if read_json(f).get("nfe") is not None])
     out_dir = Path(out_dir)
@@ -77,12 +79,57 @@ def write_tables(fid_files: list[str], out_dir, floor: str | None = None,
         if o2mkd_fid and profile:
             write_o2mkd_table(tmp, o2mkd_fid, profile)
         write_cost_table(tmp, list(fid_files), profile)
+        if ablations:
+            write_ablation_table(tmp, ablations, ablation_default)
+        if config_text is not None:
+            (tmp / "config.yaml").write_text(config_text)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+# -- SFD ablations (the paper's Table 1): one factor at a time around the default -------
+
+FACTOR_NAMES = {"solver": "teacher solver", "final_step": "teacher final step", "afs": "AFS",
+                "t_min": "t_min", "loss": "loss", "K": "K (teacher steps per student step)",
+                "num": "training trajectories"}
+
+
+def parse_ablation_spec(spec: str) -> tuple[str, str, str]:
+    """'factor=value=path' (the default row: 'default==path')."""
+    parts = spec.split("=", 2)
+    if len(parts) != 3:
+        raise UserError(f"ablation spec {spec!r} is not factor=value=path")
+    return parts[0], parts[1], parts[2]
+
+
+def ablation_table(runs: list[tuple[str, str, str]]) -> pd.DataFrame:
+    rows, default = [], None
+    for factor, value, path in runs:
+        r = read_json(path)
+        if factor == "default":
+            default = r["fid"]
+        rows.append({"factor": "default" if factor == "default" else FACTOR_NAMES.get(factor, factor),
+                     "value": value, "NFE": r["nfe"], "FID": r["fid"]})
+    if default is None:
+        raise UserError("the ablation runs lack the default row")
+    df = pd.DataFrame(rows)
+    df["vs default"] = df["FID"] / default
+    return df
+
+
+def write_ablation_table(out: Path, runs, default_desc: str = "") -> None:
+    df = ablation_table(runs)
+    df.to_csv(out / "ablations.csv", index=False, float_format="%.4f")
+    shown = df.copy()
+    shown["vs default"] = shown["vs default"].map(lambda v: f"{v:.2f}x")
+    (out / "ablations.md").write_text(
+        "# SFD ablations (one factor at a time)\n\nEach row changes one factor of the default SFD student "
+        f"and keeps the rest; FID at NFE {int(df['NFE'].iloc[0])}, same evaluation seeds as the main table. "
+        f"Default: {default_desc or 'the config'}.\n\n" + to_markdown(shown))
 
 
 # -- cost of every distilled model (SFD, PD, O2MKD) -------------------------------------
@@ -93,9 +140,12 @@ COST_COLS = ["method", "NFE", "FID", "fine-tune s (this stage)", "fine-tune s (t
 
 def _cost_row(meta: dict, fid: float | None) -> dict:
     method = meta.get("method", "?")
-    row = {"method": method.upper() if method != "o2mkd" else f"O2MKD N={meta['num_students']}"
-           + (" (one-to-one KD)" if meta["num_students"] == 1 else ""),
-           "NFE": meta.get("nfe", "any"), "FID": fid, "fine-tune s (this stage)": meta["wall_time"],
+    if method == "o2mkd":
+        name = f"O2MKD N={meta['num_students']}" + (" (one-to-one KD)" if meta["num_students"] == 1 else "")
+    else:
+        name = {"sfdv": "SFD-v"}.get(method, method.upper()) + (" stage 2" if meta.get("stage") == 2 else "")
+    nfe = meta.get("nfe", "any")
+    row = {"method": name, "NFE": "/".join(map(str, nfe)) if isinstance(nfe, list) else nfe, "FID": fid, "fine-tune s (this stage)": meta["wall_time"],
            "fine-tune s (to reach it)": meta.get("cumulative_wall_time", meta["wall_time"]),
            "teacher-cache s": None,
            "teacher NFE": meta.get("cumulative_teacher_nfe", meta.get("teacher_nfe")),
@@ -112,8 +162,9 @@ def cost_table(fid_files: list[str], profile: dict | None = None) -> pd.DataFram
         r = read_json(f)
         if r.get("model") and Path(r["model"]).exists():
             meta = read_json(r["model"])
-            if meta.get("method") in ("sfd", "pd"):
-                rows.append(_cost_row(meta, r["fid"]))
+            if meta.get("method") in ("sfd", "pd", "sfdv") and not (
+                    meta.get("method") == "sfdv" and any(x["method"] == "SFD-v" for x in rows)):
+                rows.append(_cost_row(meta, None if meta.get("method") == "sfdv" else r["fid"]))
     for pr in (profile or {}).get("rows", []):
         mp = Path(pr["model"] + ".meta.json")
         if mp.exists() and read_json(mp).get("method") == "o2mkd":

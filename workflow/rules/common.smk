@@ -46,16 +46,127 @@ def eval_seeds():
     return f"0-{EVAL['num_samples'] - 1}"
 
 
-def traj_variant(nfe, afs=None, t_min=None):
-    """Folder name of a trajectory cache: exactly the settings that shape it."""
-    afs = SFD["afs"] if afs is None else afs
-    t_min = SCHED["t_min"] if t_min is None else t_min
-    return (f"{TRAJ['solver']}-K{TRAJ['K']}-{TRAJ['final_step']}-thr{int(TRAJ['thresholding'])}"
-            f"-tmin{t_min}-afs{int(afs)}-n{TRAJ['num']}-s{TRAJ['seed_start']}/nfe{nfe}")
+def fmt(x):
+    """A number as it appears in folder names: no exponent, no trailing zeros."""
+    if isinstance(x, bool):
+        return str(int(x))
+    if isinstance(x, float):
+        return f"{x:.10f}".rstrip("0").rstrip(".")
+    return str(x)
 
 
-def traj_path(nfe):
-    return f"results/trajectories/{traj_variant(nfe)}/traj.pt"
+# ---- SFD students: one folder per setting of the factors the ablations vary --------
+# "default" is the main configuration; any other variant is named by the settings that
+# differ from it, in this order (e.g. "it100-tmin0.002"), so a setting has one name and
+# identical settings share one job, one checkpoint and one trajectory cache.
+VARIANT_TAGS = [("iters", "it", r"\d+"), ("solver", "solver", r"[a-z0-9_]+?"), ("K", "K", r"\d+"),
+                ("final_step", "final", r"force|dpm|off"), ("afs", "afs", r"[01]"),
+                ("t_min", "tmin", r"[0-9.]+"), ("loss", "loss", r"l1|l2"), ("num", "n", r"\d+")]
+VARIANT_RE = re.compile("".join(rf"(?:-?{tag}(?P<{key}>{pat}))?" for key, tag, pat in VARIANT_TAGS))
+
+
+def sfd_default_settings():
+    return {"iters": SFD["iters"], "solver": TRAJ["solver"], "K": TRAJ["K"], "final_step": TRAJ["final_step"],
+            "afs": SFD["afs"], "t_min": SCHED["t_min"], "loss": SFD["loss"], "num": TRAJ["num"]}
+
+
+def variant_name(**settings):
+    d = sfd_default_settings()
+    parts = [f"{tag}{fmt(settings[key])}" for key, tag, _ in VARIANT_TAGS
+             if key in settings and settings[key] != d[key]]
+    return "-".join(parts) or "default"
+
+
+def sfd_settings(variant):
+    """Settings of an SFD student folder name (the inverse of variant_name)."""
+    s = sfd_default_settings()
+    if variant == "default":
+        return s
+    m = VARIANT_RE.fullmatch(variant)
+    if m is None:
+        raise ValueError(f"SFD variant folder '{variant}' does not name its settings")
+    for key, value in m.groupdict().items():
+        if value is not None:
+            s[key] = type(s[key])(value == "1") if isinstance(s[key], bool) else type(s[key])(value)
+    if variant_name(**s) != variant:
+        raise ValueError(f"SFD variant folder '{variant}' is not canonical; expected '{variant_name(**s)}'")
+    return s
+
+
+def traj_variant(nfe, settings=None):
+    """Folder of a trajectory cache: exactly the settings that shape it."""
+    s = settings or sfd_default_settings()
+    return (f"{s['solver']}-K{s['K']}-{s['final_step']}-thr{int(TRAJ['thresholding'])}"
+            f"-tmin{fmt(s['t_min'])}-afs{int(s['afs'])}-n{s['num']}-s{TRAJ['seed_start']}/nfe{nfe}")
+
+
+def traj_path(nfe, settings=None):
+    return f"results/trajectories/{traj_variant(nfe, settings)}/traj.pt"
+
+
+ABL = config["ablations"]
+ABL_FACTORS = ["solver", "final_step", "afs", "t_min", "loss", "K", "num"]
+
+
+def ablation_runs():
+    """(factor, value, variant) of every ablation student, the default row first."""
+    base = {"iters": ABL["iters"] or SFD["iters"]}
+    default = sfd_default_settings()
+    runs = [("default", "", variant_name(**base))]
+    for factor in ABL_FACTORS:
+        for value in ABL[factor]:
+            if value != default[factor]:
+                runs.append((factor, fmt(value), variant_name(**base, **{factor: value})))
+    return runs
+
+
+def ablation_fid_files():
+    return [f"results/fid/students/sfd/{v}/nfe{ABL['nfe']}/fid.json" for _, _, v in ablation_runs()]
+
+
+def ablation_curve_files():
+    return [f"results/students/sfd/{v}/nfe{ABL['nfe']}/fid_curve.json" for _, _, v in ablation_runs()]
+
+
+def ablation_spec_args():
+    """'factor=value=path' of each ablation row (the table's input)."""
+    return " ".join(f"'{f}={v}={path}'" for (f, v, _), path in zip(ablation_runs(), ablation_fid_files()))
+
+
+def ablation_curve_args():
+    return " ".join(f"'{f}={v}={path}'" for (f, v, _), path in zip(ablation_runs(), ablation_curve_files()))
+
+
+def ablation_default_desc():
+    d = sfd_default_settings()
+    iters = ABL["iters"] or SFD["iters"]
+    return (f"teacher {d['solver']} with K = {d['K']} and final step '{d['final_step']}', AFS {'on' if d['afs'] else 'off'}, "
+            f"t_min {fmt(d['t_min'])}, {d['loss'].upper()} loss, {d['num']} trajectories, {iters} iterations")
+
+
+def resolved_config_yaml():
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def figure_sample_rows():
+    """(label, samples file) of the sample figure: the reference, then every method at
+    each NFE it has, all on the evaluation seeds."""
+    ref = BASE["reference"]
+    rows = [(f"teacher Heun NFE {ref['nfe']}" if ref["solver"] == "heun" else f"teacher NFE {ref['nfe']}",
+             f"results/samples/reference/nfe{ref['nfe']}/samples.npz")]
+    rows += [(f"DPM++(3M) NFE {n}", f"results/samples/teacher-dpmpp3m/nfe{n}/samples.npz")
+             for n in BASE["nfe"] if "dpmpp3m" in BASE["solvers"] and False in BASE["afs"]]
+    rows += [(f"SFD NFE {n}", f"results/samples/students/sfd/default/nfe{n}/samples.npz") for n in SFD["nfe"]]
+    if SFDV["enabled"]:
+        rows += [(f"SFD-v NFE {n}", f"results/samples/students/sfdv/default/nfe{n}/samples.npz") for n in SFDV["nfe"]]
+    if SFD2["enabled"]:
+        rows.append(("SFD stage 2 NFE 1", "results/samples/students/sfd2/default/nfe1/samples.npz"))
+    rows += [(f"PD NFE {n}", f"results/samples/students/pd/default/nfe{n}/samples.npz") for n in PD["nfe"]]
+    return rows
+
+
+def figure_sample_args():
+    return " ".join(f"'{label}={path}'" for label, path in figure_sample_rows())
 
 
 def heun_ok(nfe, afs):
@@ -168,6 +279,9 @@ def teacher_net_kwargs():
 
 
 def fid_model_meta(wildcards):
+    if wildcards.path.startswith("students/sfdv/"):
+        row, nfe = split_nfe(wildcards.path)
+        return f"--model-meta results/{row}/model.pt.meta.json"
     if wildcards.path.startswith("students/"):
         row, nfe = split_nfe(wildcards.path)
         return f"--model-meta results/{row}/nfe{nfe}/model.pt.meta.json"
@@ -203,17 +317,63 @@ def tv_args(wildcards):
 
 
 def sfd_inputs(wildcards):
-    inputs = {"teacher": "results/teacher/model.pt"}
+    inputs = {"teacher": "results/teacher/model.pt", "featnet": featnet_input(),
+              "ref": "results/featnet/ref_stats.npz"}
     if TRAJ["cache"]:
-        inputs["traj"] = traj_path(wildcards.nfe)
+        inputs["traj"] = traj_path(wildcards.nfe, sfd_settings(wildcards.variant))
     return inputs
 
 
-def sfd_traj_arg(wildcards, input):
-    if TRAJ["cache"]:
-        return f"--trajectories {input.traj}"
-    return (f"--solver {TRAJ['solver']} --K {TRAJ['K']} --final-step {TRAJ['final_step']}"
-            f" --thresholding {b(TRAJ['thresholding'])}")
+def sfd_args(wildcards, input):
+    """Teacher trajectories (cache, or regenerated per batch) and the student settings."""
+    s = sfd_settings(wildcards.variant)
+    traj = (f"--trajectories {input.traj}" if TRAJ["cache"] else
+            f"--solver {s['solver']} --K {s['K']} --final-step {s['final_step']} --thresholding {b(TRAJ['thresholding'])}")
+    return (f"{traj} --afs {b(s['afs'])} --t-min {s['t_min']} --loss {s['loss']} --iters {s['iters']}")
+
+
+def sfd_sampling_args(wildcards):
+    """--afs and --t-min of a student row: the SFD variant's, else the defaults."""
+    if wildcards.method == "sfd":
+        s = sfd_settings(wildcards.variant)
+        return f"--afs {b(s['afs'])} --t-min {s['t_min']}"
+    return f"--afs {b(SFD['afs'])} --t-min {SCHED['t_min']}"
+
+
+def student_model(wildcards):
+    """SFD-v is one model for every NFE; other students have one per NFE."""
+    if wildcards.method == "sfdv":
+        return {"model": f"results/students/sfdv/{wildcards.variant}/model.pt"}
+    return {"model": f"results/students/{wildcards.method}/{wildcards.variant}/nfe{wildcards.nfe}/model.pt"}
+
+
+SFDV = config["sfdv"]
+SFD2 = config["sfd2"]
+if SFD2["enabled"] and SFD2["teacher_nfe"] not in SFD["nfe"]:
+    sys.exit(f"config error: sfd2.teacher_nfe {SFD2['teacher_nfe']} is not in sfd.nfe {SFD['nfe']}")
+if SFD2["enabled"] and (SFD2["teacher_nfe"] + 1) % 2:
+    sys.exit(f"config error: sfd2.teacher_nfe {SFD2['teacher_nfe']} must be odd: its {SFD2['teacher_nfe'] + 2} "
+             "timestamps must contain the 1-NFE student's 3")
+LABELS["students/sfdv/default"] = "SFD-v (one model)"
+LABELS["students/sfd2/default"] = "SFD second stage"
+
+
+def sfdv_traj():
+    return [traj_path(n) for n in SFDV["nfe"]]
+
+
+def sfd2_fid_files():
+    files = []
+    if SFDV["enabled"]:
+        files += [f"results/fid/students/sfdv/default/nfe{n}/fid.json" for n in SFDV["nfe"]]
+    if SFD2["enabled"]:
+        files.append("results/fid/students/sfd2/default/nfe1/fid.json")
+    return files
+
+
+def sfd2_traj_variant():
+    """Stage-2 cache folder: which stage-1 student teaches, and the pool."""
+    return f"sfd2-from-{variant_name()}-nfe{SFD2['teacher_nfe']}-n{TRAJ['num']}-s{TRAJ['seed_start']}"
 
 
 # ---- from sample.smk ----------------------------------------

@@ -1,18 +1,62 @@
-# Tables: FIDs from the FID JSONs, fine-tuning wall time from the students' metadata.
+# Tables and figures from result files only: FIDs from the FID JSONs, wall times and
+# costs from the models' metadata, curves from the students' fid_curve.json.
+
+
+rule run_config:
+    output:
+        report("results/config.yaml", caption="../report/config.rst", category="Config"),
+    params:
+        text=resolved_config_yaml(),
+    log:
+        "results/logs/run_config.log",
+    run:
+        from diffdistill.io import atomic_path
+
+        with atomic_path(output[0]) as tmp:
+            Path(tmp).write_text(params.text)
 
 
 rule tables:
     input:
-        fid=all_fid_files() + pd_fid_files(),
+        fid=all_fid_files() + sfd2_fid_files() + pd_fid_files(),
         floor="results/fid/floor.json",
         o2mkd_fid=o2mkd_fid_files(),
         o2mkd_profile="results/o2mkd/profile.json",
+        ablations=ablation_fid_files(),
+        config="results/config.yaml",
     output:
-        directory("results/tables"),
+        report(directory("results/tables"), patterns=["{name}.csv"], caption="../report/tables.rst",
+               category="Tables"),
     log:
         "results/logs/tables.log",
+    params:
+        ablations=ablation_spec_args(),
+        ablation_default=ablation_default_desc(),
     conda:
         CONDA_ENV
     shell:
         "diffdistill table --fid {input.fid} --floor {input.floor} --o2mkd-fid {input.o2mkd_fid}"
-        " --o2mkd-profile {input.o2mkd_profile} --out-dir {output} 2> {log}"
+        " --o2mkd-profile {input.o2mkd_profile} --ablation {params.ablations}"
+        " --ablation-default '{params.ablation_default}' --config {input.config} --out-dir {output} 2> {log}"
+
+
+rule figures:
+    input:
+        fid=all_fid_files() + sfd2_fid_files() + pd_fid_files(),
+        floor="results/fid/floor.json",
+        curves=ablation_curve_files(),
+        samples=[path for _, path in figure_sample_rows()],
+    output:
+        report(directory("results/figures"), patterns=["{name}.png"], caption="../report/figures.rst",
+               category="Figures"),
+    log:
+        "results/logs/figures.log",
+    params:
+        curves=ablation_curve_args(),
+        samples=figure_sample_args(),
+        reference=row_label(f"reference/nfe{BASE['reference']['nfe']}"),
+    conda:
+        CONDA_ENV
+    shell:
+        "diffdistill figures --fid {input.fid} --floor {input.floor} --reference-label '{params.reference}'"
+        " --curve {params.curves} --samples {params.samples} --out-dir {output} 2> {log}"

@@ -66,17 +66,18 @@ rule sample_reference:
 
 rule sample_student:
     input:
-        model="results/students/{method}/{variant}/nfe{nfe}/model.pt",
+        unpack(student_model),
     output:
         samples="results/samples/students/{method}/{variant}/nfe{nfe}/samples.npz",
         grid="results/samples/students/{method}/{variant}/nfe{nfe}/grid.png",
     log:
         "results/logs/samples/students/{method}/{variant}/nfe{nfe}.log",
     wildcard_constraints:
+        method=r"sfd|sfdv|sfd2",
         nfe=r"\d+",
     params:
         sched=SCHED,
-        afs=b(SFD["afs"]),
+        sampling=sfd_sampling_args,
         seeds=eval_seeds(),
         e=EVAL,
         run=run_args(),
@@ -88,8 +89,8 @@ rule sample_student:
     conda:
         CONDA_ENV
     shell:
-        "diffdistill sample --model {input.model} --solver euler --afs {params.afs} --nfe {wildcards.nfe}"
-        " --t-min {params.sched[t_min]} --t-max {params.sched[t_max]} --rho {params.sched[rho]}"
+        "diffdistill sample --model {input.model} --solver euler {params.sampling} --nfe {wildcards.nfe}"
+        " --t-max {params.sched[t_max]} --rho {params.sched[rho]}"
         " --seeds {params.seeds} --batch-size {params.e[batch_size]} --out {output.samples}"
         " --grid {output.grid} --grid-count {params.e[grid_count]}"
         " {params.run} --threads {threads} 2> {log}"

@@ -1,4 +1,5 @@
 """The tiny config through Snakemake, end to end, and config errors at the CLI."""
+import re
 import shutil
 import subprocess
 
@@ -27,7 +28,7 @@ def test_mistyped_config_key_is_one_line(tmp_path, cli_env):
 @pytest.mark.slow
 def test_tiny_config_end_to_end(tmp_path, cli_env):
     _copy_repo(tmp_path)
-    cmd = [str(VENV_BIN / "snakemake"), "--cores", "2", "results/tables", "--configfile", "config/test.yaml"]
+    cmd = [str(VENV_BIN / "snakemake"), "--cores", "2", "all", "--configfile", "config/test.yaml"]
     r = subprocess.run(cmd, cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     df = pd.read_csv(tmp_path / "results/tables/fid_vs_nfe.csv")
@@ -41,6 +42,24 @@ def test_tiny_config_end_to_end(tmp_path, cli_env):
     assert list(o2["model"]) == ["teacher", "one-to-one KD (N=1)", "O2MKD N=2"] and o2.filter(like="FID").notna().all().all()
     cost = pd.read_csv(tmp_path / "results/tables/cost.csv")
     assert {"SFD", "PD", "O2MKD N=2"} <= set(cost["method"]) and (cost["student optimizer steps"] > 0).all()
+    # SFD-v, the second stage, the ablation table, the curves and the figures
+    assert {"SFD-v (one model)", "SFD second stage"} <= set(df["method"])
+    assert df.loc[df["method"] == "SFD second stage", "NFE 1"].notna().all()
+    abl = pd.read_csv(tmp_path / "results/tables/ablations.csv")
+    assert list(abl["factor"]) == ["default", "t_min", "loss"] and abl["FID"].notna().all()
+    assert (tmp_path / "results/students/sfd/it4-tmin0.02/nfe2/fid_curve.json").exists()
+    for name in ("fid_vs_nfe", "fid_vs_finetune", "fid_curves", "samples"):
+        assert (tmp_path / f"results/figures/{name}.pdf").stat().st_size > 0
+    assert (tmp_path / "results/config.yaml").exists()
     # a second run has nothing to do
     r = subprocess.run([*cmd, "-n"], cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "Nothing to be done" in (r.stdout + r.stderr), r.stdout[-2000:]
+    # one more t_min value: only its own jobs (one new cache for its timestamps), nothing else reruns
+    (tmp_path / "more.yaml").write_text("ablations:\n  t_min: [0.006, 0.02, 0.05]\n")
+    r = subprocess.run([*cmd, "more.yaml", "-n"], cwd=tmp_path, env=cli_env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", r.stdout, re.M))
+    assert counts == {"teacher_trajectories": "1", "distill_sfd": "1", "sample_student": "1", "fid": "1",
+                      "tables": "1", "figures": "1", "all": "1", "run_config": "1", "total": "8"}, r.stdout[-3000:]
+    assert "tmin0.05" in r.stdout and "tmin0.02-" not in r.stdout

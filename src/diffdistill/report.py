@@ -174,6 +174,10 @@ def cost_table(fid_files: list[str], profile: dict | None = None) -> pd.DataFram
     return pd.DataFrame(rows, columns=COST_COLS)
 
 
+def _ratio(a, b):
+    return a / b if a is not None and b and a == a and b == b else None
+
+
 def sfd_vs_pd(df: pd.DataFrame) -> pd.DataFrame:
     """SFD and PD side by side at every NFE both reached, with the time ratio."""
     sfd, pdr = df[df["method"] == "SFD"].set_index("NFE"), df[df["method"] == "PD"].set_index("NFE")
@@ -184,10 +188,10 @@ def sfd_vs_pd(df: pd.DataFrame) -> pd.DataFrame:
         rows.append({"NFE": nfe, "SFD FID": s["FID"], "PD FID": p["FID"],
                      "SFD fine-tune s": s["fine-tune s (to reach it)"], "SFD fine-tune + cache s": s_total,
                      "PD fine-tune s (all rounds)": p["fine-tune s (to reach it)"],
-                     "PD / SFD time": p["fine-tune s (to reach it)"] / s["fine-tune s (to reach it)"],
-                     "PD / SFD time (SFD incl. cache)": p["fine-tune s (to reach it)"] / s_total,
-                     "PD / SFD teacher NFE": p["teacher NFE"] / s["teacher NFE"],
-                     "PD / SFD optimizer steps": p["student optimizer steps"] / s["student optimizer steps"]})
+                     "PD / SFD time": _ratio(p["fine-tune s (to reach it)"], s["fine-tune s (to reach it)"]),
+                     "PD / SFD time (SFD incl. cache)": _ratio(p["fine-tune s (to reach it)"], s_total),
+                     "PD / SFD teacher NFE": _ratio(p["teacher NFE"], s["teacher NFE"]),
+                     "PD / SFD optimizer steps": _ratio(p["student optimizer steps"], s["student optimizer steps"])})
     return pd.DataFrame(rows)
 
 

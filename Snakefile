@@ -30,5 +30,7 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         "results/tables",
+        "results/ablations",
         "results/figures",
+        "results/config.yaml",
     default_target: True

@@ -69,12 +69,11 @@ def test_figures_refuse_rows_with_different_seeds(tmp_path, cli_env):
 def test_ablation_table_from_fixture(tmp_path, cli_env):
     import pandas as pd
 
-    fids, floor, curves, _ = _fixture(tmp_path)
     default, other = tmp_path / "a0.json", tmp_path / "a1.json"
     default.write_text(json.dumps({"row": "x", "label": "x", "nfe": 2, "fid": 20.0}))
     other.write_text(json.dumps({"row": "y", "label": "y", "nfe": 2, "fid": 30.0}))
     out = tmp_path / "tables"
-    r = subprocess.run([str(VENV_BIN / "diffdistill"), "table", "--fid", *fids, "--floor", floor,
+    r = subprocess.run([str(VENV_BIN / "diffdistill"), "ablation-table",
                         "--ablation", f"default=={default}", f"t_min=0.02={other}", "--out-dir", str(out)],
                        env=cli_env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

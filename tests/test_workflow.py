@@ -45,12 +45,18 @@ def test_tiny_config_end_to_end(tmp_path, cli_env):
     # SFD-v, the second stage, the ablation table, the curves and the figures
     assert {"SFD-v (one model)", "SFD second stage"} <= set(df["method"])
     assert df.loc[df["method"] == "SFD second stage", "NFE 1"].notna().all()
-    abl = pd.read_csv(tmp_path / "results/tables/ablations.csv")
+    abl = pd.read_csv(tmp_path / "results/ablations/ablations.csv")
     assert list(abl["factor"]) == ["default", "t_min", "loss"] and abl["FID"].notna().all()
     assert (tmp_path / "results/students/sfd/it4-tmin0.02/nfe2/fid_curve.json").exists()
     for name in ("fid_vs_nfe", "fid_vs_finetune", "fid_curves", "samples"):
         assert (tmp_path / f"results/figures/{name}.pdf").stat().st_size > 0
     assert (tmp_path / "results/config.yaml").exists()
+    # the HTML report holds the tables, the figures and the run's config
+    r = subprocess.run([str(VENV_BIN / "snakemake"), "--report", "report.html", "--configfile", "config/test.yaml"],
+                       cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    assert all(name in html for name in ("fid_vs_nfe.png", "samples.png", "ablations.csv", "config.yaml"))
     # a second run has nothing to do
     r = subprocess.run([*cmd, "-n"], cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "Nothing to be done" in (r.stdout + r.stderr), r.stdout[-2000:]
@@ -61,5 +67,5 @@ def test_tiny_config_end_to_end(tmp_path, cli_env):
     assert r.returncode == 0, r.stderr[-2000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", r.stdout, re.M))
     assert counts == {"teacher_trajectories": "1", "distill_sfd": "1", "sample_student": "1", "fid": "1",
-                      "tables": "1", "figures": "1", "all": "1", "run_config": "1", "total": "8"}, r.stdout[-3000:]
+                      "ablation_table": "1", "figures": "1", "run_config": "1", "all": "1", "total": "8"}, r.stdout[-3000:]
     assert "tmin0.05" in r.stdout and "tmin0.02-" not in r.stdout

@@ -266,7 +266,7 @@ def cmd_distill(args):
                  teacher_nfe_per_traj=per_traj_nfe)
     cfg = TrainConfig(iters=args.iters, lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed,
                       ckpt_every=args.ckpt_every, max_iters_this_run=args.max_iters_this_run,
-                      eval_every=args.curve_every if args.curve_out else 0)
+                      eval_every=args.curve_every if args.curve_out else 0, ema=args.ema)
     with _amp(args, device):
         res = train(method, cfg, Path(args.out).parent, progress=not args.quiet,
                     evaluate=_curve_evaluator(args, student_t, spec, device))
@@ -313,7 +313,8 @@ def cmd_distill_sfdv(args):
         per_nfe[len(ts)] = SFD(student, batches, ts, args.batch_size, afs=args.afs, loss=args.loss)
     method = SFDV(student, per_nfe)
     cfg = TrainConfig(iters=args.iters, lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed,
-                      ckpt_every=args.ckpt_every, max_iters_this_run=args.max_iters_this_run)
+                      ckpt_every=args.ckpt_every, max_iters_this_run=args.max_iters_this_run,
+                      ema=args.ema)
     with _amp(args, device):
         res = train(method, cfg, Path(args.out).parent, progress=not args.quiet)
     stop = _stop_code(res, args.iters)
@@ -409,12 +410,13 @@ def cmd_fetch(args):
 
 def cmd_table(args):
     from .report import write_tables
-    from .report import parse_ablation_spec
-    config_text = Path(args.config).read_text() if args.config else None
     write_tables(args.fid, args.out_dir, floor=args.floor, o2mkd_fid=args.o2mkd_fid,
-                 o2mkd_profile=args.o2mkd_profile,
-                 ablations=[parse_ablation_spec(a) for a in args.ablation or []],
-                 ablation_default=args.ablation_default, config_text=config_text)
+                 o2mkd_profile=args.o2mkd_profile)
+
+
+def cmd_ablation_table(args):
+    from .report import parse_ablation_spec, write_ablation_dir
+    write_ablation_dir(args.out_dir, [parse_ablation_spec(a) for a in args.ablation], args.ablation_default)
 
 
 def cmd_figures(args):
@@ -475,6 +477,7 @@ def _train(p, iters, lr):
 
 def _sfd_train(p):
     p.add_argument("--loss", default="l1", choices=["l1", "l2"])
+    p.add_argument("--ema", type=float, default=None, help="EMA decay of the exported student (none: SFD's setting)")
     p.add_argument("--lr-schedule", default="step", choices=["constant", "step", "linear"])
     p.add_argument("--out", required=True)
 
@@ -596,11 +599,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--floor", default=None)
     p.add_argument("--o2mkd-fid", nargs="*", default=None, help="FID JSONs of the O2MKD table")
     p.add_argument("--o2mkd-profile", default=None, help="profile-models JSON of the O2MKD table")
-    p.add_argument("--ablation", nargs="*", default=None, help="factor=value=FID-JSON of each ablation row")
-    p.add_argument("--ablation-default", default="", help="description of the ablations' default row")
-    p.add_argument("--config", default=None, help="the run's resolved config (YAML), copied beside the tables")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("ablation-table", help="render the SFD ablation table")
+    p.add_argument("--ablation", nargs="+", required=True, help="factor=value=FID-JSON of each row (default==path first)")
+    p.add_argument("--ablation-default", default="", help="description of the default row")
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_ablation_table)
 
     p = sub.add_parser("figures", help="render the figures (PNG and PDF)")
     p.add_argument("--fid", nargs="+", required=True, help="FID JSON files")

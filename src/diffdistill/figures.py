@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from .io import UserError, read_json
+from .io import UserError, atomic_dir, read_json
 
 
 def _plt():
@@ -150,10 +148,7 @@ def write_figures(fid_files, out_dir, floor=None, reference_label=None, curves=N
     series = _series(fid_files)
     if not series:
         raise UserError("no FID results to plot")
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         fl = read_json(floor) if floor else None
         fig, ax = plt.subplots(figsize=(7, 4.5))
         fid_vs_nfe(ax, series, fl, reference_label)
@@ -172,9 +167,3 @@ def write_figures(fid_files, out_dir, floor=None, reference_label=None, curves=N
             plot_curves([(f, v, read_curve(p)) for f, v, p in curves], tmp)
         if samples:
             plot_samples(samples, tmp)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
-from .io import UserError, read_json
+from .io import UserError, atomic_dir, read_json
 
 FT = "fine-tune s (per NFE)"
 
@@ -56,17 +54,12 @@ def to_markdown(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
 
 
 def write_tables(fid_files: list[str], out_dir, floor: str | None = None,
-                 o2mkd_fid: list[str] | None = None, o2mkd_profile: str | None = None,
-                 ablations: list[tuple[str, str, str]] | None = None, ablation_default: str = "",
-                 config_text: str | None = None) -> None:
-    """Write fid_vs_nfe.{csv,md} (and cost.{csv,md}, o2mkd.{csv,md}, ablations.{csv,md},
-    config.yaml when their inputs are given) into out_dir, atomically as a whole folder."""
+                 o2mkd_fid: list[str] | None = None, o2mkd_profile: str | None = None) -> None:
+    """Write fid_vs_nfe.{csv,md} (and cost.{csv,md}, o2mkd.{csv,md} when their inputs
+    are given) into out_dir, atomically as a whole folder."""
     files = ([floor] if floor else []) + list(fid_files)
     df = fid_table([f for f in files if read_json(f).get("nfe") is not None])
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         df.to_csv(tmp / "fid_vs_nfe.csv", index=False, float_format="%.4f")
         note = ""
         if floor:
@@ -79,16 +72,6 @@ def write_tables(fid_files: list[str], out_dir, floor: str | None = None,
         if o2mkd_fid and profile:
             write_o2mkd_table(tmp, o2mkd_fid, profile)
         write_cost_table(tmp, list(fid_files), profile)
-        if ablations:
-            write_ablation_table(tmp, ablations, ablation_default)
-        if config_text is not None:
-            (tmp / "config.yaml").write_text(config_text)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 # -- SFD ablations (the paper's Table 1): one factor at a time around the default -------
@@ -119,6 +102,12 @@ def ablation_table(runs: list[tuple[str, str, str]]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     df["vs default"] = df["FID"] / default
     return df
+
+
+def write_ablation_dir(out_dir, runs, default_desc: str = "") -> None:
+    """ablations.{csv,md} into out_dir, atomically as a whole folder."""
+    with atomic_dir(out_dir) as tmp:
+        write_ablation_table(tmp, runs, default_desc)
 
 
 def write_ablation_table(out: Path, runs, default_desc: str = "") -> None:

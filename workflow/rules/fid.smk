@@ -33,7 +33,7 @@ rule reference_stats:
         reference_stats_input(),
     output:
         stats="results/featnet/ref_stats.npz",
-        floor="results/fid/floor.json",
+        floor="results/featnet/floor.json",
     log:
         "results/logs/reference_stats.log",
     params:
@@ -55,6 +55,24 @@ rule reference_stats:
         "diffdistill ref-stats {params.data} {params.features} --batch-size {params.bs}"
         " --floor-splits {params.splits} --seed {params.seed} {params.ref} --out {output.stats}"
         " --floor-out {output.floor} {params.run} --threads {threads} --quiet 2> {log}"
+
+
+# The floor row beside the other FID rows (tables, figures). The reference job writes it
+# under results/featnet/ so that its outputs share one folder: SFD's training curves
+# need the reference statistics before any row of results/fid exists (one DVC stage
+# owns results/featnet, another results/fid).
+rule fid_floor:
+    input:
+        "results/featnet/floor.json",
+    output:
+        "results/fid/floor.json",
+    log:
+        "results/logs/fid/floor.log",
+    localrule: True
+    conda:
+        CONDA_ENV
+    shell:
+        "cp {input} {output} 2> {log}"
 
 
 rule fid:

@@ -22,22 +22,36 @@ rule tables:
         floor="results/fid/floor.json",
         o2mkd_fid=o2mkd_fid_files(),
         o2mkd_profile="results/o2mkd/profile.json",
-        ablations=ablation_fid_files(),
-        config="results/config.yaml",
     output:
         report(directory("results/tables"), patterns=["{name}.csv"], caption="../report/tables.rst",
                category="Tables"),
     log:
         "results/logs/tables.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "diffdistill table --fid {input.fid} --floor {input.floor} --o2mkd-fid {input.o2mkd_fid}"
+        " --o2mkd-profile {input.o2mkd_profile} --out-dir {output} 2> {log}"
+
+
+# The ablation suite is its own target (about 13 extra students on the default): the
+# main table stays within the CPU budget of `snakemake --cores all results/tables`.
+rule ablation_table:
+    input:
+        ablation_fid_files(),
+    output:
+        report(directory("results/ablations"), patterns=["{name}.csv"], caption="../report/ablations.rst",
+               category="Tables"),
+    log:
+        "results/logs/ablations.log",
     params:
         ablations=ablation_spec_args(),
         ablation_default=ablation_default_desc(),
     conda:
         CONDA_ENV
     shell:
-        "diffdistill table --fid {input.fid} --floor {input.floor} --o2mkd-fid {input.o2mkd_fid}"
-        " --o2mkd-profile {input.o2mkd_profile} --ablation {params.ablations}"
-        " --ablation-default '{params.ablation_default}' --config {input.config} --out-dir {output} 2> {log}"
+        "diffdistill ablation-table --ablation {params.ablations} --ablation-default '{params.ablation_default}'"
+        " --out-dir {output} 2> {log}"
 
 
 rule figures:

@@ -53,6 +53,20 @@ def to_markdown(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
     return "\n".join(lines) + "\n"
 
 
+def fid_long(df: pd.DataFrame) -> pd.DataFrame:
+    """The FID table in long form: one (method, nfe, fid) row per filled cell."""
+    nfe_cols = [c for c in df.columns if c.startswith("NFE ")]
+    rows = [{"method": r["method"], "nfe": int(c.split()[1]), "fid": r[c]}
+            for _, r in df.iterrows() for c in nfe_cols if r[c] == r[c]]
+    return pd.DataFrame(rows, columns=["method", "nfe", "fid"])
+
+
+def _row_key(r: dict) -> str:
+    """'students/sfd/default/nfe2'; 'target/nfe2' (its JSON says row 'target'); 'floor'."""
+    nfe = r.get("nfe")
+    return r["row"] if nfe is None or r["row"].endswith(f"/nfe{nfe}") else f"{r['row']}/nfe{nfe}"
+
+
 def write_tables(fid_files: list[str], out_dir, floor: str | None = None,
                  o2mkd_fid: list[str] | None = None, o2mkd_profile: str | None = None) -> None:
     """Write fid_vs_nfe.{csv,md} (and cost.{csv,md}, o2mkd.{csv,md} when their inputs
@@ -61,6 +75,10 @@ def write_tables(fid_files: list[str], out_dir, floor: str | None = None,
     df = fid_table([f for f in files if read_json(f).get("nfe") is not None])
     with atomic_dir(out_dir) as tmp:
         df.to_csv(tmp / "fid_vs_nfe.csv", index=False, float_format="%.4f")
+        # for DVC (dvc.yaml): the plot of FID against NFE, and every row's FID as metrics
+        fid_long(df).to_csv(tmp / "fid_vs_nfe_long.csv", index=False, float_format="%.4f")
+        metrics = {_row_key(r): r["fid"] for r in map(read_json, files + list(o2mkd_fid or []))}
+        (tmp / "fid_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
         note = ""
         if floor:
             fl = read_json(floor)

@@ -329,7 +329,7 @@ def sfd_args(wildcards, input):
     s = sfd_settings(wildcards.variant)
     traj = (f"--trajectories {input.traj}" if TRAJ["cache"] else
             f"--solver {s['solver']} --K {s['K']} --final-step {s['final_step']} --thresholding {b(TRAJ['thresholding'])}")
-    return (f"{traj} --afs {b(s['afs'])} --t-min {s['t_min']} --loss {s['loss']} --iters {s['iters']}")
+    return (f"{traj} --afs {b(s['afs'])} --t-min {s['t_min']} --loss {s['loss']} --iters {s['iters']} {ema_arg(SFD)}")
 
 
 def sfd_sampling_args(wildcards):
@@ -356,6 +356,10 @@ if SFD2["enabled"] and (SFD2["teacher_nfe"] + 1) % 2:
              "timestamps must contain the 1-NFE student's 3")
 LABELS["students/sfdv/default"] = "SFD-v (one model)"
 LABELS["students/sfd2/default"] = "SFD second stage"
+
+
+def ema_arg(section):
+    return f"--ema {section['ema']}" if section.get("ema") else ""
 
 
 def sfdv_traj():

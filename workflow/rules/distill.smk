@@ -50,6 +50,7 @@ rule distill_sfdv:
         "results/logs/distill/sfdv/default.log",
     params:
         v=SFDV,
+        ema=ema_arg(SFDV),
         sched=SCHED,
         afs=b(SFD["afs"]),
         loss=SFD["loss"],
@@ -68,7 +69,7 @@ rule distill_sfdv:
         " --nfe {params.v[nfe]} --afs {params.afs} --t-min {params.sched[t_min]} --t-max {params.sched[t_max]}"
         " --rho {params.sched[rho]} --loss {params.loss} --iters {params.v[iters]}"
         " --batch-size {params.v[batch_size]} --lr {params.v[lr]} --lr-schedule {params.v[lr_schedule]}"
-        " --embed-dim {params.v[embed_dim]} --ckpt-every {params.v[ckpt_every]} --seed {params.seed}"
+        " --embed-dim {params.v[embed_dim]} {params.ema} --ckpt-every {params.v[ckpt_every]} --seed {params.seed}"
         " --out {output.model} {params.run} --threads {threads} 2> {log}"
 
 
@@ -114,6 +115,7 @@ rule distill_sfd2:
         "results/logs/distill/sfd2/default/nfe1.log",
     params:
         s=SFD2,
+        ema=ema_arg(SFD2),
         sched=SCHED,
         seed=config["seed"],
         run=run_args(),
@@ -130,5 +132,5 @@ rule distill_sfd2:
         " --nfe 1 --afs true --t-min {params.sched[t_min]} --t-max {params.sched[t_max]}"
         " --rho {params.sched[rho]} --loss {params.s[loss]} --iters {params.s[iters]}"
         " --batch-size {params.s[batch_size]} --lr {params.s[lr]} --lr-schedule {params.s[lr_schedule]}"
-        " --ckpt-every {params.s[ckpt_every]} --seed {params.seed} --out {output.model}"
+        " {params.ema} --ckpt-every {params.s[ckpt_every]} --seed {params.seed} --out {output.model}"
         " {params.run} --threads {threads} 2> {log}"

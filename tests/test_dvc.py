@@ -1,0 +1,160 @@
+"""DVC on top of Snakemake (dvc.yaml), on the tiny config in a temporary git repository:
+a full `dvc repro`; one changed config value reruns only the stages that read it; the
+value changed back, those stages come back from DVC's run-cache without running a job;
+after such restores a stage never reruns another stage's jobs; push to a local
+directory remote, delete cache and outputs, pull them back unchanged."""
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, VENV_BIN
+
+STAGES = ["config", "teacher", "featnet", "sfd", "pd", "o2mkd", "evaluate", "report"]
+
+
+def _repo(dst: Path) -> None:
+    for name in ("Snakefile", "workflow", "config", "profiles", "envs", "src", "dvc.yaml", ".dvcignore",
+                 ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvc/plots"):
+        src, out = ROOT / name, dst / name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, out, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, out)
+    # the tiny config is the config DVC tracks in this repository (README, "DVC")
+    shutil.copy(dst / "config/test.yaml", dst / "config/config.yaml")
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"]):
+        subprocess.run(cmd, cwd=dst, check=True)
+
+
+@pytest.fixture
+def dvc_env(cli_env, tmp_path):
+    env = dict(cli_env)
+    env["PYTHONPATH"] = str(tmp_path / "repo/src")  # jobs run the code the stages depend on
+    # The SLURM executor plugin runs `scontrol show config` (10 s timeout) whenever
+    # Snakemake starts; with a SLURM client and no controller (this machine after
+    # tests/slurm_integration.sh) each of the ~20 Snakemake starts here would wait 10 s.
+    stub = tmp_path / "stub"
+    stub.mkdir()
+    (stub / "scontrol").write_text("#!/bin/sh\nexit 1\n")
+    (stub / "scontrol").chmod(0o755)
+    env["PATH"] = f"{stub}{os.pathsep}{env['PATH']}"
+    return env
+
+
+def _run(cmd, cwd, env, timeout=900):
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    return out
+
+
+def _ran(out):
+    return re.findall(r"^Running stage '([^']+)'", out, re.M)
+
+
+def _restored(out):
+    return re.findall(r"^Stage '([^']+)' is cached - skipping run", out, re.M)
+
+
+def _jobs(out):
+    """Rules of the Snakemake jobs that ran."""
+    return set(re.findall(r"^(?:local)?rule (\w+):$", out, re.M))
+
+
+def _outs(repo: Path) -> list[Path]:
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    return [repo / o for s in stages.values() for o in s["outs"]]
+
+
+def _digest(repo: Path, paths) -> dict:
+    files = []
+    for p in paths:
+        files += sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    return {str(f.relative_to(repo)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+
+def _only(digest: dict, paths, repo: Path) -> dict:
+    prefixes = tuple(f"{p.relative_to(repo)}/" for p in paths)
+    return {k: v for k, v in digest.items() if k.startswith(prefixes)}
+
+
+@pytest.mark.slow
+def test_dvc_repro_incremental_run_cache_and_remote(tmp_path, dvc_env):
+    repo = tmp_path / "repo"
+    _repo(repo)
+    dvc = [str(VENV_BIN / "dvc")]
+    sfd = [repo / "results/students/sfd", repo / "results/trajectories"]
+
+    def status_clean():
+        out = _run([*dvc, "status"], repo, dvc_env)
+        assert "Data and pipelines are up to date." in out, out
+
+    # 1. everything, through Snakemake, one stage after the other
+    out = _run([*dvc, "repro"], repo, dvc_env)
+    assert _ran(out) == STAGES, out[-3000:]
+    status_clean()
+    metrics = json.loads(_run([*dvc, "metrics", "show", "--json"], repo, dvc_env))
+    fids = next(iter(metrics.values()))["data"]["results/tables/fid_metrics.json"]["data"]
+    assert {"floor", "students/sfd/default/nfe2", "reference/nfe7"} <= set(fids)
+    assert all(isinstance(v, float) and v > 0 for v in fids.values())
+    _run([*dvc, "plots", "show", "-o", str(tmp_path / "plots")], repo, dvc_env)
+    assert "FID against NFE" in (tmp_path / "plots/index.html").read_text()
+    git = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
+    assert git.split("\n")[:-1] == ["?? dvc.lock"], git  # outputs stay out of git
+    first = _digest(repo, _outs(repo))
+
+    # 2. one SFD value: the config resolution, SFD, evaluation and report stages run
+    cfg_file = repo / "config/config.yaml"
+    original = cfg_file.read_text()
+    cfg = yaml.safe_load(original)
+    cfg["sfd"]["loss"] = "l2"
+    cfg_file.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    out = _run([*dvc, "repro"], repo, dvc_env)
+    assert _ran(out) == ["config", "sfd", "evaluate", "report"], out[-3000:]
+    for stage in ("teacher", "featnet", "pd", "o2mkd"):
+        assert f"Stage '{stage}' didn't change, skipping" in out
+    assert _digest(repo, sfd) != _only(first, sfd, repo)
+    status_clean()
+
+    # 3. changed back: the same stages come back from the run-cache, no job runs
+    cfg_file.write_text(original)
+    out = _run([*dvc, "repro"], repo, dvc_env)
+    assert _ran(out) == [] and _jobs(out) == set(), out[-3000:]
+    assert set(_restored(out)) == {"config", "sfd", "evaluate", "report"}, out[-3000:]
+    assert _digest(repo, _outs(repo)) == first
+    status_clean()
+
+    # 4. Snakemake alone would now rebuild SFD: its records say the students were last
+    # built with the L2 loss (DVC restored the L1 ones). A DVC stage runs only its own
+    # rules, whatever the records and mtimes of the files it restored.
+    plan = _run([str(VENV_BIN / "snakemake"), "-n", "results/tables"], repo, dvc_env, timeout=300)
+    assert re.search(r"^distill_sfd\s+\d+$", plan, re.M), plan[-3000:]
+    out = _run([*dvc, "repro", "--force", "--single-item", "report"], repo, dvc_env)
+    assert _ran(out) == ["report"], out[-3000:]
+    allowed = set(re.search(r"^dvc_stage: report: snakemake \d+ targets, rules (.*)$", out, re.M).group(1).split())
+    assert _jobs(out) and _jobs(out) <= allowed and "distill_sfd" not in allowed, out[-3000:]
+    assert _digest(repo, sfd) == _only(first, sfd, repo)
+    status_clean()
+
+    # 5. a local directory remote: push, lose cache and outputs, pull them back
+    outs = _outs(repo)
+    before = _digest(repo, outs)
+    _run([*dvc, "remote", "add", "-d", "store", str(tmp_path / "remote")], repo, dvc_env)
+    _run([*dvc, "push"], repo, dvc_env)
+    shutil.rmtree(repo / ".dvc/cache")
+    for p in outs:
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    out = _run([*dvc, "status"], repo, dvc_env)
+    assert "deleted" in out
+    _run([*dvc, "pull"], repo, dvc_env)
+    assert _digest(repo, outs) == before
+    status_clean()

@@ -3,6 +3,8 @@
 
 
 rule distill_sfd:
+    # long jobs first, so the short sampling and FID jobs fill the gaps at the end
+    priority: 40
     input:
         unpack(sfd_inputs),
     output:
@@ -40,6 +42,7 @@ rule distill_sfd:
 
 
 rule distill_sfdv:
+    priority: 45
     input:
         teacher="results/teacher/model.pt",
         traj=sfdv_traj(),
@@ -77,6 +80,7 @@ rule distill_sfdv:
 # timestamps) teaches a 1-NFE student (3 timestamps, AFS); its trajectories are
 # cached at the student's timestamps like the teacher's.
 rule sfd2_trajectories:
+    priority: 40
     input:
         teacher=f"results/students/sfd/default/nfe{SFD2['teacher_nfe']}/model.pt",
     output:
@@ -105,6 +109,7 @@ rule sfd2_trajectories:
 
 
 rule distill_sfd2:
+    priority: 40
     input:
         teacher=f"results/students/sfd/default/nfe{SFD2['teacher_nfe']}/model.pt",
         traj=f"results/trajectories/{sfd2_traj_variant()}/nfe1/traj.pt",

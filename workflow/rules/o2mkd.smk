@@ -2,6 +2,7 @@
 # through a router with DDIM at several step counts and with a fast solver, and
 # profiled (parameters, MACs per step, throughput) against the teacher.
 rule distill_o2mkd:
+    priority: 40
     input:
         teacher="results/teacher/model.pt",
     output:

@@ -2,6 +2,7 @@
 # exactly the settings that shape them (solver, K, final-step rule, thresholding,
 # t_min, AFS, pool size and seeds, NFE).
 rule teacher_trajectories:
+    priority: 40
     input:
         teacher="results/teacher/model.pt",
     output:

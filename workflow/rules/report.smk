@@ -9,6 +9,7 @@ rule run_config:
         text=resolved_config_yaml(),
     log:
         "results/logs/run_config.log",
+    localrule: True
     run:
         from diffdistill.io import atomic_path
 

@@ -28,8 +28,14 @@ def _repo(dst: Path) -> None:
             shutil.copytree(src, out, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(src, out)
-    # the tiny config is the config DVC tracks in this repository (README, "DVC")
-    shutil.copy(dst / "config/test.yaml", dst / "config/config.yaml")
+    # The tiny config is the one DVC tracks here (README, "DVC"), without SFD-v, the
+    # second stage and the ablation sweep: tests/test_workflow.py runs those; here they
+    # would only add jobs to every step. (Their declared folders stay empty.)
+    cfg = yaml.safe_load((dst / "config/test.yaml").read_text())
+    cfg["sfdv"]["enabled"] = cfg["sfd2"]["enabled"] = False
+    cfg["ablations"] = {k: [] if isinstance(v, list) else v for k, v in cfg["ablations"].items()}
+    cfg["ablations"]["iters"] = None  # the default row is the main SFD student
+    (dst / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"]):
         subprocess.run(cmd, cwd=dst, check=True)
@@ -110,6 +116,7 @@ def test_dvc_repro_incremental_run_cache_and_remote(tmp_path, dvc_env):
     assert "FID against NFE" in (tmp_path / "plots/index.html").read_text()
     git = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
     assert git.split("\n")[:-1] == ["?? dvc.lock"], git  # outputs stay out of git
+    assert (repo / "results/students/sfdv").is_dir() and not any((repo / "results/students/sfdv").iterdir())
     first = _digest(repo, _outs(repo))
 
     # 2. one SFD value: the config resolution, SFD, evaluation and report stages run

@@ -56,6 +56,21 @@ def dvc_env(cli_env, tmp_path):
     return env
 
 
+@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/cifar10.yaml"])
+def test_dvc_stages_own_every_output(tmp_path, dvc_env, configfile):
+    """Every output of `rule all` lies under exactly one stage's outs (downloads aside),
+    and every stage lists as deps the other stages' outputs its jobs read."""
+    for name in ("Snakefile", "workflow", "config", "profiles", "envs", "dvc.yaml"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    out = _run([str(VENV_BIN / "python"), "workflow/scripts/dvc_stage.py", "--check", "--configfile", configfile],
+               tmp_path, dvc_env, timeout=300)
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert [line.split(":")[0] for line in out.splitlines() if not line.startswith("undeclared")] == list(stages)
+    undeclared = [line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("undeclared: ")]
+    assert all(f.startswith("downloads/") for f in undeclared), undeclared
+
+
 def _run(cmd, cwd, env, timeout=900):
     r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     out = r.stdout + r.stderr

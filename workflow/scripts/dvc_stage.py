@@ -1,6 +1,7 @@
 """Run one stage of dvc.yaml through Snakemake, the pipeline's only scheduler.
 
     python workflow/scripts/dvc_stage.py STAGE [--rest]
+    python workflow/scripts/dvc_stage.py --check [snakemake options, e.g. --configfile X]
 
 A DVC stage owns the paths under its `outs` (and `metrics`, `plots`). This script asks
 Snakemake for every job of the default target (`rule all`), keeps those whose outputs
@@ -20,6 +21,11 @@ built: their rules are allowed in every stage, and the stage run with `--rest` (
 last one) also targets them; a warning names them. A declared directory that the
 config does not produce (e.g. results/students/sfdv with sfdv.enabled: false) is
 created empty, since DVC fails a stage whose declared output is missing.
+
+The script stops with one line when a job's outputs belong to two stages, when a rule
+has jobs in two stages, or when a stage reads another stage's output that is not among
+its DVC deps (DVC would not rerun it when that output changes). `--check` runs these
+checks for every stage without running anything and lists outputs no stage declares.
 
 Extra Snakemake arguments come from $DIFFDISTILL_SNAKEMAKE_ARGS (e.g. "--cores 8" or
 "--profile profiles/slurm"); they do not enter DVC's run-cache key, so they must not
@@ -41,8 +47,8 @@ JOB_RE = re.compile(r"^(?:local)?(?:rule|checkpoint) (\S+):$")
 FIELD_RE = re.compile(r"^\s+(input|output): (.*)$")
 
 
-def fail(msg: str) -> None:
-    sys.exit(f"dvc_stage: error: {msg}")
+class StageError(Exception):
+    pass
 
 
 def _paths(entries) -> list[str]:
@@ -53,15 +59,8 @@ def _paths(entries) -> list[str]:
     return out
 
 
-def stage_paths(stage: dict) -> list[str]:
-    return _paths(stage.get("outs")) + _paths(stage.get("metrics")) + _paths(stage.get("plots"))
-
-
-def under(path: str, roots) -> str | None:
-    for r in roots:
-        if path == r or path.startswith(r + "/"):
-            return r
-    return None
+def under(path: str, roots) -> bool:
+    return any(path == r or path.startswith(r + "/") for r in roots)
 
 
 def snakemake_jobs(extra: list[str]) -> list[tuple[str, list[str], list[str]]]:
@@ -70,7 +69,7 @@ def snakemake_jobs(extra: list[str]) -> list[tuple[str, list[str], list[str]]]:
                        capture_output=True, text=True)
     if r.returncode != 0:
         sys.stderr.write(r.stdout[-3000:] + r.stderr[-3000:])
-        fail("snakemake could not plan the workflow (see above)")
+        raise StageError("snakemake could not plan the workflow (see above)")
     jobs, cur = [], None
     for line in r.stdout.splitlines():
         m = JOB_RE.match(line)
@@ -85,77 +84,106 @@ def snakemake_jobs(extra: list[str]) -> list[tuple[str, list[str], list[str]]]:
         elif not line.strip():
             cur = None
     if not jobs:
-        fail("snakemake's dry run listed no jobs")
+        raise StageError("snakemake's dry run listed no jobs")
     return jobs
 
 
-def main(argv: list[str]) -> None:
-    if not argv or argv[0].startswith("-"):
-        fail("usage: dvc_stage.py STAGE [--rest]")
-    name, rest = argv[0], "--rest" in argv[1:]
-    extra = shlex.split(os.environ.get("DIFFDISTILL_SNAKEMAKE_ARGS", ""))
-    if any(a.split("=")[0] in ("--configfile", "--configfiles", "--config", "-C") for a in extra):
-        fail("DIFFDISTILL_SNAKEMAKE_ARGS must not set the config: DVC tracks config/config.yaml")
-    stages = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
-    if name not in stages:
-        fail(f"no stage '{name}' in dvc.yaml")
-    owned = {s: stage_paths(d) for s, d in stages.items()}
-    deps = _paths(stages[name].get("deps"))
+class Plan:
+    """Which Snakemake jobs belong to which stage of dvc.yaml."""
 
-    def owner(path):
-        for s, roots in owned.items():
+    def __init__(self, stages: dict, jobs):
+        self.stages, self.jobs = stages, [j for j in jobs if j[2]]  # `rule all` writes nothing
+        self.owned = {s: _paths(d.get("outs")) + _paths(d.get("metrics")) + _paths(d.get("plots"))
+                      for s, d in stages.items()}
+        self.rule_owners: dict[str, set] = {}
+        for rule, _, outs in self.jobs:
+            for f in outs:
+                self.rule_owners.setdefault(rule, set()).add(self.owner(f))
+        self.unowned = [j for j in self.jobs if self.rule_owners[j[0]] == {None}]
+
+    def owner(self, path: str) -> str | None:
+        for s, roots in self.owned.items():
             if under(path, roots):
                 return s
         return None
 
-    jobs = snakemake_jobs(extra)
-    rule_owners: dict[str, set] = {}
-    for rule, _, outs in jobs:
-        for f in outs:
-            rule_owners.setdefault(rule, set()).add(owner(f))
-    mine = [j for j in jobs if j[2] and owner(j[2][0]) == name]
-    unowned = [j for j in jobs if j[2] and rule_owners[j[0]] == {None}]
-    for rule, _, outs in mine:
-        others = {owner(f) for f in outs} - {name}
-        if others:
-            fail(f"a {rule} job writes {', '.join(outs)}: outputs of stages {name} and "
-                 f"{', '.join(sorted(map(str, others)))}; one job's outputs must belong to one stage")
-    rules = {j[0] for j in mine}
-    split = {r: rule_owners[r] - {name} for r in rules if rule_owners[r] - {name}}
-    if split:
-        r, o = next(iter(split.items()))
-        fail(f"rule {r} has jobs in stage {name} and in {', '.join(sorted(map(str, o)))}; "
-             "give each rule's outputs to one stage")
-    # every input this stage reads from another stage must be one of its DVC deps,
-    # else DVC would not rerun it when that input changes
-    for rule, ins, _ in mine:
-        for f in ins:
-            o = owner(f)
-            if o not in (None, name) and not under(f, deps):
-                fail(f"stage {name} reads {f} (rule {rule}), an output of stage {o}: "
-                     f"add it (or a folder holding it) to the deps of {name} in dvc.yaml")
-    targets = [f for _, _, outs in mine for f in outs]
-    allowed = rules | {j[0] for j in unowned}
+    def stage(self, name: str):
+        """(targets, rules) of stage `name`, after the checks."""
+        mine = [j for j in self.jobs if self.owner(j[2][0]) == name]
+        for rule, _, outs in mine:
+            others = {self.owner(f) for f in outs} - {name}
+            if others:
+                raise StageError(f"a {rule} job writes {', '.join(outs)}: outputs of stages {name} and "
+                                 f"{', '.join(sorted(map(str, others)))}; one job's outputs must belong to one stage")
+        rules = {j[0] for j in mine}
+        for r in sorted(rules):
+            if self.rule_owners[r] - {name}:
+                raise StageError(f"rule {r} has jobs in stage {name} and in "
+                                 f"{', '.join(sorted(map(str, self.rule_owners[r] - {name})))}; "
+                                 "give each rule's outputs to one stage")
+        deps = _paths(self.stages[name].get("deps"))
+        for rule, ins, _ in mine:
+            for f in ins:
+                o = self.owner(f)
+                if o not in (None, name) and not under(f, deps):
+                    raise StageError(f"stage {name} reads {f} (rule {rule}), an output of stage {o}: "
+                                     f"add it (or a folder holding it) to the deps of {name} in dvc.yaml")
+        return [f for _, _, outs in mine for f in outs], rules
+
+
+def run(name: str, rest: bool, extra: list[str]) -> None:
+    stages = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
+    if name not in stages:
+        raise StageError(f"no stage '{name}' in dvc.yaml")
+    plan = Plan(stages, snakemake_jobs(extra))
+    targets, rules = plan.stage(name)
+    allowed = rules | {j[0] for j in plan.unowned}
     if rest:
-        extra_targets = [f for _, _, outs in unowned for f in outs]
+        extra_targets = [f for _, _, outs in plan.unowned for f in outs]
         if extra_targets:
             print(f"dvc_stage: warning: no stage of dvc.yaml declares {', '.join(extra_targets)}; "
                   "built here, not cached by DVC", file=sys.stderr)
         targets += extra_targets
     if not targets:
-        fail(f"no Snakemake output lies under the outputs of stage {name}")
-    cmd = [*SNAKEMAKE, *targets, "--cores", "all", "--nocolor", "--allowed-rules", *sorted(allowed), *extra]
+        raise StageError(f"no Snakemake output lies under the outputs of stage {name}")
     print(f"dvc_stage: {name}: snakemake {len(targets)} targets, rules {' '.join(sorted(rules))}",
           file=sys.stderr, flush=True)
-    r = subprocess.run(cmd)
+    r = subprocess.run([*SNAKEMAKE, *targets, "--cores", "all", "--nocolor",
+                        "--allowed-rules", *sorted(allowed), *extra])
     if r.returncode != 0:
         sys.exit(r.returncode)
     # declared folders this config does not produce: empty, so DVC can record them
-    for p in owned[name]:
-        if not Path(p).exists() and not any(f == p for f in targets):
+    for p in plan.owned[name]:
+        if not Path(p).exists() and p not in targets and not Path(p).suffix:
             print(f"dvc_stage: {p}: nothing to build under it with this config; empty folder",
                   file=sys.stderr)
             Path(p).mkdir(parents=True)
+
+
+def check(extra: list[str]) -> None:
+    stages = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
+    plan = Plan(stages, snakemake_jobs(extra))
+    for name in stages:
+        targets, rules = plan.stage(name)
+        print(f"{name}: {len(targets)} outputs, rules {' '.join(sorted(rules)) or '-'}")
+    for _, _, outs in plan.unowned:
+        for f in outs:
+            print(f"undeclared: {f}")
+
+
+def main(argv: list[str]) -> None:
+    extra = shlex.split(os.environ.get("DIFFDISTILL_SNAKEMAKE_ARGS", ""))
+    try:
+        if argv[:1] == ["--check"]:
+            check(extra + argv[1:])
+            return
+        if not argv or argv[0].startswith("-"):
+            raise StageError("usage: dvc_stage.py STAGE [--rest] | dvc_stage.py --check [snakemake options]")
+        if any(a.split("=")[0] in ("--configfile", "--configfiles", "--config", "-C") for a in extra):
+            raise StageError("DIFFDISTILL_SNAKEMAKE_ARGS must not set the config: DVC tracks config/config.yaml")
+        run(argv[0], "--rest" in argv[1:], extra)
+    except StageError as e:
+        sys.exit(f"dvc_stage: error: {e}")
 
 
 if __name__ == "__main__":

@@ -96,7 +96,8 @@ def plot_curves(curves: list[tuple[str, str, dict]], out: Path) -> None:
     factors = [f for f in dict.fromkeys(f for f, _, _ in curves) if f != "default"] or ["default"]
     cols = min(4, len(factors))
     rows = math.ceil(len(factors) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False, sharey=True,
+                             layout="constrained")
     for ax, factor in zip(axes.flat, factors):
         for c in default:
             pts = c["points"]
@@ -113,7 +114,7 @@ def plot_curves(curves: list[tuple[str, str, dict]], out: Path) -> None:
     for ax in list(axes.flat)[len(factors):]:
         ax.axis("off")
     axes[0][0].set_ylabel("FID (curve seeds)")
-    fig.suptitle("FID during training (SFD ablations)", fontsize=10, y=1.02)
+    fig.suptitle("FID during training (SFD ablations; curve seeds)", fontsize=10)
     _save(fig, out, "fid_curves")
 
 

@@ -381,16 +381,11 @@ def _load_samples(path, num):
 
 
 def cmd_fid(args):
-    import numpy as np
-
     from .io import write_json, write_meta
-    from .metrics import compute_features, feature_stats, frechet_distance
+    from .metrics import fid_to_stats, load_stats
 
     imgs = _load_samples(args.samples, args.num_samples)
-    feats = compute_features(imgs, _extractor(args), args.batch_size, device=_device(args))
-    mu, sigma = feature_stats(feats)
-    with np.load(args.ref) as ref:
-        fid = frechet_distance(mu, sigma, ref["mu"], ref["sigma"])
+    fid = fid_to_stats(imgs, _extractor(args), *load_stats(args.ref), args.batch_size, device=_device(args))
     write_json(args.out, {"row": args.row, "label": args.label or args.row, "nfe": args.nfe, "fid": fid,
                           "num_samples": len(imgs), "samples": str(args.samples), "model": args.model_meta})
     write_meta(args.out, _resolved(args), None)

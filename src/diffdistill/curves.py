@@ -20,20 +20,16 @@ FORMAT = "diffdistill-fid-curve/1"
 def fid_evaluator(extractor, ref_path, seeds, timesteps, afs: bool, img_shape, batch_size: int = 500,
                   device="cpu", model_kwargs: dict | None = None) -> Callable:
     """model -> FID of Euler samples (with AFS when `afs`) for fixed seeds."""
-    import numpy as np
-
-    from .metrics import compute_features, feature_stats, frechet_distance
+    from .metrics import fid_to_stats, load_stats
     from .sampling import generate_images, to_uint8
 
-    with np.load(ref_path) as ref:
-        ref_mu, ref_sigma = ref["mu"], ref["sigma"]
+    ref_mu, ref_sigma = load_stats(ref_path)
 
     def evaluate(model) -> float:
         imgs = to_uint8(generate_images(model, seeds, timesteps, "euler", afs, batch_size=batch_size,
                                         img_shape=img_shape, progress=False, model_kwargs=model_kwargs,
                                         device=device))
-        mu, sigma = feature_stats(compute_features(imgs, extractor, batch_size, device=device))
-        return frechet_distance(mu, sigma, ref_mu, ref_sigma)
+        return fid_to_stats(imgs, extractor, ref_mu, ref_sigma, batch_size, device=device)
     return evaluate
 
 

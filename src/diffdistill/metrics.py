@@ -302,6 +302,25 @@ def fid_from_features(feats1, feats2) -> float:
     return frechet_distance(*feature_stats(feats1), *feature_stats(feats2))
 
 
+def load_stats(path) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, sigma) from an .npz with arrays 'mu' and 'sigma', float64; a missing or
+    malformed file is a one-line error naming it."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise UserError(f"reference statistics file not found: {p}")
+    with np.load(p, allow_pickle=False) as z:
+        if not {"mu", "sigma"} <= set(z.files):
+            raise UserError(f"{p}: needs arrays 'mu' and 'sigma' (has: {', '.join(z.files)})")
+        return np.asarray(z["mu"], np.float64), np.asarray(z["sigma"], np.float64)
+
+
+def fid_to_stats(images_uint8, extractor: Callable, ref_mu, ref_sigma, batch_size: int = 500,
+                 device="cpu") -> float:
+    """FID of uint8 images [N, C, H, W] against reference statistics."""
+    mu, sigma = feature_stats(compute_features(images_uint8, extractor, batch_size, device=device))
+    return frechet_distance(mu, sigma, ref_mu, ref_sigma)
+
+
 # --------------------------------------------------------------------------- Inception
 
 INCEPTION_FILE = "inception-2015-12-05.pt"
@@ -453,13 +472,7 @@ def inception_reference_stats(name: str = "cifar10", mode: str = "legacy_tensorf
     explicit .npz with 'mu' and 'sigma' instead.
     """
     if stats_path:
-        p = Path(stats_path).expanduser()
-        if not p.is_file():
-            raise UserError(f"reference statistics file not found: {p}")
-        with np.load(p, allow_pickle=False) as z:
-            if not {"mu", "sigma"} <= set(z.files):
-                raise UserError(f"{p}: needs arrays 'mu' and 'sigma' (has: {', '.join(z.files)})")
-            return np.asarray(z["mu"], np.float64), np.asarray(z["sigma"], np.float64)
+        return load_stats(stats_path)
     fname = f"{name}_{mode}_{split}_{'na' if split == 'custom' else res}.npz".lower()
     dest = reference_stats_dir() / fname
     if not dest.is_file():

@@ -172,9 +172,9 @@ def cmd_ref_stats(args):
 
 # -- teacher trajectories ---------------------------------------------------------------
 
-def _student_timesteps(args):
+def _student_timesteps(args, nfe=None):
     from .schedules import edm_timesteps, num_timestamps
-    return edm_timesteps(num_timestamps(args.nfe, args.afs), args.t_min, args.t_max, args.rho)
+    return edm_timesteps(num_timestamps(args.nfe if nfe is None else nfe, args.afs), args.t_min, args.t_max, args.rho)
 
 
 def cmd_trajectories(args):
@@ -278,9 +278,9 @@ def cmd_distill(args):
         counters["teacher_nfe"] = read_meta(args.trajectories).get("teacher_nfe", 0)
     stage = {}
     from .io import meta_path
-    if meta_path(args.teacher).exists() and read_meta(args.teacher).get("method") == "sfd":
+    tm = read_meta(args.teacher) if meta_path(args.teacher).exists() else {}
+    if tm.get("method") == "sfd":
         # second stage: a stage-1 student teaches; the time to reach this model includes it
-        tm = read_meta(args.teacher)
         stage = {"stage": 2, "cumulative_wall_time": tm.get("cumulative_wall_time", tm["wall_time"]) + res.wall_time}
     save_denoiser(args.out, res.model, spec, sampling={"solver": "euler", "nfe": args.nfe, "afs": args.afs,
                                                        "timesteps": student_t.tolist()})
@@ -299,7 +299,6 @@ def cmd_distill_sfdv(args):
     from .distill.trainer import TrainConfig, finish, train
     from .io import read_meta, write_meta
     from .precond import load_denoiser, save_denoiser
-    from .schedules import edm_timesteps, num_timestamps
 
     if len(args.trajectories) != len(args.nfe):
         raise UserError(f"--trajectories gives {len(args.trajectories)} caches for {len(args.nfe)} NFE values")
@@ -308,7 +307,7 @@ def cmd_distill_sfdv(args):
     student = from_teacher(teacher, embed_dim=args.embed_dim).to(device)
     per_nfe = {}
     for nfe, path in zip(args.nfe, args.trajectories):
-        ts = edm_timesteps(num_timestamps(nfe, args.afs), args.t_min, args.t_max, args.rho)
+        ts = _student_timesteps(args, nfe)
         batches, _ = _sfd_batches(args, path, ts, teacher, base_spec, device)
         per_nfe[len(ts)] = SFD(student, batches, ts, args.batch_size, afs=args.afs, loss=args.loss)
     method = SFDV(student, per_nfe)
@@ -447,8 +446,11 @@ def _data(p):
     p.add_argument("--dataset-path", default=None)
 
 
-def _schedule(p):
-    p.add_argument("--nfe", type=int, required=True)
+def _schedule(p, many_nfe: bool = False):
+    if many_nfe:
+        p.add_argument("--nfe", type=int, nargs="+", required=True, help="NFE values the student serves")
+    else:
+        p.add_argument("--nfe", type=int, required=True)
     p.add_argument("--afs", type=_bool, default=True)
     p.add_argument("--t-min", type=float, default=0.006)
     p.add_argument("--t-max", type=float, default=80.0)
@@ -477,20 +479,22 @@ def _sfd_train(p):
     p.add_argument("--out", required=True)
 
 
+def _feature_source(p):
+    p.add_argument("--features", default="classifier", choices=["classifier", "inception"])
+    p.add_argument("--featnet", default=None, help="feature classifier checkpoint (features=classifier)")
+    p.add_argument("--inception-weights", default=None, help="local inception-2015-12-05.pt")
+
+
 def _curve(p):
     p.add_argument("--curve-out", default=None, help="write the FID-during-training curve (JSON) here")
     p.add_argument("--curve-every", type=int, default=100, help="iterations between curve points")
     p.add_argument("--curve-seeds", default="0-499", help="fixed evaluation seeds of the curve")
     p.add_argument("--ref", default=None, help="reference statistics (.npz) of the curve's FID")
-    p.add_argument("--features", default="classifier", choices=["classifier", "inception"])
-    p.add_argument("--featnet", default=None, help="feature classifier checkpoint (features=classifier)")
-    p.add_argument("--inception-weights", default=None, help="local inception-2015-12-05.pt")
+    _feature_source(p)
 
 
 def _features(p):
-    p.add_argument("--features", default="classifier", choices=["classifier", "inception"])
-    p.add_argument("--featnet", default=None, help="feature classifier checkpoint (features=classifier)")
-    p.add_argument("--inception-weights", default=None, help="local inception-2015-12-05.pt")
+    _feature_source(p)
     p.add_argument("--batch-size", type=int, default=500)
     _run_on(p, amp=False)
 
@@ -545,12 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("distill-sfdv", help="SFD-v: one student for several NFE")
-    _common(p); _teacher_solver(p); _train(p, 600, 3e-4); _run_on(p)
-    p.add_argument("--nfe", type=int, nargs="+", required=True, help="NFE values the student serves")
-    p.add_argument("--afs", type=_bool, default=True)
-    p.add_argument("--t-min", type=float, default=0.006)
-    p.add_argument("--t-max", type=float, default=80.0)
-    p.add_argument("--rho", type=float, default=7.0)
+    _common(p); _schedule(p, many_nfe=True); _teacher_solver(p); _train(p, 600, 3e-4); _run_on(p)
     p.add_argument("--teacher", required=True)
     p.add_argument("--trajectories", nargs="+", required=True, help="one cache per --nfe value, same order")
     p.add_argument("--embed-dim", type=int, default=32, help="width of the step-count positional embedding")

@@ -66,7 +66,7 @@ class UNet(nn.Module):
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.model_channels = model_channels
         emb_ch = 4 * model_channels
-        self.emb_ch = self.emb_channels = emb_ch
+        self.emb_channels = emb_ch
         self.map0 = nn.Linear(model_channels, emb_ch)
         self.map1 = nn.Linear(emb_ch, emb_ch)
         self.conv_in = nn.Conv2d(img_channels, model_channels, 3, padding=1)

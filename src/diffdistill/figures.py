@@ -10,7 +10,6 @@ FID curves and sample files.
 """
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -47,7 +46,7 @@ def _wall(r) -> float | None:
     m = r.get("model")
     if not m or not Path(m).exists():
         return None
-    meta = json.loads(Path(m).read_text())
+    meta = read_json(m)
     return meta.get("cumulative_wall_time", meta.get("wall_time"))
 
 

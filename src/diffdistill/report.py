@@ -124,19 +124,15 @@ def ablation_table(runs: list[tuple[str, str, str]]) -> pd.DataFrame:
 
 def write_ablation_dir(out_dir, runs, default_desc: str = "") -> None:
     """ablations.{csv,md} into out_dir, atomically as a whole folder."""
-    with atomic_dir(out_dir) as tmp:
-        write_ablation_table(tmp, runs, default_desc)
-
-
-def write_ablation_table(out: Path, runs, default_desc: str = "") -> None:
     df = ablation_table(runs)
-    df.to_csv(out / "ablations.csv", index=False, float_format="%.4f")
     shown = df.copy()
     shown["vs default"] = shown["vs default"].map(lambda v: f"{v:.2f}x")
-    (out / "ablations.md").write_text(
-        "# SFD ablations (one factor at a time)\n\nEach row changes one factor of the default SFD student "
-        f"and keeps the rest; FID at NFE {int(df['NFE'].iloc[0])}, same evaluation seeds as the main table. "
-        f"Default: {default_desc or 'the config'}.\n\n" + to_markdown(shown))
+    with atomic_dir(out_dir) as out:
+        df.to_csv(out / "ablations.csv", index=False, float_format="%.4f")
+        (out / "ablations.md").write_text(
+            "# SFD ablations (one factor at a time)\n\nEach row changes one factor of the default SFD student "
+            f"and keeps the rest; FID at NFE {int(df['NFE'].iloc[0])}, same evaluation seeds as the main table. "
+            f"Default: {default_desc or 'the config'}.\n\n" + to_markdown(shown))
 
 
 # -- cost of every distilled model (SFD, PD, O2MKD) -------------------------------------
@@ -164,14 +160,15 @@ def _cost_row(meta: dict, fid: float | None) -> dict:
 
 
 def cost_table(fid_files: list[str], profile: dict | None = None) -> pd.DataFrame:
-    rows = []
+    rows, seen = [], set()
     for f in fid_files:
         r = read_json(f)
-        if r.get("model") and Path(r["model"]).exists():
-            meta = read_json(r["model"])
-            if meta.get("method") in ("sfd", "pd", "sfdv") and not (
-                    meta.get("method") == "sfdv" and any(x["method"] == "SFD-v" for x in rows)):
-                rows.append(_cost_row(meta, None if meta.get("method") == "sfdv" else r["fid"]))
+        if not r.get("model") or r["model"] in seen or not Path(r["model"]).exists():
+            continue
+        seen.add(r["model"])  # one row per model: SFD-v serves several NFE from one checkpoint
+        meta = read_json(r["model"])
+        if meta.get("method") in ("sfd", "pd", "sfdv"):
+            rows.append(_cost_row(meta, None if isinstance(meta.get("nfe"), list) else r["fid"]))
     for pr in (profile or {}).get("rows", []):
         mp = Path(pr["model"] + ".meta.json")
         if mp.exists() and read_json(mp).get("method") == "o2mkd":

@@ -120,21 +120,18 @@ def ablation_runs():
     return runs
 
 
-def ablation_fid_files():
-    return [f"results/fid/students/sfd/{v}/nfe{ABL['nfe']}/fid.json" for _, _, v in ablation_runs()]
+ABLATION_FILES = {"fid": "results/fid/students/sfd/{variant}/nfe{nfe}/fid.json",
+                  "curve": "results/students/sfd/{variant}/nfe{nfe}/fid_curve.json"}
 
 
-def ablation_curve_files():
-    return [f"results/students/sfd/{v}/nfe{ABL['nfe']}/fid_curve.json" for _, _, v in ablation_runs()]
+def ablation_files(kind):
+    """The FID JSON ("fid") or training curve ("curve") of every ablation row."""
+    return [ABLATION_FILES[kind].format(variant=v, nfe=ABL["nfe"]) for _, _, v in ablation_runs()]
 
 
-def ablation_spec_args():
-    """'factor=value=path' of each ablation row (the table's input)."""
-    return " ".join(f"'{f}={v}={path}'" for (f, v, _), path in zip(ablation_runs(), ablation_fid_files()))
-
-
-def ablation_curve_args():
-    return " ".join(f"'{f}={v}={path}'" for (f, v, _), path in zip(ablation_runs(), ablation_curve_files()))
+def ablation_args(kind):
+    """'factor=value=path' of each ablation row (the ablation-table and figures input)."""
+    return " ".join(f"'{f}={v}={path}'" for (f, v, _), path in zip(ablation_runs(), ablation_files(kind)))
 
 
 def ablation_default_desc():
@@ -366,7 +363,7 @@ def sfdv_traj():
     return [traj_path(n) for n in SFDV["nfe"]]
 
 
-def sfd2_fid_files():
+def sfdv_sfd2_fid_files():
     files = []
     if SFDV["enabled"]:
         files += [f"results/fid/students/sfdv/default/nfe{n}/fid.json" for n in SFDV["nfe"]]
@@ -375,9 +372,16 @@ def sfd2_fid_files():
     return files
 
 
-def sfd2_traj_variant():
-    """Stage-2 cache folder: which stage-1 student teaches, and the pool."""
-    return f"sfd2-from-{variant_name()}-nfe{SFD2['teacher_nfe']}-n{TRAJ['num']}-s{TRAJ['seed_start']}"
+def main_table_fid_files():
+    """Every row of the main table (tables and figures): baselines, SFD family, PD."""
+    return all_fid_files() + sfdv_sfd2_fid_files() + pd_fid_files()
+
+
+# SFD's second stage: its teacher (a stage-1 student) and its cache, whose folder names
+# which stage-1 student teaches and the pool
+SFD2_TEACHER = f"results/students/sfd/default/nfe{SFD2['teacher_nfe']}/model.pt"
+SFD2_TRAJ = (f"results/trajectories/sfd2-from-{variant_name()}-nfe{SFD2['teacher_nfe']}"
+             f"-n{TRAJ['num']}-s{TRAJ['seed_start']}/nfe1/traj.pt")
 
 
 # ---- from sample.smk ----------------------------------------

@@ -82,10 +82,10 @@ rule distill_sfdv:
 rule sfd2_trajectories:
     priority: 40
     input:
-        teacher=f"results/students/sfd/default/nfe{SFD2['teacher_nfe']}/model.pt",
+        teacher=SFD2_TEACHER,
     output:
-        traj=f"results/trajectories/{sfd2_traj_variant()}/nfe1/traj.pt",
-        meta=f"results/trajectories/{sfd2_traj_variant()}/nfe1/traj.pt.meta.json",
+        traj=SFD2_TRAJ,
+        meta=f"{SFD2_TRAJ}.meta.json",
     log:
         "results/logs/trajectories/sfd2.log",
     params:
@@ -111,8 +111,8 @@ rule sfd2_trajectories:
 rule distill_sfd2:
     priority: 40
     input:
-        teacher=f"results/students/sfd/default/nfe{SFD2['teacher_nfe']}/model.pt",
-        traj=f"results/trajectories/{sfd2_traj_variant()}/nfe1/traj.pt",
+        teacher=SFD2_TEACHER,
+        traj=SFD2_TRAJ,
     output:
         model="results/students/sfd2/default/nfe1/model.pt",
         meta="results/students/sfd2/default/nfe1/model.pt.meta.json",

@@ -19,7 +19,7 @@ rule run_config:
 
 rule tables:
     input:
-        fid=all_fid_files() + sfd2_fid_files() + pd_fid_files(),
+        fid=main_table_fid_files(),
         floor="results/fid/floor.json",
         o2mkd_fid=o2mkd_fid_files(),
         o2mkd_profile="results/o2mkd/profile.json",
@@ -39,14 +39,14 @@ rule tables:
 # main table stays within the CPU budget of `snakemake --cores all results/tables`.
 rule ablation_table:
     input:
-        ablation_fid_files(),
+        ablation_files("fid"),
     output:
         report(directory("results/ablations"), patterns=["{name}.csv"], caption="../report/ablations.rst",
                category="Tables"),
     log:
         "results/logs/ablations.log",
     params:
-        ablations=ablation_spec_args(),
+        ablations=ablation_args("fid"),
         ablation_default=ablation_default_desc(),
     conda:
         CONDA_ENV
@@ -57,9 +57,9 @@ rule ablation_table:
 
 rule figures:
     input:
-        fid=all_fid_files() + sfd2_fid_files() + pd_fid_files(),
+        fid=main_table_fid_files(),
         floor="results/fid/floor.json",
-        curves=ablation_curve_files(),
+        curves=ablation_files("curve"),
         samples=[path for _, path in figure_sample_rows()],
     output:
         report(directory("results/figures"), patterns=["{name}.png"], caption="../report/figures.rst",
@@ -67,7 +67,7 @@ rule figures:
     log:
         "results/logs/figures.log",
     params:
-        curves=ablation_curve_args(),
+        curves=ablation_args("curve"),
         samples=figure_sample_args(),
         reference=row_label(f"reference/nfe{BASE['reference']['nfe']}"),
     conda:

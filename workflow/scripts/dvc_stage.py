@@ -131,8 +131,12 @@ class Plan:
         return [f for _, _, outs in mine for f in outs], rules
 
 
+def _stages() -> dict:
+    return yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
+
+
 def run(name: str, rest: bool, extra: list[str]) -> None:
-    stages = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
+    stages = _stages()
     if name not in stages:
         raise StageError(f"no stage '{name}' in dvc.yaml")
     plan = Plan(stages, snakemake_jobs(extra))
@@ -161,9 +165,8 @@ def run(name: str, rest: bool, extra: list[str]) -> None:
 
 
 def check(extra: list[str]) -> None:
-    stages = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
-    plan = Plan(stages, snakemake_jobs(extra))
-    for name in stages:
+    plan = Plan(_stages(), snakemake_jobs(extra))
+    for name in plan.stages:
         targets, rules = plan.stage(name)
         print(f"{name}: {len(targets)} outputs, rules {' '.join(sorted(rules)) or '-'}")
     for _, _, outs in plan.unowned:

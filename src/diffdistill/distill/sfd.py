@@ -35,11 +35,11 @@ class SFD:
         self.teacher_nfe_per_traj = teacher_nfe_per_traj
         self.counters = {"teacher_nfe": 0, "trajectories": 0}
 
-    def train_step(self, iteration, gen, opt_step) -> dict:
+    def train_step(self, iteration, gen, opt_step, **model_kwargs) -> dict:
         traj = self.batches.batch(self.batch_size, gen)
         self.counters["trajectories"] += self.batch_size
         self.counters["teacher_nfe"] += self.batch_size * self.teacher_nfe_per_traj
-        return self.distill_batch(traj, opt_step)
+        return self.distill_batch(traj, opt_step, **model_kwargs)
 
     def distill_batch(self, traj: torch.Tensor, opt_step, **model_kwargs) -> dict:
         """One pass over the timestamps of a batch; `model_kwargs` go to every student call

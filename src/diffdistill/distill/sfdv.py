@@ -75,13 +75,11 @@ class SFDV:
         self.model = model
         self.per_nfe = dict(sorted(per_nfe.items()))
         self.counters = {"teacher_nfe": 0, "trajectories": 0, **{f"batches_steps{k}": 0 for k in self.per_nfe}}
+        for sfd in self.per_nfe.values():  # one set of counters, saved and resumed by the trainer
+            sfd.counters = self.counters
 
     def train_step(self, iteration, gen, opt_step) -> dict:
         keys = list(self.per_nfe)
         n = keys[int(torch.randint(len(keys), (1,), generator=gen))]
-        sfd = self.per_nfe[n]
-        traj = sfd.batches.batch(sfd.batch_size, gen)
-        self.counters["trajectories"] += sfd.batch_size
         self.counters[f"batches_steps{n}"] += 1
-        stats = sfd.distill_batch(traj, opt_step, num_steps=n)
-        return {**stats, "num_steps": n}
+        return {**self.per_nfe[n].train_step(iteration, gen, opt_step, num_steps=n), "num_steps": n}

@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, tiny_denoiser
+from conftest import ROOT, assert_close_f32, tiny_denoiser
 from diffdistill.io import UserError
 
 
@@ -54,7 +54,9 @@ def test_seed_determinism_across_batch_sizes():
     a = generate_images(D, seeds, ts, batch_size=12, **kw)
     b = generate_images(D, seeds, ts, batch_size=5, **kw)
     c = generate_images(D, seeds[7:8], ts, batch_size=1, **kw)
-    assert torch.allclose(a, b, atol=1e-5) and torch.allclose(a[7], c[0], atol=1e-5)
+    # other batch sizes round float32 differently (GEMM blocking), over several solver steps
+    assert_close_f32(a, b, ulps=128)
+    assert_close_f32(a[7], c[0], ulps=128)
     assert not torch.allclose(a[0], a[1])
 
 
@@ -99,7 +101,7 @@ def test_trajectories_land_on_student_timestamps():
     traj = generate(teacher, [1, 2, 3], ts, K=4, img_shape=(1, 8, 8), progress=False)
     assert traj.shape == (3, 4, 1, 8, 8)
     again = generate(teacher, [2], ts, K=4, img_shape=(1, 8, 8), progress=False)
-    assert torch.allclose(traj[1], again[0], atol=1e-5)
+    assert_close_f32(traj[1], again[0], ulps=128)
 
 
 def _schema():

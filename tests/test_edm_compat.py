@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import assert_close_f32
 from diffdistill.edm_import import import_edm_pickle, register_cli
 from diffdistill.io import UserError, read_meta
 from diffdistill.nets.songunet import SongUNet
 from diffdistill.precond import VPPrecond, load_denoiser
 
 FIXTURES = Path(__file__).parent / "fixtures" / "edm"
-ATOL = 1e-5
 
 
 def songunet_kwargs(config: dict) -> dict:
@@ -60,9 +60,9 @@ def test_state_dict_loads_strict(config):
 @torch.no_grad()
 def test_outputs_match_edm(edm_net, io_tensors):
     denoised = edm_net(io_tensors["x"], io_tensors["sigma"])
-    torch.testing.assert_close(denoised, io_tensors["denoised"], atol=ATOL, rtol=0)
+    assert_close_f32(denoised, io_tensors["denoised"])
     out = edm_net.model(io_tensors["backbone_in"], io_tensors["backbone_noise_labels"])
-    torch.testing.assert_close(out, io_tensors["backbone_out"], atol=ATOL, rtol=0)
+    assert_close_f32(out, io_tensors["backbone_out"])
 
 
 @torch.no_grad()
@@ -85,7 +85,7 @@ def test_import_pickle_matches_edm(tmp_path, io_tensors, config):
     assert summary["num_tensors"] == len(torch.load(FIXTURES / "state_dict.pt", weights_only=True))
     with torch.no_grad():
         denoised = model(io_tensors["x"], io_tensors["sigma"])
-    torch.testing.assert_close(denoised, io_tensors["denoised"], atol=ATOL, rtol=0)
+    assert_close_f32(denoised, io_tensors["denoised"])
 
 
 # --------------------------------------------------------------------------- hostile input
@@ -190,7 +190,7 @@ def test_cli_subcommand(tmp_path, io_tensors, capsys):
     model, _ = load_denoiser(out)
     with torch.no_grad():
         denoised = model(io_tensors["x"], io_tensors["sigma"])
-    torch.testing.assert_close(denoised, io_tensors["denoised"], atol=ATOL, rtol=0)
+    assert_close_f32(denoised, io_tensors["denoised"])
     assert "imported" in capsys.readouterr().out
 
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from conftest import tiny_denoiser
+from conftest import assert_close_f32, tiny_denoiser
 from diffdistill.distill.o2mkd import O2MKD, Router, count_macs, router_spec, split_boundaries
 from diffdistill.precond import build_denoiser, load_denoiser, save_denoiser
 from diffdistill.schedules import edm_timesteps
@@ -70,7 +70,7 @@ def test_router_works_in_every_solver(solver):
     x = torch.randn(4, 1, 8, 8) * 80
     ref = sample(net, x, ts, solver=solver, afs=False)
     out = sample(router, x, ts, solver=solver, afs=False)
-    assert torch.allclose(out, ref, atol=1e-5)
+    assert_close_f32(out, ref, ulps=128)  # sub-batches round differently
 
 
 def test_router_checkpoint_roundtrip(tmp_path):

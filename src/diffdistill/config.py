@@ -1,14 +1,62 @@
-"""Validation of an already-loaded config dict against the workflow's JSON schema.
+"""The config schema (package data: the one source of defaults) and validation of an
+already-loaded config dict against it.
 
-The workflow loads config/*.yaml and the schema and calls `validate`; nothing here
-opens the config file. Errors are one line naming the offending key, with a guess
-for a mistyped one."""
+The workflow loads config/*.yaml and calls `validate`; nothing here opens a config
+file. Errors are one line naming the offending key, with a guess for a mistyped one.
+Cross-key rules that the JSON schema cannot state (t_min < t_max, a network's
+constructor arguments) are checked here too; rules of one method live in its module
+(`diffdistill.methods`)."""
 from __future__ import annotations
 
 import copy
 import difflib
+import functools
+from importlib import resources
 
 from .io import UserError
+
+SCHEMA_FILE = "config.schema.yaml"
+
+
+@functools.lru_cache(maxsize=1)
+def _schema_text() -> str:
+    return resources.files("diffdistill").joinpath("schemas", SCHEMA_FILE).read_text()
+
+
+def load_schema() -> dict:
+    import yaml
+
+    return yaml.safe_load(_schema_text())
+
+
+def schema_node(key: str, schema: dict | None = None) -> dict:
+    """The schema of a dotted key, e.g. 'sfd.lr'."""
+    node = schema or _cached_schema()
+    for part in key.split("."):
+        props = node.get("properties", {})
+        if part not in props:
+            raise KeyError(f"no config key '{key}' in the schema")
+        node = props[part]
+    return node
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_schema() -> dict:
+    return load_schema()
+
+
+def schema_default(key: str):
+    node = schema_node(key)
+    if "default" not in node:
+        raise KeyError(f"config key '{key}' has no default in the schema")
+    return copy.deepcopy(node["default"])
+
+
+def get(config: dict, key: str):
+    node = config
+    for part in key.split("."):
+        node = node[part]
+    return node
 
 
 def _fill_defaults(node: dict, schema: dict) -> None:
@@ -23,16 +71,13 @@ def _where(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
-def validate(config: dict, schema: dict) -> dict:
-    """Return a copy of `config` with defaults filled in, or raise UserError."""
+def _schema_errors(cfg: dict, schema: dict) -> None:
     import jsonschema
 
-    cfg = copy.deepcopy(config) if config else {}
-    _fill_defaults(cfg, schema)
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(cfg),
                     key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if not errors:
-        return cfg
+        return
     e = errors[0]
     if e.validator == "additionalProperties":
         allowed = sorted(e.schema.get("properties", {}))
@@ -45,3 +90,34 @@ def validate(config: dict, schema: dict) -> dict:
         raise UserError(f"unknown config key '{full}'{hint}")
     value = e.instance if not isinstance(e.instance, (dict, list)) else type(e.instance).__name__
     raise UserError(f"config key '{_where(e.absolute_path)}' = {value!r}: {e.message.splitlines()[0]}")
+
+
+def check_schedule(cfg: dict) -> None:
+    s = cfg["schedule"]
+    if not s["t_min"] < s["t_max"]:
+        raise UserError(f"config keys schedule.t_min = {s['t_min']} and schedule.t_max = {s['t_max']}: "
+                        "need 0 < t_min < t_max")
+
+
+def check_seed_ranges(cfg: dict) -> None:
+    traj, ev = cfg["trajectories"], cfg["eval"]
+    pool = range(traj["seed_start"], traj["seed_start"] + traj["num"])
+    evaluated = range(0, ev["num_samples"] * ev["seed_sets"] + ev["num_samples"])  # + the noise-floor set
+    if pool.start < evaluated.stop:
+        raise UserError(f"config key trajectories.seed_start = {traj['seed_start']}: the trajectory pool "
+                        f"must not overlap the evaluation seeds 0..{evaluated.stop - 1} "
+                        "(eval.num_samples x (eval.seed_sets + 1))")
+
+
+def validate(config: dict, schema: dict | None = None) -> dict:
+    """Return a copy of `config` with defaults filled in, or raise UserError."""
+    schema = schema or load_schema()
+    cfg = copy.deepcopy(config) if config else {}
+    _fill_defaults(cfg, schema)
+    _schema_errors(cfg, schema)
+    check_schedule(cfg)
+    check_seed_ranges(cfg)
+    if cfg["teacher"]["source"] == "train":
+        from .nets import check_kwargs
+        check_kwargs(cfg["teacher"]["net"], cfg["teacher"]["net_kwargs"], key="teacher.net_kwargs")
+    return cfg

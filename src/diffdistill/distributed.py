@@ -1,11 +1,11 @@
-"""Data parallelism for the shared trainer (torchrun / DistributedDataParallel style).
+"""Data parallelism for the runner: torch's DistributedDataParallel under torchrun.
 
 Under `torchrun --nproc_per_node N` (WORLD_SIZE > 1) every rank draws the *whole*
 batch with the same per-iteration generator and keeps its own contiguous slice
 (`rank_slice`), so the total batch size and every per-seed draw are those of a single
-process; gradients are averaged across ranks after each backward, exactly what
-DistributedDataParallel's all-reduce does. Only rank 0 writes files (`is_main`).
-With one process every function here is a no-op.
+process; `wrap` puts the trained module in DistributedDataParallel, whose all-reduce
+averages the gradients of the ranks' slices after every backward. Only rank 0 writes
+files (`is_main`). With one process every function here is a no-op.
 """
 from __future__ import annotations
 
@@ -52,29 +52,20 @@ def rank_slice(x: torch.Tensor) -> torch.Tensor:
     return x[rank() * k:(rank() + 1) * k]
 
 
-def broadcast_params(module: torch.nn.Module) -> None:
-    """Start every rank from rank 0's weights (as DDP does at construction)."""
-    if world_size() > 1:
-        for t in list(module.parameters()) + list(module.buffers()):
-            dist.broadcast(t.data, src=0)
+def wrap(module: torch.nn.Module, find_unused: bool = False) -> torch.nn.Module:
+    """`module` in DistributedDataParallel when several processes train, else itself.
+    DDP starts every rank from rank 0's weights and averages gradients on backward;
+    `find_unused` for models that leave some parameters out of a step (O2MKD's router)."""
+    if world_size() == 1:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    device_ids = [module_device(module).index] if module_device(module).type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=find_unused)
 
 
-def average_gradients(params) -> None:
-    """Mean of the ranks' gradients: with equal slices and per-slice mean losses this is
-    the gradient of the whole batch's mean loss."""
-    n = world_size()
-    if n == 1:
-        return
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= n
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
-        offset += g.numel()
+def module_device(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters()).device
 
 
 def mean_scalar(x: torch.Tensor) -> torch.Tensor:

@@ -76,17 +76,24 @@ class VPPrecond(nn.Module):
 
 PRECONDS = {"edm": EDMPrecond, "vp": VPPrecond}
 
+CHECKPOINT_FORMAT = "diffdistill-checkpoint/2"
+_KINDS: dict = {}
+
+
+def register_kind(name: str, build) -> None:
+    """Register a model kind: `build(spec)` makes the module of a spec with that `kind`
+    (methods register theirs: an O2MKD router, an SFD-v step-conditioned student)."""
+    _KINDS[name] = build
+
 
 def build_denoiser(spec: dict) -> nn.Module:
-    """spec = {net, net_kwargs, precond, precond_kwargs} -> D(x; sigma) module.
-    An O2MKD router (spec kind 'router') is a denoiser over several of these; an SFD-v
-    student (kind 'stepcond') is one of these plus a step-count embedding."""
-    if spec.get("kind") == "router":
-        from .distill.o2mkd import build_router
-        return build_router(spec)
-    if spec.get("kind") == "stepcond":
-        from .distill.sfdv import build_step_conditioned
-        return build_step_conditioned(spec)
+    """spec = {net, net_kwargs, precond, precond_kwargs} -> D(x; sigma) module; a spec
+    with a registered `kind` is built by that kind's builder."""
+    if "kind" in spec:
+        if spec["kind"] not in _KINDS:
+            raise UserError(f"unknown model kind '{spec['kind']}' (known: {', '.join(sorted(_KINDS)) or 'none'}; "
+                            "import diffdistill.methods to register every method's kinds)")
+        return _KINDS[spec["kind"]](spec)
     for key in ("net", "net_kwargs", "precond"):
         if key not in spec:
             raise UserError(f"denoiser spec lacks '{key}'")
@@ -96,16 +103,48 @@ def build_denoiser(spec: dict) -> nn.Module:
     return PRECONDS[spec["precond"]](net, **dict(spec.get("precond_kwargs", {})))
 
 
-def save_denoiser(path, model: nn.Module, spec: dict, **extra) -> None:
-    """Plain checkpoint: constructor spec + state dict (+ JSON-able extras)."""
+def base_spec(spec: dict) -> dict:
+    """The plain denoiser spec inside a wrapped kind (SFD-v's base, a router's students)."""
+    while "kind" in spec:
+        spec = spec["base"] if "base" in spec else spec["students"][0]
+    return spec
+
+
+def image_shape(spec: dict) -> tuple:
+    """(C, H, W) of a spec: ours name img_channels, EDM's SongUNet in_channels."""
+    nk = base_spec(spec)["net_kwargs"]
+    return (nk.get("img_channels", nk.get("in_channels")), nk["img_resolution"], nk["img_resolution"])
+
+
+def save_denoiser(path, model: nn.Module, spec: dict, sampling: dict | None = None, **extra) -> None:
+    """Plain checkpoint: format, constructor spec, state dict, sampling recipe (+ JSON-able extras)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch_save(path, {"spec": copy.deepcopy(spec), "state_dict": state, **extra})
+    torch_save(path, {"format": CHECKPOINT_FORMAT, "spec": copy.deepcopy(spec), "state_dict": state,
+                      "sampling": copy.deepcopy(sampling), **extra})
 
 
-def load_denoiser(path, device="cpu") -> tuple[nn.Module, dict]:
+def read_checkpoint(path) -> dict:
+    """The checkpoint dict, refused in one line if it is not this version's format."""
     ckpt = torch_load(path)
     if not isinstance(ckpt, dict) or "spec" not in ckpt or "state_dict" not in ckpt:
         raise UserError(f"{path} is not a diffdistill checkpoint (needs 'spec' and 'state_dict')")
+    if ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path} was written by an older diffdistill (format {ckpt.get('format', 1)!r}, this "
+                        f"version reads {CHECKPOINT_FORMAT!r}): delete it and rerun the rule that makes it")
+    return ckpt
+
+
+def load_denoiser(path, device="cpu") -> tuple[nn.Module, dict]:
+    model, ckpt = load_checkpoint(path, device)
+    return model, ckpt["spec"]
+
+
+def load_checkpoint(path, device="cpu") -> tuple[nn.Module, dict]:
+    """(model in eval mode without gradients, checkpoint dict with spec and sampling recipe)."""
+    ckpt = read_checkpoint(path)
     model = build_denoiser(ckpt["spec"])
-    model.load_state_dict(ckpt["state_dict"], strict=True)
-    return model.to(device).eval().requires_grad_(False), ckpt["spec"]
+    try:
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as e:
+        raise UserError(f"{path}: weights do not fit the network of its spec ({str(e).splitlines()[0]})") from None
+    return model.to(device).eval().requires_grad_(False), ckpt

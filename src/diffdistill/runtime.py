@@ -9,7 +9,9 @@ import torch
 from .io import UserError
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name) -> torch.device:
+    if isinstance(name, torch.device):
+        return name
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device 'cuda' requested but this torch ({torch.__version__}) sees no CUDA "
                         "GPU; set device: cpu in the config or run on a GPU node")

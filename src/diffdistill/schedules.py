@@ -1,18 +1,41 @@
-"""Time schedules. In EDM's VE form the time t *is* the noise level sigma."""
+"""Time schedules. In EDM's VE form the time t *is* the noise level sigma.
+
+One schedule function, `sigma_at(u)`: EDM's polynomial ramp from t_max (u = 0) to t_min
+(u = 1), uniform in t^(1/rho). Sampling grids, Progressive Distillation's nested grids,
+O2MKD's range split and its random noise draws all go through it.
+"""
 from __future__ import annotations
 
 import torch
 
+from .io import UserError
 
-def edm_timesteps(num_steps: int, t_min: float = 0.002, t_max: float = 80.0, rho: float = 7.0,
+GRIDS = ("edm", "edm_zero", "pd")
+
+
+def sigma_at(u, t_min: float, t_max: float, rho: float):
+    """sigma(u) = (t_max^(1/rho) + u (t_min^(1/rho) - t_max^(1/rho)))^rho for u in [0, 1];
+    u may be a float or a tensor."""
+    return (t_max ** (1 / rho) + u * (t_min ** (1 / rho) - t_max ** (1 / rho))) ** rho
+
+
+def edm_timesteps(num_steps: int, t_min: float, t_max: float, rho: float,
                   append_zero: bool = False, dtype=torch.float64) -> torch.Tensor:
     """EDM polynomial schedule: num_steps timestamps from t_max down to t_min, uniform in
     t^(1/rho). With append_zero a final 0 is added (EDM's sampler convention)."""
     if num_steps < 2:
         raise ValueError(f"num_steps must be >= 2, got {num_steps}")
-    i = torch.arange(num_steps, dtype=dtype)
-    t = (t_max ** (1 / rho) + i / (num_steps - 1) * (t_min ** (1 / rho) - t_max ** (1 / rho))) ** rho
+    t = sigma_at(torch.arange(num_steps, dtype=dtype) / (num_steps - 1), t_min, t_max, rho)
     return torch.cat([t, t.new_zeros(1)]) if append_zero else t
+
+
+def pd_timesteps(num_steps: int, t_min: float, t_max: float, rho: float, dtype=torch.float64) -> torch.Tensor:
+    """Progressive Distillation's grid: num_steps + 1 timestamps, sigma(i / num_steps)
+    for i < num_steps, then 0. The 2N-step grid holds every point of the N-step grid."""
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    t = sigma_at(torch.arange(num_steps, dtype=dtype) / num_steps, t_min, t_max, rho)
+    return torch.cat([t, t.new_zeros(1)])
 
 
 def num_timestamps(nfe: int, afs: bool, solver: str = "euler") -> int | None:
@@ -26,7 +49,32 @@ def num_timestamps(nfe: int, afs: bool, solver: str = "euler") -> int | None:
     return nfe + (2 if afs else 1)
 
 
-def refine(student_t: torch.Tensor, K: int, rho: float = 7.0) -> torch.Tensor:
+def timesteps(grid: str, nfe: int, afs: bool, solver: str, t_min: float, t_max: float,
+              rho: float) -> torch.Tensor:
+    """The sampling grid that spends exactly `nfe` network evaluations.
+
+    edm: N timestamps from t_max to t_min (the students' and baselines' grid); edm_zero:
+    EDM's own sampler, N timestamps then 0, Heun with 2N - 1 NFE; pd: Progressive
+    Distillation's nested grid of nfe steps ending at 0 (Euler)."""
+    if nfe < 1:
+        raise UserError(f"NFE must be >= 1, got {nfe}")
+    if not 0 < t_min < t_max:
+        raise UserError(f"need 0 < t_min < t_max, got t_min {t_min}, t_max {t_max}")
+    if grid == "edm_zero":
+        if solver != "heun" or (nfe + 1) % 2:
+            raise UserError(f"grid edm_zero is EDM's Heun sampler with odd NFE, got {solver} NFE {nfe}")
+        return edm_timesteps((nfe + 1) // 2, t_min, t_max, rho, append_zero=True)
+    if grid == "pd":
+        if afs:
+            raise UserError("the PD grid has no analytical first step (afs false)")
+        return pd_timesteps(nfe, t_min, t_max, rho)
+    n = num_timestamps(nfe, afs, solver)
+    if n is None:
+        raise UserError(f"solver {solver} cannot take exactly {nfe} NFE (afs={afs})")
+    return edm_timesteps(n, t_min, t_max, rho)
+
+
+def refine(student_t: torch.Tensor, K: int, rho: float) -> torch.Tensor:
     """Teacher grid: K steps between consecutive student timestamps, uniform in t^(1/rho).
     Every K-th point of the result is a student timestamp."""
     s = student_t.to(torch.float64) ** (1 / rho)

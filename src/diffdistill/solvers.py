@@ -23,10 +23,15 @@ def _d(x, t, denoised):
     return (x - denoised) / t
 
 
+def euler(x, t_cur, t_next, denoised):
+    """The one Euler (= DDIM) step along d = (x - D) / t; t_cur and t_next are floats or
+    per-sample columns (t_cur > 0). Solvers, SFD, PD and O2MKD x SFD all step with it."""
+    return x + (t_next - t_cur) * _d(x, t_cur, denoised)
+
+
 def euler_step(x, t_cur, t_next, hist, order, denoise):
     """First order; on sigma this is exactly DDIM."""
-    _, _, den = hist[-1]
-    return x + (t_next - t_cur) * _d(x, t_cur, den)
+    return euler(x, t_cur, t_next, hist[-1][2])
 
 
 def heun_step(x, t_cur, t_next, hist, order, denoise):

@@ -32,6 +32,22 @@ def build_network(name: str, kwargs: dict):
     return _REGISTRY[name](**kwargs)
 
 
+def check_kwargs(name: str, kwargs: dict, key: str = "net_kwargs") -> None:
+    """Refuse, in one line, constructor arguments the network `name` does not take."""
+    import difflib
+    import inspect
+
+    _populate()
+    if name not in _REGISTRY:
+        raise UserError(f"unknown network '{name}' (known: {', '.join(sorted(_REGISTRY))})")
+    allowed = [p for p in inspect.signature(_REGISTRY[name].__init__).parameters if p != "self"]
+    for k in kwargs:
+        if k not in allowed:
+            guess = difflib.get_close_matches(k, allowed, n=1)
+            hint = f"; did you mean '{guess[0]}'?" if guess else f" (it takes: {', '.join(allowed)})"
+            raise UserError(f"config key '{key}.{k}': network '{name}' has no argument '{k}'{hint}")
+
+
 def available() -> list[str]:
     _populate()
     return sorted(_REGISTRY)

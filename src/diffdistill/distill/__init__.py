@@ -1,1 +1,0 @@
-"""Distillation methods (one module each) behind one interface, plus the shared loop."""

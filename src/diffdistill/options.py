@@ -1,0 +1,156 @@
+"""Command-line options that mirror the config schema.
+
+An option with a `key` takes its type, bounds, allowed values, default and help from
+the schema node of that key, so the command line refuses exactly what config
+validation refuses and shows the same defaults (the schema is their one source).
+`flags` is the workflow's side: the config's value of every keyed option, rendered as
+command-line flags, so a rule never spells an option twice.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .config import get, schema_node
+
+
+def bool_arg(s: str) -> bool:
+    if s.lower() in ("1", "true", "yes", "on"):
+        return True
+    if s.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {s!r}")
+
+
+def json_arg(s: str):
+    try:
+        value = json.loads(s)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {s!r} ({e.msg})")
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {s!r}")
+    return value
+
+
+def number(kind: type = float, minimum=None, exclusive_minimum=None, maximum=None) -> Callable:
+    """argparse type: a finite int or float within bounds, refused with the bound named."""
+    def parse(s: str):
+        try:
+            v = kind(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {s!r}")
+        if kind is float and not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {s!r}")
+        if minimum is not None and v < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {s}")
+        if exclusive_minimum is not None and v <= exclusive_minimum:
+            raise argparse.ArgumentTypeError(f"must be > {exclusive_minimum}, got {s}")
+        if maximum is not None and v > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum}, got {s}")
+        return v
+    parse.__name__ = kind.__name__
+    return parse
+
+
+positive_int = number(int, minimum=1)
+nonneg_int = number(int, minimum=0)
+positive_float = number(float, exclusive_minimum=0)
+
+
+def optional(parse: Callable) -> Callable:
+    def opt(s: str):
+        return None if s.lower() in ("none", "null") else parse(s)
+    opt.__name__ = parse.__name__
+    return opt
+
+
+def _scalar_type(node: dict) -> tuple[Callable | None, tuple | None]:
+    types = node.get("type")
+    types = [types] if isinstance(types, str) else list(types or [])
+    nullable = "null" in types
+    kind = next((t for t in types if t != "null"), None)
+    choices = tuple(node["enum"]) if "enum" in node else None
+    bounds = dict(minimum=node.get("minimum"), exclusive_minimum=node.get("exclusiveMinimum"),
+                  maximum=node.get("maximum"))
+    parse = {"integer": lambda: number(int, **bounds), "number": lambda: number(float, **bounds),
+             "boolean": lambda: bool_arg, "object": lambda: json_arg,
+             "string": lambda: str}.get(kind, lambda: str)()
+    return (optional(parse) if nullable else parse), choices
+
+
+def schema_kwargs(key: str) -> dict:
+    """argparse keyword arguments of the schema node `key`."""
+    node = schema_node(key)
+    if node.get("type") == "array":
+        parse, choices = _scalar_type(node.get("items", {}))
+        kw: dict[str, Any] = {"type": parse, "nargs": "+"}
+    else:
+        parse, choices = _scalar_type(node)
+        kw = {"type": parse}
+    if choices:
+        kw["choices"] = choices
+    kw["default"] = node.get("default")
+    kw["help"] = node.get("description", "")
+    if node.get("type") == "boolean":
+        kw["metavar"] = "{true,false}"
+    return kw
+
+
+@dataclass(frozen=True)
+class Opt:
+    """One command-line option; `key` (dotted config key) draws everything else from the schema."""
+    name: str                         # flag without dashes, e.g. "t_min" -> --t-min
+    key: str | None = None            # config key it mirrors; None: an input, output or run setting
+    help: str = ""
+    required: bool = False
+    kwargs: dict = field(default_factory=dict)  # extra or overriding argparse arguments
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def add_options(parser: argparse.ArgumentParser, opts) -> None:
+    for o in opts:
+        kw = schema_kwargs(o.key) if o.key else {}
+        if o.help:
+            kw["help"] = o.help
+        kw.update(o.kwargs)
+        if o.required:
+            kw.pop("default", None)
+            kw["required"] = True
+        action = parser.add_argument(o.flag, dest=o.name, **kw)
+        action.config_key = o.key  # the schema key it mirrors (tests compare defaults)
+
+
+def render(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return " ".join(render(v) for v in value)
+    if isinstance(value, dict):
+        return shlex.quote(json.dumps(value, separators=(",", ":")))
+    return shlex.quote(str(value))
+
+
+def flags(config: dict, opts, **values) -> str:
+    """Command-line flags of `opts`: `values` by name, else the config's value of each
+    keyed option; options with neither (or a null value) are left out."""
+    out = []
+    for o in opts:
+        if o.name in values:
+            v = values[o.name]
+        elif o.key:
+            v = get(config, o.key)
+        else:
+            continue
+        text = render(v)
+        if text is not None:
+            out.append(f"{o.flag} {text}")
+    return " ".join(out)

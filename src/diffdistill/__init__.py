@@ -2,4 +2,4 @@
 
 Kept light on purpose: importing the package imports no torch.
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"

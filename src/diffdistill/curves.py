@@ -18,15 +18,15 @@ FORMAT = "diffdistill-fid-curve/1"
 
 
 def fid_evaluator(extractor, ref_path, seeds, timesteps, afs: bool, img_shape, batch_size: int = 500,
-                  device="cpu", model_kwargs: dict | None = None) -> Callable:
-    """model -> FID of Euler samples (with AFS when `afs`) for fixed seeds."""
+                  device="cpu", solver: str = "euler", model_kwargs: dict | None = None) -> Callable:
+    """model -> FID of samples for fixed seeds (the model's sampler: solver, AFS, grid)."""
     from .metrics import fid_to_stats, load_stats
     from .sampling import generate_images, to_uint8
 
     ref_mu, ref_sigma = load_stats(ref_path)
 
     def evaluate(model) -> float:
-        imgs = to_uint8(generate_images(model, seeds, timesteps, "euler", afs, batch_size=batch_size,
+        imgs = to_uint8(generate_images(model, seeds, timesteps, solver, afs, batch_size=batch_size,
                                         img_shape=img_shape, progress=False, model_kwargs=model_kwargs,
                                         device=device))
         return fid_to_stats(imgs, extractor, ref_mu, ref_sigma, batch_size, device=device)

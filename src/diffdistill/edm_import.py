@@ -25,7 +25,6 @@ check the result with `load_denoiser`.
 """
 from __future__ import annotations
 
-import hashlib
 import inspect
 import io
 import math
@@ -33,7 +32,7 @@ import pickle
 import warnings
 from pathlib import Path
 
-from .io import UserError, write_meta
+from .io import UserError, sha256, write_meta
 
 # --------------------------------------------------------------------------- inert records
 
@@ -302,14 +301,6 @@ def spec_from_record(record) -> dict:
 # --------------------------------------------------------------------------- import
 
 
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def import_edm_pickle(pkl_path, out_path, key: str = "ema") -> dict:
     """Convert EDM snapshot `pkl_path` (entry `key`) into a diffdistill checkpoint.
 
@@ -337,7 +328,7 @@ def import_edm_pickle(pkl_path, out_path, key: str = "ema") -> dict:
         raise UserError(f"EDM weights do not match the network: missing "
                         f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}")
 
-    sha = _sha256(pkl_path)
+    sha = sha256(pkl_path)
     save_denoiser(out_path, model, spec,
                   imported_from={"format": "edm-pickle", "path": str(pkl_path), "key": key,
                                  "class_name": record.class_name, "sha256": sha})
@@ -348,26 +339,8 @@ def import_edm_pickle(pkl_path, out_path, key: str = "ema") -> dict:
             "use_fp16": bool(record.state.get("use_fp16", False))}
 
 
-# --------------------------------------------------------------------------- CLI
-
-
-def register_cli(subparsers) -> None:
-    """Add `import-edm PKL OUT.pt [--key ema]` to an argparse subparsers object."""
-    p = subparsers.add_parser(
-        "import-edm", help="convert an EDM snapshot pickle into a diffdistill checkpoint",
-        description="Convert an NVlabs/edm snapshot (.pkl) into a plain diffdistill checkpoint "
-                    "without executing code from the pickle.")
-    p.add_argument("pkl", help="EDM snapshot pickle, e.g. edm-cifar10-32x32-uncond-vp.pkl")
-    p.add_argument("out", help="output checkpoint (.pt); a .meta.json is written beside it")
-    p.add_argument("--key", default="ema", help="entry of the snapshot dict to import")
-    p.set_defaults(func=_cli_import_edm)
-
-
-def _cli_import_edm(args) -> int:
-    summary = import_edm_pickle(args.pkl, args.out, key=args.key)
-    write_meta(args.out, args={"pkl": str(args.pkl), "out": str(args.out), "key": args.key},
-               seed=None, command="import-edm", **summary)
-    spec = summary["spec"]
-    print(f"imported {args.pkl} [{args.key}] -> {args.out}: {spec['precond']} / {spec['net']}, "
-          f"{summary['num_params']} parameters")
-    return 0
+def import_edm_to_file(pkl_path, out_path, key: str = "ema", args: dict | None = None) -> dict:
+    """`import_edm_pickle`, plus the checkpoint's metadata sidecar."""
+    summary = import_edm_pickle(pkl_path, out_path, key=key)
+    write_meta(out_path, args or {}, None, command="import-edm", **summary)
+    return summary

@@ -45,3 +45,30 @@ def fetch(url: str, dest, what: str = "file") -> Path:
             msg = str(e).splitlines()[0] if str(e) else ""
             why = f"download failed: {type(e).__name__}: {msg}"
     raise UserError(f"{what} missing and not downloadable ({why}): fetch {url} and put it at {dest}")
+
+
+def fetch_to_file(url: str, dest, what: str = "file", args: dict | None = None) -> Path:
+    """`fetch`, plus the download's metadata sidecar."""
+    import sys
+    import time
+
+    from .io import write_meta
+
+    t0 = time.perf_counter()
+    dest = fetch(url, dest, what=what)
+    write_meta(dest, args or {}, None, wall_time=time.perf_counter() - t0, size_bytes=dest.stat().st_size)
+    print(f"{what}: {url} -> {dest}", file=sys.stderr)
+    return dest
+
+
+def downloads(config: dict) -> list[tuple[str, str, str, str]]:
+    """(rule suffix, local path, URL, what) of each input a fetch job may download: those
+    the config uses and gives both a path and a URL for."""
+    t, d, e = config["teacher"], config["dataset"], config["eval"]
+    items = [("edm_teacher", t["edm_pickle"], t["edm_pickle_url"], "EDM teacher snapshot", t["source"] == "edm_pickle"),
+             ("dataset", d["path"], d["url"], f"dataset '{d['name']}'", True),
+             ("inception_weights", e["inception_weights"], e["inception_weights_url"], "Inception weights",
+              e["features"] == "inception"),
+             ("reference_stats", e["reference_stats"], e["reference_stats_url"], "clean-fid reference statistics",
+              True)]
+    return [(name, path, url, what) for name, path, url, what, used in items if used and path and url]

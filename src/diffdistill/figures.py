@@ -1,20 +1,32 @@
-"""Figures (matplotlib, PNG and PDF) from result files only: FID JSONs, model metadata,
-FID curves and sample files.
+"""Figures (matplotlib, PNG and PDF) from result files only: FID JSONs (each carries its
+row's label, family and kind), model metadata, FID curves and sample files.
 
-- fid_vs_nfe: FID against NFE for every method (log y), the reference as a line and the
-  real-vs-real floor as a band;
+- fid_vs_nfe: FID against NFE for every row of the main table (log y), the reference as
+  a line and the real-vs-real floor as a band;
 - fid_vs_finetune: FID against fine-tuning wall clock (SFD's Figure 1 analogue), each
-  method a curve through its NFE points;
+  distilled method a curve through its NFE points;
 - fid_curves: FID during training of the ablation students, one panel per factor;
 - samples: the same seeds across methods and NFE, one row per (method, NFE).
+
+Style: one colour per method family (teacher baselines: one per solver), and the line
+says what a series is: solid = distilled, dashed = training-free baseline (dash-dot
+with AFS), dotted = a distillation target. `series_styles` checks that no two series
+look alike.
 """
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from pathlib import Path
 
 from .io import UserError, atomic_dir, read_json
+from .report import fine_tune_seconds, in_table, load_records, model_meta
+
+FAMILY_COLOURS = {"sfd": "tab:blue", "sfdv": "tab:cyan", "sfd2": "tab:purple", "pd": "tab:orange",
+                  "o2mkd": "tab:green", "o2sfd": "tab:red"}
+SOLVER_COLOURS = {"euler": "0.45", "heun": "tab:brown", "dpmpp2m": "tab:olive", "dpmpp3m": "tab:pink",
+                  "dpmpp3m_exact": "tab:gray", "ipndm": "goldenrod"}
+EXTRA_COLOURS = ["tab:red", "darkblue", "teal", "indigo", "crimson", "darkgreen", "chocolate"]
+MARKERS = "osD^v<>ph*"
 
 
 def _plt():
@@ -31,59 +43,96 @@ def _save(fig, out: Path, name: str) -> None:
     _plt().close(fig)
 
 
-def _series(fid_files) -> dict[str, list[dict]]:
+def _solver(r: dict) -> str | None:
+    args = dict((a[0], a[1]) for a in r.get("sample_args", []))
+    return args.get("--solver")
+
+
+def _afs(r: dict) -> bool:
+    return str(dict((a[0], a[1]) for a in r.get("sample_args", [])).get("--afs", "")).lower() == "true"
+
+
+def series_styles(series: dict[str, list[dict]]) -> dict[str, dict]:
+    """label -> matplotlib style; raises if two series would share colour, line and marker."""
+    styles, extra, seen = {}, iter(EXTRA_COLOURS), {}
+    for label, recs in series.items():
+        r = recs[0]
+        kind, fam = r.get("kind", "distilled"), r.get("family", "")
+        if fam == "teacher":
+            colour = SOLVER_COLOURS.get(_solver(r), "0.3")
+        else:
+            colour = FAMILY_COLOURS.get(fam) or FAMILY_COLOURS.setdefault(fam, next(extra, "k"))
+        ls = {"baseline": "-." if _afs(r) else "--", "target": ":", "reference": "--"}.get(kind, "-")
+        marker = MARKERS[sum(1 for k in seen.values() if k[:2] == (colour, ls)) % len(MARKERS)]
+        key = (colour, ls, marker)
+        if key in seen.values():
+            raise UserError(f"figure series '{label}' would look like another one")
+        seen[label] = key
+        styles[label] = {"color": colour, "ls": ls, "marker": marker}
+    return styles
+
+
+def _series(records) -> dict[str, list[dict]]:
     """label -> records sorted by NFE."""
-    by = defaultdict(list)
-    for f in fid_files:
-        r = read_json(f)
-        if r.get("nfe") is None:
-            continue
-        by[r["label"]].append(r)
+    by: dict[str, list[dict]] = {}
+    for r in records:
+        by.setdefault(r["label"], []).append(r)
     return {k: sorted(v, key=lambda r: r["nfe"]) for k, v in by.items()}
 
 
-def _wall(r) -> float | None:
-    m = r.get("model")
-    if not m or not Path(m).exists():
-        return None
-    meta = read_json(m)
-    return meta.get("cumulative_wall_time", meta.get("wall_time"))
+def _plain_log_axis(axis) -> None:
+    from matplotlib.ticker import FuncFormatter, LogLocator
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
 
 
-def fid_vs_nfe(ax, series: dict, floor: dict | None, reference_label: str | None) -> None:
+def fid_vs_nfe(ax, series: dict, styles: dict, floor: dict | None) -> None:
+    from matplotlib.ticker import MaxNLocator
     for label, recs in series.items():
-        if label == reference_label:
+        st = styles[label]
+        if recs[0].get("kind") == "reference":
             r = recs[0]
             ax.axhline(r["fid"], color="k", ls="--", lw=1, label=f"{label} (NFE {r['nfe']})")
             continue
-        ax.plot([r["nfe"] for r in recs], [r["fid"] for r in recs], marker="o", ms=4, label=label)
+        ax.errorbar([r["nfe"] for r in recs], [r["fid"] for r in recs],
+                    yerr=[0 if r["fid_std"] != r["fid_std"] else r["fid_std"] for r in recs],
+                    ms=4, lw=1.4 if st["ls"] == "-" else 1.0, capsize=2, label=label, **st)
     if floor:
         lo, hi = floor["fid"] - floor.get("fid_std", 0), floor["fid"] + floor.get("fid_std", 0)
-        ax.axhspan(max(lo, 1e-3), hi, color="0.85", label="floor (real vs real)")
+        ax.axhspan(max(lo, 1e-3), hi, color="0.88", label=f"floor ({floor.get('label', 'real vs real')})")
     ax.set_yscale("log")
-    ax.set_xlabel("NFE")
-    ax.set_ylabel("FID")
+    _plain_log_axis(ax.yaxis)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("NFE (network evaluations per sample)")
+    ax.set_ylabel("FID (lower is better)")
     ax.grid(True, which="both", alpha=0.3)
 
 
-def fid_vs_finetune(ax, series: dict, reference_label: str | None) -> int:
+def fid_vs_finetune(ax, series: dict, styles: dict) -> int:
     n = 0
     for label, recs in series.items():
-        pts = [(w, r["fid"], r["nfe"]) for r in recs if (w := _wall(r))]
-        if label == reference_label:
+        if recs[0].get("kind") == "reference":
             ax.axhline(recs[0]["fid"], color="k", ls="--", lw=1, label=label)
             continue
+        pts = [(w, r["fid"], r["nfe"]) for r in recs if r.get("kind") == "distilled"
+               and (w := fine_tune_seconds(model_meta(r)))]
         if not pts:
             continue
         pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=4, label=label)
-        for w, f, k in pts:
-            ax.annotate(f"{k}", (w, f), textcoords="offset points", xytext=(3, 3), fontsize=7)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], ms=4, label=label, **styles[label])
+        same_x: dict[float, int] = {}
+        for w, f, k in pts:  # points of one model (SFD-v) share x: stack their labels
+            i = same_x[w] = same_x.get(w, -1) + 1
+            ax.annotate(f"{k}", (w, f), textcoords="offset points", xytext=(4, 3 + 8 * i), fontsize=7,
+                        color=styles[label]["color"])
         n += 1
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _plain_log_axis(ax.xaxis)
+    _plain_log_axis(ax.yaxis)
     ax.set_xlabel("fine-tuning wall clock (s, to reach the model; labels: NFE)")
-    ax.set_ylabel("FID")
+    ax.set_ylabel("FID (lower is better)")
     ax.grid(True, which="both", alpha=0.3)
     return n
 
@@ -101,18 +150,19 @@ def plot_curves(curves: list[tuple[str, str, dict]], out: Path) -> None:
         for c in default:
             pts = c["points"]
             ax.plot([p["iteration"] for p in pts], [p["fid"] for p in pts], color="k", lw=1.5, label="default")
-        for f, v, c in curves:
-            if f == factor and f != "default":
-                pts = c["points"]
-                ax.plot([p["iteration"] for p in pts], [p["fid"] for p in pts], marker=".", label=f"{v}")
+        for i, (f, v, c) in enumerate(x for x in curves if x[0] == factor and factor != "default"):
+            pts = c["points"]
+            ax.plot([p["iteration"] for p in pts], [p["fid"] for p in pts], marker=MARKERS[i % len(MARKERS)],
+                    ms=3, color=EXTRA_COLOURS[i % len(EXTRA_COLOURS)], label=f"{v}")
         ax.set_title(factor, fontsize=9)
         ax.set_yscale("log")
+        _plain_log_axis(ax.yaxis)
         ax.set_xlabel("iteration")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(factors):]:
         ax.axis("off")
-    axes[0][0].set_ylabel("FID (curve seeds)")
+    axes[0][0].set_ylabel("FID (curve seeds, lower is better)")
     fig.suptitle("FID during training (SFD ablations; curve seeds)", fontsize=10)
     _save(fig, out, "fid_curves")
 
@@ -142,28 +192,37 @@ def plot_samples(samples: list[tuple[str, str]], out: Path, count: int = 10) -> 
     _save(fig, out, "samples")
 
 
-def write_figures(fid_files, out_dir, floor=None, reference_label=None, curves=None, samples=None) -> None:
+def _legend_right(ax) -> None:
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+
+
+def write_figures(fid_files, out_dir, floor=None) -> None:
     """Every figure into out_dir, atomically as a whole folder."""
+    from .curves import read_curve
     plt = _plt()
-    series = _series(fid_files)
+    records = load_records(fid_files)
+    series = _series(in_table(records, "main"))
     if not series:
         raise UserError("no FID results to plot")
+    styles = series_styles(series)
     with atomic_dir(out_dir) as tmp:
         fl = read_json(floor) if floor else None
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        fid_vs_nfe(ax, series, fl, reference_label)
-        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        fig, ax = plt.subplots(figsize=(7.5, 4.5))
+        fid_vs_nfe(ax, series, styles, fl)
+        _legend_right(ax)
         ax.set_title("FID against NFE")
         _save(fig, tmp, "fid_vs_nfe")
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        if fid_vs_finetune(ax, series, reference_label):
-            ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        fig, ax = plt.subplots(figsize=(7.5, 4.5))
+        if fid_vs_finetune(ax, series, styles):
+            _legend_right(ax)
             ax.set_title("FID against fine-tuning time")
             _save(fig, tmp, "fid_vs_finetune")
         else:
             plt.close(fig)
+        curves = [(r["meta"]["factor_name"] if r["meta"]["factor"] != "default" else "default", r["meta"]["value"],
+                   read_curve(r["meta"]["curve"])) for r in in_table(records, "ablations") if r["meta"].get("curve")]
         if curves:
-            from .curves import read_curve
-            plot_curves([(f, v, read_curve(p)) for f, v, p in curves], tmp)
-        if samples:
-            plot_samples(samples, tmp)
+            plot_curves(curves, tmp)
+        rows = [r for r in records if r.get("figure")]
+        if rows:
+            plot_samples([(f"{r['label']} NFE {r['nfe']}", r["samples"]) for r in rows], tmp)

@@ -54,15 +54,23 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import compat  # noqa: F401  (installs the torchvision stand-in if needed)
 from .io import UserError, atomic_path, torch_load, torch_save
 
-import cleanfid  # noqa: E402
-import cleanfid.downloads_helper  # noqa: E402
-import cleanfid.features  # noqa: E402
-import cleanfid.fid  # noqa: E402
-import cleanfid.inception_torchscript  # noqa: E402
-import cleanfid.resize  # noqa: E402
+CLEANFID_INSTALL = "pip install --no-deps clean-fid==0.1.35"
+
+
+def cleanfid_module(name: str = "fid"):
+    """`cleanfid.<name>`, or one line saying how to install clean-fid (it is not a
+    declared dependency: it declares torchvision, which must not replace our torch)."""
+    import importlib
+
+    from . import compat  # noqa: F401  (installs the torchvision stand-in if needed)
+    try:
+        return importlib.import_module(f"cleanfid.{name}")
+    except ModuleNotFoundError as e:
+        if e.name and e.name.split(".")[0] == "cleanfid":
+            raise UserError(f"clean-fid is not installed: {CLEANFID_INSTALL}") from None
+        raise
 
 # --------------------------------------------------------------------------- feature net
 
@@ -143,6 +151,16 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: in
     return correct / max(1, len(x))
 
 
+def _labelled(images, labels) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images, dtype=torch.float32)
+    y = torch.as_tensor(np.asarray(labels) if not torch.is_tensor(labels) else labels, dtype=torch.long)
+    if x.ndim != 4 or len(x) != len(y):
+        raise UserError(f"expected images [N, C, H, W] and N labels, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if len(y) and int(y.min()) < 0:
+        raise UserError("the feature net needs class labels; this dataset has none (label -1)")
+    return x, y
+
+
 def train_feature_net(images, labels, *, iters: int, batch_size: int, lr: float, seed: int,
                       test_fraction: float = 0.2, progress: bool = True, feature_dim: int = 64,
                       augment: bool = True, device: str | torch.device = "cpu",
@@ -156,15 +174,7 @@ def train_feature_net(images, labels, *, iters: int, batch_size: int, lr: float,
     Returns the model (eval mode, on CPU) and `info`: plain numbers only (accuracies,
     sizes, hyper-parameters, wall time) so it can go into a weights-only checkpoint.
     """
-    x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images,
-                        dtype=torch.float32)
-    y = torch.as_tensor(np.asarray(labels) if not torch.is_tensor(labels) else labels,
-                        dtype=torch.long)
-    if x.ndim != 4 or len(x) != len(y):
-        raise UserError(f"expected images [N, C, H, W] and N labels, got {tuple(x.shape)} "
-                        f"and {tuple(y.shape)}")
-    if len(y) and int(y.min()) < 0:
-        raise UserError("the feature net needs class labels; this dataset has none (label -1)")
+    x, y = _labelled(images, labels)
     if iters < 1 or batch_size < 1 or not lr > 0:
         raise UserError(f"bad training settings: iters={iters}, batch_size={batch_size}, lr={lr}")
     num_classes = max(10, int(y.max()) + 1)
@@ -207,10 +217,13 @@ def train_feature_net(images, labels, *, iters: int, batch_size: int, lr: float,
     return model, info
 
 
+FEATNET_FORMAT = "diffdistill-featnet/2"
+
+
 def save_feature_net(path, model: DigitsFeatureNet, info: dict) -> None:
     """Plain checkpoint {"kwargs", "state_dict", "info"}, loadable with weights_only=True."""
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    torch_save(path, {"kwargs": dict(model.kwargs), "state_dict": state, "info": dict(info)})
+    torch_save(path, {"format": FEATNET_FORMAT, "kwargs": dict(model.kwargs), "state_dict": state, "info": dict(info)})
 
 
 def load_feature_net(path) -> tuple[DigitsFeatureNet, dict]:
@@ -218,6 +231,9 @@ def load_feature_net(path) -> tuple[DigitsFeatureNet, dict]:
     ckpt = torch_load(path)
     if not isinstance(ckpt, dict) or not {"kwargs", "state_dict"} <= set(ckpt):
         raise UserError(f"{path} is not a feature-net checkpoint (needs 'kwargs' and 'state_dict')")
+    if ckpt.get("format") != FEATNET_FORMAT:
+        raise UserError(f"{path} was written by an older diffdistill (format {ckpt.get('format', 1)!r}, this version "
+                        f"reads {FEATNET_FORMAT!r}): delete it and rerun the rule that makes it")
     try:
         model = DigitsFeatureNet(**ckpt["kwargs"])
         model.load_state_dict(ckpt["state_dict"])
@@ -257,7 +273,7 @@ def compute_features(images_uint8, extractor: Callable, batch_size: int = 500,
     """Features [N, D] float64 of uint8 images [N, C, H, W] via clean-fid's batching.
 
     Each batch goes to the extractor as float 0..255 through
-    ``cleanfid.fid.get_batch_features(batch, extractor, device)``; the extractor must
+    ``cleanfid_module("fid").get_batch_features(batch, extractor, device)``; the extractor must
     already be on `device`.
     """
     arr = images_uint8.numpy() if torch.is_tensor(images_uint8) else np.asarray(images_uint8)
@@ -271,7 +287,7 @@ def compute_features(images_uint8, extractor: Callable, batch_size: int = 500,
     feats = []
     for i in range(0, len(arr), batch_size):
         batch = torch.from_numpy(np.ascontiguousarray(arr[i:i + batch_size])).float()
-        feats.append(np.asarray(cleanfid.fid.get_batch_features(batch, extractor, device),
+        feats.append(np.asarray(cleanfid_module("fid").get_batch_features(batch, extractor, device),
                                 dtype=np.float64).reshape(len(batch), -1))
     return np.concatenate(feats)
 
@@ -294,7 +310,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     with warnings.catch_warnings():  # clean-fid passes sqrtm(disp=False), deprecated by SciPy
         warnings.filterwarnings("ignore", message=".*`disp` argument is deprecated",
                                 category=DeprecationWarning)
-        return float(cleanfid.fid.frechet_distance(mu1, sigma1, mu2, sigma2))
+        return float(cleanfid_module("fid").frechet_distance(mu1, sigma1, mu2, sigma2))
 
 
 def fid_from_features(feats1, feats2) -> float:
@@ -308,10 +324,19 @@ def load_stats(path) -> tuple[np.ndarray, np.ndarray]:
     p = Path(path).expanduser()
     if not p.is_file():
         raise UserError(f"reference statistics file not found: {p}")
-    with np.load(p, allow_pickle=False) as z:
-        if not {"mu", "sigma"} <= set(z.files):
-            raise UserError(f"{p}: needs arrays 'mu' and 'sigma' (has: {', '.join(z.files)})")
-        return np.asarray(z["mu"], np.float64), np.asarray(z["sigma"], np.float64)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            if not {"mu", "sigma"} <= set(z.files):
+                raise UserError(f"{p}: needs arrays 'mu' and 'sigma' (has: {', '.join(z.files) or 'none'})")
+            mu, sigma = np.asarray(z["mu"], np.float64), np.asarray(z["sigma"], np.float64)
+    except UserError:
+        raise
+    except Exception as e:  # truncated zip, object arrays, not an npz
+        raise UserError(f"cannot read reference statistics {p}: {type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
+        raise UserError(f"{p}: mu must be [D] and sigma [D, D], got {mu.shape} and {sigma.shape}")
+    return mu, sigma
 
 
 def fid_to_stats(images_uint8, extractor: Callable, ref_mu, ref_sigma, batch_size: int = 500,
@@ -324,7 +349,7 @@ def fid_to_stats(images_uint8, extractor: Callable, ref_mu, ref_sigma, batch_siz
 # --------------------------------------------------------------------------- Inception
 
 INCEPTION_FILE = "inception-2015-12-05.pt"
-INCEPTION_URL = cleanfid.downloads_helper.inception_url  # nvlabs-fi-cdn.nvidia.com/...
+INCEPTION_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
 STATS_BASE_URL = "https://www.cs.cmu.edu/~clean-fid/stats/"  # as in clean-fid's features.py
 INCEPTION_MODES = ("legacy_tensorflow", "clean")
 NETWORK_TIMEOUT_S = 3.0
@@ -338,7 +363,7 @@ def inception_cache_dir() -> Path:
 
 def reference_stats_dir() -> Path:
     """Where clean-fid keeps its downloaded reference statistics."""
-    return Path(os.path.dirname(cleanfid.__file__)) / "stats"
+    return Path(os.path.dirname(cleanfid_module("features").__file__)) / "stats"
 
 
 def _network_reachable(url: str, timeout: float = NETWORK_TIMEOUT_S) -> bool:
@@ -402,22 +427,23 @@ def inception_weights_path(weights_path=None) -> Path:
                           "eval.inception_weights to its path")
 
 
-class _InceptionFromFile(cleanfid.inception_torchscript.InceptionV3W):
+def _inception_from_file(path: Path, resize_inside: bool) -> nn.Module:
     """clean-fid's InceptionV3W (its forward, its normalisation), loaded from an explicit
     file: the original constructor only takes a folder and would try to download."""
-
-    def __init__(self, path: Path, resize_inside: bool):
-        nn.Module.__init__(self)
-        try:
-            with warnings.catch_warnings():  # the file *is* TorchScript: no alternative
-                warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated",
-                                        category=DeprecationWarning)
-                self.base = torch.jit.load(str(path), map_location="cpu").eval()
-        except Exception as e:  # noqa: BLE001
-            raise UserError(f"cannot load Inception weights {path}: {type(e).__name__}: "
-                            f"{str(e).splitlines()[0] if str(e) else ''}") from None
-        self.layers = self.base.layers
-        self.resize_inside = resize_inside
+    base_cls = cleanfid_module("inception_torchscript").InceptionV3W
+    net = base_cls.__new__(base_cls)
+    nn.Module.__init__(net)
+    try:
+        with warnings.catch_warnings():  # the file *is* TorchScript: no alternative
+            warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated",
+                                    category=DeprecationWarning)
+            net.base = torch.jit.load(str(path), map_location="cpu").eval()
+        net.layers = net.base.layers
+    except Exception as e:  # noqa: BLE001
+        raise UserError(f"cannot load Inception weights {path}: {type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    net.resize_inside = resize_inside
+    return net
 
 
 class _InceptionExtractor(nn.Module):
@@ -431,7 +457,7 @@ class _InceptionExtractor(nn.Module):
     def __init__(self, net: nn.Module, mode: str):
         super().__init__()
         self.net, self.mode = net, mode
-        self._resize = cleanfid.resize.build_resizer(mode) if mode == "clean" else None
+        self._resize = cleanfid_module("resize").build_resizer(mode) if mode == "clean" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()
@@ -458,7 +484,7 @@ def inception_extractor(mode: str = "legacy_tensorflow", weights_path=None,
         raise UserError(f"unsupported FID mode '{mode}' (supported: {', '.join(INCEPTION_MODES)}; "
                         "'legacy_pytorch' needs torchvision)")
     path = inception_weights_path(weights_path)
-    net = _InceptionFromFile(path, resize_inside=(mode == "legacy_tensorflow"))
+    net = _inception_from_file(path, resize_inside=(mode == "legacy_tensorflow"))
     return _InceptionExtractor(net, mode).to(device).eval()
 
 
@@ -479,8 +505,95 @@ def inception_reference_stats(name: str = "cifar10", mode: str = "legacy_tensorf
         _fetch_or_fail(STATS_BASE_URL + fname, dest, f"reference statistics {fname}",
                        " (clean-fid's stats folder) or anywhere and pass its path as stats_path")
     try:
-        mu, sigma = cleanfid.features.get_reference_statistics(name, res, mode=mode, split=split)
+        mu, sigma = cleanfid_module("features").get_reference_statistics(name, res, mode=mode, split=split)
     except Exception as e:  # noqa: BLE001
         raise UserError(f"cannot load reference statistics {dest}: {type(e).__name__}: "
                         f"{str(e).splitlines()[0] if str(e) else ''}") from None
     return np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def feature_extractor(features: str, featnet=None, inception_weights=None, device="cpu") -> nn.Module:
+    """The FID feature network: the pipeline's classifier or clean-fid's Inception."""
+    if features == "inception":
+        return inception_extractor(weights_path=inception_weights, device=device)
+    if not featnet:
+        raise UserError("classifier features need the feature network checkpoint (--featnet)")
+    net, _ = load_feature_net(featnet)
+    return make_feature_extractor(net).to(device)
+
+
+def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_size: int, row: dict,
+                     device="cpu", args: dict | None = None) -> dict:
+    """FID of a samples file (or a trajectory cache's end points) against reference
+    statistics, written to `out` as JSON with the row's fields."""
+    from .io import check_writable, write_json, write_meta
+    from .sampling import load_images
+
+    check_writable(out)
+    ref_mu, ref_sigma = load_stats(ref)
+    imgs = load_images(samples, num_samples)
+    if len(imgs) < num_samples:
+        raise UserError(f"{samples} holds {len(imgs)} images, fewer than --num-samples {num_samples}")
+    fid = fid_to_stats(imgs, extractor, ref_mu, ref_sigma, batch_size, device=device)
+    result = {**row, "fid": fid, "num_samples": len(imgs), "samples": str(samples)}
+    write_json(out, result)
+    write_meta(out, args or {}, None)
+    return result
+
+
+def reference_stats_to_file(images, extractor, out, floor_out, *, batch_size: int, floor_splits: int, seed: int,
+                            reference_stats=None, device="cpu", args: dict | None = None) -> dict:
+    """Reference statistics of the dataset, and the floor: real half vs real half.
+
+    With `reference_stats` (clean-fid's precomputed Inception statistics of the CIFAR-10
+    training set, the papers' protocol) those become the reference; the dataset's own
+    features still give the floor and a check of our Inception path against them."""
+    from .data import float_to_uint8
+    from .io import check_writable, write_json, write_meta
+
+    for path in (out, floor_out):
+        check_writable(path)
+    feats = compute_features(float_to_uint8(images).numpy(), extractor, batch_size, device=device)
+    mu, sigma = feature_stats(feats)
+    check = {}
+    if reference_stats:
+        own_mu, own_sigma = mu, sigma
+        mu, sigma = inception_reference_stats(stats_path=reference_stats)
+        check = {"reference_stats": str(reference_stats),
+                 "fid_dataset_vs_reference": frechet_distance(own_mu, own_sigma, mu, sigma)}
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, mu=mu, sigma=sigma, num=len(feats))
+    write_meta(out, args or {}, seed, **check)
+    floors = []
+    for split in range(floor_splits):
+        perm = torch.randperm(len(feats), generator=torch.Generator().manual_seed(seed + split)).numpy()
+        half = len(feats) // 2
+        floors.append(fid_from_features(feats[perm[:half]], feats[perm[half:2 * half]]))
+    write_json(floor_out, {"row": "floor", "label": f"floor: real half vs real half ({half} each)",
+                           "fid": float(np.mean(floors)), "fid_splits": floors,
+                           "fid_std": float(np.std(floors)), "num_samples": half})
+    write_meta(floor_out, args or {}, seed)
+    return check
+
+
+def train_feature_net_to_file(images, labels, out, *, iters: int, batch_size: int, lr: float, seed: int,
+                              device="cpu", progress: bool = True, args: dict | None = None) -> dict:
+    """Train the FID feature classifier and write its checkpoint (+ metadata)."""
+    import sys
+
+    from .io import check_writable, write_meta
+
+    check_writable(out)
+    if (torch.as_tensor(labels) < 0).all():
+        raise UserError("this dataset has no labels: the feature classifier needs them")
+    t0 = time.perf_counter()
+    model, info = train_feature_net(images, labels, iters=iters, batch_size=batch_size, lr=lr, seed=seed,
+                                    progress=progress, device=device)
+    save_feature_net(out, model, info)
+    write_meta(out, args or {}, seed, wall_time=time.perf_counter() - t0, featnet=info)
+    print(f"feature net: test accuracy {info['test_accuracy']:.4f}", file=sys.stderr)
+    return info

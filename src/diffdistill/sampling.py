@@ -1,32 +1,53 @@
-"""Sampling: per-seed noise, one solver driver, uint8 images out, PNG grids."""
+"""Sampling: per-seed noise, one solver driver, uint8 images out, PNG grids.
+
+A checkpoint carries its sampling recipe (solver, NFE, AFS, grid, schedule, step-count
+conditioning); `sample_checkpoint` follows it, and explicit settings override it (a row
+that samples an O2MKD router with DDIM 20, the teacher with any solver). A checkpoint
+without a recipe (a teacher) needs the solver and NFE given.
+"""
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import torch
 
 from .data import float_to_uint8
-from .schedules import edm_timesteps, num_timestamps
-from .seeding import noise_for_seeds
+from .io import UserError, atomic_path, check_writable, write_meta
+from .schedules import timesteps
+from .seeding import noise_for_seeds, parse_seeds
 from .solvers import sample
-from .io import UserError
+
+RECIPE_KEYS = ("solver", "nfe", "afs", "grid", "final_step", "t_min", "t_max", "rho")
 
 
-def sampling_timesteps(solver: str, nfe: int, afs: bool, t_min: float, t_max: float,
-                       rho: float, append_zero: bool = False) -> torch.Tensor:
-    if append_zero:
-        # EDM convention: N timestamps + 0; Heun's last step (to 0) is Euler: 2N - 1 NFE
-        if solver != "heun" or (nfe + 1) % 2:
-            raise UserError(f"append_zero sampling is defined for Heun with odd NFE, got {solver} NFE {nfe}")
-        return edm_timesteps((nfe + 1) // 2, t_min, t_max, rho, append_zero=True)
-    n = num_timestamps(nfe, afs, solver)
-    if n is None:
-        raise UserError(f"solver {solver} cannot take exactly {nfe} NFE (afs={afs})")
-    return edm_timesteps(n, t_min, t_max, rho)
+def resolve_recipe(recipe: dict | None, **given) -> dict:
+    """Sampling settings: `given` (None = not given) over the checkpoint's recipe; the
+    schedule and AFS of a checkpoint without one (a teacher) are the config's defaults."""
+    from .config import schema_default
+
+    out = {"grid": "edm", "final_step": "force", "afs": False,
+           **{k: schema_default(f"schedule.{k}") for k in ("t_min", "t_max", "rho")}}
+    out.update(recipe or {})
+    out.update({k: v for k, v in given.items() if v is not None})
+    served = (recipe or {}).get("nfe")
+    if isinstance(served, list):
+        if given.get("nfe") is None:
+            raise UserError(f"the model serves NFE {served}: give --nfe")
+        if given["nfe"] not in served:
+            raise UserError(f"--nfe {given['nfe']}: the model serves NFE {served} only")
+    missing = [k for k in RECIPE_KEYS if out.get(k) is None]
+    if missing:
+        raise UserError("the checkpoint carries no sampling recipe for "
+                        f"{', '.join(missing)}: give {' '.join('--' + k.replace('_', '-') for k in missing)}")
+    return out
 
 
-@torch.no_grad()
+def recipe_timesteps(r: dict) -> torch.Tensor:
+    return timesteps(r["grid"], r["nfe"], r["afs"], r["solver"], r["t_min"], r["t_max"], r["rho"])
+
+
 def generate_images(model, seeds, timesteps, solver: str = "euler", afs: bool = False,
                     final_step: str = "force", batch_size: int = 500, img_shape=(1, 8, 8),
                     progress: bool = True, model_kwargs: dict | None = None,
@@ -40,10 +61,50 @@ def generate_images(model, seeds, timesteps, solver: str = "euler", afs: bool = 
         from tqdm import tqdm
         chunks = tqdm(chunks, desc=f"sampling {solver}", dynamic_ncols=True, mininterval=5)
     out = []
-    for chunk in chunks:
-        x = noise_for_seeds(chunk, img_shape).to(device) * float(timesteps[0])
-        out.append(sample(denoise, x, timesteps, solver=solver, afs=afs, final_step=final_step).cpu())
+    with torch.inference_mode():
+        for chunk in chunks:
+            x = noise_for_seeds(chunk, img_shape).to(device) * float(timesteps[0])
+            out.append(sample(denoise, x, timesteps, solver=solver, afs=afs, final_step=final_step).cpu())
     return torch.cat(out)
+
+
+def save_samples(path, images_uint8: np.ndarray, seeds) -> None:
+    """npz with `images` [N, C, H, W] and `seeds`, plus `arr_0` [N, H, W, C] uint8, the
+    layout ADM's evaluator and other npz-based tools read."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, images=images_uint8, seeds=np.asarray(seeds),
+                     arr_0=np.ascontiguousarray(images_uint8.transpose(0, 2, 3, 1)))
+
+
+def sample_checkpoint(model_path, out, seeds: str, batch_size: int, png=None, png_count: int = 100,
+                      device="cpu", amp: bool = False, progress: bool = True, args: dict | None = None,
+                      **given) -> dict:
+    """Sample `seeds` from a checkpoint by its recipe (`given` overrides it) into `out`
+    (npz) and optionally a PNG grid; returns the resolved recipe."""
+    from .precond import image_shape, load_checkpoint
+    from .runtime import autocast
+
+    for path in (out, png):
+        if path:
+            check_writable(path)
+    model, ckpt = load_checkpoint(model_path, device=device)
+    r = resolve_recipe(ckpt.get("sampling"), **given)
+    ts = recipe_timesteps(r)
+    kwargs = {"num_steps": len(ts)} if r.get("step_conditioning") else {}
+    seed_list = parse_seeds(seeds)
+    t0 = time.perf_counter()
+    with autocast(device, amp):
+        imgs = to_uint8(generate_images(model, seed_list, ts, r["solver"], r["afs"], r["final_step"], batch_size,
+                                        image_shape(ckpt["spec"]), progress=progress, model_kwargs=kwargs,
+                                        device=device))
+    wall = time.perf_counter() - t0
+    save_samples(out, imgs, seed_list)
+    write_meta(out, args or {}, None, wall_time=wall, recipe=r, timesteps=ts.tolist(),
+               images_per_second=len(seed_list) / wall)
+    if png:
+        save_grid(png, imgs[:png_count])
+    return r
 
 
 def image_grid(images_uint8: np.ndarray, nrow: int | None = None, scale: int = 4) -> np.ndarray:
@@ -62,8 +123,6 @@ def image_grid(images_uint8: np.ndarray, nrow: int | None = None, scale: int = 4
 def save_grid(path, images_uint8: np.ndarray, nrow=None, scale: int = 4) -> None:
     from PIL import Image
 
-    from .io import atomic_path
-
     g = image_grid(images_uint8, nrow, scale)
     with atomic_path(path) as tmp:
         Image.fromarray(g[..., 0] if g.shape[-1] == 1 else g).save(tmp, format="PNG")
@@ -71,3 +130,26 @@ def save_grid(path, images_uint8: np.ndarray, nrow=None, scale: int = 4) -> None
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     return float_to_uint8(images).numpy()
+
+
+def load_images(path, num: int | None = None) -> np.ndarray:
+    """uint8 images [N, C, H, W] from a samples .npz, or a trajectory cache's end points."""
+    from pathlib import Path
+
+    if str(path).endswith(".pt"):
+        from .trajectories import load_cache
+        return to_uint8(load_cache(path)["states"][:num, -1])
+    if not Path(path).is_file():
+        raise UserError(f"samples file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "images" not in z.files:
+                raise UserError(f"{path} has no 'images' array (has: {', '.join(z.files) or 'none'})")
+            imgs = z["images"][:num]
+    except UserError:
+        raise
+    except Exception as e:  # truncated zip, object arrays, not an npz at all
+        raise UserError(f"cannot read samples {path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    if imgs.dtype != np.uint8 or imgs.ndim != 4:
+        raise UserError(f"{path}: 'images' must be uint8 [N, C, H, W], got {imgs.dtype} {imgs.shape}")
+    return imgs

@@ -1,0 +1,122 @@
+"""The interface every method implements (see `diffdistill.methods` for the registry)."""
+from __future__ import annotations
+
+from typing import ClassVar
+
+from torch import nn
+
+from ..io import UserError
+from ..naming import FEATNET, REF_STATS, TEACHER
+from ..options import Opt
+from ..precond import save_denoiser
+
+
+def curve_inputs(cfg: dict) -> dict:
+    """What an FID curve reads: the reference statistics and the feature network."""
+    ev = cfg["eval"]
+    weights = [ev["inception_weights"]] if ev["inception_weights"] else []
+    return {"ref": REF_STATS, "featnet": weights if ev["features"] == "inception" else [FEATNET]}
+
+
+def curve_values(cfg: dict, input, output) -> dict:
+    return {"curve_out": output.curve, "ref": input.ref,
+            "featnet": FEATNET if cfg["eval"]["features"] == "classifier" else None}
+
+
+class Method:
+    """One training method behind the runner.
+
+    Class attributes declare it: `name` (registry key, the `diffdistill train <name>`
+    subcommand and the results/students/<name> folder), `section` (its config section:
+    defaults and allowed values of its options), `summary` (help), `options` (its own
+    command-line options; the runner adds the training and run options) and `curves`
+    (whether it can log an FID-during-training curve).
+
+    An instance is built from the parsed arguments: it loads its inputs, builds
+    `self.model` (the trained module) and `self.spec` (the checkpoint's constructor
+    spec), implements `train_step`, and says how its result samples (`recipe`).
+    """
+
+    name: ClassVar[str] = ""
+    section: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    options: ClassVar[tuple[Opt, ...]] = ()
+    curves: ClassVar[bool] = False
+    find_unused: ClassVar[bool] = False    # DDP: some parameters sit out some steps
+    reads: ClassVar[tuple[str, ...]] = ()  # config sections it depends on besides its own
+    order: ClassVar[int] = 100             # position of its rows in the tables
+
+    model: nn.Module
+    spec: dict
+    counters: dict
+
+    def __init__(self, args, device):
+        raise NotImplementedError
+
+    @property
+    def train_model(self) -> nn.Module:
+        """The module to call in the loss: the runner's DistributedDataParallel wrapper."""
+        return self.__dict__.get("_train_model", self.model)
+
+    @train_model.setter
+    def train_model(self, module: nn.Module) -> None:
+        self.__dict__["_train_model"] = module
+
+    def train_step(self, iteration: int, gen, opt_step) -> dict:
+        raise NotImplementedError
+
+    def recipe(self) -> dict | None:
+        """The sampling recipe written into the checkpoint (None: none, e.g. a teacher)."""
+        return None
+
+    def meta(self, res) -> dict:
+        """Extra metadata of the result (costs, settings derived from the inputs)."""
+        return {}
+
+    def save(self, out, res) -> None:
+        save_denoiser(out, res.model, self.spec, sampling=self.recipe())
+
+    # FID during training: methods with `curves` give the sampler of their result
+    def curve_sampler(self) -> dict:
+        raise UserError(f"method {self.name} has no FID curve")
+
+    def curve_evaluator(self, args, device):
+        from ..curves import fid_evaluator
+        from ..metrics import feature_extractor
+        from ..precond import image_shape
+
+        if not args.ref:
+            raise UserError("--curve-out needs --ref (reference statistics)")
+        s = self.curve_sampler()
+        return fid_evaluator(feature_extractor(args.features, args.featnet, args.inception_weights, device),
+                             args.ref, list(range(args.curve_samples)), s["timesteps"], s["afs"],
+                             image_shape(self.spec), batch_size=500, device=device, solver=s.get("solver", "euler"),
+                             model_kwargs=s.get("model_kwargs"))
+
+    def write_curve(self, args, res) -> None:
+        from ..curves import write_curve
+        from ..io import write_meta
+        from ..runner import used_args
+
+        write_curve(args.curve_out, res.curve, row=str(args.out), label=f"{self.name} NFE {args.nfe}",
+                    nfe=args.nfe, seeds=f"0-{args.curve_samples - 1}", num_samples=args.curve_samples)
+        write_meta(args.curve_out, used_args(args), args.seed)
+
+    # the workflow's side: its training rule's inputs and flags, result rows, config checks
+    @classmethod
+    def rule_inputs(cls, cfg: dict, wildcards) -> dict:
+        """Input files of its training rule (the FID curve's too, for methods with curves)."""
+        return {"teacher": TEACHER, **(curve_inputs(cfg) if cls.curves else {})}
+
+    @classmethod
+    def rule_values(cls, cfg: dict, wildcards, input, output) -> dict:
+        """Flag values of its training rule that are not config keys (inputs, wildcards)."""
+        return {"teacher": input.teacher}
+
+    @staticmethod
+    def rows(cfg: dict) -> list:
+        return []
+
+    @staticmethod
+    def check_config(cfg: dict) -> None:
+        pass

@@ -1,0 +1,165 @@
+"""Progressive Distillation (Salimans & Ho, ICLR 2022) in EDM's VE form, one round per run.
+
+One round halves the step count: the student starts as a copy of the teacher and
+learns to take ONE Euler (= DDIM) step from t to t'' that lands where the teacher's
+TWO Euler steps t -> t' -> t'' land. With x'' the teacher's two-step result, the
+denoiser value that makes one Euler step hit x'' is (METHODS.md section 2)
+
+    D_tilde = (x'' - (t''/t) x) / (1 - t''/t),
+
+which on the last step (t'' = 0) is x'' itself, i.e. the teacher's denoised value at
+the midpoint. The loss is PD's truncated-SNR weight max(SNR, 1) = max(1/t^2, 1) times
+the squared error of the student's denoised value against D_tilde.
+
+The grids of all rounds are nested (`schedules.pd_timesteps`): a round's student grid is
+its next round's teacher grid. Round N's teacher is round 2N's student (the trained
+teacher when 2N = pd.n0), so rebuilding a round leaves earlier ones untouched.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..data import load_dataset
+from ..distributed import rank_slice
+from ..io import UserError, meta_path, read_meta
+from ..naming import TEACHER, student_model
+from ..options import Opt, positive_int
+from ..precond import load_denoiser
+from ..rows import Row
+from ..schedules import pd_timesteps
+from ..solvers import euler
+from . import register
+from .base import Method, curve_inputs, curve_values
+from .teacher import DATA_OPTIONS, SCHEDULE_OPTIONS, teacher_row
+
+
+def two_teacher_steps(denoise, x, t, t_mid, t_next):
+    """The teacher's two Euler steps t -> t' -> t'' (per-sample column times)."""
+    x_mid = euler(x, t, t_mid, denoise(x, t.flatten()))
+    return euler(x_mid, t_mid, t_next, denoise(x_mid, t_mid.flatten()))
+
+
+def pd_target(x, t, t_next, x_next):
+    """Denoiser value whose single Euler step from (x, t) reaches x_next at t_next."""
+    ratio = t_next / t
+    return (x_next - ratio * x) / (1 - ratio)
+
+
+def snr_weight(t):
+    """Truncated SNR, max(SNR, 1), with SNR = 1 / t^2 in VE form."""
+    return torch.clamp(1 / t ** 2, min=1.0)
+
+
+def _col(t, x):
+    return torch.as_tensor(t, dtype=x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
+
+
+def previous_costs(teacher_path) -> dict:
+    """Costs of the PD rounds before this one (zero when the teacher is the trained one)."""
+    m = read_meta(teacher_path) if meta_path(teacher_path).exists() else {}
+    if m.get("method") != "pd":
+        return {"wall_time": 0.0, "teacher_nfe": 0, "optimizer_steps": 0}
+    return {"wall_time": m["cumulative_wall_time"], "teacher_nfe": m["cumulative_teacher_nfe"],
+            "optimizer_steps": m["cumulative_optimizer_steps"]}
+
+
+@register
+class ProgressiveDistillation(Method):
+    name = "pd"
+    section = "pd"
+    order = 40
+    summary = "one Progressive Distillation round: a student of N steps from a teacher of 2N"
+    curves = True
+    options = (Opt("teacher", required=True, help="the trained teacher, or the previous round's student"),
+               Opt("nfe", required=True, help="student steps N (the teacher takes 2N)",
+                   kwargs={"type": positive_int})) + DATA_OPTIONS + SCHEDULE_OPTIONS
+
+    def __init__(self, args, device):
+        self.args = args
+        self.teacher, self.spec = load_denoiser(args.teacher, device=device)
+        self.model, _ = load_denoiser(args.teacher, device=device)
+        images, _ = load_dataset(args.dataset, args.dataset_path)
+        self.images, self.batch_size, self.num_steps = images.to(device), args.batch_size, args.nfe
+        self.teacher_t = pd_timesteps(2 * args.nfe, args.t_min, args.t_max, args.rho)
+        self.student_t = self.teacher_t[::2]
+        self.counters = {"teacher_nfe": 0, "images_seen": 0}
+
+    def teacher_denoise(self, x, t):
+        with torch.no_grad():
+            return self.teacher(x, t)
+
+    def batch(self, gen: torch.Generator):
+        """Noisy images at a random student timestamp, with its midpoint and end (this
+        rank's share of the batch)."""
+        idx = torch.randint(len(self.images), (self.batch_size,), generator=gen)
+        y = self.images[idx.to(self.images.device)]
+        i = torch.randint(self.num_steps, (self.batch_size,), generator=gen)
+        t, t_mid, t_next = (_col(self.teacher_t[2 * i + k].float(), y).to(y.device) for k in range(3))
+        x = y + t * torch.randn(y.shape, generator=gen).to(y.device)
+        return tuple(rank_slice(v) for v in (x, t, t_mid, t_next))
+
+    def loss(self, x, t, t_mid, t_next) -> torch.Tensor:
+        x_next = two_teacher_steps(self.teacher_denoise, x, t, t_mid, t_next)
+        target = pd_target(x, t, t_next, x_next)
+        denoised = self.train_model(x, t.flatten())
+        return (snr_weight(t) * (denoised - target) ** 2).flatten(1).mean(1).mean()
+
+    def train_step(self, iteration, gen, opt_step) -> dict:
+        loss = self.loss(*self.batch(gen))
+        opt_step(loss)
+        self.counters["teacher_nfe"] += 2 * self.batch_size
+        self.counters["images_seen"] += self.batch_size
+        return {"loss": loss.item()}
+
+    def recipe(self) -> dict:
+        a = self.args
+        return {"solver": "euler", "nfe": a.nfe, "afs": False, "grid": "pd", "final_step": "force",
+                "t_min": a.t_min, "t_max": a.t_max, "rho": a.rho, "timesteps": self.student_t.tolist()}
+
+    def curve_sampler(self) -> dict:
+        return {"timesteps": self.student_t, "afs": False, "solver": "euler"}
+
+    def meta(self, res) -> dict:
+        prev = previous_costs(self.args.teacher)
+        return {"nfe": self.args.nfe, "timesteps": self.student_t.tolist(),
+                "cumulative_wall_time": prev["wall_time"] + res.wall_time,
+                "cumulative_teacher_nfe": prev["teacher_nfe"] + res.counters["teacher_nfe"],
+                "cumulative_optimizer_steps": prev["optimizer_steps"] + res.optimizer_steps}
+
+    # ---- the workflow's side ---------------------------------------------------------
+    @classmethod
+    def rule_inputs(cls, cfg: dict, wildcards) -> dict:
+        """Round N's teacher is round 2N's student (the trained teacher when 2N = pd.n0)."""
+        n = int(wildcards.nfe)
+        teacher = TEACHER if 2 * n == cfg["pd"]["n0"] else student_model("pd", "default", 2 * n)
+        return {"teacher": teacher, **curve_inputs(cfg)}
+
+    @classmethod
+    def rule_values(cls, cfg: dict, wildcards, input, output) -> dict:
+        return {"teacher": input.teacher, "nfe": wildcards.nfe, **curve_values(cfg, input, output)}
+
+    @staticmethod
+    def rounds(cfg: dict) -> list[int]:
+        """Student step counts of every round, from n0 / 2 down to min(pd.nfe)."""
+        n, out = cfg["pd"]["n0"] // 2, []
+        while n >= min(cfg["pd"]["nfe"]):
+            out.append(n)
+            n //= 2
+        return out
+
+    @staticmethod
+    def rows(cfg: dict) -> list:
+        pd = cfg["pd"]
+        first = teacher_row(cfg, f"pd-teacher/nfe{pd['n0']}", "PD first teacher (DDIM on the PD grid)", pd["n0"],
+                            "euler", grid="pd", family="pd")
+        return [first] + [Row(name=f"students/pd/default/nfe{n}", label="PD (progressive distillation)", nfe=n,
+                              family="pd", model=student_model("pd", "default", n), all_seed_sets=True, figure=True)
+                          for n in pd["nfe"]]
+
+    @staticmethod
+    def check_config(cfg: dict) -> None:
+        n0 = cfg["pd"]["n0"]
+        for n in cfg["pd"]["nfe"]:
+            halvings = n0 // n if n0 % n == 0 else 0
+            if n >= n0 or halvings < 2 or halvings & (halvings - 1):
+                raise UserError(f"config key pd.nfe: {n} is not pd.n0 = {n0} halved one or more times")

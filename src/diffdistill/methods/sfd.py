@@ -1,0 +1,227 @@
+"""SFD: Simple and Fast Distillation (Zhou et al., NeurIPS 2024).
+
+The student (the whole teacher network, fine-tuned) takes Euler steps between the
+student timestamps. Each step starts from the student's own previous output, detached
+(no backprop through time), and is pulled onto the teacher's trajectory state with an
+L1 (or L2) loss; one optimizer step per timestamp. With AFS the first step is
+analytical and has no loss.
+
+Teacher trajectories come from a cache (`diffdistill trajectories`), whose key must
+match the teacher and the settings given here, or are regenerated per batch from fresh
+noise (no `--trajectories`), as the reference code does.
+
+Rows: SFD per NFE, its target (the cached trajectories' end points), and the ablation
+suite (SFD's Table 1): one factor at a time around the default, each value a student
+folder named by the settings that differ (`diffdistill.naming`).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..io import UserError, read_meta
+from ..naming import TEACHER, cache_path, parse_variant, source_name, student_model, variant
+from ..options import Opt, positive_int
+from ..precond import load_denoiser
+from ..rows import Row
+from ..schedules import edm_timesteps, num_timestamps
+from ..solvers import afs_denoised, euler
+from ..trajectories import TrajectoryBatches, expected_key, generate, load_cache
+from . import register
+from .base import Method, curve_inputs, curve_values
+from .teacher import SCHEDULE_OPTIONS
+
+TEACHER_OPTIONS = (Opt("solver", key="trajectories.solver"), Opt("K", key="trajectories.K"),
+                   Opt("final_step", key="trajectories.final_step"),
+                   Opt("thresholding", key="trajectories.thresholding"),
+                   Opt("pool", key="trajectories.num", help="trajectories in the cache's pool"),
+                   Opt("seed_start", key="trajectories.seed_start", help="first noise seed of the cache's pool"))
+ABLATION_FACTORS = ("solver", "final_step", "afs", "t_min", "loss", "K", "num")
+FACTOR_NAMES = {"solver": "teacher solver", "final_step": "teacher final step", "afs": "AFS", "t_min": "t_min",
+                "loss": "loss", "K": "K (teacher steps per student step)", "num": "training trajectories"}
+
+
+def step_loss(x_hat, target, kind: str) -> torch.Tensor:
+    diff = (x_hat - target).flatten(1)
+    per = diff.abs().sum(1) if kind == "l1" else diff.pow(2).sum(1)
+    return per.mean()  # sum over elements, mean over the batch
+
+
+def student_timesteps(nfe: int, afs: bool, t_min: float, t_max: float, rho: float) -> torch.Tensor:
+    return edm_timesteps(num_timestamps(nfe, afs), t_min, t_max, rho)
+
+
+def pool_seeds(args) -> str:
+    return f"{args.seed_start}-{args.seed_start + args.pool - 1}"
+
+
+def trajectory_batches(args, teacher_path, student_t, teacher_afs: bool, device):
+    """(TrajectoryBatches, teacher NFE per drawn trajectory): the cache `args.trajectories`
+    checked against the settings asked for, or fresh trajectories of the teacher."""
+    if args.trajectories:
+        expect = expected_key(teacher_path, solver=args.solver, K=args.K, final_step=args.final_step,
+                              thresholding=args.thresholding, timesteps=student_t.tolist(),
+                              teacher_afs=teacher_afs, seeds=pool_seeds(args))
+        return TrajectoryBatches(states=load_cache(args.trajectories, expect)["states"].to(device)), 0
+    from ..precond import image_shape
+    teacher, spec = load_denoiser(teacher_path, device=device)
+    return TrajectoryBatches(make_fresh=lambda seeds: generate(
+        teacher, seeds, student_t, args.K, args.solver, args.final_step, args.thresholding, args.rho,
+        len(seeds), image_shape(spec), progress=False, device=device, teacher_afs=teacher_afs)), \
+        args.K * (len(student_t) - 1) - int(teacher_afs)
+
+
+class SFDBatches:
+    """SFD's loss over one batch of trajectories: shared by SFD, SFD-v and the second stage."""
+
+    def __init__(self, method, batches, timesteps, batch_size: int, afs: bool, loss: str,
+                 teacher_nfe_per_traj: int = 0):
+        self.method, self.batches, self.batch_size = method, batches, batch_size
+        self.t = [float(t) for t in timesteps]
+        self.afs, self.loss_kind, self.teacher_nfe_per_traj = afs, loss, teacher_nfe_per_traj
+
+    def train_step(self, gen, opt_step, counters: dict, **model_kwargs) -> dict:
+        traj = self.batches.batch(self.batch_size, gen)
+        counters["trajectories"] += self.batch_size
+        counters["teacher_nfe"] += self.batch_size * self.teacher_nfe_per_traj
+        return self.distill_batch(traj, opt_step, **model_kwargs)
+
+    def distill_batch(self, traj: torch.Tensor, opt_step, **model_kwargs) -> dict:
+        """One pass over the timestamps of a batch; `model_kwargs` go to every student call
+        (SFD-v's num_steps)."""
+        x = traj[:, 0]
+        losses = []
+        for i in range(len(self.t) - 1):
+            t_cur, t_next = self.t[i], self.t[i + 1]
+            tc = torch.tensor(t_cur, dtype=x.dtype)
+            if self.afs and i == 0:
+                x = euler(x, t_cur, t_next, afs_denoised(x, tc))
+                continue
+            x_hat = euler(x, t_cur, t_next, self.method.train_model(x, tc, **model_kwargs))
+            loss = step_loss(x_hat, traj[:, i + 1], self.loss_kind)
+            opt_step(loss)
+            losses.append(loss.item())
+            x = x_hat.detach()
+        return {"loss": sum(losses) / len(losses), "loss_last": losses[-1]}
+
+
+@register
+class SFD(Method):
+    name = "sfd"
+    section = "sfd"
+    reads = ("trajectories", "ablations")
+    order = 10
+    label = "SFD"
+    summary = "SFD: fine-tune the teacher so that each Euler step lands on its trajectory (one NFE)"
+    curves = True
+    teacher_afs = False    # a pretrained teacher never takes an analytical first step
+    options = (Opt("teacher", required=True, help="teacher checkpoint"),
+               Opt("trajectories", help="trajectory cache (.pt); omitted: regenerate per batch from fresh noise"),
+               Opt("nfe", required=True, help="student NFE", kwargs={"type": positive_int}),
+               Opt("afs", key="sfd.afs"), Opt("loss", key="sfd.loss")) + SCHEDULE_OPTIONS + TEACHER_OPTIONS
+
+    def __init__(self, args, device):
+        self.args = args
+        self.student_t = student_timesteps(args.nfe, args.afs, args.t_min, args.t_max, args.rho)
+        batches, per_traj = trajectory_batches(args, args.teacher, self.student_t, self.teacher_afs, device)
+        self.model, self.spec = load_denoiser(args.teacher, device=device)
+        self.sfd = SFDBatches(self, batches, self.student_t, args.batch_size, args.afs, args.loss, per_traj)
+        self.counters = {"teacher_nfe": 0, "trajectories": 0}
+
+    def train_step(self, iteration, gen, opt_step) -> dict:
+        return self.sfd.train_step(gen, opt_step, self.counters)
+
+    def recipe(self) -> dict:
+        a = self.args
+        return {"solver": "euler", "nfe": a.nfe, "afs": a.afs, "grid": "edm", "final_step": "force",
+                "t_min": a.t_min, "t_max": a.t_max, "rho": a.rho, "timesteps": self.student_t.tolist()}
+
+    def curve_sampler(self) -> dict:
+        return {"timesteps": self.student_t, "afs": self.args.afs, "solver": "euler"}
+
+    def meta(self, res) -> dict:
+        out = {"nfe": self.args.nfe, "timesteps": self.student_t.tolist()}
+        if self.args.trajectories:  # the cache's teacher cost, paid once
+            out["teacher_nfe"] = read_meta(self.args.trajectories).get("teacher_nfe", 0)
+        return out
+
+    # ---- the workflow's side ---------------------------------------------------------
+    @staticmethod
+    def defaults(cfg: dict) -> dict:
+        """The default student's settings: the factors the ablations vary, and iterations."""
+        s, t = cfg["sfd"], cfg["trajectories"]
+        return {"iters": s["iters"], "solver": t["solver"], "K": t["K"], "final_step": t["final_step"],
+                "afs": s["afs"], "t_min": cfg["schedule"]["t_min"], "loss": s["loss"], "num": t["num"]}
+
+    @staticmethod
+    def cache_settings(cfg: dict, settings: dict) -> dict:
+        t = cfg["trajectories"]
+        return {"source": source_name(), "solver": settings["solver"], "K": settings["K"],
+                "final_step": settings["final_step"], "thresholding": t["thresholding"], "t_min": settings["t_min"],
+                "afs": settings["afs"], "teacher_afs": False, "num": settings["num"], "seed_start": t["seed_start"]}
+
+    @classmethod
+    def settings(cls, cfg: dict, variant_name: str) -> dict:
+        return parse_variant(variant_name, cls.defaults(cfg))
+
+    @classmethod
+    def rule_inputs(cls, cfg: dict, wildcards) -> dict:
+        inputs = {"teacher": TEACHER, **curve_inputs(cfg)}
+        if cfg["trajectories"]["cache"]:
+            inputs["traj"] = cache_path(cls.cache_settings(cfg, cls.settings(cfg, wildcards.variant)), wildcards.nfe)
+        return inputs
+
+    @classmethod
+    def rule_values(cls, cfg: dict, wildcards, input, output) -> dict:
+        s = cls.settings(cfg, wildcards.variant)
+        return {"teacher": input.teacher, "trajectories": input.get("traj"), "nfe": wildcards.nfe,
+                "solver": s["solver"], "K": s["K"], "final_step": s["final_step"], "afs": s["afs"], "t_min": s["t_min"],
+                "loss": s["loss"], "pool": s["num"], "iters": s["iters"], **curve_values(cfg, input, output)}
+
+    @staticmethod
+    def ablation_runs(cfg: dict) -> list[tuple[str, object, str]]:
+        """(factor, value, variant) of every ablation student, the default row first."""
+        abl = cfg["ablations"]
+        d = SFD.defaults(cfg)
+        base = {**d, "iters": abl["iters"] or d["iters"]}
+        runs = [("default", "", variant(base, d))]
+        for factor in ABLATION_FACTORS:
+            for value in abl[factor]:
+                if value != d[factor]:
+                    runs.append((factor, value, variant({**base, factor: value}, d)))
+        return runs
+
+    @staticmethod
+    def ablation_description(cfg: dict) -> str:
+        d = SFD.defaults(cfg)
+        iters = cfg["ablations"]["iters"] or d["iters"]
+        return (f"teacher {d['solver']} with K = {d['K']} and final step '{d['final_step']}', AFS "
+                f"{'on' if d['afs'] else 'off'}, t_min {d['t_min']}, {d['loss'].upper()} loss, {d['num']} "
+                f"trajectories, {iters} iterations")
+
+    @staticmethod
+    def rows(cfg: dict) -> list:
+        d = SFD.defaults(cfg)
+        rows = []
+        for nfe in cfg["sfd"]["nfe"]:
+            cache = cache_path(SFD.cache_settings(cfg, d), nfe)
+            rows.append(Row(name=f"target/{cache.split('/')[2]}/nfe{nfe}", label="SFD target (teacher trajectories)",
+                            nfe=nfe, family="sfd", kind="target", samples=cache))
+        rows += [Row(name=f"students/sfd/default/nfe{nfe}", label="SFD", nfe=nfe, family="sfd",
+                     model=student_model("sfd", "default", nfe), all_seed_sets=True, figure=True)
+                 for nfe in cfg["sfd"]["nfe"]]
+        nfe = cfg["ablations"]["nfe"]
+        for factor, value, var in SFD.ablation_runs(cfg):
+            model = student_model("sfd", var, nfe)
+            rows.append(Row(name=f"students/sfd/{var}/nfe{nfe}", label="SFD" if var == "default" else f"SFD {var}",
+                            nfe=nfe, family="sfd", model=model, tables=("ablations",),
+                            meta={"factor": factor, "factor_name": FACTOR_NAMES.get(factor, factor),
+                                  "value": "" if factor == "default" else str(value),
+                                  "curve": model.replace("model.pt", "fid_curve.json")}))
+        return rows
+
+    @staticmethod
+    def check_config(cfg: dict) -> None:
+        for t in cfg["ablations"]["t_min"]:
+            if not t < cfg["schedule"]["t_max"]:
+                raise UserError(f"config key ablations.t_min: {t} is not below schedule.t_max "
+                                f"{cfg['schedule']['t_max']}")

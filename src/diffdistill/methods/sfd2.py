@@ -1,0 +1,83 @@
+"""SFD's second stage (1 NFE): a stage-1 SFD student teaches.
+
+The teacher is the stage-1 student of `sfd2.teacher_nfe` NFE stepping with Euler and
+AFS over its teacher_nfe + 2 timestamps; the student has 3 timestamps with AFS (1 NFE)
+and starts from that stage-1 model. Its 3 timestamps are points 0, K and 2K of the
+teacher's grid (K = (teacher_nfe + 1) / 2), so the stage-1 trajectories are cached at
+them like the teacher's (`trajectories --teacher-afs true --solver euler --K K`) and
+SFD's loss runs unchanged. The loss is L1 (or L2) only: the paper adds LPIPS, whose
+weights cannot be had offline. Its fine-tuning time includes stage 1's.
+"""
+from __future__ import annotations
+
+from ..io import UserError, read_meta
+from ..naming import cache_path, source_name, student_model
+from ..options import Opt
+from ..rows import Row
+from . import register
+from .sfd import SFD
+from .teacher import SCHEDULE_OPTIONS
+
+
+@register
+class SFD2(SFD):
+    name = "sfd2"
+    section = "sfd2"
+    reads = ("sfd", "trajectories")
+    order = 30
+    summary = "SFD's second stage: a stage-1 SFD student teaches a 1-NFE student"
+    curves = False
+    teacher_afs = True
+    options = (Opt("teacher", required=True, help="the stage-1 SFD student"),
+               Opt("trajectories", help="its trajectory cache (.pt); omitted: regenerate per batch"),
+               Opt("teacher_nfe", key="sfd2.teacher_nfe"), Opt("loss", key="sfd2.loss"),
+               Opt("pool", key="trajectories.num"), Opt("seed_start", key="trajectories.seed_start")
+               ) + SCHEDULE_OPTIONS
+
+    def __init__(self, args, device):
+        if args.teacher_nfe % 2 == 0:
+            raise UserError(f"--teacher-nfe {args.teacher_nfe} must be odd: its {args.teacher_nfe + 2} timestamps "
+                            "must contain the 1-NFE student's 3")
+        # the stage-1 student's sampler, and the 1-NFE student with AFS
+        args.nfe, args.afs, args.solver, args.final_step, args.thresholding = 1, True, "euler", "force", False
+        args.K = (args.teacher_nfe + 1) // 2
+        super().__init__(args, device)
+
+    def meta(self, res) -> dict:
+        stage1 = read_meta(self.args.teacher)
+        return {**super().meta(res), "stage": 2,
+                "cumulative_wall_time": stage1.get("cumulative_wall_time", stage1["wall_time"]) + res.wall_time}
+
+    @staticmethod
+    def cache(cfg: dict) -> str:
+        s2, t = cfg["sfd2"], cfg["trajectories"]
+        return cache_path({"source": source_name("sfd", s2["teacher_nfe"]), "solver": "euler",
+                           "K": (s2["teacher_nfe"] + 1) // 2, "final_step": "force", "thresholding": False,
+                           "t_min": cfg["schedule"]["t_min"], "afs": True, "teacher_afs": True, "num": t["num"],
+                           "seed_start": t["seed_start"]}, 1)
+
+    @classmethod
+    def rule_inputs(cls, cfg: dict, wildcards=None) -> dict:
+        return {"teacher": student_model("sfd", "default", cfg["sfd2"]["teacher_nfe"]), "traj": SFD2.cache(cfg)}
+
+    @classmethod
+    def rule_values(cls, cfg: dict, wildcards, input, output) -> dict:
+        return {"teacher": input.teacher, "trajectories": input.traj}
+
+    @staticmethod
+    def rows(cfg: dict) -> list:
+        if not cfg["sfd2"]["enabled"]:
+            return []
+        return [Row(name="students/sfd2/default/nfe1", label="SFD second stage", nfe=1, family="sfd2",
+                    model=student_model("sfd2", "default", 1), all_seed_sets=True, figure=True)]
+
+    @staticmethod
+    def check_config(cfg: dict) -> None:
+        s2 = cfg["sfd2"]
+        if not s2["enabled"]:
+            return
+        if s2["teacher_nfe"] not in cfg["sfd"]["nfe"]:
+            raise UserError(f"config key sfd2.teacher_nfe = {s2['teacher_nfe']} is not in sfd.nfe {cfg['sfd']['nfe']}")
+        if s2["teacher_nfe"] % 2 == 0:
+            raise UserError(f"config key sfd2.teacher_nfe = {s2['teacher_nfe']} must be odd: its "
+                            f"{s2['teacher_nfe'] + 2} timestamps must contain the 1-NFE student's 3")

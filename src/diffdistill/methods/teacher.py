@@ -1,0 +1,107 @@
+"""The teacher: an EDM-preconditioned network trained with the EDM loss (Karras et al.
+2022, section 5), or imported from an EDM snapshot (`diffdistill import-edm`). Its rows
+are the training-free baselines: the teacher with each solver, and the high-NFE reference.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..data import load_dataset
+from ..distributed import rank_slice
+from ..naming import TEACHER
+from ..nets import check_kwargs
+from ..options import Opt
+from ..precond import build_denoiser
+from ..rows import Row
+from ..schedules import num_timestamps
+from . import register
+from .base import Method
+
+SOLVER_NAMES = {"euler": "Euler (DDIM)", "heun": "Heun", "dpmpp2m": "DPM-Solver++(2M)",
+                "dpmpp3m": "DPM-Solver++(3M)", "dpmpp3m_exact": "DPM-Solver++(3M, exact)", "ipndm": "iPNDM"}
+DATA_OPTIONS = (Opt("dataset", key="dataset.name"), Opt("dataset_path", key="dataset.path"))
+SCHEDULE_OPTIONS = (Opt("t_min", key="schedule.t_min"), Opt("t_max", key="schedule.t_max"),
+                    Opt("rho", key="schedule.rho"))
+
+
+def schedule_args(cfg: dict) -> tuple:
+    s = cfg["schedule"]
+    return (("--t-min", s["t_min"]), ("--t-max", s["t_max"]), ("--rho", s["rho"]))
+
+
+def teacher_row(cfg: dict, name: str, label: str, nfe: int, solver: str, afs: bool = False, grid: str = "edm",
+                kind: str = "baseline", family: str = "teacher", **kw) -> Row:
+    """A row of the teacher sampled with a training-free solver."""
+    args = (("--solver", solver), ("--nfe", nfe), ("--afs", afs), ("--grid", grid)) + schedule_args(cfg)
+    return Row(name=name, label=label, nfe=nfe, family=family, kind=kind, model=TEACHER, sample_args=args, **kw)
+
+
+def solver_row(cfg: dict, solver: str, nfe: int, afs: bool, **kw) -> Row:
+    suffix = "-afs" if afs else ""
+    label = f"teacher {SOLVER_NAMES.get(solver, solver)}{', AFS' if afs else ''}"
+    return teacher_row(cfg, f"teacher-{solver}{suffix}/nfe{nfe}", label, nfe, solver, afs, **kw)
+
+
+@register
+class Teacher(Method):
+    name = "teacher"
+    section = "teacher"
+    order = 0
+    summary = "train an EDM-preconditioned teacher on the dataset (EDM loss, EMA)"
+    options = DATA_OPTIONS + (Opt("net", key="teacher.net"), Opt("net_kwargs", key="teacher.net_kwargs"),
+                              Opt("sigma_data", key="teacher.sigma_data"))
+    P_mean, P_std = -1.2, 1.2   # EDM's log-normal noise distribution
+
+    def __init__(self, args, device):
+        check_kwargs(args.net, args.net_kwargs, key="--net-kwargs")
+        images, _ = load_dataset(args.dataset, args.dataset_path)
+        self.images, self.batch_size, self.sigma_data = images.to(device), args.batch_size, args.sigma_data
+        self.spec = {"net": args.net, "precond": "edm", "precond_kwargs": {"sigma_data": args.sigma_data},
+                     "net_kwargs": {"img_resolution": images.shape[-1], "img_channels": images.shape[1],
+                                    **args.net_kwargs}}
+        self.model = build_denoiser(self.spec).to(device)
+        self.counters = {"images_seen": 0}
+
+    def loss(self, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """sigma ~ logN(P_mean, P_std); lambda(sigma) ||D(y + sigma n; sigma) - y||^2."""
+        rnd = torch.randn(y.shape[0], 1, 1, 1, generator=gen).to(y.device)
+        sigma = (rnd * self.P_std + self.P_mean).exp()
+        weight = (sigma ** 2 + self.sigma_data ** 2) / (sigma * self.sigma_data) ** 2
+        n = torch.randn(y.shape, generator=gen).to(y.device) * sigma
+        # noise is drawn for the whole batch on every rank; each rank keeps its share
+        y, sigma, weight, n = (rank_slice(t) for t in (y, sigma, weight, n))
+        D = self.train_model(y + n, sigma)
+        return (weight * (D - y) ** 2).mean()
+
+    def train_step(self, iteration, gen, opt_step) -> dict:
+        idx = torch.randint(len(self.images), (self.batch_size,), generator=gen)
+        loss = self.loss(self.images[idx.to(self.images.device)], gen)
+        opt_step(loss)
+        self.counters["images_seen"] += self.batch_size
+        return {"loss": loss.item()}
+
+    def meta(self, res) -> dict:
+        return {"spec": self.spec}
+
+    @classmethod
+    def rule_inputs(cls, cfg: dict, wildcards=None) -> dict:
+        """The dataset file or folder (so a fetch job can make it); none for embedded data."""
+        return {"data": [cfg["dataset"]["path"]] if cfg["dataset"]["path"] else []}
+
+    @classmethod
+    def rule_values(cls, cfg: dict, wildcards, input, output) -> dict:
+        return {}
+
+    @staticmethod
+    def rows(cfg: dict) -> list:
+        base, ref = cfg["baselines"], cfg["baselines"]["reference"]
+        rows = [teacher_row(cfg, f"reference/nfe{ref['nfe']}", "teacher (reference)", ref["nfe"], ref["solver"],
+                            grid="edm_zero", kind="reference", all_seed_sets=True, figure=True,
+                            column=f"NFE {ref['nfe']}")]
+        for solver in base["solvers"]:
+            for afs in base["afs"]:
+                for nfe in base["nfe"]:
+                    if num_timestamps(nfe, afs, solver) is not None:
+                        main = solver == "dpmpp3m" and not afs
+                        rows.append(solver_row(cfg, solver, nfe, afs, all_seed_sets=main, figure=main))
+        return rows

@@ -1,0 +1,163 @@
+"""Experiment names: settings <-> folder names, in one grammar.
+
+A name is a '-'-joined list of tokens `<tag><value>`, one per setting, in the fixed order
+of `FIELDS`: `tmin0.02-lossl2`, `fromteacher-solverdpmpp3m-K4-...`. Values are written
+without exponent or trailing zeros (floats), as 0/1 (booleans), or as they are (ints,
+words without '-'). `parse` inverts `name` exactly and refuses non-canonical spellings,
+so one setting has one folder and identical settings share one job.
+
+Two uses of the grammar:
+- an SFD student variant (`results/students/sfd/<variant>/nfe<n>`): `default`, or the
+  settings that differ from the default;
+- a trajectory cache (`results/trajectories/<cache>/nfe<n>`): every setting that shapes it.
+"""
+from __future__ import annotations
+
+import re
+
+from .io import UserError
+
+FIELDS: dict[str, tuple[str, type]] = {
+    # key: (tag, type), in canonical order
+    "iters": ("it", int),
+    "source": ("from", str),
+    "solver": ("solver", str),
+    "K": ("K", int),
+    "final_step": ("final", str),
+    "thresholding": ("thr", bool),
+    "t_min": ("tmin", float),
+    "afs": ("afs", bool),
+    "teacher_afs": ("tafs", bool),
+    "loss": ("loss", str),
+    "num": ("n", int),
+    "seed_start": ("s", int),
+    "init": ("init", str),
+    "split": ("split", str),
+    "kd": ("kd", str),
+    "model_channels": ("ch", int),
+    "train_seed": ("seed", int),
+}
+CACHE_KEYS = ("source", "solver", "K", "final_step", "thresholding", "t_min", "afs", "teacher_afs", "num",
+              "seed_start")
+_WORD = re.compile(r"[a-z0-9_+.]+")
+
+
+def fmt(value) -> str:
+    """A value as it appears in names."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.10f}".rstrip("0").rstrip(".")
+    text = str(value)
+    if not _WORD.fullmatch(text):
+        raise ValueError(f"value {text!r} cannot appear in a folder name (use a-z, 0-9, _, +, .)")
+    return text
+
+
+def _value(text: str, kind: type):
+    if kind is bool:
+        if text not in ("0", "1"):
+            raise ValueError(text)
+        return text == "1"
+    return kind(text)
+
+
+def name(settings: dict) -> str:
+    """'-'-joined tokens of `settings` (keys of FIELDS) in canonical order."""
+    unknown = set(settings) - set(FIELDS)
+    if unknown:
+        raise ValueError(f"no naming field for {sorted(unknown)}")
+    return "-".join(f"{FIELDS[k][0]}{fmt(settings[k])}" for k in FIELDS if k in settings)
+
+
+def parse(text: str) -> dict:
+    """Inverse of `name`; a token that fits no field, or a non-canonical name, is refused."""
+    keys, out, start = list(FIELDS), {}, 0
+    for token in text.split("-"):
+        for i in range(start, len(keys)):
+            tag, kind = FIELDS[keys[i]]
+            if token.startswith(tag) and len(token) > len(tag):
+                try:
+                    value = _value(token[len(tag):], kind)
+                except ValueError:
+                    continue
+                out[keys[i]], start = value, i + 1
+                break
+        else:
+            raise UserError(f"folder name '{text}': token '{token}' names no setting")
+    if name(out) != text:
+        raise UserError(f"folder name '{text}' is not canonical; expected '{name(out)}'")
+    return out
+
+
+def variant(settings: dict, defaults: dict) -> str:
+    """`default`, or the name of the settings that differ from `defaults`."""
+    return name({k: v for k, v in settings.items() if v != defaults.get(k)}) or "default"
+
+
+def parse_variant(text: str, defaults: dict) -> dict:
+    """The full settings of a variant folder name (the inverse of `variant`)."""
+    if text == "default":
+        return dict(defaults)
+    diff = parse(text)
+    unknown = set(diff) - set(defaults)
+    if unknown:
+        raise UserError(f"variant '{text}' sets {', '.join(sorted(unknown))}, which this method does not vary")
+    settings = {**defaults, **diff}
+    if variant(settings, defaults) != text:
+        raise UserError(f"variant '{text}' is not canonical; expected '{variant(settings, defaults)}'")
+    return settings
+
+
+def cache_name(settings: dict) -> str:
+    missing = [k for k in CACHE_KEYS if k not in settings]
+    if missing:
+        raise ValueError(f"a trajectory cache name needs {missing}")
+    return name({k: settings[k] for k in CACHE_KEYS})
+
+
+def cache_path(settings: dict, nfe: int) -> str:
+    return f"results/trajectories/{cache_name(settings)}/nfe{nfe}/traj.pt"
+
+
+def cache_args(text: str) -> dict:
+    """Values of `diffdistill trajectories` flags for a cache folder name."""
+    s = parse_cache(text)
+    return {"teacher": source_model(s["source"]), "solver": s["solver"], "K": s["K"], "final_step": s["final_step"],
+            "thresholding": s["thresholding"], "t_min": s["t_min"], "afs": s["afs"], "teacher_afs": s["teacher_afs"],
+            "seeds": f"{s['seed_start']}-{s['seed_start'] + s['num'] - 1}"}
+
+
+def parse_cache(text: str) -> dict:
+    settings = parse(text)
+    if tuple(settings) != CACHE_KEYS:
+        raise UserError(f"trajectory folder '{text}' must name exactly {', '.join(CACHE_KEYS)}")
+    return settings
+
+
+def student_dir(method: str, variant_name: str = "default", nfe: int | None = None) -> str:
+    base = f"results/students/{method}/{variant_name}"
+    return base if nfe is None else f"{base}/nfe{nfe}"
+
+
+def student_model(method: str, variant_name: str = "default", nfe: int | None = None) -> str:
+    return f"{student_dir(method, variant_name, nfe)}/model.pt"
+
+
+TEACHER = "results/teacher/model.pt"
+FEATNET = "results/featnet/model.pt"
+REF_STATS = "results/featnet/ref_stats.npz"
+
+
+def source_name(method: str | None = None, nfe: int | None = None) -> str:
+    """Trajectory source: 'teacher', or a default student '<method>nfe<n>'."""
+    return "teacher" if method is None else f"{method}nfe{nfe}"
+
+
+def source_model(source: str) -> str:
+    if source == "teacher":
+        return TEACHER
+    m = re.fullmatch(r"([a-z0-9]+?)nfe(\d+)", source)
+    if m is None:
+        raise UserError(f"trajectory source '{source}' is neither 'teacher' nor '<method>nfe<n>'")
+    return student_model(m.group(1), "default", int(m.group(2)))

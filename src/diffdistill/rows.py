@@ -1,0 +1,97 @@
+"""Result rows, each defined once: what is sampled, how, and where it is reported.
+
+A `Row` names one evaluated model setting at one NFE. Methods declare their rows
+(`diffdistill.methods`); the workflow makes one sampling job and one metrics job per
+row and seed set from them; every metrics file carries its row's fields, so tables and
+figures read labels, families and table membership from the result files, never from
+rule files. Paths:
+
+    results/samples/<row>/set<k>/samples.npz    seeds k*n .. (k+1)*n - 1
+    results/fid/<row>/set<k>/fid.json
+
+with n = eval.num_samples. Seed set k of every row uses the same seeds, so rows are
+compared on the same noise.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+KINDS = ("reference", "baseline", "target", "distilled")
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str                     # path under results/samples and results/fid, e.g. "students/sfd/default/nfe2"
+    label: str                    # label of the row in tables and legends
+    nfe: int                      # network evaluations per sample
+    family: str                   # method family: one colour in the figures
+    kind: str = "distilled"       # reference | baseline | target | distilled (line style, cost table)
+    model: str | None = None      # checkpoint to sample; its recipe says how, `sample_args` override it
+    sample_args: tuple = ()       # (flag, value) pairs, e.g. (("--solver", "euler"),)
+    samples: str | None = None    # file whose images are evaluated instead of sampling (a cache's end points)
+    tables: tuple = ("main",)     # tables that list it: main, o2mkd, ablations, ...
+    column: str = ""              # column in pivot tables (default "NFE <nfe>")
+    all_seed_sets: bool = False   # evaluated on every seed set (mean and spread), else set 0 only
+    figure: bool = False          # a row of the sample figure
+    meta: dict = field(default_factory=dict, compare=False)  # extra fields for tables (e.g. ablation factor)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"row {self.name}: kind must be one of {KINDS}")
+        if (self.model is None) == (self.samples is None):
+            raise ValueError(f"row {self.name}: give exactly one of model and samples")
+
+    @property
+    def col(self) -> str:
+        return self.column or f"NFE {self.nfe}"
+
+    def seed_sets(self, total: int) -> range:
+        return range(total if self.all_seed_sets else 1)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["column"] = self.col
+        d["sample_args"] = [list(a) for a in self.sample_args]
+        return d
+
+    def sample_flags(self) -> str:
+        """The row's overrides of its checkpoint's recipe, as `diffdistill sample` flags."""
+        from .options import render
+        return " ".join(f"{flag} {render(v)}" for flag, v in self.sample_args)
+
+
+def merge(rows) -> list[Row]:
+    """One row per name, in first-seen order; a row declared twice (e.g. the teacher with
+    DDIM 5 in the main and the O2MKD table) joins the tables of both declarations."""
+    out: dict[str, Row] = {}
+    for r in rows:
+        if r.name in out:
+            old = out[r.name]
+            if replace(old, tables=(), all_seed_sets=False, figure=False) != replace(
+                    r, tables=(), all_seed_sets=False, figure=False):
+                raise ValueError(f"row {r.name} is declared twice with different settings")
+            r = replace(old, tables=tuple(dict.fromkeys(old.tables + r.tables)), meta={**old.meta, **r.meta},
+                        all_seed_sets=old.all_seed_sets or r.all_seed_sets, figure=old.figure or r.figure)
+        out[r.name] = r
+    return list(out.values())
+
+
+def seeds(num_samples: int, seed_set: int) -> str:
+    """The seed range of evaluation set k: k * n .. (k + 1) * n - 1."""
+    return f"{seed_set * num_samples}-{(seed_set + 1) * num_samples - 1}"
+
+
+def samples_path(row: Row, seed_set: int = 0) -> str:
+    return row.samples or f"results/samples/{row.name}/set{seed_set}/samples.npz"
+
+
+def fid_path(row: Row, seed_set: int = 0) -> str:
+    return f"results/fid/{row.name}/set{seed_set}/fid.json"
+
+
+def in_table(rows, table: str) -> list[Row]:
+    return [r for r in rows if table in r.tables]
+
+
+def fid_files(rows, table: str, seed_sets: int) -> list[str]:
+    return [fid_path(r, k) for r in in_table(rows, table) for k in r.seed_sets(seed_sets)]

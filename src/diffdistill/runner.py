@@ -1,0 +1,352 @@
+"""The one runner of every training command: device, AMP, DistributedDataParallel,
+resume, EMA, checkpoints, metadata, progress and live curves.
+
+A *method* (`diffdistill.methods`) builds its model and owns the loss:
+`method.train_step(iteration, gen, opt_step)` draws its batch with `gen` and calls
+`opt_step(loss)` once or several times (SFD takes one optimizer step per timestamp),
+calling the network through `method.train_model` (DDP's wrapper under torchrun).
+
+Resume: `resume.pt` in the output's folder is rewritten atomically every `ckpt_every`
+iterations, with the arguments that shape the result; a rerun with the same ones
+continues from it, and per-iteration RNG (diffdistill.seeding) makes it take the very
+same steps as an uninterrupted run. A rerun with other ones is refused in one line
+naming the differing keys; `--restart` starts over.
+
+Live curves: loss, learning rate and FID-curve points go to TensorBoard event files in
+`results/runs/<the output's path>/` (`tensorboard --logdir results/runs`), on rank 0.
+"""
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from . import distributed
+from .io import UserError, check_writable, torch_load, torch_save, write_meta
+from .options import Opt
+from .runtime import autocast, resolve_device
+from .seeding import iteration_generator
+
+TRAINING_KEYS = ("iters", "batch_size", "lr", "lr_schedule", "grad_clip", "ema", "ckpt_every")
+# run settings that do not change the result: not compared on resume, not in the signature
+NOT_SHAPING = {"out", "threads", "quiet", "max_iters_this_run", "restart", "ckpt_every", "device", "debug",
+               "tensorboard_dir", "curve_out"}
+
+
+@dataclass
+class TrainConfig:
+    iters: int                          # training iterations (batches)
+    lr: float                           # base learning rate (Adam)
+    lr_schedule: str = "constant"       # constant | step (x lr_decay at lr_decay_at) | linear (to 0)
+    lr_decay: float = 0.1               # factor of the 'step' schedule
+    lr_decay_at: float = 0.5            # fraction of training where 'step' decays
+    betas: tuple = (0.9, 0.999)         # Adam betas
+    grad_clip: Optional[float] = None   # max gradient norm, None = off
+    ema: Optional[float] = None         # EMA decay of the exported weights, None = off
+    seed: int = 0                       # base seed of the per-iteration RNG
+    ckpt_every: int = 100               # iterations between resume checkpoints
+    log_every: int = 10                 # iterations between log points
+    max_iters_this_run: Optional[int] = None  # stop early (tests: simulate an interruption)
+    eval_every: int = 0                 # iterations between evaluations (FID curve), 0 = off
+    amp: bool = False                   # bfloat16 autocast of the training step
+
+
+def lr_at(cfg: TrainConfig, it: int) -> float:
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    if cfg.lr_schedule == "step":
+        return cfg.lr * (cfg.lr_decay if it >= cfg.lr_decay_at * cfg.iters else 1.0)
+    if cfg.lr_schedule == "linear":
+        return cfg.lr * (1 - it / cfg.iters)
+    raise UserError(f"unknown lr_schedule '{cfg.lr_schedule}' (constant, step, linear)")
+
+
+def ema_decay(ema: float, it: int) -> float:
+    """EMA decay with a ramp-up, so short runs do not average in their first steps."""
+    return min(ema, (1 + it) / (10 + it))
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module                    # the exported weights (EMA if enabled)
+    iterations: int
+    optimizer_steps: int
+    wall_time: float                    # seconds of training, summed over resumed runs
+    counters: dict = field(default_factory=dict)
+    final_loss: float = float("nan")
+    resumed_from: int = 0
+    curve: list = field(default_factory=list)  # [{iteration, value, wall_time}] of `evaluate`
+
+
+# ---- options every training command has ----------------------------------------------
+
+def options(section: str, schema_section: dict, curves: bool = False) -> list[Opt]:
+    """The runner's options of a method whose config section is `section`: the training
+    keys that section has, the run settings, and the FID-curve options (`curves`)."""
+    from .options import nonneg_int, positive_int
+    opts = [Opt(k, key=f"{section}.{k}") for k in TRAINING_KEYS if k in schema_section.get("properties", {})]
+    opts += [Opt("seed", key="seed"), Opt("device", key="device"), Opt("amp", key="amp"),
+             Opt("out", required=True, help="output checkpoint (.pt); its folder holds resume.pt"),
+             Opt("threads", help="torch threads", kwargs={"type": positive_int, "default": 1}),
+             Opt("quiet", help="no progress bar", kwargs={"action": "store_true"}),
+             Opt("restart", help="ignore a resume point and train from the start", kwargs={"action": "store_true"}),
+             Opt("tensorboard_dir", help="TensorBoard folder of this run (default: results/runs/<output path>)"),
+             Opt("max_iters_this_run", help="stop after this many iterations (a rerun resumes)",
+                 kwargs={"type": positive_int})]
+    if curves and "curve_every" in schema_section.get("properties", {}):
+        opts += [Opt("curve_out", help="write the FID-during-training curve (JSON) here"),
+                 Opt("curve_every", key=f"{section}.curve_every", kwargs={"type": nonneg_int}),
+                 Opt("curve_samples", key=f"{section}.curve_samples"),
+                 Opt("ref", help="reference statistics (.npz) of the curve's FID"),
+                 Opt("features", key="eval.features"),
+                 Opt("featnet", help="feature classifier checkpoint (features classifier)"),
+                 Opt("inception_weights", key="eval.inception_weights")]
+    return opts
+
+
+def config_from_args(args) -> TrainConfig:
+    return TrainConfig(iters=args.iters, lr=args.lr, lr_schedule=getattr(args, "lr_schedule", "constant"),
+                       grad_clip=getattr(args, "grad_clip", None), ema=getattr(args, "ema", None), seed=args.seed,
+                       ckpt_every=args.ckpt_every, max_iters_this_run=args.max_iters_this_run,
+                       eval_every=getattr(args, "curve_every", 0) if getattr(args, "curve_out", None) else 0,
+                       amp=args.amp)
+
+
+def used_args(args) -> dict:
+    """The arguments of this run, as the metadata records them."""
+    return {k: v for k, v in vars(args).items() if k not in ("func", "command", "method", "debug")}
+
+
+def signature(args) -> dict:
+    """The arguments that shape the result (compared when resuming)."""
+    return {k: v for k, v in used_args(args).items() if k not in NOT_SHAPING}
+
+
+def default_log_dir(out) -> Path:
+    out = Path(out)
+    parts = out.parent.parts
+    if "results" in parts:
+        i = parts.index("results")
+        return Path(*parts[:i + 1], "runs", *parts[i + 1:])
+    return out.parent / "runs"
+
+
+# ---- the loop ------------------------------------------------------------------------
+
+class _Log:
+    """TensorBoard scalars of rank 0, written from the first point on (no file before);
+    without the tensorboard package, nothing (one note)."""
+
+    def __init__(self, log_dir, enabled: bool, purge_step: int):
+        self.log_dir, self.enabled, self.purge_step, self.writer = log_dir, enabled and log_dir, purge_step, None
+
+    def scalars(self, step: int, **values) -> None:
+        if self.writer is None and self.enabled:
+            self.enabled = False
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                print("live curves off: the tensorboard package is not installed", file=sys.stderr)
+                return
+            self.writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=self.purge_step or None)
+        if self.writer is not None:
+            for k, v in values.items():
+                if isinstance(v, (int, float)):
+                    self.writer.add_scalar(k, v, step)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _check_resume(ck: dict, resume: Path, sig: dict | None) -> None:
+    have = ck.get("signature")
+    if sig is None or have == sig:
+        return
+    if have is None:
+        raise UserError(f"{resume} records no settings (an older version's resume point): rerun with --restart")
+    keys = sorted(set(have) | set(sig))
+    diff = [f"{k}: {have.get(k)!r} -> {sig.get(k)!r}" for k in keys if have.get(k) != sig.get(k)]
+    raise UserError(f"{resume} was made with other settings ({'; '.join(diff)}): "
+                    "rerun with --restart to start over, or with its settings to resume")
+
+
+class _Loop:
+    """The state of one training run: optimizer, EMA, counters, resume point, curve."""
+
+    def __init__(self, method, cfg: TrainConfig, run_dir: Path, evaluate, signature, restart: bool, log_dir):
+        self.method, self.cfg, self.evaluate, self.signature = method, cfg, evaluate, signature
+        self.model = method.model.train().requires_grad_(True)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.Adam(self.params, lr=cfg.lr, betas=tuple(cfg.betas))
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False) if cfg.ema else None
+        self.state = {"iteration": 0, "optimizer_steps": 0, "wall_time": 0.0, "curve": []}
+        self.resume = run_dir / "resume.pt"
+        self.main = distributed.is_main()
+        if self.resume.exists() and restart and self.main:
+            self.resume.unlink()
+        if self.resume.exists():
+            self.restore()
+        self.resumed_from = self.state["iteration"]
+        method.train_model = distributed.wrap(self.model, find_unused=getattr(method, "find_unused", False))
+        self.log = _Log(log_dir, self.main, self.resumed_from)
+
+    def restore(self) -> None:
+        ck = torch_load(self.resume)
+        _check_resume(ck, self.resume, self.signature)
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        if self.ema is not None:
+            self.ema.load_state_dict(ck["ema"])
+        self.method.counters.update(ck["counters"])
+        self.state = {"curve": [], **ck["state"]}
+        print(f"resuming from {self.resume} at iteration {self.state['iteration']}", file=sys.stderr)
+
+    def save_resume(self) -> None:
+        if self.main:
+            torch_save(self.resume, {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                                     "ema": self.ema.state_dict() if self.ema is not None else None,
+                                     "counters": dict(self.method.counters), "state": dict(self.state),
+                                     "config": asdict(self.cfg), "signature": self.signature})
+
+    def opt_step(self, loss: torch.Tensor) -> None:
+        mean_loss = distributed.mean_scalar(loss)  # every rank stops together
+        if not torch.isfinite(mean_loss):
+            raise UserError(f"non-finite loss ({mean_loss.item()}) at iteration {self.state['iteration']}: "
+                            f"training diverged; lower the learning rate (--lr {self.cfg.lr})")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip:
+            nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+        self.opt.step()
+        self.state["optimizer_steps"] += 1
+
+    def exported(self) -> nn.Module:
+        return self.ema if self.ema is not None else self.model
+
+    def record_eval(self) -> None:
+        if self.evaluate is None or not self.cfg.eval_every or not self.main:
+            return
+        curve = self.state["curve"]
+        if curve and curve[-1]["iteration"] == self.state["iteration"]:
+            return
+        model = self.exported()
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            value = float(self.evaluate(model))
+        model.train(was_training)
+        curve.append({"iteration": self.state["iteration"], "value": value,
+                      "wall_time": round(self.state["wall_time"], 3)})
+        self.log.scalars(self.state["iteration"], fid_curve=value)
+
+    def iteration(self, it: int) -> dict:
+        cfg = self.cfg
+        lr = lr_at(cfg, it)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        with autocast(next(self.model.parameters()).device, cfg.amp):
+            stats = self.method.train_step(it, iteration_generator(cfg.seed, it), self.opt_step)
+        if self.ema is not None:
+            with torch.no_grad():
+                beta = ema_decay(cfg.ema, it)
+                for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
+                    pe.lerp_(pm, 1 - beta)
+        if (it + 1) % cfg.log_every == 0 or it + 1 == cfg.iters:
+            self.log.scalars(it + 1, lr=lr, **{f"train/{k}": v for k, v in stats.items()})
+        return stats
+
+    def run(self, progress: bool) -> float:
+        cfg, state = self.cfg, self.state
+        if state["iteration"] == 0:
+            self.record_eval()
+        bar = _progress(range(state["iteration"], cfg.iters), progress and self.main, initial=state["iteration"],
+                        total=cfg.iters)
+        last_loss, t0 = float("nan"), time.perf_counter()
+        stop_at = None if cfg.max_iters_this_run is None else state["iteration"] + cfg.max_iters_this_run
+        for it in bar:
+            if stop_at is not None and it >= stop_at:
+                break
+            last_loss = float(self.iteration(it).get("loss", float("nan")))
+            state["iteration"] = it + 1
+            now = time.perf_counter()
+            state["wall_time"] += now - t0
+            t0 = now
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{last_loss:.4g}", refresh=False)
+            if cfg.eval_every and ((it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iters):
+                self.record_eval()
+                t0 = time.perf_counter()  # evaluation is not training time
+            if (it + 1) % cfg.ckpt_every == 0 and it + 1 < cfg.iters:
+                self.save_resume()
+        if state["iteration"] < cfg.iters:  # stopped early on purpose: keep the resume point
+            self.save_resume()
+        return last_loss
+
+
+def train(method, cfg: TrainConfig, run_dir, progress: bool = True,
+          evaluate: Optional[Callable[[nn.Module], float]] = None, signature: dict | None = None,
+          restart: bool = False, log_dir=None) -> TrainResult:
+    """Train `method.model`. `evaluate(model)` (e.g. FID on fixed seeds) runs on the exported
+    weights at iteration 0, every `cfg.eval_every` iterations and at the end, on rank 0;
+    its time is not counted as training time, and its points survive a resume."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    loop = _Loop(method, cfg, run_dir, evaluate, signature, restart, log_dir)
+    try:
+        last_loss = loop.run(progress)
+    finally:
+        loop.log.close()
+    s = loop.state
+    return TrainResult(model=loop.exported().eval().requires_grad_(False), iterations=s["iteration"],
+                       optimizer_steps=s["optimizer_steps"], wall_time=s["wall_time"],
+                       counters=dict(method.counters), final_loss=last_loss, resumed_from=loop.resumed_from,
+                       curve=list(s["curve"]))
+
+
+def _progress(it, enabled, **kw):
+    if not enabled:
+        return it
+    from tqdm import tqdm
+    return tqdm(it, dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 10, **kw)
+
+
+# ---- a whole training command ----------------------------------------------------------
+
+def run(method_cls, args) -> int:
+    """Build the method from parsed arguments, train, and write the checkpoint (with its
+    sampling recipe), its metadata and, where asked, the FID curve. Exit code: 0, or 3
+    when stopped early on purpose (a rerun resumes)."""
+    out = check_writable(args.out)
+    if getattr(args, "curve_out", None):
+        check_writable(args.curve_out)
+    device = resolve_device(args.device)
+    distributed.init_from_env(use_cuda=device.type == "cuda")
+    torch.manual_seed(args.seed)  # networks built from scratch start from the run's seed
+    method = method_cls(args, device)
+    cfg = config_from_args(args)
+    evaluate = method.curve_evaluator(args, device) if cfg.eval_every else None
+    res = train(method, cfg, out.parent, progress=not args.quiet, evaluate=evaluate,
+                signature=signature(args), restart=args.restart,
+                log_dir=args.tensorboard_dir or default_log_dir(out))
+    if res.iterations < args.iters:
+        print(f"stopped at iteration {res.iterations} of {args.iters}; rerun to resume", file=sys.stderr)
+        return 3
+    if not distributed.is_main():
+        return 0
+    method.save(out, res)
+    write_meta(out, used_args(args), args.seed, method=method.name, wall_time=res.wall_time,
+               iterations=res.iterations, optimizer_steps=res.optimizer_steps, final_loss=res.final_loss,
+               resumed_from=res.resumed_from, num_params=sum(p.numel() for p in res.model.parameters()),
+               **{**res.counters, **method.meta(res)})
+    if getattr(args, "curve_out", None):
+        method.write_curve(args, res)
+    (out.parent / "resume.pt").unlink(missing_ok=True)
+    return 0

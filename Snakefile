@@ -1,5 +1,8 @@
-# diffdistill: teacher -> trajectories -> distillation -> sampling -> FID -> tables, figures.
-# The DAG and output naming are described in README.md.
+# diffdistill: teacher -> trajectories -> distillation -> sampling -> metrics -> tables, figures.
+# The DAG and output naming are described in README.md. Every method's training rules
+# live in workflow/rules/methods/ (one file each, included below whatever their number).
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -17,14 +20,15 @@ envvars:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/fetch.smk"
-include: "workflow/rules/teacher.smk"
-include: "workflow/rules/fid.smk"
+include: "workflow/rules/featnet.smk"
 include: "workflow/rules/trajectories.smk"
-include: "workflow/rules/distill.smk"
-include: "workflow/rules/sample.smk"
-include: "workflow/rules/pd.smk"
-include: "workflow/rules/o2mkd.smk"
+include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+
+
+for _rules in sorted(Path(workflow.basedir, "workflow/rules/methods").glob("*.smk")):
+
+    include: _rules
 
 
 rule all:

@@ -4,7 +4,9 @@
 # Offline, each fails with one line naming the URL and the path to put the file at.
 # A file already in place is never fetched again.
 
-for _name, _path, _url, _what in downloads():
+from diffdistill.fetch import downloads
+
+for _name, _path, _url, _what in downloads(config):
 
     rule:
         name:

@@ -1,0 +1,84 @@
+# Evaluation of every result row (diffdistill.rows, declared by the methods): one
+# sampling job per row and seed set, driven by the checkpoint's recipe plus the row's
+# overrides, and one metrics job per row and seed set. Seed set k holds the seeds
+# k*n .. (k+1)*n - 1 (n = eval.num_samples), the same for every row.
+
+
+
+rule sample:
+    input:
+        unpack(sample_input),
+    output:
+        samples="results/samples/{row}/set{k}/samples.npz",
+        png="results/samples/{row}/set{k}/grid.png",
+    log:
+        "results/logs/samples/{row}/set{k}.log",
+    wildcard_constraints:
+        k=r"\d+",
+    params:
+        args=sample_args,
+        e=EVAL,
+        run=run_args(),
+    threads: THREADS
+    resources:
+        mem_mb=2000,
+        runtime=30,
+        gpu=GPU,
+    conda:
+        CONDA_ENV
+    shell:
+        "diffdistill sample --model {input.model} {params.args}"
+        " --batch-size {params.e[batch_size]} --out {output.samples} --png {output.png}"
+        " --png-count {params.e[grid_count]} {params.run} --threads {threads} 2> {log}"
+
+
+rule fid:
+    input:
+        unpack(metrics_input),
+    output:
+        "results/fid/{row}/set{k}/fid.json",
+    log:
+        "results/logs/fid/{row}/set{k}.log",
+    wildcard_constraints:
+        k=r"\d+",
+    params:
+        row=row_json,
+        features=features_args(),
+        e=EVAL,
+        run=run_args(amp=False),
+    threads: THREADS
+    resources:
+        mem_mb=2000,
+        runtime=30,
+        gpu=GPU,
+    conda:
+        CONDA_ENV
+    shell:
+        "diffdistill fid --samples {input.samples} --ref {input.ref} {params.features}"
+        " --num-samples {params.e[num_samples]} --batch-size {params.e[batch_size]} --row {params.row}"
+        " --out {output} {params.run} --threads {threads} 2> {log}"
+
+
+rule profile:
+    input:
+        unpack(profile_input),
+    output:
+        "results/profiles/{table}.json",
+    log:
+        "results/logs/profiles/{table}.log",
+    params:
+        p=config["o2mkd"]["profile"],
+        sched=config["schedule"],
+        run=run_args(amp=False),
+    threads: THREADS
+    resources:
+        mem_mb=2000,
+        runtime=30,
+        gpu=GPU,
+    conda:
+        CONDA_ENV
+    shell:
+        "diffdistill profile-models --models {input.models} --nfe {params.p[nfe]}"
+        " --num-images {params.p[num_images]} --batch-size {params.p[batch_size]}"
+        " --repeats {params.p[repeats]} --t-min {params.sched[t_min]} --t-max {params.sched[t_max]}"
+        " --rho {params.sched[rho]} --out {output} {params.run} --threads {threads} 2> {log}"

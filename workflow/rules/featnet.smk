@@ -1,0 +1,75 @@
+# The FID feature network (a digits classifier trained by the pipeline, or clean-fid's
+# Inception) and the dataset's reference statistics with a real-vs-real floor.
+
+
+rule train_featnet:
+    input:
+        unpack(train_input("teacher")),
+    output:
+        model=naming.FEATNET,
+        meta="results/featnet/model.pt.meta.json",
+    log:
+        "results/logs/train_featnet.log",
+    params:
+        f=config["featnet"],
+        data=data_args(),
+        seed=config["seed"],
+        run=run_args(amp=False),
+    threads: THREADS
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        CONDA_ENV
+    shell:
+        "diffdistill train-featnet --out {output.model} {params.data} --iters {params.f[iters]}"
+        " --batch-size {params.f[batch_size]} --lr {params.f[lr]} --seed {params.seed}"
+        " {params.run} --threads {threads} --quiet 2> {log}"
+
+
+rule reference_stats:
+    input:
+        featnet_input(),
+        [EVAL["reference_stats"]] if EVAL["reference_stats"] else [],
+        unpack(train_input("teacher")),
+    output:
+        stats=naming.REF_STATS,
+        floor="results/featnet/floor.json",
+    log:
+        "results/logs/reference_stats.log",
+    params:
+        data=data_args(),
+        features=features_args(),
+        ref=as_flags(reference_stats=EVAL["reference_stats"]),
+        seed=config["seed"],
+        e=EVAL,
+        run=run_args(amp=False),
+    threads: THREADS
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=GPU,
+    conda:
+        CONDA_ENV
+    shell:
+        "diffdistill ref-stats {params.data} {params.features} --batch-size {params.e[batch_size]}"
+        " --floor-splits {params.e[floor_splits]} --seed {params.seed} {params.ref} --out {output.stats}"
+        " --floor-out {output.floor} {params.run} --threads {threads} --quiet 2> {log}"
+
+
+# The floor row beside the other FID rows (tables, figures). The reference job writes it
+# under results/featnet/ so that its outputs share one folder: training curves need the
+# reference statistics before any row of results/fid exists (one DVC stage owns
+# results/featnet, another results/fid).
+rule fid_floor:
+    input:
+        "results/featnet/floor.json",
+    output:
+        "results/fid/floor.json",
+    log:
+        "results/logs/fid/floor.log",
+    localrule: True
+    conda:
+        CONDA_ENV
+    shell:
+        "cp {input} {output} 2> {log}"

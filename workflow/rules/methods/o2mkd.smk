@@ -1,0 +1,28 @@
+# O2MKD: N small students over contiguous noise ranges (N = 1: one-to-one KD). Its rows
+# sample the router with DDIM at several step counts and with a fast solver; the
+# profile rule (evaluate.smk) measures parameters, MACs and throughput of its table.
+
+
+rule distill_o2mkd:
+    priority: 40
+    input:
+        unpack(train_input("o2mkd")),
+    output:
+        model="results/students/o2mkd/n{n}/model.pt",
+        meta="results/students/o2mkd/n{n}/model.pt.meta.json",
+    log:
+        "results/logs/distill/o2mkd/n{n}.log",
+    wildcard_constraints:
+        n=r"\d+",
+    params:
+        args=train_args("o2mkd"),
+        launch=launch,
+    threads: THREADS
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=GPU,
+    conda:
+        CONDA_ENV
+    shell:
+        "{params.launch}diffdistill train o2mkd {params.args} --out {output.model} --threads {threads} 2> {log}"

@@ -1,0 +1,49 @@
+# SFD: one student per (variant, NFE), each with its FID-during-training curve. A variant
+# folder is `default` or the settings that differ from it (diffdistill.naming), so the
+# ablation suite (SFD's Table 1) is more folders of the same rule.
+
+
+rule distill_sfd:
+    # long jobs first, so the short sampling and FID jobs fill the gaps at the end
+    priority: 40
+    input:
+        unpack(train_input("sfd")),
+    output:
+        model="results/students/sfd/{variant}/nfe{nfe}/model.pt",
+        meta="results/students/sfd/{variant}/nfe{nfe}/model.pt.meta.json",
+        curve="results/students/sfd/{variant}/nfe{nfe}/fid_curve.json",
+    log:
+        "results/logs/distill/sfd/{variant}/nfe{nfe}.log",
+    wildcard_constraints:
+        nfe=r"\d+",
+        variant=r"[A-Za-z0-9_.+-]+",
+    params:
+        args=train_args("sfd"),
+        launch=launch,
+    threads: THREADS
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=GPU,
+    conda:
+        CONDA_ENV
+    shell:
+        "{params.launch}diffdistill train sfd {params.args} --out {output.model} --threads {threads} 2> {log}"
+
+
+# The ablation suite is its own target (about 13 extra students on the default): the
+# main table stays within the CPU budget of `snakemake --cores all results/tables`.
+rule ablation_table:
+    input:
+        fid_files("ablations"),
+    output:
+        report(directory("results/ablations"), patterns=["{name}.csv"], caption="../../report/ablations.rst",
+               category="Tables"),
+    log:
+        "results/logs/ablations.log",
+    params:
+        default=shlex.quote(methods.get("sfd").ablation_description(config)),
+    conda:
+        CONDA_ENV
+    shell:
+        "diffdistill ablation-table --fid {input} --default {params.default} --out-dir {output} 2> {log}"

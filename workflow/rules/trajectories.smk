@@ -1,0 +1,34 @@
+# Teacher trajectories at the student timestamps, cached under a folder named by exactly
+# the settings that shape them (diffdistill.naming: source, solver, K, final-step rule,
+# thresholding, t_min, AFS, teacher AFS, pool size and first seed); the cache file
+# stores the same key with the teacher's hash, and readers check it.
+
+
+
+rule teacher_trajectories:
+    priority: 40
+    input:
+        unpack(cache_input),
+    output:
+        traj="results/trajectories/{cache}/nfe{nfe}/traj.pt",
+        meta="results/trajectories/{cache}/nfe{nfe}/traj.pt.meta.json",
+    log:
+        "results/logs/trajectories/{cache}/nfe{nfe}.log",
+    wildcard_constraints:
+        cache=r"[^/]+",
+        nfe=r"\d+",
+    params:
+        args=cache_args,
+        sched=config["schedule"],
+        bs=config["trajectories"]["batch_size"],
+        run=run_args(),
+    threads: THREADS
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=GPU,
+    conda:
+        CONDA_ENV
+    shell:
+        "diffdistill trajectories {params.args} --t-max {params.sched[t_max]} --rho {params.sched[rho]}"
+        " --batch-size {params.bs} --out {output.traj} {params.run} --threads {threads} 2> {log}"

@@ -53,3 +53,46 @@ def tiny_denoiser(seed=0):
     return build_denoiser({"net": "unet", "precond": "edm",
                            "net_kwargs": {"img_resolution": 8, "img_channels": 1, "model_channels": 16,
                                           "channel_mult": [1, 2], "num_blocks": 1}})
+
+
+SCHED = dict(t_min=0.006, t_max=80.0, rho=7.0)  # the config schema's default schedule
+
+
+def parse(argv):
+    """Parsed arguments of a diffdistill command line (the real parser)."""
+    from diffdistill.cli import build_parser
+    return build_parser().parse_args([str(a) for a in argv])
+
+
+def build_method(name, argv, device="cpu"):
+    """A method instance built as `diffdistill train <name> ARGV` builds it."""
+    from diffdistill.methods import get
+    return get(name)(parse(["train", name, *argv]), device)
+
+
+def save_tiny_teacher(path, seed=0, std=0.05):
+    """A randomised tiny teacher checkpoint (8x8 digits shape) at `path`."""
+    from diffdistill.precond import save_denoiser
+
+    model = tiny_denoiser(seed)
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(seed)
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * std)
+    spec = {"net": "unet", "precond": "edm", "net_kwargs": {"img_resolution": 8, "img_channels": 1,
+                                                            "model_channels": 16, "channel_mult": [1, 2],
+                                                            "num_blocks": 1}}
+    save_denoiser(path, model, spec)
+    return model
+
+
+def make_cache(teacher_path, out, nfe, K=2, num=8, seed_start=100000, afs=True, solver="dpmpp3m", **kw):
+    """A trajectory cache of the teacher at the student timestamps of `nfe`, as
+    `diffdistill trajectories` writes it; returns the flags an SFD run needs to read it."""
+    from diffdistill.schedules import timesteps
+    from diffdistill.trajectories import build_cache
+
+    ts = timesteps("edm", nfe, afs, "euler", **SCHED)
+    build_cache(teacher_path, out, student_t=ts, K=K, solver=solver, final_step="force", thresholding=True,
+                rho=SCHED["rho"], seeds=f"{seed_start}-{seed_start + num - 1}", batch_size=num, progress=False, **kw)
+    return ["--K", K, "--pool", num, "--seed-start", seed_start, "--solver", solver, "--thresholding", "true"]

@@ -74,7 +74,7 @@ def test_imported_edm_teacher_samples(tmp_path, cli_env, amp):
                        env=cli_env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     out = tmp_path / f"samples-{amp}.npz"
-    r = subprocess.run([dd, "sample", "--model", str(model), "--solver", "euler", "--nfe", "2",
+    r = subprocess.run([dd, "sample", "--model", str(model), "--solver", "euler", "--nfe", "2", "--afs", "false",
                         "--seeds", "0-3", "--batch-size", "2", "--device", "cpu", "--amp", amp,
                         "--out", str(out), "--quiet"], env=cli_env, capture_output=True, text=True,
                        timeout=120)
@@ -92,27 +92,25 @@ def test_cuda_without_gpu_is_one_line(tmp_path, cli_env):
     model = tmp_path / "model.pt"
     subprocess.run([dd, "import-edm", str(ROOT / "tests/fixtures/edm/network.pkl"), str(model)],
                    env=cli_env, capture_output=True, text=True, timeout=120, check=True)
-    r = subprocess.run([dd, "sample", "--model", str(model), "--nfe", "2", "--seeds", "0-1",
-                        "--device", "cuda", "--out", str(tmp_path / "s.npz")], env=cli_env,
+    r = subprocess.run([dd, "sample", "--model", str(model), "--solver", "euler", "--nfe", "2", "--afs", "false",
+                        "--seeds", "0-1", "--device", "cuda", "--out", str(tmp_path / "s.npz")], env=cli_env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "device: cpu" in r.stderr
 
 
-def test_sfd_step_under_bf16_autocast_lowers_loss():
+def test_sfd_step_under_bf16_autocast_lowers_loss(tmp_path):
     import torch
 
-    from conftest import tiny_denoiser
-    from diffdistill.distill.sfd import SFD
+    from conftest import build_method, make_cache, save_tiny_teacher
     from diffdistill.runtime import autocast
-    from diffdistill.schedules import edm_timesteps
-    from diffdistill.trajectories import TrajectoryBatches, generate
 
-    teacher = tiny_denoiser().requires_grad_(False)
-    t = edm_timesteps(4, 0.006, 80.0, 7.0)
-    traj = generate(teacher, list(range(8)), t, 2, progress=False)
-    student = tiny_denoiser()
-    method = SFD(student, TrajectoryBatches(states=traj), t, 8, afs=True)
+    save_tiny_teacher(tmp_path / "t.pt")
+    flags = make_cache(tmp_path / "t.pt", tmp_path / "c.pt", 2)
+    method = build_method("sfd", ["--teacher", tmp_path / "t.pt", "--trajectories", tmp_path / "c.pt", "--nfe", 2,
+                                  "--batch-size", 8, "--amp", "true", "--out", tmp_path / "s.pt", *flags])
+    student = method.model.requires_grad_(True)
+    traj = method.sfd.batches.states
     opt = torch.optim.Adam(student.parameters(), lr=1e-3)
 
     def step(loss):
@@ -121,7 +119,24 @@ def test_sfd_step_under_bf16_autocast_lowers_loss():
         opt.step()
 
     with autocast("cpu", True):
-        first = method.distill_batch(traj, step)["loss"]
+        first = method.sfd.distill_batch(traj, step)["loss"]
         for _ in range(5):
-            last = method.distill_batch(traj, step)["loss"]
+            last = method.sfd.distill_batch(traj, step)["loss"]
     assert last < first
+
+
+def test_cifar10_plan_gives_every_network_rule_a_gpu(tmp_path, cli_env):
+    """On the cluster config every job that runs a network asks for a GPU and gets --device cuda."""
+    _copy_repo(tmp_path)
+    r = subprocess.run([str(VENV_BIN / "snakemake"), "-n", "-p", "all", "--configfile", "config/cifar10.yaml"],
+                       cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    jobs = re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=^\n|\Z)", r.stdout, re.M | re.S)
+    network = {"reference_stats", "teacher_trajectories", "sample", "fid", "profile", "distill_sfd", "distill_sfdv",
+               "distill_sfd2", "distill_pd", "distill_o2mkd"}
+    seen = set()
+    for rule, body in jobs:
+        if rule in network:
+            seen.add(rule)
+            assert "gpu=1" in body and "--device cuda" in body, (rule, body[-500:])
+    assert seen == network, network - seen

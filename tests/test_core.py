@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, assert_close_f32, tiny_denoiser
+from conftest import ROOT, SCHED, assert_close_f32, tiny_denoiser
 from diffdistill.io import UserError
 
 
@@ -49,7 +49,7 @@ def test_seed_determinism_across_batch_sizes():
     seeds = list(range(10, 22))
     assert torch.equal(noise_for_seeds(seeds, (1, 8, 8))[5], noise_for_seeds([seeds[5]], (1, 8, 8))[0])
     D = _randomise(tiny_denoiser())
-    ts = edm_timesteps(4, 0.006)
+    ts = edm_timesteps(4, **SCHED)
     kw = dict(solver="dpmpp3m", afs=True, img_shape=(1, 8, 8), progress=False)
     a = generate_images(D, seeds, ts, batch_size=12, **kw)
     b = generate_images(D, seeds, ts, batch_size=5, **kw)
@@ -60,20 +60,29 @@ def test_seed_determinism_across_batch_sizes():
     assert not torch.allclose(a[0], a[1])
 
 
+def _sfd_batches(student, traj, ts, batch_size, afs=True, loss="l1"):
+    from types import SimpleNamespace
+
+    from diffdistill.methods.sfd import SFDBatches
+    from diffdistill.trajectories import TrajectoryBatches
+
+    return SFDBatches(SimpleNamespace(train_model=student), TrajectoryBatches(states=traj), ts, batch_size, afs, loss)
+
+
 def test_sfd_step_lowers_loss_on_fixed_batch():
-    from diffdistill.distill.sfd import SFD
     from diffdistill.schedules import edm_timesteps
-    from diffdistill.trajectories import TrajectoryBatches, generate
+    from diffdistill.trajectories import generate
 
     teacher = tiny_denoiser()
-    ts = edm_timesteps(4, 0.006)
-    traj = generate(teacher, list(range(64)), ts, K=2, batch_size=64, img_shape=(1, 8, 8), progress=False)
+    ts = edm_timesteps(4, **SCHED)
+    traj = generate(teacher, list(range(64)), ts, 2, "dpmpp3m", "force", True, SCHED["rho"], batch_size=64,
+                    img_shape=(1, 8, 8), progress=False)
     # a perturbed student must be pulled back towards the teacher's trajectory
     student = copy.deepcopy(teacher).requires_grad_(True)
     with torch.no_grad():
         for p in student.parameters():
             p.add_(torch.randn_like(p) * 0.02)
-    sfd = SFD(student, TrajectoryBatches(states=traj), ts, batch_size=64)
+    sfd = _sfd_batches(student, traj, ts, 64)
     opt = torch.optim.Adam(student.parameters(), lr=1e-3)
 
     def opt_step(loss):
@@ -97,15 +106,18 @@ def test_trajectories_land_on_student_timestamps():
     from diffdistill.trajectories import generate
 
     teacher = tiny_denoiser()
-    ts = edm_timesteps(4, 0.006)
-    traj = generate(teacher, [1, 2, 3], ts, K=4, img_shape=(1, 8, 8), progress=False)
+    ts = edm_timesteps(4, **SCHED)
+    kw = dict(solver="dpmpp3m", final_step="force", thresholding=True, rho=SCHED["rho"], img_shape=(1, 8, 8),
+              progress=False)
+    traj = generate(teacher, [1, 2, 3], ts, 4, **kw)
     assert traj.shape == (3, 4, 1, 8, 8)
-    again = generate(teacher, [2], ts, K=4, img_shape=(1, 8, 8), progress=False)
+    again = generate(teacher, [2], ts, 4, **kw)
     assert_close_f32(traj[1], again[0], ulps=128)
 
 
 def _schema():
-    return yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    from diffdistill.config import load_schema
+    return load_schema()
 
 
 def test_config_defaults_and_unknown_key():

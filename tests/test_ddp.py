@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from conftest import VENV_BIN, tiny_denoiser
+from conftest import VENV_BIN, build_method, make_cache, save_tiny_teacher
 
 BATCH = 8
 
@@ -20,46 +20,48 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _method(kind):
-    from diffdistill.distill.sfd import SFD
-    from diffdistill.teacher import EDMTraining
-    from diffdistill.trajectories import TrajectoryBatches
-
-    model = tiny_denoiser(seed=0)
-    data = torch.randn(32, 3, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+def _method(kind, tmp):
+    torch.manual_seed(0)
     if kind == "teacher":
-        return EDMTraining(model, data[:, 0], BATCH)
-    return SFD(model, TrajectoryBatches(states=data * torch.tensor([10.0, 1.0, 0.1]).view(1, 3, 1, 1, 1)),
-               [10.0, 1.0, 0.1], BATCH, afs=False)
+        return build_method("teacher", ["--net-kwargs", '{"model_channels": 16, "num_blocks": 1}',
+                                        "--batch-size", BATCH, "--out", f"{tmp}/t.pt"])
+    flags = ["--K", 2, "--pool", 32, "--seed-start", 100000, "--solver", "dpmpp3m", "--thresholding", "true"]
+    return build_method("sfd", ["--teacher", f"{tmp}/teacher.pt", "--trajectories", f"{tmp}/cache.pt", "--nfe", 2,
+                                "--batch-size", BATCH, "--out", f"{tmp}/s.pt", *flags])
 
 
-def _run(kind, run_dir, iters=2):
-    from diffdistill.distill.trainer import TrainConfig, train
+def _run(kind, run_dir, tmp, iters=2):
+    from diffdistill.runner import TrainConfig, train
 
     torch.set_num_threads(1)
-    method = _method(kind)
+    method = _method(kind, tmp)
     cfg = TrainConfig(iters=iters, lr=1e-3, seed=0, ckpt_every=1, log_every=1)
-    return train(method, cfg, run_dir, progress=False).model.state_dict()
+    return train(method, cfg, run_dir, progress=False, log_dir=f"{run_dir}/tb").model.state_dict()
 
 
-def _worker(rank, world, port, kind, run_dir):
-    import diffdistill.distill.trainer as trainer
+def _worker(rank, world, port, kind, run_dir, tmp):
+    import diffdistill.runner as runner
 
     os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    from diffdistill import distributed
+    distributed.init_from_env()
     saves = []
-    real_save = trainer.torch_save
-    trainer.torch_save = lambda path, obj: (saves.append(str(path)), real_save(path, obj))
-    state = _run(kind, run_dir)
+    real_save = runner.torch_save
+    runner.torch_save = lambda path, obj: (saves.append(str(path)), real_save(path, obj))
+    state = _run(kind, run_dir, tmp)
     torch.save({"state": state, "saves": saves}, f"{run_dir}/rank{rank}.pt")
 
 
 @pytest.mark.parametrize("kind", ["teacher", "sfd"])
 def test_two_processes_match_one(tmp_path, kind):
-    single = _run(kind, tmp_path / "single")
+    save_tiny_teacher(tmp_path / "teacher.pt")
+    make_cache(tmp_path / "teacher.pt", tmp_path / "cache.pt", 2, num=32)
+    single = _run(kind, tmp_path / "single", tmp_path)
     ddp_dir = tmp_path / "ddp"
     ddp_dir.mkdir()
-    mp.start_processes(_worker, args=(2, _free_port(), kind, str(ddp_dir)), nprocs=2, start_method="spawn")
+    mp.start_processes(_worker, args=(2, _free_port(), kind, str(ddp_dir), str(tmp_path)), nprocs=2,
+                       start_method="spawn")
     r0, r1 = (torch.load(ddp_dir / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     # the ranks agree exactly; against one process only summation order differs, which
     # Adam's normalisation can blow up to a fraction of lr (1e-3) on near-zero gradients
@@ -68,16 +70,16 @@ def test_two_processes_match_one(tmp_path, kind):
         torch.testing.assert_close(after_one[1][name], after_one[0][name], rtol=0, atol=1e-5, msg=name)
         torch.testing.assert_close(r0["state"][name], w, rtol=0, atol=1e-4, msg=name)
         torch.testing.assert_close(r1["state"][name], r0["state"][name], rtol=0, atol=0)
-    # the resume point (iteration 1 of 2) is written once, by rank 0; one log line per iteration
+    # the resume point (iteration 1 of 2) is written once, by rank 0, and so are the live curves
     assert r0["saves"] == [str(ddp_dir / "resume.pt")] and r1["saves"] == []
-    assert len((ddp_dir / "train_log.jsonl").read_text().splitlines()) == 2
+    assert len(list((ddp_dir / "tb").glob("events.out.tfevents.*"))) == 1
 
 
 @pytest.mark.slow
 def test_torchrun_cli_writes_once(tmp_path, cli_env):
     out = tmp_path / "teacher" / "model.pt"
     cmd = [str(VENV_BIN / "torchrun"), "--standalone", "--nproc_per_node", "2",
-           str(VENV_BIN / "diffdistill"), "train-teacher", "--out", str(out), "--dataset", "digits",
+           str(VENV_BIN / "diffdistill"), "train", "teacher", "--out", str(out), "--dataset", "digits",
            "--net", "unet", "--net-kwargs", '{"model_channels":8,"channel_mult":[1],"num_blocks":1}',
            "--iters", "2", "--batch-size", "8", "--ckpt-every", "1", "--threads", "1", "--quiet"]
     env = {**cli_env, "OMP_NUM_THREADS": "1"}
@@ -86,4 +88,3 @@ def test_torchrun_cli_writes_once(tmp_path, cli_env):
     assert out.exists() and not (out.parent / "resume.pt").exists()
     meta = json.loads(out.with_name("model.pt.meta.json").read_text())
     assert meta["iterations"] == 2 and meta["optimizer_steps"] == 2
-    assert len((out.parent / "train_log.jsonl").read_text().splitlines()) == 1  # log_every=10: last only

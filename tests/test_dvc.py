@@ -16,7 +16,7 @@ import yaml
 
 from conftest import ROOT, VENV_BIN
 
-STAGES = ["config", "teacher", "featnet", "sfd", "pd", "o2mkd", "evaluate", "report"]
+STAGES = ["config", "teacher", "featnet", "distill", "evaluate", "report"]
 
 
 def _repo(dst: Path) -> None:
@@ -131,18 +131,17 @@ def test_dvc_repro_incremental_run_cache_and_remote(tmp_path, dvc_env):
     assert "FID against NFE" in (tmp_path / "plots/index.html").read_text()
     git = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
     assert git.split("\n")[:-1] == ["?? dvc.lock"], git  # outputs stay out of git
-    assert (repo / "results/students/sfdv").is_dir() and not any((repo / "results/students/sfdv").iterdir())
     first = _digest(repo, _outs(repo))
 
-    # 2. one SFD value: the config resolution, SFD, evaluation and report stages run
+    # 2. one SFD value: the config resolution, distillation, evaluation and report stages run
     cfg_file = repo / "config/config.yaml"
     original = cfg_file.read_text()
     cfg = yaml.safe_load(original)
     cfg["sfd"]["loss"] = "l2"
     cfg_file.write_text(yaml.safe_dump(cfg, sort_keys=False))
     out = _run([*dvc, "repro"], repo, dvc_env)
-    assert _ran(out) == ["config", "sfd", "evaluate", "report"], out[-3000:]
-    for stage in ("teacher", "featnet", "pd", "o2mkd"):
+    assert _ran(out) == ["config", "distill", "evaluate", "report"], out[-3000:]
+    for stage in ("teacher", "featnet"):
         assert f"Stage '{stage}' didn't change, skipping" in out
     assert _digest(repo, sfd) != _only(first, sfd, repo)
     status_clean()
@@ -151,7 +150,7 @@ def test_dvc_repro_incremental_run_cache_and_remote(tmp_path, dvc_env):
     cfg_file.write_text(original)
     out = _run([*dvc, "repro"], repo, dvc_env)
     assert _ran(out) == [] and _jobs(out) == set(), out[-3000:]
-    assert set(_restored(out)) == {"config", "sfd", "evaluate", "report"}, out[-3000:]
+    assert set(_restored(out)) == {"config", "distill", "evaluate", "report"}, out[-3000:]
     assert _digest(repo, _outs(repo)) == first
     status_clean()
 

@@ -4,7 +4,6 @@ Fixtures in tests/fixtures/edm/ were written by EDM's own code (see its README.m
 """
 from __future__ import annotations
 
-import argparse
 import builtins
 import json
 import os
@@ -16,7 +15,7 @@ import pytest
 import torch
 
 from conftest import assert_close_f32
-from diffdistill.edm_import import import_edm_pickle, register_cli
+from diffdistill.edm_import import import_edm_pickle
 from diffdistill.io import UserError, read_meta
 from diffdistill.nets.songunet import SongUNet
 from diffdistill.precond import VPPrecond, load_denoiser
@@ -177,11 +176,10 @@ def test_clear_errors(tmp_path):
 
 
 def test_cli_subcommand(tmp_path, io_tensors, capsys):
-    parser = argparse.ArgumentParser(prog="diffdistill")
-    register_cli(parser.add_subparsers(dest="command", required=True))
+    from diffdistill.cli import main
+
     out = tmp_path / "sub" / "edm.pt"
-    args = parser.parse_args(["import-edm", str(FIXTURES / "network.pkl"), str(out)])
-    assert args.func(args) == 0
+    assert main(["import-edm", str(FIXTURES / "network.pkl"), str(out)]) == 0
     assert out.exists()
     meta = read_meta(out)
     assert meta["args"]["key"] == "ema" and meta["spec"]["net"] == "songunet"

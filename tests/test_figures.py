@@ -1,49 +1,65 @@
-"""The figure and table rules' commands on a small fixture of result files."""
+"""The figure and table commands on a small fixture of result files (FID JSONs carrying
+their rows' fields, model metadata, FID curves, samples)."""
 import json
 import subprocess
 
 import numpy as np
-import pytest
 
 from conftest import VENV_BIN
 
 
+def _record(tmp_path, name, label, nfe, fid, family, kind, tables=("main",), meta=None, wall=None, figure=True,
+            sample_args=(), model=None):
+    if wall is not None:
+        model = tmp_path / f"{(model or name).replace('/', '_')}.pt"
+        model.with_name(model.name + ".meta.json").write_text(json.dumps({"method": family, "nfe": nfe,
+                                                                           "wall_time": wall}))
+    s = tmp_path / f"samples-{name.replace('/', '_')}.npz"
+    rng = np.random.default_rng(nfe)
+    np.savez(s, images=rng.integers(0, 255, (12, 1, 8, 8), dtype=np.uint8), seeds=np.arange(12))
+    f = tmp_path / f"fid-{name.replace('/', '_')}.json"
+    f.write_text(json.dumps({"name": name, "label": label, "nfe": nfe, "fid": fid, "family": family, "kind": kind,
+                             "tables": list(tables), "column": f"NFE {nfe}", "model": str(model) if model else None,
+                             "samples": str(s), "figure": figure, "meta": meta or {},
+                             "sample_args": [list(a) for a in sample_args]}))
+    return str(f)
+
+
 def _fixture(tmp_path):
-    """FID JSONs (with model metadata), a floor, two FID curves and three sample files."""
-    fids, samples, curves = [], [], []
-    rng = np.random.default_rng(0)
-    rows = {"teacher (reference)": {35: 10.0}, "SFD": {2: 16.0, 3: 14.0}, "PD": {1: 70.0, 2: 60.0}}
-    for label, by_nfe in rows.items():
-        for nfe, fid in by_nfe.items():
-            meta = None
-            if label != "teacher (reference)":
-                meta = tmp_path / f"{label}-{nfe}.meta.json"
-                meta.write_text(json.dumps({"method": label.lower(), "nfe": nfe, "wall_time": 10.0 * nfe}))
-            f = tmp_path / f"fid-{label[:3]}-{nfe}.json"
-            f.write_text(json.dumps({"row": f"{label}/nfe{nfe}", "label": label, "nfe": nfe, "fid": fid,
-                                     "model": str(meta) if meta else None}))
-            fids.append(str(f))
-            s = tmp_path / f"samples-{label[:3]}-{nfe}.npz"
-            np.savez(s, images=rng.integers(0, 255, (12, 1, 8, 8), dtype=np.uint8), seeds=np.arange(12))
-            samples.append(f"{label} NFE {nfe}={s}")
-    floor = tmp_path / "floor.json"
-    floor.write_text(json.dumps({"row": "floor", "label": "floor", "fid": 5.0, "fid_std": 1.0,
-                                 "fid_splits": [4.0, 6.0], "num_samples": 900}))
-    for factor, value in (("default", ""), ("t_min", "0.02")):
+    fids = [_record(tmp_path, "reference/nfe35", "teacher (reference)", 35, 10.0, "teacher", "reference",
+                    sample_args=(("--solver", "heun"),)),
+            _record(tmp_path, "teacher-euler/nfe2", "teacher Euler (DDIM)", 2, 300.0, "teacher", "baseline",
+                    figure=False, sample_args=(("--solver", "euler"), ("--afs", False))),
+            _record(tmp_path, "teacher-euler-afs/nfe2", "teacher Euler (DDIM), AFS", 2, 200.0, "teacher",
+                    "baseline", figure=False, sample_args=(("--solver", "euler"), ("--afs", True)))]
+    for nfe, fid in ((2, 16.0), (3, 14.0)):
+        fids.append(_record(tmp_path, f"students/sfd/default/nfe{nfe}", "SFD", nfe, fid, "sfd", "distilled",
+                            wall=10.0 * nfe))
+    for nfe, fid in ((1, 70.0), (2, 60.0)):
+        fids.append(_record(tmp_path, f"students/pd/default/nfe{nfe}", "PD", nfe, fid, "pd", "distilled",
+                            wall=30.0 / nfe))
+    for nfe, fid in ((2, 20.0), (3, 18.0)):  # one model, several NFE: labels stack
+        fids.append(_record(tmp_path, f"students/sfdv/default/nfe{nfe}", "SFD-v", nfe, fid, "sfdv", "distilled",
+                            wall=50.0, model="sfdv"))
+    for factor, value, fid in (("default", "", 16.0), ("t_min", "0.02", 24.0)):
         c = tmp_path / f"curve-{factor}.json"
         c.write_text(json.dumps({"format": "diffdistill-fid-curve/1", "row": factor, "label": factor, "nfe": 2,
                                  "seeds": "0-9", "num_samples": 10,
                                  "points": [{"iteration": i, "fid": 50.0 / (1 + i), "wall_time": i * 0.1}
                                             for i in (0, 100, 200)]}))
-        curves.append(f"{factor}={value}={c}")
-    return fids, str(floor), curves, samples
+        fids.append(_record(tmp_path, f"students/sfd/abl-{factor}/nfe2", "SFD", 2, fid, "sfd", "distilled",
+                            tables=("ablations",), figure=False,
+                            meta={"factor": factor, "factor_name": factor, "value": value, "curve": str(c)}))
+    floor = tmp_path / "floor.json"
+    floor.write_text(json.dumps({"row": "floor", "label": "floor", "fid": 5.0, "fid_std": 1.0,
+                                 "fid_splits": [4.0, 6.0], "num_samples": 900}))
+    return fids, str(floor)
 
 
 def test_figures_rule_writes_nonempty_png_and_pdf(tmp_path, cli_env):
-    fids, floor, curves, samples = _fixture(tmp_path)
+    fids, floor = _fixture(tmp_path)
     out = tmp_path / "figures"
     r = subprocess.run([str(VENV_BIN / "diffdistill"), "figures", "--fid", *fids, "--floor", floor,
-                        "--reference-label", "teacher (reference)", "--curve", *curves, "--samples", *samples,
                         "--out-dir", str(out)], env=cli_env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     for name in ("fid_vs_nfe", "fid_vs_finetune", "fid_curves", "samples"):
@@ -54,29 +70,49 @@ def test_figures_rule_writes_nonempty_png_and_pdf(tmp_path, cli_env):
     assert (out / "fid_vs_nfe.pdf").read_bytes()[:5] == b"%PDF-"
 
 
+def test_series_styles_are_distinct_and_say_what_they_are(tmp_path):
+    from diffdistill.figures import _series, series_styles
+    from diffdistill.report import in_table, load_records
+
+    fids, _ = _fixture(tmp_path)
+    series = _series(in_table(load_records(fids), "main"))
+    styles = series_styles(series)
+    keys = [(s["color"], s["ls"], s["marker"]) for s in styles.values()]
+    assert len(set(keys)) == len(keys)
+    assert styles["SFD"]["ls"] == "-" and styles["teacher Euler (DDIM)"]["ls"] == "--"
+    assert styles["teacher Euler (DDIM), AFS"]["ls"] == "-."
+    assert styles["SFD"]["color"] != styles["PD"]["color"] != styles["SFD-v"]["color"]
+
+
 def test_figures_refuse_rows_with_different_seeds(tmp_path, cli_env):
-    fids, floor, curves, samples = _fixture(tmp_path)
-    bad = tmp_path / "bad.npz"
-    np.savez(bad, images=np.zeros((12, 1, 8, 8), np.uint8), seeds=np.arange(100, 112))
+    fids, floor = _fixture(tmp_path)
+    rec = json.loads(open(fids[0]).read())
+    np.savez(rec["samples"], images=np.zeros((12, 1, 8, 8), np.uint8), seeds=np.arange(100, 112))
     out = tmp_path / "figures"
-    r = subprocess.run([str(VENV_BIN / "diffdistill"), "figures", "--fid", *fids, "--samples", samples[0],
-                        f"odd={bad}", "--out-dir", str(out)], env=cli_env, capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run([str(VENV_BIN / "diffdistill"), "figures", "--fid", *fids, "--out-dir", str(out)],
+                       env=cli_env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "rows must share seeds" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()  # nothing half-written
 
 
-def test_ablation_table_from_fixture(tmp_path, cli_env):
+def test_tables_and_ablation_table_from_fixture(tmp_path, cli_env):
     import pandas as pd
 
-    default, other = tmp_path / "a0.json", tmp_path / "a1.json"
-    default.write_text(json.dumps({"row": "x", "label": "x", "nfe": 2, "fid": 20.0}))
-    other.write_text(json.dumps({"row": "y", "label": "y", "nfe": 2, "fid": 30.0}))
-    out = tmp_path / "tables"
-    r = subprocess.run([str(VENV_BIN / "diffdistill"), "ablation-table",
-                        "--ablation", f"default=={default}", f"t_min=0.02={other}", "--out-dir", str(out)],
+    fids, floor = _fixture(tmp_path)
+    out = tmp_path / "abl"
+    r = subprocess.run([str(VENV_BIN / "diffdistill"), "ablation-table", "--fid", *fids, "--out-dir", str(out)],
                        env=cli_env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     df = pd.read_csv(out / "ablations.csv")
     assert list(df["factor"]) == ["default", "t_min"] and list(df["vs default"]) == [1.0, 1.5]
-    assert "| t_min | 0.02 | 2 | 30.00 | 1.50x |" in (out / "ablations.md").read_text()
+    assert "| t_min | 0.02 | 2 | 24.00 | 1.50x |" in (out / "ablations.md").read_text()
+    out = tmp_path / "tables"
+    r = subprocess.run([str(VENV_BIN / "diffdistill"), "table", "--fid", *fids, "--floor", floor, "--out-dir",
+                        str(out)], env=cli_env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    main = pd.read_csv(out / "fid_vs_nfe.csv")
+    assert list(main["method"]) == ["teacher (reference)", "teacher Euler (DDIM)", "teacher Euler (DDIM), AFS",
+                                    "SFD", "PD", "SFD-v"]
+    cost = pd.read_csv(out / "cost.csv")
+    assert list(cost["method"]) == ["SFD", "SFD", "PD", "PD", "SFD-v"]  # one row per model
+    assert cost["FID"].isna().tolist() == [False] * 4 + [True]  # SFD-v serves two rows

@@ -188,7 +188,7 @@ def test_save_load_round_trip(trained, digits, tmp_path):
     path = tmp_path / "featnet.pt"
     metrics.save_feature_net(path, model, info)
     ckpt = torch.load(path, weights_only=True)
-    assert set(ckpt) == {"kwargs", "state_dict", "info"}
+    assert set(ckpt) == {"format", "kwargs", "state_dict", "info"}
     loaded, info2 = metrics.load_feature_net(path)
     assert info2 == info and loaded.kwargs == model.kwargs
     x = digits[0][:50]

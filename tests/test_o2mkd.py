@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from conftest import assert_close_f32, tiny_denoiser
-from diffdistill.distill.o2mkd import O2MKD, Router, count_macs, router_spec, split_boundaries
+from conftest import SCHED, assert_close_f32, build_method, save_tiny_teacher, tiny_denoiser
+from diffdistill.methods.o2mkd import Router, router_spec, split_boundaries
 from diffdistill.precond import build_denoiser, load_denoiser, save_denoiser
 from diffdistill.schedules import edm_timesteps
 from diffdistill.solvers import SOLVERS, sample
@@ -26,7 +26,7 @@ class Tagged(torch.nn.Module):
 @pytest.mark.parametrize("split", ["log_sigma", "rho", "steps"])
 @pytest.mark.parametrize("n", [1, 2, 3, 4])
 def test_each_sigma_has_exactly_one_owner(split, n):
-    b = split_boundaries(n, split, 0.006, 80.0)
+    b = split_boundaries(n, split, **SCHED)
     assert len(b) == n - 1 and all(0.006 < v < 80.0 for v in b)
     router = Router([Tagged(j) for j in range(n)], b)
     bt = torch.tensor(b, dtype=torch.float32)
@@ -49,10 +49,10 @@ def test_each_sigma_has_exactly_one_owner(split, n):
 
 
 def test_rho_split_gives_each_student_about_equal_steps():
-    n, b = 4, split_boundaries(4, "rho", 0.006, 80.0)
+    n, b = 4, split_boundaries(4, "rho", **SCHED)
     router = Router([Tagged(j) for j in range(n)], b)
     for steps in (5, 10, 20, 40):
-        ts = edm_timesteps(steps + 1, 0.006, 80.0)[:-1]  # where the steps evaluate D
+        ts = edm_timesteps(steps + 1, **SCHED)[:-1]  # where the steps evaluate D
         counts = torch.bincount(router.owner(ts), minlength=n)
         assert (counts - steps / n).abs().max() <= 1 and counts.sum() == steps, (steps, counts)
 
@@ -65,8 +65,8 @@ def test_router_works_in_every_solver(solver):
     with torch.no_grad():
         for p in net.parameters():
             p.normal_(0, 0.05)
-    router = Router([net, net, net], split_boundaries(3, "rho", 0.006, 80.0))
-    ts = edm_timesteps(6, 0.006)
+    router = Router([net, net, net], split_boundaries(3, "rho", **SCHED))
+    ts = edm_timesteps(6, **SCHED)
     x = torch.randn(4, 1, 8, 8) * 80
     ref = sample(net, x, ts, solver=solver, afs=False)
     out = sample(router, x, ts, solver=solver, afs=False)
@@ -76,27 +76,24 @@ def test_router_works_in_every_solver(solver):
 def test_router_checkpoint_roundtrip(tmp_path):
     sspec = {"net": "unet", "precond": "edm", "net_kwargs": {"img_resolution": 8, "img_channels": 1,
                                                              "model_channels": 8, "num_blocks": 1}}
-    spec = router_spec(sspec, 2, split_boundaries(2, "log_sigma", 0.006, 80.0))
+    spec = router_spec(sspec, 2, split_boundaries(2, "log_sigma", **SCHED))
     r = build_denoiser(spec)
     save_denoiser(tmp_path / "r.pt", r, spec)
     r2, spec2 = load_denoiser(tmp_path / "r.pt")
-    assert isinstance(r2, Router) and spec2["net_kwargs"]["img_resolution"] == 8
+    assert isinstance(r2, Router) and spec2["students"][0]["net_kwargs"]["img_resolution"] == 8
     x = torch.randn(3, 1, 8, 8)
     assert torch.equal(r(x, torch.tensor([50.0, 1.0, 0.01])), r2(x, torch.tensor([50.0, 1.0, 0.01])))
 
 
 @pytest.mark.parametrize("kd", ["output", "output+feature"])
-def test_kd_step_lowers_loss_on_fixed_batch(kd):
-    teacher = tiny_denoiser()
-    with torch.no_grad():
-        for p in teacher.parameters():
-            p.normal_(0, 0.05)
-    sspec = {"net": "unet", "precond": "edm", "net_kwargs": {"img_resolution": 8, "img_channels": 1,
-                                                             "model_channels": 8, "num_blocks": 1}}
-    router = build_denoiser(router_spec(sspec, 2, split_boundaries(2, "rho", 0.006, 80.0)))
-    images = torch.rand(64, 1, 8, 8) * 2 - 1
-    kd_method = O2MKD(router, teacher.requires_grad_(False), images, 32, kd=kd)
+def test_kd_step_lowers_loss_on_fixed_batch(tmp_path, kd):
+    save_tiny_teacher(tmp_path / "t.pt")
+    kd_method = build_method("o2mkd", ["--teacher", tmp_path / "t.pt", "--num-students", 2, "--kd", kd,
+                                       "--student-kwargs", '{"model_channels": 8}', "--batch-size", 32,
+                                       "--out", tmp_path / "o.pt"])
+    router = kd_method.model
     gen = torch.Generator().manual_seed(0)
+    images = kd_method.images
     y, sigma, noise = images[:32], kd_method.sample_sigma(32, gen), torch.randn(32, 1, 8, 8, generator=gen)
     assert set(router.owner(sigma).tolist()) == {0, 1}
     opt = torch.optim.Adam(router.parameters(), lr=2e-3)
@@ -107,18 +104,3 @@ def test_kd_step_lowers_loss_on_fixed_batch(kd):
         loss.backward()
         opt.step()
     assert kd_method.loss(y, sigma, noise).item() < before
-
-
-def test_mac_count_of_a_conv():
-    conv = torch.nn.Conv2d(2, 3, 3, padding=1)
-    model = lambda x, s: conv(x)  # noqa: E731
-
-    class Wrap(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = conv
-
-        def forward(self, x, s):
-            return model(x, s)
-
-    assert count_macs(Wrap(), torch.zeros(2, 2, 4, 4), 1.0) == 3 * 16 * 2 * 9

@@ -5,10 +5,10 @@ import copy
 import pytest
 import torch
 
-from conftest import tiny_denoiser
-from diffdistill.distill.pd import (ProgressiveDistillation, euler, pd_target, pd_timesteps,
-                                    two_teacher_steps)
-from diffdistill.solvers import sample
+from conftest import SCHED, build_method, save_tiny_teacher, tiny_denoiser
+from diffdistill.methods.pd import pd_target, two_teacher_steps
+from diffdistill.schedules import pd_timesteps
+from diffdistill.solvers import euler, sample
 
 
 def _randomise(model, std=0.05):
@@ -20,7 +20,7 @@ def _randomise(model, std=0.05):
 
 def test_pd_grids_are_nested_and_end_at_zero():
     for n in (1, 2, 4, 8):
-        fine, coarse = pd_timesteps(2 * n), pd_timesteps(n)
+        fine, coarse = pd_timesteps(2 * n, **SCHED), pd_timesteps(n, **SCHED)
         assert len(coarse) == n + 1 and coarse[-1] == 0 and coarse[0] == 80.0
         assert torch.equal(fine[::2], coarse)
         assert (coarse[:-1] > coarse[1:]).all()
@@ -34,7 +34,7 @@ def test_target_reproduces_two_teacher_steps(dtype, n_student):
     on sigma = 0, where D_tilde is the two-step result itself)."""
     teacher = _randomise(tiny_denoiser()).requires_grad_(False)  # the network runs in float32; the PD algebra in `dtype`
     denoise = lambda x, t: teacher(x.float(), t.float()).to(dtype)  # noqa: E731
-    ts = pd_timesteps(2 * n_student).to(dtype)
+    ts = pd_timesteps(2 * n_student, **SCHED).to(dtype)
     x0 = torch.randn(6, 1, 8, 8, dtype=dtype, generator=torch.Generator().manual_seed(0))
     for i in range(n_student):
         t, t_mid, t_next = (torch.full((6, 1, 1, 1), float(ts[2 * i + k]), dtype=dtype) for k in range(3))
@@ -55,7 +55,7 @@ def test_target_as_student_runs_whole_chain_like_teacher():
     the same images in N Euler steps as the teacher in 2N."""
     net = _randomise(tiny_denoiser())
     teacher = lambda x, t: net(x.float(), torch.as_tensor(t).float()).double()  # noqa: E731
-    fine, coarse = pd_timesteps(8).double(), pd_timesteps(4).double()
+    fine, coarse = pd_timesteps(8, **SCHED).double(), pd_timesteps(4, **SCHED).double()
     x_T = torch.randn(3, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 80
     ref = sample(lambda x, t: teacher(x, t), x_T, fine, solver="euler")
     lookup = {float(a): (float(b), float(c)) for a, b, c in zip(fine[:-1:2], fine[1::2], fine[2::2])}
@@ -70,14 +70,13 @@ def test_target_as_student_runs_whole_chain_like_teacher():
     assert torch.allclose(out, ref, atol=1e-9, rtol=1e-9)
 
 
-def test_pd_step_lowers_loss_on_fixed_batch():
-    teacher = _randomise(tiny_denoiser(), 0.03)
-    student = copy.deepcopy(teacher).requires_grad_(True)
+def test_pd_step_lowers_loss_on_fixed_batch(tmp_path):
+    save_tiny_teacher(tmp_path / "t.pt", std=0.03)
+    pd = build_method("pd", ["--teacher", tmp_path / "t.pt", "--nfe", 2, "--batch-size", 32, "--out", tmp_path / "s.pt"])
+    student = pd.model.requires_grad_(True)
     with torch.no_grad():
         for p in student.parameters():
             p.add_(torch.randn_like(p) * 0.02)
-    images = torch.rand(64, 1, 8, 8) * 2 - 1
-    pd = ProgressiveDistillation(student, teacher.requires_grad_(False), images, num_steps=2, batch_size=32)
     batch = pd.batch(torch.Generator().manual_seed(0))
     opt = torch.optim.Adam(student.parameters(), lr=1e-3)
     before = pd.loss(*batch).item()

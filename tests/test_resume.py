@@ -9,7 +9,7 @@ import torch
 
 from conftest import VENV_BIN
 
-ARGS = ["train-teacher", "--iters", "40", "--ckpt-every", "5", "--batch-size", "32", "--quiet",
+ARGS = ["train", "teacher", "--iters", "40", "--ckpt-every", "5", "--batch-size", "32", "--quiet",
         "--net-kwargs", '{"model_channels": 16, "num_blocks": 1}', "--threads", "1"]
 
 

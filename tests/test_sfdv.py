@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from conftest import tiny_denoiser
+from conftest import SCHED, build_method, make_cache, save_tiny_teacher, tiny_denoiser
 from diffdistill.io import UserError
 
 
@@ -17,7 +17,7 @@ def _randomise(model, seed=1):
 
 
 def test_step_embedding_at_init_leaves_student_equal_to_teacher():
-    from diffdistill.distill.sfdv import from_teacher
+    from diffdistill.methods.sfdv import from_teacher
 
     teacher = _randomise(tiny_denoiser()).eval()
     student = from_teacher(teacher, embed_dim=16).eval()
@@ -34,20 +34,15 @@ def test_step_embedding_at_init_leaves_student_equal_to_teacher():
 
 
 def test_sfdv_step_makes_output_depend_on_step_count_and_round_trips(tmp_path):
-    from diffdistill.distill.sfd import SFD
-    from diffdistill.distill.sfdv import SFDV, from_teacher, step_conditioned_spec
-    from diffdistill.precond import load_denoiser, save_denoiser
-    from diffdistill.schedules import edm_timesteps
-    from diffdistill.trajectories import TrajectoryBatches
+    from diffdistill.precond import load_checkpoint
+    from diffdistill.runner import TrainResult
 
-    teacher = _randomise(tiny_denoiser())
-    student = from_teacher(teacher, embed_dim=16)
-    per = {}
-    for n in (4, 5):
-        ts = edm_timesteps(n, 0.006, 80.0, 7.0)
-        states = torch.randn(8, n, 1, 8, 8) * ts.view(1, -1, 1, 1, 1).float().clamp(max=1)
-        per[n] = SFD(student, TrajectoryBatches(states=states), ts, 8)
-    method = SFDV(student, per)
+    save_tiny_teacher(tmp_path / "t.pt")
+    caches = [tmp_path / f"c{n}.pt" for n in (2, 3)]
+    flags = [make_cache(tmp_path / "t.pt", c, n) for n, c in zip((2, 3), caches)][0]
+    method = build_method("sfdv", ["--teacher", tmp_path / "t.pt", "--trajectories", *caches, "--nfe", 2, 3,
+                                   "--embed-dim", 16, "--batch-size", 8, "--out", tmp_path / "m.pt", *flags])
+    student = method.model
     opt = torch.optim.Adam(student.parameters(), lr=1e-2)
 
     def opt_step(loss):
@@ -64,13 +59,10 @@ def test_sfdv_step_makes_output_depend_on_step_count_and_round_trips(tmp_path):
     with torch.no_grad():
         a, b = student(x, s, num_steps=4), student(x, s, num_steps=5)
     assert not torch.allclose(a, b)
-    spec = step_conditioned_spec({"net": "unet", "precond": "edm", "net_kwargs": {
-        "img_resolution": 8, "img_channels": 1, "model_channels": 16, "channel_mult": [1, 2], "num_blocks": 1}},
-        16, [2, 3])
-    save_denoiser(tmp_path / "m.pt", student, spec)
-    loaded, _ = load_denoiser(tmp_path / "m.pt")
-    loaded.num_steps = 4
-    assert torch.equal(loaded(x, s), a)
+    method.save(tmp_path / "m.pt", TrainResult(model=student, iterations=6, optimizer_steps=0, wall_time=0.0))
+    loaded, ckpt = load_checkpoint(tmp_path / "m.pt")
+    assert ckpt["sampling"]["nfe"] == [2, 3] and ckpt["sampling"]["step_conditioning"]
+    assert torch.equal(loaded(x, s, num_steps=4), a)
 
 
 def test_second_stage_teacher_grid_contains_student_timestamps():
@@ -78,21 +70,18 @@ def test_second_stage_teacher_grid_contains_student_timestamps():
     its points 0, 3 and 6, so K = 3 refines one into the other exactly."""
     from diffdistill.schedules import edm_timesteps, num_timestamps, refine
 
-    student = edm_timesteps(num_timestamps(1, True), 0.006, 80.0, 7.0)
-    teacher = edm_timesteps(num_timestamps(5, True), 0.006, 80.0, 7.0)
+    student = edm_timesteps(num_timestamps(1, True), **SCHED)
+    teacher = edm_timesteps(num_timestamps(5, True), **SCHED)
     assert len(student) == 3 and len(teacher) == 7
     assert torch.allclose(refine(student, 3, 7.0).double(), teacher.double(), rtol=1e-6)
 
 
 def test_fid_curve_format_and_resume_keeps_points(tmp_path):
     from diffdistill.curves import FORMAT, read_curve, write_curve
-    from diffdistill.distill.sfd import SFD
-    from diffdistill.distill.trainer import TrainConfig, train
-    from diffdistill.schedules import edm_timesteps
-    from diffdistill.trajectories import TrajectoryBatches
+    from diffdistill.runner import TrainConfig, train
 
-    ts = edm_timesteps(4, 0.006, 80.0, 7.0)
-    states = torch.randn(16, 4, 1, 8, 8)
+    save_tiny_teacher(tmp_path / "t.pt")
+    flags = make_cache(tmp_path / "t.pt", tmp_path / "c.pt", 2, num=16)
     calls = []
 
     def evaluate(model):
@@ -100,7 +89,8 @@ def test_fid_curve_format_and_resume_keeps_points(tmp_path):
         return float(sum(p.abs().sum() for p in model.parameters()))
 
     def run(stop=None):
-        method = SFD(_randomise(tiny_denoiser()), TrajectoryBatches(states=states), ts, 4)
+        method = build_method("sfd", ["--teacher", tmp_path / "t.pt", "--trajectories", tmp_path / "c.pt",
+                                      "--nfe", 2, "--batch-size", 4, "--out", tmp_path / "run/m.pt", *flags])
         cfg = TrainConfig(iters=6, lr=1e-3, eval_every=2, ckpt_every=2, max_iters_this_run=stop)
         return train(method, cfg, tmp_path / "run", progress=False, evaluate=evaluate)
 

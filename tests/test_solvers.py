@@ -6,6 +6,8 @@ import math
 import pytest
 import torch
 
+from conftest import SCHED
+
 from diffdistill.schedules import edm_timesteps, num_timestamps, refine
 from diffdistill.solvers import CountingDenoiser, sample, step_order, SOLVERS
 
@@ -82,13 +84,13 @@ def test_step_order_rules():
 
 
 def test_nfe_counts_and_afs():
-    ts = edm_timesteps(num_timestamps(2, afs=True), t_min=0.006)
+    ts = edm_timesteps(num_timestamps(2, afs=True), **SCHED)
     for solver in ("euler", "dpmpp3m", "ipndm"):
         cd = CountingDenoiser(gauss_denoise)
         sample(cd, torch.randn(4, dtype=torch.float64) * 80, ts, solver=solver, afs=True)
         assert cd.nfe == 2
     cd = CountingDenoiser(gauss_denoise)
-    sample(cd, torch.randn(4, dtype=torch.float64) * 80, edm_timesteps(3, 0.006), solver="heun", afs=True)
+    sample(cd, torch.randn(4, dtype=torch.float64) * 80, edm_timesteps(3, **SCHED), solver="heun", afs=True)
     assert cd.nfe == 3 and num_timestamps(3, True, "heun") == 3
     assert num_timestamps(2, True, "heun") is None
 
@@ -104,9 +106,9 @@ def test_afs_is_exact_for_gaussian_at_large_t():
 
 
 def test_schedule_matches_sfd_paper_timestamps():
-    ts = edm_timesteps(num_timestamps(2, afs=True), t_min=0.006)
+    ts = edm_timesteps(num_timestamps(2, afs=True), **SCHED)
     assert torch.allclose(ts, torch.tensor([80, 10.9293, 0.6699, 0.006], dtype=torch.float64), atol=1e-4)
     assert torch.all(ts[1:] < ts[:-1])
-    fine = refine(ts, 4)
+    fine = refine(ts, 4, SCHED["rho"])
     assert len(fine) == 13 and torch.allclose(fine[::4], ts)
-    assert edm_timesteps(5, append_zero=True)[-1] == 0
+    assert edm_timesteps(5, **SCHED, append_zero=True)[-1] == 0

@@ -1,0 +1,31 @@
+"""The package's imports point down its layers only, with no cycles (import-linter's
+contracts in pyproject.toml), and the shape stays readable."""
+import ast
+import subprocess
+
+from conftest import ROOT, VENV_BIN
+
+
+def test_import_layers_and_no_cycles(cli_env):
+    r = subprocess.run([str(VENV_BIN / "lint-imports")], cwd=ROOT, env=cli_env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "Contracts: 2 kept, 0 broken." in r.stdout, r.stdout[-2000:]
+
+
+def test_no_function_outside_nets_exceeds_60_lines():
+    long = []
+    for path in sorted((ROOT / "src/diffdistill").rglob("*.py")):
+        if "nets" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > 60:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({n} lines)")
+    assert not long, long
+
+
+def test_thin_cli_and_short_common_rules():
+    assert len((ROOT / "src/diffdistill/cli.py").read_text().splitlines()) <= 250
+    assert len((ROOT / "workflow/rules/common.smk").read_text().splitlines()) <= 150

@@ -1,0 +1,73 @@
+"""Experiment names: settings <-> folder names in one grammar, round-tripped for every
+ablation factor; result rows of the default config."""
+import pytest
+import yaml
+
+from conftest import ROOT
+from diffdistill import naming
+from diffdistill.io import UserError
+from diffdistill.methods import rows, validate
+from diffdistill.methods.sfd import ABLATION_FACTORS, SFD
+
+
+def _config(name="config.yaml"):
+    return validate(yaml.safe_load((ROOT / "config" / name).read_text()))
+
+
+@pytest.mark.parametrize("factor", ABLATION_FACTORS + ("iters",))
+def test_variant_round_trip_for_every_ablation_factor(factor):
+    cfg = _config()
+    defaults = SFD.defaults(cfg)
+    values = {"solver": ["euler", "dpmpp3m_exact"], "final_step": ["dpm", "off"], "afs": [False],
+              "t_min": [0.002, 0.02, 0.1], "loss": ["l2"], "K": [1, 6, 12], "num": [1000, 50000],
+              "iters": [100, 1563]}[factor]
+    for value in values:
+        settings = {**defaults, factor: value}
+        name = naming.variant(settings, defaults)
+        assert name != "default" and "-" not in name  # one factor: one token
+        assert naming.parse_variant(name, defaults) == settings
+    assert naming.variant(defaults, defaults) == "default"
+    assert naming.parse_variant("default", defaults) == defaults
+
+
+def test_several_settings_and_every_ablation_run_round_trip():
+    cfg = _config()
+    defaults = SFD.defaults(cfg)
+    s = {**defaults, "iters": 100, "solver": "heun", "t_min": 0.02, "loss": "l2"}
+    assert naming.variant(s, defaults) == "it100-solverheun-tmin0.02-lossl2"
+    assert naming.parse_variant("it100-solverheun-tmin0.02-lossl2", defaults) == s
+    for factor, value, var in SFD.ablation_runs(cfg):
+        settings = naming.parse_variant(var, defaults)
+        assert factor == "default" or settings[factor] == value
+
+
+def test_cache_names_round_trip_and_name_what_shapes_them():
+    cfg = _config()
+    settings = SFD.cache_settings(cfg, SFD.defaults(cfg))
+    name = naming.cache_name(settings)
+    assert name == "fromteacher-solverdpmpp3m-K4-finalforce-thr0-tmin0.006-afs1-tafs0-n3000-s100000"
+    assert naming.parse_cache(name) == settings
+    assert naming.source_model(naming.parse_cache(name)["source"]) == naming.TEACHER
+    assert naming.source_model("sfdnfe5") == "results/students/sfd/default/nfe5/model.pt"
+
+
+@pytest.mark.parametrize("bad", ["tmin0.0200", "lossl2-tmin0.02", "bogus3", "K4-K5", "afs2"])
+def test_non_canonical_or_unknown_names_are_refused(bad):
+    defaults = SFD.defaults(_config())
+    with pytest.raises(UserError):
+        naming.parse_variant(bad, defaults)
+
+
+def test_rows_of_the_default_config():
+    cfg = _config()
+    rs = {r.name: r for r in rows(cfg)}
+    assert rs["students/sfd/default/nfe2"].tables == ("main", "ablations")  # the ablation default is the main student
+    assert rs["students/sfdv/default/nfe3"].model == "results/students/sfdv/default/model.pt"
+    assert ("--nfe", 3) in rs["students/sfdv/default/nfe3"].sample_args
+    assert rs["teacher-euler/nfe5"].tables == ("main", "o2mkd")  # DDIM 5: both tables, one job
+    assert rs["teacher-euler/nfe20"].tables == ("o2mkd",)
+    assert rs["reference/nfe35"].kind == "reference" and rs["reference/nfe35"].all_seed_sets
+    labels = [r.label for r in rs.values() if "main" in r.tables]
+    assert labels[0] == "teacher (reference)" and "PD (progressive distillation)" in labels
+    abl = [r for r in rs.values() if "ablations" in r.tables]
+    assert len(abl) == len(SFD.ablation_runs(cfg)) and abl[0].meta["factor"] == "default"

@@ -105,7 +105,9 @@ def test_tables_and_ablation_table_from_fixture(tmp_path, cli_env):
     assert r.returncode == 0, r.stderr
     df = pd.read_csv(out / "ablations.csv")
     assert list(df["factor"]) == ["default", "t_min"] and list(df["vs default"]) == [1.0, 1.5]
-    assert "| t_min | 0.02 | 2 | 24.00 | 1.50x |" in (out / "ablations.md").read_text()
+    md = (out / "ablations.md").read_text()
+    assert "| t_min | 0.02 | 2 | 24.00 | 1.50x |" in md and "2 sigma" in md and "training seeds" in md
+    assert (out / "ablations.tex").read_text().count("\\toprule") == 1
     out = tmp_path / "tables"
     r = subprocess.run([str(VENV_BIN / "diffdistill"), "table", "--fid", *fids, "--floor", floor, "--out-dir",
                         str(out)], env=cli_env, capture_output=True, text=True, timeout=120)

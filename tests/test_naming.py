@@ -14,13 +14,13 @@ def _config(name="config.yaml"):
     return validate(yaml.safe_load((ROOT / "config" / name).read_text()))
 
 
-@pytest.mark.parametrize("factor", ABLATION_FACTORS + ("iters",))
+@pytest.mark.parametrize("factor", ABLATION_FACTORS + ("iters", "train_seed"))
 def test_variant_round_trip_for_every_ablation_factor(factor):
     cfg = _config()
     defaults = SFD.defaults(cfg)
     values = {"solver": ["euler", "dpmpp3m_exact"], "final_step": ["dpm", "off"], "afs": [False],
               "t_min": [0.002, 0.02, 0.1], "loss": ["l2"], "K": [1, 6, 12], "num": [1000, 50000],
-              "iters": [100, 1563]}[factor]
+              "iters": [100, 1563], "train_seed": [1, 2]}[factor]
     for value in values:
         settings = {**defaults, factor: value}
         name = naming.variant(settings, defaults)

@@ -20,7 +20,6 @@ from .schedules import GRIDS
 from .solvers import FINAL_STEP_RULES, SOLVERS
 
 HELP = argparse.ArgumentDefaultsHelpFormatter
-
 SCHEDULE = [Opt("t_min", key="schedule.t_min"), Opt("t_max", key="schedule.t_max"), Opt("rho", key="schedule.rho")]
 RUN = [Opt("device", key="device"), Opt("threads", help="torch threads", kwargs={"type": positive_int, "default": 1}),
        Opt("quiet", help="no progress bar", kwargs={"action": "store_true"})]
@@ -73,18 +72,17 @@ def cmd_ref_stats(args):
     from .metrics import reference_stats_to_file
     reference_stats_to_file(_data(args)[0], _extractor(args), args.out, args.floor_out, batch_size=args.batch_size,
                             floor_splits=args.floor_splits, seed=args.seed, reference_stats=args.reference_stats,
-                            device=args.device, args=used_args(args))
+                            ref_features=args.ref_features, device=args.device, args=used_args(args))
 
 
 def cmd_trajectories(args):
     from .schedules import timesteps
     from .trajectories import build_cache
     ts = timesteps("edm", args.nfe, args.afs, "euler", args.t_min, args.t_max, args.rho)
-    r = build_cache(args.teacher, args.out, student_t=ts, K=args.K, solver=args.solver, final_step=args.final_step,
+    build_cache(args.teacher, args.out, student_t=ts, K=args.K, solver=args.solver, final_step=args.final_step,
                     thresholding=args.thresholding, rho=args.rho, seeds=args.seeds, batch_size=args.batch_size,
                     teacher_afs=args.teacher_afs, device=args.device, amp=args.amp, progress=not args.quiet,
                     args=used_args(args))
-    print(f"{r['num']} trajectories in {r['wall_time']:.1f} s, {r['size_bytes'] / 2**20:.1f} MiB", file=sys.stderr)
 
 
 def cmd_sample(args):
@@ -97,9 +95,10 @@ def cmd_sample(args):
 
 def cmd_fid(args):
     from .metrics import evaluate_samples
-    r = evaluate_samples(args.samples, args.ref, _extractor(args), args.out, num_samples=args.num_samples,
-                         batch_size=args.batch_size, row=args.row, device=args.device, args=used_args(args))
-    print(f"{r.get('name', r['label'])}: FID {r['fid']:.3f}", file=sys.stderr)
+    evaluate_samples(args.samples, args.ref, _extractor(args), args.out, num_samples=args.num_samples,
+                         batch_size=args.batch_size, row=args.row, seed_sets=args.seed_sets, kid_subsets=args.kid_subsets,
+                         kid_subset_size=args.kid_subset_size, prdc_k=args.prdc_k, prdc_samples=args.prdc_samples,
+                         noise_floor=args.noise_floor, device=args.device, args=used_args(args))
 
 
 def cmd_profile_models(args):
@@ -116,9 +115,7 @@ def cmd_fetch(args):
 
 def cmd_import_edm(args):
     from .edm_import import import_edm_to_file
-    s = import_edm_to_file(args.pkl, args.out, key=args.key, args=used_args(args))
-    print(f"imported {args.pkl} [{args.key}] -> {args.out}: {s['spec']['precond']} / {s['spec']['net']}, "
-          f"{s['num_params']} parameters")
+    import_edm_to_file(args.pkl, args.out, key=args.key, args=used_args(args))
 
 
 def cmd_table(args):
@@ -158,7 +155,8 @@ COMMANDS = [
     ("ref-stats", cmd_ref_stats, "reference feature statistics of the dataset and the real-vs-real floor",
      DATA + FEATURES + IO + [Opt("floor_out", required=True, help="floor JSON"),
                              Opt("floor_splits", key="eval.floor_splits"), Opt("seed", key="seed"),
-                             Opt("reference_stats", key="eval.reference_stats")] + RUN),
+                             Opt("reference_stats", key="eval.reference_stats"),
+                             Opt("ref_features", key="eval.ref_features")] + RUN),
     ("trajectories", cmd_trajectories, "teacher trajectories at the student timestamps (a cache)",
      [Opt("teacher", required=True, help="teacher checkpoint"),
       Opt("nfe", required=True, help="student NFE", kwargs={"type": positive_int}), Opt("afs", key="sfd.afs"),
@@ -176,7 +174,11 @@ COMMANDS = [
      [Opt("samples", required=True, help="samples .npz, or a trajectory cache .pt"),
       Opt("ref", required=True, help="reference statistics .npz"), Opt("num_samples", key="eval.num_samples"),
       Opt("row", help="the row's fields (JSON), copied into the result",
-          kwargs={"type": json_arg, "default": {"label": "samples", "nfe": None}})] + FEATURES + IO + RUN),
+          kwargs={"type": json_arg, "default": {"label": "samples", "nfe": None}}),
+      Opt("seed_sets", help="seed sets of num_samples images each", kwargs={"type": positive_int, "default": 1}),
+      Opt("noise_floor", help="also compare the seed sets with each other", kwargs={"action": "store_true"})]
+     + [Opt(k, key=f"eval.{k}") for k in ("kid_subsets", "kid_subset_size", "prdc_k", "prdc_samples")]
+     + FEATURES + IO + RUN),
     ("profile-models", cmd_profile_models, "parameters, MACs and sampling throughput of checkpoints",
      [Opt("models", required=True, help="checkpoints; the first is the reference", kwargs={"nargs": "+"}),
       Opt("nfe", key="o2mkd.profile.nfe"), Opt("num_images", key="o2mkd.profile.num_images"),

@@ -102,11 +102,11 @@ def check_schedule(cfg: dict) -> None:
 def check_seed_ranges(cfg: dict) -> None:
     traj, ev = cfg["trajectories"], cfg["eval"]
     pool = range(traj["seed_start"], traj["seed_start"] + traj["num"])
-    evaluated = range(0, ev["num_samples"] * ev["seed_sets"] + ev["num_samples"])  # + the noise-floor set
+    evaluated = range(0, ev["num_samples"] * ev["seed_sets"])
     if pool.start < evaluated.stop:
         raise UserError(f"config key trajectories.seed_start = {traj['seed_start']}: the trajectory pool "
                         f"must not overlap the evaluation seeds 0..{evaluated.stop - 1} "
-                        "(eval.num_samples x (eval.seed_sets + 1))")
+                        "(eval.num_samples x eval.seed_sets)")
 
 
 def validate(config: dict, schema: dict | None = None) -> dict:

@@ -343,4 +343,7 @@ def import_edm_to_file(pkl_path, out_path, key: str = "ema", args: dict | None =
     """`import_edm_pickle`, plus the checkpoint's metadata sidecar."""
     summary = import_edm_pickle(pkl_path, out_path, key=key)
     write_meta(out_path, args or {}, None, command="import-edm", **summary)
+    spec = summary["spec"]
+    print(f"imported {pkl_path} [{key}] -> {out_path}: {spec['precond']} / {spec['net']}, "
+          f"{summary['num_params']} parameters")
     return summary

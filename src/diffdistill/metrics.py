@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import platform
 import socket
 import threading
@@ -321,6 +322,12 @@ def fid_from_features(feats1, feats2) -> float:
 def load_stats(path) -> tuple[np.ndarray, np.ndarray]:
     """(mu, sigma) from an .npz with arrays 'mu' and 'sigma', float64; a missing or
     malformed file is a one-line error naming it."""
+    return load_reference(path)[:2]
+
+
+def load_reference(path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(mu, sigma, features or None) of a reference file; `features` are the reference
+    features KID and PRDC compare against (clean-fid's published statistics have none)."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise UserError(f"reference statistics file not found: {p}")
@@ -329,6 +336,7 @@ def load_stats(path) -> tuple[np.ndarray, np.ndarray]:
             if not {"mu", "sigma"} <= set(z.files):
                 raise UserError(f"{p}: needs arrays 'mu' and 'sigma' (has: {', '.join(z.files) or 'none'})")
             mu, sigma = np.asarray(z["mu"], np.float64), np.asarray(z["sigma"], np.float64)
+            feats = np.asarray(z["features"], np.float64) if "features" in z.files else None
     except UserError:
         raise
     except Exception as e:  # truncated zip, object arrays, not an npz
@@ -336,7 +344,48 @@ def load_stats(path) -> tuple[np.ndarray, np.ndarray]:
                         f"{str(e).splitlines()[0] if str(e) else ''}") from None
     if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
         raise UserError(f"{p}: mu must be [D] and sigma [D, D], got {mu.shape} and {sigma.shape}")
-    return mu, sigma
+    return mu, sigma, feats
+
+
+def kernel_distance(feats1, feats2, num_subsets: int = 100, max_subset_size: int = 1000,
+                    seed: int = 0) -> tuple[float, float]:
+    """KID (Binkowski et al. 2018) as clean-fid's `kernel_distance` computes it (cubic
+    polynomial kernel, unbiased MMD^2 over `num_subsets` random subsets), with the subsets
+    drawn from a seeded RandomState instead of numpy's global RNG; returns (KID, the
+    standard deviation of the per-subset estimates)."""
+    f1, f2 = np.asarray(feats1, np.float64), np.asarray(feats2, np.float64)
+    rng = np.random.RandomState(seed)
+    n = f1.shape[1]
+    m = min(min(f1.shape[0], f2.shape[0]), max_subset_size)
+    t, per = 0.0, []
+    for _ in range(num_subsets):
+        x = f2[rng.choice(f2.shape[0], m, replace=False)]
+        y = f1[rng.choice(f1.shape[0], m, replace=False)]
+        a = (x @ x.T / n + 1) ** 3 + (y @ y.T / n + 1) ** 3
+        b = (x @ y.T / n + 1) ** 3
+        v = (a.sum() - np.diag(a).sum()) / (m - 1) - b.sum() * 2 / m
+        t += v
+        per.append(v / m)
+    return float(t / num_subsets / m), float(np.std(per))
+
+
+def prdc(real, fake, k: int = 5) -> dict:
+    """Precision, recall, density and coverage (Naeem et al. 2020; SFD's reference code
+    reports them with k = 5): k-nearest-neighbour balls around the real and the fake
+    features, Euclidean distances as the `prdc` package computes them."""
+    from sklearn.metrics import pairwise_distances
+
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+
+    def kth(x):
+        d = pairwise_distances(x, x, metric="euclidean")
+        return np.partition(d, k, axis=1)[:, k]  # index 0 is the point itself
+
+    r_real, r_fake = kth(real), kth(fake)
+    d = pairwise_distances(real, fake, metric="euclidean")
+    inside = d < r_real[:, None]
+    return {"precision": float(inside.any(axis=0).mean()), "recall": float((d < r_fake[None, :]).any(axis=1).mean()),
+            "density": float(inside.sum(axis=0).mean() / k), "coverage": float((d.min(axis=1) < r_real).mean())}
 
 
 def fid_to_stats(images_uint8, extractor: Callable, ref_mu, ref_sigma, batch_size: int = 500,
@@ -525,27 +574,62 @@ def feature_extractor(features: str, featnet=None, inception_weights=None, devic
     return make_feature_extractor(net).to(device)
 
 
+def set_metrics(feats, ref_mu, ref_sigma, ref_feats, *, kid_subsets: int, kid_subset_size: int, prdc_k: int,
+                prdc_samples: int, seed: int = 0) -> dict:
+    """FID against the reference statistics; KID and precision/recall/density/coverage
+    against the reference features (when the reference file has them)."""
+    out = {"fid": frechet_distance(*feature_stats(feats), ref_mu, ref_sigma)}
+    if ref_feats is not None:
+        out["kid"], out["kid_subset_std"] = kernel_distance(feats, ref_feats, kid_subsets, kid_subset_size, seed)
+        out.update(prdc(ref_feats[:prdc_samples], feats[:prdc_samples], prdc_k))
+    return out
+
+
+def _merge_sets(per_set: list[dict]) -> dict:
+    """mean, `<metric>_std` (ddof 1; NaN for one set) and `<metric>_sets` of each metric."""
+    out = {}
+    for key in per_set[0]:
+        vals = [m[key] for m in per_set]
+        out[key] = float(np.mean(vals))
+        out[f"{key}_sets"] = vals
+        out[f"{key}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
+    return out
+
+
 def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_size: int, row: dict,
-                     device="cpu", args: dict | None = None) -> dict:
-    """FID of a samples file (or a trajectory cache's end points) against reference
-    statistics, written to `out` as JSON with the row's fields."""
+                     seed_sets: int = 1, kid_subsets: int = 100, kid_subset_size: int = 1000, prdc_k: int = 5,
+                     prdc_samples: int = 10000, noise_floor: bool = False, device="cpu",
+                     args: dict | None = None) -> dict:
+    """Metrics of a samples file (or a trajectory cache's end points) per seed set (set k:
+    images k*n .. (k+1)*n - 1), their mean and spread, written to `out` as JSON with the
+    row's fields. With `noise_floor`, also the sampling-noise floor: the same metrics
+    between the row's own seed sets (the sampler against itself, n images each)."""
     from .io import check_writable, write_json, write_meta
     from .sampling import load_images
 
     check_writable(out)
-    ref_mu, ref_sigma = load_stats(ref)
-    imgs = load_images(samples, num_samples)
-    if len(imgs) < num_samples:
-        raise UserError(f"{samples} holds {len(imgs)} images, fewer than --num-samples {num_samples}")
-    fid = fid_to_stats(imgs, extractor, ref_mu, ref_sigma, batch_size, device=device)
-    result = {**row, "fid": fid, "num_samples": len(imgs), "samples": str(samples)}
+    ref_mu, ref_sigma, ref_feats = load_reference(ref)
+    imgs = load_images(samples, num_samples * seed_sets)
+    if len(imgs) < num_samples * seed_sets:
+        raise UserError(f"{samples} holds {len(imgs)} images, fewer than {seed_sets} seed sets of {num_samples}")
+    feats = compute_features(imgs, extractor, batch_size, device=device)
+    sets = [feats[k * num_samples:(k + 1) * num_samples] for k in range(seed_sets)]
+    kw = dict(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, prdc_k=prdc_k, prdc_samples=prdc_samples)
+    result = {**row, **_merge_sets([set_metrics(f, ref_mu, ref_sigma, ref_feats, **kw) for f in sets]),
+              "num_samples": num_samples, "seed_sets": seed_sets, "samples": str(samples)}
+    if noise_floor and seed_sets > 1:
+        pairs = [(a, b) for a in range(seed_sets) for b in range(a + 1, seed_sets)]
+        result["noise_floor"] = _merge_sets([set_metrics(sets[a], *feature_stats(sets[b]), sets[b], **kw)
+                                             for a, b in pairs])
     write_json(out, result)
     write_meta(out, args or {}, None)
+    print(f"{row.get('name', row.get('label'))}: FID {result['fid']:.3f}", file=sys.stderr)
     return result
 
 
 def reference_stats_to_file(images, extractor, out, floor_out, *, batch_size: int, floor_splits: int, seed: int,
-                            reference_stats=None, device="cpu", args: dict | None = None) -> dict:
+                            reference_stats=None, ref_features: int = 10000, device="cpu",
+                            args: dict | None = None) -> dict:
     """Reference statistics of the dataset, and the floor: real half vs real half.
 
     With `reference_stats` (clean-fid's precomputed Inception statistics of the CIFAR-10
@@ -564,9 +648,10 @@ def reference_stats_to_file(images, extractor, out, floor_out, *, batch_size: in
         mu, sigma = inception_reference_stats(stats_path=reference_stats)
         check = {"reference_stats": str(reference_stats),
                  "fid_dataset_vs_reference": frechet_distance(own_mu, own_sigma, mu, sigma)}
-    with atomic_path(out) as tmp:
+    keep = torch.randperm(len(feats), generator=torch.Generator().manual_seed(seed))[:ref_features].sort().values
+    with atomic_path(out) as tmp:  # the reference features KID and PRDC compare against (a seeded subset)
         with open(tmp, "wb") as f:
-            np.savez(f, mu=mu, sigma=sigma, num=len(feats))
+            np.savez(f, mu=mu, sigma=sigma, num=len(feats), features=feats[keep.numpy()].astype(np.float32))
     write_meta(out, args or {}, seed, **check)
     floors = []
     for split in range(floor_splits):

@@ -14,22 +14,19 @@ import pandas as pd
 from .io import UserError, atomic_dir, meta_path, read_json
 
 FT = "fine-tune s (per NFE)"
+METRICS = ("fid", "kid", "precision", "recall", "density", "coverage")
 
 
 def load_records(files) -> list[dict]:
-    """FID records merged over seed sets: one per row, in first-seen order, with `fid`
-    the mean, `fid_std` and `fid_sets` (the per-set values)."""
+    """Metrics records, one per row (first-seen order); each holds the mean of every metric
+    over its seed sets, `<metric>_std` (NaN for one set) and `<metric>_sets`."""
     by: dict[str, dict] = {}
     for f in files:
         r = read_json(f)
-        key = r.get("name") or r["row"]
-        if key in by:
-            by[key]["fid_sets"].append(r["fid"])
-        else:
-            by[key] = {**r, "fid_sets": [r["fid"]]}
-    for r in by.values():
-        r["fid"] = float(np.mean(r["fid_sets"]))
-        r["fid_std"] = float(np.std(r["fid_sets"], ddof=1)) if len(r["fid_sets"]) > 1 else float("nan")
+        for m in METRICS:
+            if m in r:
+                r.setdefault(f"{m}_std", float("nan"))
+        by.setdefault(r.get("name") or r["row"], r)
     return list(by.values())
 
 
@@ -55,21 +52,24 @@ def fine_tune_seconds(meta: dict | None) -> float | None:
     return meta.get("cumulative_wall_time", meta["wall_time"])
 
 
-def fid_table(records: list[dict], table: str = "main") -> pd.DataFrame:
-    """Rows = row labels (first-seen order), columns = NFE, plus fine-tuning seconds."""
+def fid_table(records: list[dict], table: str = "main", metric: str = "fid") -> pd.DataFrame:
+    """Rows = row labels (first-seen order), columns = NFE (and `<NFE> std` where a row has
+    several seed sets), plus fine-tuning seconds for the FID table."""
     rows: dict[str, dict] = {}
     for r in in_table(records, table):
+        if metric not in r:
+            continue
         label, col = _cell(r, table)
         row = rows.setdefault(label, {"method": label})
-        row[col] = r["fid"]
-        if len(r["fid_sets"]) > 1:
-            row[f"{col} std"] = r["fid_std"]
-        if r.get("kind") == "distilled":
+        row[col] = r[metric]
+        if r[f"{metric}_std"] == r[f"{metric}_std"]:
+            row[f"{col} std"] = r[f"{metric}_std"]
+        if r.get("kind") == "distilled" and metric == "fid":
             wall = fine_tune_seconds(model_meta(r))
             if wall is not None:
                 row.setdefault(FT, {})[r["nfe"]] = wall
     if not rows:
-        raise UserError(f"no results in table '{table}'")
+        raise UserError(f"no {metric.upper()} results in table '{table}'")
     df = pd.DataFrame(list(rows.values()))
     nfe_cols = sorted([c for c in df.columns if c.startswith("NFE ") and not c.endswith(" std")],
                       key=lambda c: int(c.split()[1]))
@@ -78,6 +78,17 @@ def fid_table(records: list[dict], table: str = "main") -> pd.DataFrame:
         df[FT] = df[FT].map(lambda d: " / ".join(f"{d[k]:.0f}" for k in sorted(d)) if isinstance(d, dict) else "")
         cols.append(FT)
     return df[cols]
+
+
+def prdc_table(records: list[dict], table: str = "main") -> pd.DataFrame:
+    """Precision, recall, density and coverage of every row (long form, mean and std)."""
+    rows = []
+    for r in in_table(records, table):
+        if "precision" in r:
+            label, _ = _cell(r, table)
+            rows.append({"method": label, "NFE": r["nfe"],
+                         **{k: r[x] for m in METRICS[2:] for k, x in ((m, m), (f"{m} std", f"{m}_std"))}})
+    return pd.DataFrame(rows)
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
@@ -115,30 +126,78 @@ def fid_long(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["method", "nfe", "fid"])
 
 
+def to_latex(df: pd.DataFrame, caption: str, fmt: str = "{:.2f}") -> str:
+    """A booktabs table (pandas' Styler): mean ± std in one cell, like the markdown."""
+    std_cols = [c for c in df.columns if c.endswith(" std") and c[:-4] in df.columns]
+    shown = df.drop(columns=std_cols).astype(object)
+    for c in std_cols:
+        base = c[:-4]
+        shown[base] = [(f"{fmt.format(m)} $\\pm$ {fmt.format(sd)}" if sd == sd else fmt.format(m))
+                       if isinstance(m, float) and m == m else ("--" if isinstance(m, float) else m)
+                       for m, sd in zip(df[base], df[c])]
+    shown = shown.map(lambda v: ("--" if v != v else fmt.format(v)) if isinstance(v, float) else v)
+    return shown.style.hide(axis="index").to_latex(hrules=True, caption=caption.replace("±", "$\\pm$")) + "\n"
+
+
+def write_table(folder: Path, name: str, df: pd.DataFrame, title: str, note: str = "", shown=None,
+                intro: str = "", fmt: str = "{:.2f}") -> None:
+    """<name>.csv (numbers), <name>.md (mean ± std cells) and <name>.tex (booktabs)."""
+    df.to_csv(folder / f"{name}.csv", index=False, float_format="%.8g")
+    shown = df if shown is None else shown
+    (folder / f"{name}.md").write_text(f"# {title}\n\n" + (f"{intro}\n\n" if intro else "")
+                                       + to_markdown(shown, fmt) + (f"\n{note}\n" if note else ""))
+    (folder / f"{name}.tex").write_text(to_latex(shown, title, fmt))
+
+
+def floor_notes(records: list[dict], floor: str | None) -> str:
+    """What differences are noise: the reference sampler against itself on disjoint seed
+    sets (the sampling-noise floor at the evaluated size), and real against real."""
+    lines = []
+    for r in records:
+        nf = r.get("noise_floor")
+        if nf:
+            def pm(key, f="{:.2f}"):
+                sd = nf[f"{key}_std"]
+                return f.format(nf[key]) + (f" ± {f.format(sd)}" if sd == sd else "")
+            kid = f", KID {pm('kid', '{:.4g}')}" if "kid" in nf else ""
+            lines.append(f"Sampling-noise floor ({r['label']} against itself, disjoint seed sets of "
+                         f"{r['num_samples']} samples, {len(nf['fid_sets'])} pairs): FID {pm('fid')}{kid}; "
+                         "differences of that size between rows are noise.")
+    if floor:
+        fl = read_json(floor)
+        lines.append(f"Real against real ({fl['num_samples']} dataset images each side, {len(fl['fid_splits'])} "
+                     f"random halvings): FID {fl['fid']:.2f} ± {fl['fid_std']:.2f}; it is measured at its own n, so "
+                     "it does not bound rows evaluated on other sample counts.")
+    return "\n\n".join(lines)
+
+
 def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profile: str | None = None,
                  compare: tuple = ("sfd", "pd")) -> None:
-    """fid_vs_nfe.{csv,md} (main table), cost.{csv,md} and, when its rows and the profile
-    are given, o2mkd.{csv,md}, into out_dir, atomically as a whole folder."""
+    """The main table's FID (fid_vs_nfe), KID (kid_vs_nfe) and precision/recall (prdc), the
+    cost table and, when its rows and the profile are given, the O2MKD table: csv, md and
+    tex each, into out_dir, atomically as a whole folder. Lower FID and KID are better."""
     records = load_records(fid_files)
-    df = fid_table(records, "main")
+    fid = fid_table(records, "main")
+    kid = fid_table(records, "main", "kid") if any("kid" in r for r in records) else None
     prof = read_json(profile) if profile else None
     o2 = o2mkd_table(records, prof) if prof and in_table(records, "o2mkd") else None
     cost = cost_table(records)
+    note = floor_notes(in_table(records, "main"), floor)
+    n = {r.get("seed_sets", 1) for r in in_table(records, "main")}
+    sets = f"mean ± std over {max(n)} disjoint seed sets where shown" if max(n) > 1 else "one seed set"
     with atomic_dir(out_dir) as tmp:
-        df.to_csv(tmp / "fid_vs_nfe.csv", index=False, float_format="%.4f")
+        write_table(tmp, "fid_vs_nfe", fid, f"FID against NFE (lower is better; {sets})", note)
+        if kid is not None:
+            write_table(tmp, "kid_vs_nfe", kid, f"KID against NFE (lower is better; unbiased, so it may dip below "
+                        f"0 and does not grow at small n as FID does; {sets})", note, fmt="{:.4g}")
+            write_table(tmp, "prdc", prdc_table(records), "Precision, recall, density and coverage (k nearest "
+                        f"neighbours; higher is better; {sets})")
         # for DVC (dvc.yaml): the plot of FID against NFE, and every row's FID as metrics
-        fid_long(df).to_csv(tmp / "fid_vs_nfe_long.csv", index=False, float_format="%.4f")
+        fid_long(fid).to_csv(tmp / "fid_vs_nfe_long.csv", index=False, float_format="%.4f")
         metrics = {r.get("name") or r["row"]: r["fid"] for r in records}
         if floor:
             metrics["floor"] = read_json(floor)["fid"]
         (tmp / "fid_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-        note = ""
-        if floor:
-            fl = read_json(floor)
-            note = (f"\nFloor (real half vs real half, {fl['num_samples']} images each): "
-                    f"{fl['fid']:.2f} ± {fl['fid_std']:.2f} over {len(fl['fid_splits'])} splits; "
-                    "differences of that size are noise.\n")
-        (tmp / "fid_vs_nfe.md").write_text("# FID against NFE\n\n" + to_markdown(df) + note)
         if o2 is not None:
             write_o2mkd_table(tmp, o2, prof)
         if not cost.empty:
@@ -147,32 +206,49 @@ def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profil
 
 # -- ablations: one factor at a time around the default ------------------------------
 
-def ablation_table(records: list[dict]) -> pd.DataFrame:
-    rows, default = [], None
-    for r in in_table(records, "ablations"):
-        m = r.get("meta", {})
-        if m.get("factor") == "default":
-            default = r["fid"]
-        rows.append({"factor": "default" if m.get("factor") == "default" else m.get("factor_name", m.get("factor")),
-                     "value": m.get("value", ""), "NFE": r["nfe"], "FID": r["fid"]})
+SIGNIFICANCE_RULE = (
+    "A row's difference from the default counts as larger than the noise when |FID - FID_default| > 2 sigma, "
+    "sigma = sqrt(s_train^2 + s_row^2 / S + s_default^2 / S): s_train is the standard deviation of the default's "
+    "FID over its training seeds (the rows 'default, another training seed' and the default), s_row and "
+    "s_default the standard deviations over the S evaluation seed sets. Otherwise it is within the noise.")
+
+
+def ablation_table(records: list[dict]) -> tuple[pd.DataFrame, dict]:
+    """One row per ablation run with its ratio to the default and a significance mark;
+    and the default's spread over training seeds."""
+    recs = in_table(records, "ablations")
+    default = next((r for r in recs if r.get("meta", {}).get("factor") == "default"), None)
     if default is None:
         raise UserError("the ablation rows lack the default row")
-    df = pd.DataFrame(rows)
-    df["vs default"] = df["FID"] / default
-    return df
+    seeds = [default] + [r for r in recs if r.get("meta", {}).get("factor") == "train_seed"]
+    fids = [r["fid"] for r in seeds]
+    s_train = float(np.std(fids, ddof=1)) if len(fids) > 1 else float("nan")
+    sets = default.get("seed_sets", 1)
+    rows = []
+    for r in recs:
+        m = r.get("meta", {})
+        sig = math.sqrt(np.nansum([s_train ** 2, r["fid_std"] ** 2 / sets, default["fid_std"] ** 2 / sets]))
+        diff = r["fid"] - default["fid"]
+        mark = "" if r is default else ("larger than noise" if abs(diff) > 2 * sig else "within noise")
+        rows.append({"factor": "default" if m.get("factor") == "default" else m.get("factor_name", m.get("factor")),
+                     "value": m.get("value", ""), "NFE": r["nfe"], "FID": r["fid"], "FID std": r["fid_std"],
+                     "vs default": r["fid"] / default["fid"], "2 sigma": 2 * sig, "significance": mark})
+    spread = {"train_seeds": len(fids), "fid_mean": float(np.mean(fids)), "fid_std": s_train}
+    return pd.DataFrame(rows), spread
 
 
 def write_ablation_dir(fid_files, out_dir, default_desc: str = "") -> None:
-    """ablations.{csv,md} into out_dir, atomically as a whole folder."""
-    df = ablation_table(load_records(fid_files))
+    """ablations.{csv,md,tex} into out_dir, atomically as a whole folder."""
+    df, spread = ablation_table(load_records(fid_files))
     shown = df.copy()
     shown["vs default"] = shown["vs default"].map(lambda v: f"{v:.2f}x")
+    note = (f"Default over {spread['train_seeds']} training seeds: FID {spread['fid_mean']:.2f} ± "
+            f"{spread['fid_std']:.2f}.\n\n{SIGNIFICANCE_RULE}")
+    intro = (f"Each row changes one factor of the default SFD student and keeps the rest; FID at NFE "
+             f"{int(df['NFE'].iloc[0])} (lower is better, mean over the evaluation seed sets of the main table). "
+             f"Default: {default_desc or 'the config'}.")
     with atomic_dir(out_dir) as out:
-        df.to_csv(out / "ablations.csv", index=False, float_format="%.4f")
-        (out / "ablations.md").write_text(
-            "# SFD ablations (one factor at a time)\n\nEach row changes one factor of the default SFD student "
-            f"and keeps the rest; FID at NFE {int(df['NFE'].iloc[0])}, same evaluation seeds as the main table. "
-            f"Default: {default_desc or 'the config'}.\n\n" + to_markdown(shown))
+        write_table(out, "ablations", df, "SFD ablations (one factor at a time)", note, shown, intro)
 
 
 # -- cost of every distilled model ------------------------------------------------------
@@ -234,17 +310,17 @@ def side_by_side(df: pd.DataFrame, fast: str, slow: str) -> pd.DataFrame:
 
 
 def write_cost_table(out: Path, df: pd.DataFrame, compare: tuple) -> None:
-    df[COST_COLS].to_csv(out / "cost.csv", index=False, float_format="%.4f")
-    text = ("# Cost of every distilled model\n\nFine-tuning wall clock (the runner's, summed over resumed runs), "
-            "teacher network evaluations and student optimizer steps. PD counts every round from the trained "
-            "teacher to the row's step count; SFD's teacher NFE are those of its trajectory cache (built once, "
-            "its time in 'teacher-cache s'). A model that serves several rows (SFD-v, O2MKD) has its FIDs "
-            "in those rows.\n\n" + to_markdown(_fmt_counts(df[COST_COLS])))
     side = side_by_side(df, *compare) if compare else pd.DataFrame()
+    note = ""
     if not side.empty:
-        side.to_csv(out / f"cost_{compare[0]}_vs_{compare[1]}.csv", index=False, float_format="%.4f")
-        text += f"\n## {compare[0].upper()} and {compare[1].upper()} at equal NFE\n\n" + to_markdown(side)
-    (out / "cost.md").write_text(text)
+        write_table(out, f"cost_{compare[0]}_vs_{compare[1]}", side, f"{compare[0].upper()} and "
+                    f"{compare[1].upper()} at equal NFE")
+        note = f"## {compare[0].upper()} and {compare[1].upper()} at equal NFE\n\n" + to_markdown(side)
+    write_table(out, "cost", df[COST_COLS], "Cost of every distilled model", note, _fmt_counts(df[COST_COLS]),
+                "Fine-tuning wall clock (the runner's, summed over resumed runs), teacher network evaluations and "
+                "student optimizer steps. PD counts every round from the trained teacher to the row's step count; "
+                "SFD's teacher NFE are those of its trajectory cache (built once, its time in 'teacher-cache s'). "
+                "A model that serves several rows (SFD-v, O2MKD) has its FIDs in those rows.")
 
 
 def _fmt_counts(df: pd.DataFrame) -> pd.DataFrame:
@@ -278,14 +354,13 @@ def o2mkd_table(records: list[dict], profile: dict) -> pd.DataFrame:
 
 
 def write_o2mkd_table(out: Path, df: pd.DataFrame, profile: dict) -> None:
-    df.to_csv(out / "o2mkd.csv", index=False, float_format="%.4f")
     shown = df.copy()
     for c in ("params (per step)", "params (total)"):
         shown[c] = shown[c].map(lambda v: "—" if v is None or v != v else f"{int(v):,}")
     nfe = profile["rows"][0].get("nfe")
-    (out / "o2mkd.md").write_text(
-        "# O2MKD and one-to-one KD\n\nEach O2MKD student owns a contiguous noise range; one student "
-        "runs per step, so params and MACs per step are one student's (MACs = FlopCounterMode FLOPs / 2). "
-        f"Throughput: Euler (DDIM) sampling at NFE {nfe}, measured one model after the other in one process "
-        "(profile-models). The last FID column is O2MKD composed with a fast solver (the students replace "
-        "the teacher network under DPM-Solver++(3M)).\n\n" + to_markdown(shown))
+    write_table(out, "o2mkd", df, "O2MKD and one-to-one KD", shown=shown, intro=(
+        "Each O2MKD student owns a contiguous noise range; one student runs per step, so params and MACs per step "
+        "are one student's (MACs = FlopCounterMode FLOPs / 2). Throughput: Euler (DDIM) sampling at NFE "
+        f"{nfe}, measured one model after the other in one process (profile-models). The last FID column is O2MKD "
+        "composed with a fast solver (the students replace the teacher network under DPM-Solver++(3M)). FID: "
+        "lower is better."))

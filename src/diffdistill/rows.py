@@ -6,11 +6,11 @@ row and seed set from them; every metrics file carries its row's fields, so tabl
 figures read labels, families and table membership from the result files, never from
 rule files. Paths:
 
-    results/samples/<row>/set<k>/samples.npz    seeds k*n .. (k+1)*n - 1
-    results/fid/<row>/set<k>/fid.json
+    results/samples/<row>/samples.npz    seeds 0 .. S*n - 1 (seed set k: k*n .. (k+1)*n - 1)
+    results/fid/<row>/fid.json           metrics of each seed set, their mean and spread
 
-with n = eval.num_samples. Seed set k of every row uses the same seeds, so rows are
-compared on the same noise.
+with n = eval.num_samples and S the row's seed sets (eval.seed_sets, or 1). Seed set k
+of every row uses the same seeds, so rows are compared on the same noise.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ class Row:
     tables: tuple = ("main",)     # tables that list it: main, o2mkd, ablations, ...
     column: str = ""              # column in pivot tables (default "NFE <nfe>")
     all_seed_sets: bool = False   # evaluated on every seed set (mean and spread), else set 0 only
+    noise_floor: bool = False     # its seed sets against each other: the sampling-noise floor
     figure: bool = False          # a row of the sample figure
     meta: dict = field(default_factory=dict, compare=False)  # extra fields for tables (e.g. ablation factor)
 
@@ -45,8 +46,8 @@ class Row:
     def col(self) -> str:
         return self.column or f"NFE {self.nfe}"
 
-    def seed_sets(self, total: int) -> range:
-        return range(total if self.all_seed_sets else 1)
+    def seed_sets(self, total: int) -> int:
+        return total if self.all_seed_sets and self.samples is None else 1
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -67,8 +68,8 @@ def merge(rows) -> list[Row]:
     for r in rows:
         if r.name in out:
             old = out[r.name]
-            if replace(old, tables=(), all_seed_sets=False, figure=False) != replace(
-                    r, tables=(), all_seed_sets=False, figure=False):
+            if replace(old, tables=(), all_seed_sets=False, figure=False, meta={}) != replace(
+                    r, tables=(), all_seed_sets=False, figure=False, meta={}):
                 raise ValueError(f"row {r.name} is declared twice with different settings")
             r = replace(old, tables=tuple(dict.fromkeys(old.tables + r.tables)), meta={**old.meta, **r.meta},
                         all_seed_sets=old.all_seed_sets or r.all_seed_sets, figure=old.figure or r.figure)
@@ -76,22 +77,22 @@ def merge(rows) -> list[Row]:
     return list(out.values())
 
 
-def seeds(num_samples: int, seed_set: int) -> str:
-    """The seed range of evaluation set k: k * n .. (k + 1) * n - 1."""
-    return f"{seed_set * num_samples}-{(seed_set + 1) * num_samples - 1}"
+def seeds(num_samples: int, seed_sets: int) -> str:
+    """The seeds of `seed_sets` evaluation sets of n: 0 .. seed_sets * n - 1."""
+    return f"0-{seed_sets * num_samples - 1}"
 
 
-def samples_path(row: Row, seed_set: int = 0) -> str:
-    return row.samples or f"results/samples/{row.name}/set{seed_set}/samples.npz"
+def samples_path(row: Row) -> str:
+    return row.samples or f"results/samples/{row.name}/samples.npz"
 
 
-def fid_path(row: Row, seed_set: int = 0) -> str:
-    return f"results/fid/{row.name}/set{seed_set}/fid.json"
+def fid_path(row: Row) -> str:
+    return f"results/fid/{row.name}/fid.json"
 
 
 def in_table(rows, table: str) -> list[Row]:
     return [r for r in rows if table in r.tables]
 
 
-def fid_files(rows, table: str, seed_sets: int) -> list[str]:
-    return [fid_path(r, k) for r in in_table(rows, table) for k in r.seed_sets(seed_sets)]
+def fid_files(rows, table: str) -> list[str]:
+    return [fid_path(r) for r in in_table(rows, table)]

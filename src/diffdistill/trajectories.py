@@ -9,6 +9,7 @@ differing settings, a cache made otherwise.
 """
 from __future__ import annotations
 
+import sys
 import time
 from typing import Callable, Optional
 
@@ -102,6 +103,7 @@ def build_cache(teacher_path, out, *, student_t: torch.Tensor, K: int, solver: s
     size = Path(out).stat().st_size
     write_meta(out, args or {}, None, wall_time=wall, cache_key=key, teacher_nfe=teacher_nfe, size_bytes=size,
                num_trajectories=len(seed_list), timesteps=student_t.tolist())
+    print(f"{len(seed_list)} trajectories in {wall:.1f} s, {size / 2**20:.1f} MiB", file=sys.stderr)
     return {"wall_time": wall, "size_bytes": size, "num": len(seed_list)}
 
 

@@ -61,7 +61,7 @@ def train_args(method):
 
 
 def fid_files(table):
-    return rowlib.fid_files(ROWS.values(), table, SETS)
+    return rowlib.fid_files(ROWS.values(), table)
 
 
 def row(wildcards):
@@ -75,16 +75,17 @@ def sample_input(wildcards):
 
 
 def sample_args(wildcards):
-    return f"{row(wildcards).sample_flags()} --seeds {rowlib.seeds(EVAL['num_samples'], int(wildcards.k))}"
+    r = row(wildcards)
+    return f"{r.sample_flags()} --seeds {rowlib.seeds(EVAL['num_samples'], r.seed_sets(SETS))}"
 
 
 def metrics_input(wildcards):
-    return {"samples": rowlib.samples_path(row(wildcards), int(wildcards.k)), "featnet": featnet_input(),
-            "ref": naming.REF_STATS}
+    return {"samples": rowlib.samples_path(row(wildcards)), "featnet": featnet_input(), "ref": naming.REF_STATS}
 
 
-def row_json(wildcards):
-    return shlex.quote(json.dumps({**row(wildcards).to_dict(), "seed_set": int(wildcards.k)}))
+def metrics_args(wildcards):
+    r = row(wildcards)
+    return as_flags(row=r.to_dict(), seed_sets=r.seed_sets(SETS)) + (" --noise-floor" if r.noise_floor else "")
 
 
 def profile_input(wildcards):

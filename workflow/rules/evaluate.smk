@@ -1,7 +1,8 @@
 # Evaluation of every result row (diffdistill.rows, declared by the methods): one
-# sampling job per row and seed set, driven by the checkpoint's recipe plus the row's
-# overrides, and one metrics job per row and seed set. Seed set k holds the seeds
-# k*n .. (k+1)*n - 1 (n = eval.num_samples), the same for every row.
+# sampling job per row, driven by the checkpoint's recipe plus the row's overrides, and
+# one metrics job per row (FID, KID, precision/recall per seed set, their mean and
+# spread). Seed set k holds the seeds k*n .. (k+1)*n - 1 (n = eval.num_samples), the
+# same for every row.
 
 
 
@@ -9,12 +10,10 @@ rule sample:
     input:
         unpack(sample_input),
     output:
-        samples="results/samples/{row}/set{k}/samples.npz",
-        png="results/samples/{row}/set{k}/grid.png",
+        samples="results/samples/{row}/samples.npz",
+        png="results/samples/{row}/grid.png",
     log:
-        "results/logs/samples/{row}/set{k}.log",
-    wildcard_constraints:
-        k=r"\d+",
+        "results/logs/samples/{row}.log",
     params:
         args=sample_args,
         e=EVAL,
@@ -36,13 +35,11 @@ rule fid:
     input:
         unpack(metrics_input),
     output:
-        "results/fid/{row}/set{k}/fid.json",
+        "results/fid/{row}/fid.json",
     log:
-        "results/logs/fid/{row}/set{k}.log",
-    wildcard_constraints:
-        k=r"\d+",
+        "results/logs/fid/{row}.log",
     params:
-        row=row_json,
+        args=metrics_args,
         features=features_args(),
         e=EVAL,
         run=run_args(amp=False),
@@ -55,7 +52,9 @@ rule fid:
         CONDA_ENV
     shell:
         "diffdistill fid --samples {input.samples} --ref {input.ref} {params.features}"
-        " --num-samples {params.e[num_samples]} --batch-size {params.e[batch_size]} --row {params.row}"
+        " --num-samples {params.e[num_samples]} --batch-size {params.e[batch_size]} {params.args}"
+        " --kid-subsets {params.e[kid_subsets]} --kid-subset-size {params.e[kid_subset_size]}"
+        " --prdc-k {params.e[prdc_k]} --prdc-samples {params.e[prdc_samples]}"
         " --out {output} {params.run} --threads {threads} 2> {log}"
 
 

@@ -54,7 +54,8 @@ rule reference_stats:
     shell:
         "diffdistill ref-stats {params.data} {params.features} --batch-size {params.e[batch_size]}"
         " --floor-splits {params.e[floor_splits]} --seed {params.seed} {params.ref} --out {output.stats}"
-        " --floor-out {output.floor} {params.run} --threads {threads} --quiet 2> {log}"
+        " --ref-features {params.e[ref_features]} --floor-out {output.floor} {params.run} --threads {threads}"
+        " --quiet 2> {log}"
 
 
 # The floor row beside the other FID rows (tables, figures). The reference job writes it

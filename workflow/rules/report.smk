@@ -3,7 +3,7 @@
 # from the students' fid_curve.json.
 
 
-FIGURE_SAMPLES = [rowlib.samples_path(r, 0) for r in ROWS.values() if r.figure]
+FIGURE_SAMPLES = [rowlib.samples_path(r) for r in ROWS.values() if r.figure]
 CURVES = [r.meta["curve"] for r in rowlib.in_table(ROWS.values(), "ablations") if "curve" in r.meta]
 
 

@@ -37,7 +37,8 @@ TEACHER_OPTIONS = (Opt("solver", key="trajectories.solver"), Opt("K", key="traje
                    Opt("seed_start", key="trajectories.seed_start", help="first noise seed of the cache's pool"))
 ABLATION_FACTORS = ("solver", "final_step", "afs", "t_min", "loss", "K", "num")
 FACTOR_NAMES = {"solver": "teacher solver", "final_step": "teacher final step", "afs": "AFS", "t_min": "t_min",
-                "loss": "loss", "K": "K (teacher steps per student step)", "num": "training trajectories"}
+                "loss": "loss", "K": "K (teacher steps per student step)", "num": "training trajectories",
+                "train_seed": "default, another training seed"}
 
 
 def step_loss(x_hat, target, kind: str) -> torch.Tensor:
@@ -150,7 +151,8 @@ class SFD(Method):
         """The default student's settings: the factors the ablations vary, and iterations."""
         s, t = cfg["sfd"], cfg["trajectories"]
         return {"iters": s["iters"], "solver": t["solver"], "K": t["K"], "final_step": t["final_step"],
-                "afs": s["afs"], "t_min": cfg["schedule"]["t_min"], "loss": s["loss"], "num": t["num"]}
+                "afs": s["afs"], "t_min": cfg["schedule"]["t_min"], "loss": s["loss"], "num": t["num"],
+                "train_seed": cfg["seed"]}
 
     @staticmethod
     def cache_settings(cfg: dict, settings: dict) -> dict:
@@ -175,7 +177,8 @@ class SFD(Method):
         s = cls.settings(cfg, wildcards.variant)
         return {"teacher": input.teacher, "trajectories": input.get("traj"), "nfe": wildcards.nfe,
                 "solver": s["solver"], "K": s["K"], "final_step": s["final_step"], "afs": s["afs"], "t_min": s["t_min"],
-                "loss": s["loss"], "pool": s["num"], "iters": s["iters"], **curve_values(cfg, input, output)}
+                "loss": s["loss"], "pool": s["num"], "iters": s["iters"], "seed": s["train_seed"],
+                **curve_values(cfg, input, output)}
 
     @staticmethod
     def ablation_runs(cfg: dict) -> list[tuple[str, object, str]]:
@@ -188,6 +191,9 @@ class SFD(Method):
             for value in abl[factor]:
                 if value != d[factor]:
                     runs.append((factor, value, variant({**base, factor: value}, d)))
+        # the default again with other training seeds: the spread of training itself
+        runs += [("train_seed", d["train_seed"] + i, variant({**base, "train_seed": d["train_seed"] + i}, d))
+                 for i in range(1, abl["train_seeds"])]
         return runs
 
     @staticmethod
@@ -213,7 +219,7 @@ class SFD(Method):
         for factor, value, var in SFD.ablation_runs(cfg):
             model = student_model("sfd", var, nfe)
             rows.append(Row(name=f"students/sfd/{var}/nfe{nfe}", label="SFD" if var == "default" else f"SFD {var}",
-                            nfe=nfe, family="sfd", model=model, tables=("ablations",),
+                            nfe=nfe, family="sfd", model=model, tables=("ablations",), all_seed_sets=True,
                             meta={"factor": factor, "factor_name": FACTOR_NAMES.get(factor, factor),
                                   "value": "" if factor == "default" else str(value),
                                   "curve": model.replace("model.pt", "fid_curve.json")}))

@@ -96,7 +96,7 @@ class Teacher(Method):
     def rows(cfg: dict) -> list:
         base, ref = cfg["baselines"], cfg["baselines"]["reference"]
         rows = [teacher_row(cfg, f"reference/nfe{ref['nfe']}", "teacher (reference)", ref["nfe"], ref["solver"],
-                            grid="edm_zero", kind="reference", all_seed_sets=True, figure=True,
+                            grid="edm_zero", kind="reference", all_seed_sets=True, noise_floor=True, figure=True,
                             column=f"NFE {ref['nfe']}")]
         for solver in base["solvers"]:
             for afs in base["afs"]:

@@ -31,7 +31,7 @@ def test_kid_agrees_with_clean_fid_on_the_same_subsets():
     np.random.seed(7)  # clean-fid draws its subsets from numpy's global RNG
     theirs = cleanfid_module("fid").kernel_distance(a, b, num_subsets=20, max_subset_size=100)
     ours, _ = kernel_distance(a, b, num_subsets=20, max_subset_size=100, seed=7)
-    assert ours == pytest.approx(theirs, rel=1e-12, abs=1e-15)
+    assert ours == pytest.approx(theirs, rel=1e-9)  # the same subsets; block sums of one kernel matrix
 
 
 def test_prdc_limits_and_agreement_with_the_prdc_package():

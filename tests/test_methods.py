@@ -168,7 +168,7 @@ def test_o2mkd_builds_students_from_an_edm_songunet_teacher(tmp_path):
     import_edm_pickle(ROOT / "tests/fixtures/edm/network.pkl", tmp_path / "edm.pt")
     m = build_method("o2mkd", ["--teacher", tmp_path / "edm.pt", "--num-students", 2, "--dataset", "npz",
                                "--dataset-path", _npz(tmp_path, 3, 16), "--student-kwargs", '{"model_channels": 8}',
-                               "--batch-size", 4, "--out", tmp_path / "o.pt"])
+                               "--batch-size", 4, "--init", "scratch", "--out", tmp_path / "o.pt"])
     student = m.model.students[0].model
     assert type(student).__name__ == "SongUNet" and student.enc["16x16_conv"].weight.shape[0] == 8
     losses = []
@@ -181,3 +181,12 @@ def _npz(tmp_path, c, res):
     path = tmp_path / "data.npz"
     np.savez(path, images=np.random.default_rng(0).integers(0, 255, (8, c, res, res), dtype=np.uint8))
     return path
+
+
+def test_students_from_the_teacher_need_a_unet(tmp_path):
+    from diffdistill.edm_import import import_edm_pickle
+
+    import_edm_pickle(ROOT / "tests/fixtures/edm/network.pkl", tmp_path / "edm.pt")
+    with pytest.raises(UserError, match="init scratch"):
+        build_method("o2mkd", ["--teacher", tmp_path / "edm.pt", "--num-students", 2, "--dataset", "npz",
+                               "--dataset-path", _npz(tmp_path, 3, 16), "--init", "teacher", "--out", tmp_path / "o.pt"])

@@ -104,3 +104,49 @@ def test_kd_step_lowers_loss_on_fixed_batch(tmp_path, kd):
         loss.backward()
         opt.step()
     assert kd_method.loss(y, sigma, noise).item() < before
+
+
+def _unet(mc, seed=None, **kw):
+    from diffdistill.nets.unet import UNet
+    net = UNet(model_channels=mc, channel_mult=(1, 2), num_blocks=2, **kw)
+    if seed is not None:
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for p in net.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    return net
+
+
+def test_channel_selection_at_full_width_is_the_teacher():
+    from diffdistill.nets.unet import select_channels
+
+    teacher = _unet(32, seed=0)
+    x, labels = torch.randn(4, 1, 8, 8), torch.randn(4)
+    same = _unet(32)
+    picks = select_channels(teacher, same, rule="norm", order="original")
+    assert all(torch.equal(p, torch.arange(len(p))) for p in picks)
+    assert torch.equal(same(x, labels), teacher(x, labels))
+    # the same channels ordered by norm: a permutation of whole GroupNorm groups, same function
+    permuted = _unet(32)
+    picks = select_channels(teacher, permuted, rule="norm", order="norm")
+    assert any(not torch.equal(p, torch.arange(len(p))) for p in picks)
+    for p in picks[1:]:  # groups of 4 stay whole and contiguous
+        assert torch.equal(p.reshape(-1, 4) - p.reshape(-1, 4)[:, :1], torch.arange(4).expand(len(p) // 4, 4))
+    assert_close_f32(permuted(x, labels), teacher(x, labels), ulps=64)
+
+
+def test_channel_selection_at_half_width_keeps_the_largest_norms():
+    from diffdistill.nets.unet import select_channels
+
+    teacher = _unet(32, seed=1)
+    student = _unet(16, noise_channels=32)
+    picks = select_channels(teacher, student, rule="norm")
+    # the embedding space: produced by map0's and map1's output rows; groups of one channel
+    norms = (teacher.map0.weight.pow(2).sum(1) + teacher.map1.weight.pow(2).sum(1)).sqrt()
+    expect = torch.argsort(norms, descending=True, stable=True)[:64].sort().values
+    assert torch.equal(picks[0], expect)
+    assert torch.equal(student.map1.weight, teacher.map1.weight[expect][:, expect])
+    assert torch.equal(student.map0.weight, teacher.map0.weight[expect])
+    first = select_channels(teacher, _unet(16, noise_channels=32), rule="first")
+    assert all(torch.equal(p, torch.arange(len(p))) for p in first)
+    assert student(torch.randn(2, 1, 8, 8), torch.randn(2)).shape == (2, 1, 8, 8)

@@ -125,7 +125,7 @@ def cmd_table(args):
 
 def cmd_ablation_table(args):
     from .report import write_ablation_dir
-    write_ablation_dir(args.fid, args.out_dir, args.default)
+    write_ablation_dir(args.fid, args.out_dir)
 
 
 def cmd_figures(args):
@@ -190,8 +190,7 @@ COMMANDS = [
     ("import-edm", cmd_import_edm, "convert an EDM snapshot pickle without running code from it",
      [Opt("key", help="entry of the snapshot dict", kwargs={"default": "ema"})]),
     ("table", cmd_table, "render the result tables", [FID, FLOOR, OUT_DIR, Opt("profile", help="profile JSON")]),
-    ("ablation-table", cmd_ablation_table, "render the ablation table",
-     [FID, OUT_DIR, Opt("default", help="description of the default row", kwargs={"default": ""})]),
+    ("ablation-table", cmd_ablation_table, "render the ablation tables", [FID, OUT_DIR]),
     ("figures", cmd_figures, "render the figures (PNG and PDF)", [FID, FLOOR, OUT_DIR]),
 ]
 
@@ -229,8 +228,8 @@ def main(argv=None) -> int:
     name = f"diffdistill {args.command}" + (f" {args.method}" if getattr(args, "method", None) else "")
     try:
         if hasattr(args, "threads"):
-            import torch
-            torch.set_num_threads(args.threads)
+            from .runtime import set_threads
+            set_threads(args.threads)
         if hasattr(args, "device"):
             from .runtime import resolve_device
             args.device = resolve_device(args.device)

@@ -352,37 +352,51 @@ def kernel_distance(feats1, feats2, num_subsets: int = 100, max_subset_size: int
     """KID (Binkowski et al. 2018) as clean-fid's `kernel_distance` computes it (cubic
     polynomial kernel, unbiased MMD^2 over `num_subsets` random subsets), with the subsets
     drawn from a seeded RandomState instead of numpy's global RNG; returns (KID, the
-    standard deviation of the per-subset estimates)."""
+    standard deviation of the per-subset estimates). The kernel matrices are computed once
+    and each subset's block sums come from indicator-vector products."""
     f1, f2 = np.asarray(feats1, np.float64), np.asarray(feats2, np.float64)
     rng = np.random.RandomState(seed)
     n = f1.shape[1]
     m = min(min(f1.shape[0], f2.shape[0]), max_subset_size)
-    t, per = 0.0, []
-    for _ in range(num_subsets):
-        x = f2[rng.choice(f2.shape[0], m, replace=False)]
-        y = f1[rng.choice(f1.shape[0], m, replace=False)]
-        a = (x @ x.T / n + 1) ** 3 + (y @ y.T / n + 1) ** 3
-        b = (x @ y.T / n + 1) ** 3
-        v = (a.sum() - np.diag(a).sum()) / (m - 1) - b.sum() * 2 / m
-        t += v
-        per.append(v / m)
-    return float(t / num_subsets / m), float(np.std(per))
+    k11, k22, k21 = ((a @ b.T / n + 1) ** 3 for a, b in ((f1, f1), (f2, f2), (f2, f1)))
+    sx, sy = np.zeros((num_subsets, f2.shape[0])), np.zeros((num_subsets, f1.shape[0]))
+    for i in range(num_subsets):  # the subsets, drawn in clean-fid's order, as indicator rows
+        sx[i, rng.choice(f2.shape[0], m, replace=False)] = 1
+        sy[i, rng.choice(f1.shape[0], m, replace=False)] = 1
+
+    def block(s1, k, s2):  # the sum of k over each subset's block
+        return ((s1 @ k) * s2).sum(1)
+
+    a = block(sx, k22, sx) + block(sy, k11, sy) - sx @ np.diag(k22) - sy @ np.diag(k11)
+    per = (a / (m - 1) - block(sx, k21, sy) * 2 / m) / m
+    return float(per.mean()), float(np.std(per))
 
 
-def prdc(real, fake, k: int = 5) -> dict:
+def pairwise_distances(x, y) -> np.ndarray:
+    """Euclidean distances in float64, computed as scikit-learn's `euclidean_distances`
+    does (so PRDC matches the `prdc` package) without importing scikit-learn."""
+    d = -2 * (x @ y.T)
+    d += (x * x).sum(1)[:, None]
+    d += (y * y).sum(1)[None, :]
+    np.maximum(d, 0, out=d)
+    if x is y:
+        np.fill_diagonal(d, 0)
+    return np.sqrt(d, out=d)
+
+
+def knn_radii(x, k: int) -> np.ndarray:
+    """Distance of each point to its k-th nearest neighbour (itself excluded)."""
+    return np.partition(pairwise_distances(x, x), k, axis=1)[:, k]
+
+
+def prdc(real, fake, k: int = 5, real_radii=None) -> dict:
     """Precision, recall, density and coverage (Naeem et al. 2020; SFD's reference code
     reports them with k = 5): k-nearest-neighbour balls around the real and the fake
-    features, Euclidean distances as the `prdc` package computes them."""
-    from sklearn.metrics import pairwise_distances
-
+    features, with the `prdc` package's definitions and distances."""
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
-
-    def kth(x):
-        d = pairwise_distances(x, x, metric="euclidean")
-        return np.partition(d, k, axis=1)[:, k]  # index 0 is the point itself
-
-    r_real, r_fake = kth(real), kth(fake)
-    d = pairwise_distances(real, fake, metric="euclidean")
+    r_real = knn_radii(real, k) if real_radii is None else real_radii
+    r_fake = knn_radii(fake, k)
+    d = pairwise_distances(real, fake)
     inside = d < r_real[:, None]
     return {"precision": float(inside.any(axis=0).mean()), "recall": float((d < r_fake[None, :]).any(axis=1).mean()),
             "density": float(inside.sum(axis=0).mean() / k), "coverage": float((d.min(axis=1) < r_real).mean())}
@@ -575,13 +589,13 @@ def feature_extractor(features: str, featnet=None, inception_weights=None, devic
 
 
 def set_metrics(feats, ref_mu, ref_sigma, ref_feats, *, kid_subsets: int, kid_subset_size: int, prdc_k: int,
-                prdc_samples: int, seed: int = 0) -> dict:
+                prdc_samples: int, seed: int = 0, ref_radii=None) -> dict:
     """FID against the reference statistics; KID and precision/recall/density/coverage
     against the reference features (when the reference file has them)."""
     out = {"fid": frechet_distance(*feature_stats(feats), ref_mu, ref_sigma)}
     if ref_feats is not None:
         out["kid"], out["kid_subset_std"] = kernel_distance(feats, ref_feats, kid_subsets, kid_subset_size, seed)
-        out.update(prdc(ref_feats[:prdc_samples], feats[:prdc_samples], prdc_k))
+        out.update(prdc(ref_feats[:prdc_samples], feats[:prdc_samples], prdc_k, ref_radii))
     return out
 
 
@@ -615,7 +629,8 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
     feats = compute_features(imgs, extractor, batch_size, device=device)
     sets = [feats[k * num_samples:(k + 1) * num_samples] for k in range(seed_sets)]
     kw = dict(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, prdc_k=prdc_k, prdc_samples=prdc_samples)
-    result = {**row, **_merge_sets([set_metrics(f, ref_mu, ref_sigma, ref_feats, **kw) for f in sets]),
+    radii = knn_radii(ref_feats[:prdc_samples], prdc_k) if ref_feats is not None else None
+    result = {**row, **_merge_sets([set_metrics(f, ref_mu, ref_sigma, ref_feats, ref_radii=radii, **kw) for f in sets]),
               "num_samples": num_samples, "seed_sets": seed_sets, "samples": str(samples)}
     if noise_floor and seed_sets > 1:
         pairs = [(a, b) for a in range(seed_sets) for b in range(a + 1, seed_sets)]

@@ -31,6 +31,7 @@ FIELDS: dict[str, tuple[str, type]] = {
     "loss": ("loss", str),
     "num": ("n", int),
     "seed_start": ("s", int),
+    "num_students": ("N", int),
     "init": ("init", str),
     "split": ("split", str),
     "kd": ("kd", str),

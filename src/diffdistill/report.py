@@ -210,16 +210,17 @@ SIGNIFICANCE_RULE = (
     "A row's difference from the default counts as larger than the noise when |FID - FID_default| > 2 sigma, "
     "sigma = sqrt(s_train^2 + s_row^2 / S + s_default^2 / S): s_train is the standard deviation of the default's "
     "FID over its training seeds (the rows 'default, another training seed' and the default), s_row and "
-    "s_default the standard deviations over the S evaluation seed sets. Otherwise it is within the noise.")
+    "s_default the standard deviations over the S evaluation seed sets. Otherwise it is within the noise; a "
+    "table whose rows have no measured spread says so.")
 
 
-def ablation_table(records: list[dict]) -> tuple[pd.DataFrame, dict]:
+def ablation_table(records: list[dict], table: str = "ablations") -> tuple[pd.DataFrame, dict]:
     """One row per ablation run with its ratio to the default and a significance mark;
     and the default's spread over training seeds."""
-    recs = in_table(records, "ablations")
+    recs = in_table(records, table)
     default = next((r for r in recs if r.get("meta", {}).get("factor") == "default"), None)
     if default is None:
-        raise UserError("the ablation rows lack the default row")
+        raise UserError(f"the rows of {table} lack the default row")
     seeds = [default] + [r for r in recs if r.get("meta", {}).get("factor") == "train_seed"]
     fids = [r["fid"] for r in seeds]
     s_train = float(np.std(fids, ddof=1)) if len(fids) > 1 else float("nan")
@@ -227,28 +228,39 @@ def ablation_table(records: list[dict]) -> tuple[pd.DataFrame, dict]:
     rows = []
     for r in recs:
         m = r.get("meta", {})
-        sig = math.sqrt(np.nansum([s_train ** 2, r["fid_std"] ** 2 / sets, default["fid_std"] ** 2 / sets]))
+        parts = [s_train ** 2, r["fid_std"] ** 2 / sets, default["fid_std"] ** 2 / sets]
+        sig = math.sqrt(np.nansum(parts)) if not all(v != v for v in parts) else float("nan")
         diff = r["fid"] - default["fid"]
-        mark = "" if r is default else ("larger than noise" if abs(diff) > 2 * sig else "within noise")
+        mark = "" if r is default else ("no spread measured" if sig != sig else
+                                        "larger than noise" if abs(diff) > 2 * sig else "within noise")
         rows.append({"factor": "default" if m.get("factor") == "default" else m.get("factor_name", m.get("factor")),
                      "value": m.get("value", ""), "NFE": r["nfe"], "FID": r["fid"], "FID std": r["fid_std"],
                      "vs default": r["fid"] / default["fid"], "2 sigma": 2 * sig, "significance": mark})
-    spread = {"train_seeds": len(fids), "fid_mean": float(np.mean(fids)), "fid_std": s_train}
+    spread = {"train_seeds": len(fids), "fid_mean": float(np.mean(fids)), "fid_std": s_train,
+              "description": default.get("meta", {}).get("description", "")}
     return pd.DataFrame(rows), spread
 
 
-def write_ablation_dir(fid_files, out_dir, default_desc: str = "") -> None:
-    """ablations.{csv,md,tex} into out_dir, atomically as a whole folder."""
-    df, spread = ablation_table(load_records(fid_files))
-    shown = df.copy()
-    shown["vs default"] = shown["vs default"].map(lambda v: f"{v:.2f}x")
-    note = (f"Default over {spread['train_seeds']} training seeds: FID {spread['fid_mean']:.2f} ± "
-            f"{spread['fid_std']:.2f}.\n\n{SIGNIFICANCE_RULE}")
-    intro = (f"Each row changes one factor of the default SFD student and keeps the rest; FID at NFE "
-             f"{int(df['NFE'].iloc[0])} (lower is better, mean over the evaluation seed sets of the main table). "
-             f"Default: {default_desc or 'the config'}.")
+def write_ablation_dir(fid_files, out_dir) -> None:
+    """One ablation table ({csv,md,tex}) per ablation group of the rows (`ablations`: SFD's
+    Table 1; `ablations_<method>`: another method's), into out_dir as a whole folder."""
+    records = load_records(fid_files)
+    tables = list(dict.fromkeys(t for r in records for t in r.get("tables", ()) if t.startswith("ablations")))
     with atomic_dir(out_dir) as out:
-        write_table(out, "ablations", df, "SFD ablations (one factor at a time)", note, shown, intro)
+        for table in tables:
+            df, spread = ablation_table(records, table)
+            shown = df.copy()
+            shown["vs default"] = shown["vs default"].map(lambda v: f"{v:.2f}x")
+            note = SIGNIFICANCE_RULE
+            if spread["train_seeds"] > 1:
+                note = (f"Default over {spread['train_seeds']} training seeds: FID {spread['fid_mean']:.2f} ± "
+                        f"{spread['fid_std']:.2f}.\n\n{note}")
+            intro = (f"Each row changes one factor of the default and keeps the rest; FID at NFE "
+                     f"{int(df['NFE'].iloc[0])} (lower is better; the mean over the evaluation seed sets where "
+                     f"there are several). Default: {spread['description'] or 'the config'}.")
+            title = "SFD ablations (one factor at a time)" if table == "ablations" else \
+                f"{table.split('_', 1)[1].upper()} ablations (one factor at a time)"
+            write_table(out, table, df, title, note, shown, intro)
 
 
 # -- cost of every distilled model ------------------------------------------------------

@@ -31,3 +31,11 @@ def autocast(device, enabled: bool):
     # copy of a weight would go stale after the first one.
     return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16,
                           cache_enabled=False)
+
+
+def set_threads(n: int) -> None:
+    """torch's intra-op threads and numpy's BLAS threads (metrics) of this process."""
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(n)
+    threadpool_limits(n)

@@ -18,6 +18,7 @@ from torch import nn
 from ..data import load_dataset
 from ..distributed import rank_slice
 from ..io import UserError
+from .. import naming
 from ..naming import student_model
 from ..options import Opt, positive_int
 from ..precond import build_denoiser, load_denoiser, register_kind
@@ -103,13 +104,29 @@ def build_router(spec: dict) -> Router:
 register_kind("router", build_router)
 
 
-def student_spec(teacher_spec: dict, student_kwargs: dict) -> dict:
+def student_spec(teacher_spec: dict, student_kwargs: dict, init: str = "scratch") -> dict:
     """The teacher's spec with the backbone arguments `student_kwargs` changed (width,
     depth): everything else (image shape, attention, embeddings; ours or EDM's names)
-    is the teacher's."""
+    is the teacher's. Students made from the teacher keep its noise embedding's width."""
     spec = copy.deepcopy(teacher_spec)
     spec["net_kwargs"] = {**spec["net_kwargs"], **student_kwargs}
+    if init == "teacher":
+        if spec["net"] != "unet":
+            raise UserError(f"init teacher (channel selection) is implemented for the unet backbone, not "
+                            f"{spec['net']}: use --init scratch")
+        spec["net_kwargs"]["noise_channels"] = teacher_spec["net_kwargs"].get("model_channels", 32)
     return spec
+
+
+def students_from_teacher(router: "Router", teacher) -> None:
+    """Every student starts as the teacher narrowed by channel selection (unet.select_channels:
+    per channel space, the whole GroupNorm groups whose producing weights have the largest L2
+    norm, in their original order). Norms rather than the first channels: a trained
+    teacher's channels are not equally used, and the strongest carry most of its function."""
+    from ..nets.unet import select_channels
+
+    for s in router.students:
+        select_channels(teacher.model, s.model, rule="norm")
 
 
 def _feature_module(denoiser: nn.Module) -> nn.Module:
@@ -157,6 +174,7 @@ class O2MKD(Method):
                Opt("num_students", required=True, help="students N (1: one-to-one KD)", kwargs={"type": positive_int}),
                Opt("split", key="o2mkd.split"), Opt("split_grid", key="o2mkd.split_grid"),
                Opt("student_kwargs", key="o2mkd.student_kwargs"), Opt("kd", key="o2mkd.kd"),
+               Opt("init", key="o2mkd.init"),
                Opt("feature_weight", key="o2mkd.feature_weight")) + DATA_OPTIONS + SCHEDULE_OPTIONS
 
     def __init__(self, args, device):
@@ -167,9 +185,12 @@ class O2MKD(Method):
         check_kwargs(tspec["net"], args.student_kwargs, key="--student-kwargs")
         self.boundaries = split_boundaries(args.num_students, args.split, args.t_min, args.t_max, args.rho,
                                            args.split_grid)
-        self.spec = router_spec(student_spec(tspec, args.student_kwargs), args.num_students, self.boundaries)
+        self.spec = router_spec(student_spec(tspec, args.student_kwargs, args.init), args.num_students,
+                                self.boundaries)
         torch.manual_seed(args.seed)
         self.model = build_denoiser(self.spec).to(device)
+        if args.init == "teacher":
+            students_from_teacher(self.model, self.teacher)
         self.images, self.batch_size = images.to(device), args.batch_size
         self.sigma_data = float(tspec.get("precond_kwargs", {}).get("sigma_data", 0.5))
         self.counters = {"teacher_nfe": 0, "images_seen": 0}
@@ -219,34 +240,72 @@ class O2MKD(Method):
                 "params_per_student": sum(p.numel() for p in self.model.students[0].parameters())}
 
     # ---- the workflow's side ---------------------------------------------------------
-    @staticmethod
-    def models(cfg: dict) -> list[str]:
-        return [student_model("o2mkd", f"n{n}") for n in cfg["o2mkd"]["num_students"]]
+    VARIED = ("split", "kd", "model_channels", "init")
 
     @staticmethod
-    def rows(cfg: dict) -> list:
+    def defaults(cfg: dict) -> dict:
         o = cfg["o2mkd"]
-        cols = [("euler", k) for k in o["ddim_nfe"]] + [(o["fast_solver"], o["fast_nfe"])]
-        short = {"euler": "DDIM"}
-        rows = []
-        for solver, k in cols:
-            col = f"FID {short.get(solver, SOLVER_NAMES.get(solver, solver))} {k}"
-            rows.append(solver_row(cfg, solver, k, False, tables=("o2mkd",), meta={"o2mkd": {"row": "teacher",
-                                                                                           "col": col}}))
-            for n in o["num_students"]:
-                label = "one-to-one KD (N=1)" if n == 1 else f"O2MKD N={n}"
-                rows.append(Row(name=f"students/o2mkd/n{n}-{solver}/nfe{k}", label=label, nfe=k, family="o2mkd",
-                                model=student_model("o2mkd", f"n{n}"),
-                                sample_args=(("--solver", solver), ("--nfe", k)), tables=("o2mkd",),
-                                meta={"o2mkd": {"row": label, "col": col}}))
-        return rows
+        return {"split": o["split"], "kd": o["kd"], "model_channels": o["student_kwargs"].get("model_channels"),
+                "init": o["init"]}
+
+    @staticmethod
+    def variant(cfg: dict, n: int, **changed) -> str:
+        d = O2MKD.defaults(cfg)
+        return naming.name({"num_students": n, **{k: v for k, v in changed.items() if v != d[k]}})
 
     @classmethod
     def rule_values(cls, cfg: dict, wildcards, input, output) -> dict:
-        return {"teacher": input.teacher, "num_students": wildcards.n}
+        s = naming.parse(wildcards.variant)
+        if "num_students" not in s:
+            raise UserError(f"O2MKD folder '{wildcards.variant}' does not name its student count (N<n>)")
+        kw = {**cfg["o2mkd"]["student_kwargs"]}
+        if "model_channels" in s:
+            kw["model_channels"] = s["model_channels"]
+        return {"teacher": input.teacher, "num_students": s["num_students"], "student_kwargs": kw,
+                **{k: s[k] for k in ("split", "kd", "init") if k in s}}
+
+    @staticmethod
+    def _router_rows(cfg: dict, variant: str, label: str, cols, tables, meta=None) -> list:
+        rows = []
+        for solver, k in cols:
+            col = f"FID {'DDIM' if solver == 'euler' else SOLVER_NAMES.get(solver, solver)} {k}"
+            rows.append(Row(name=f"students/o2mkd/{variant}-{solver}/nfe{k}", label=label, nfe=k, family="o2mkd",
+                            model=student_model("o2mkd", variant), sample_args=(("--solver", solver), ("--nfe", k)),
+                            tables=tables, meta={**(meta or {}), tables[0]: {"row": label, "col": col}}))
+        return rows
+
+    @staticmethod
+    def rows(cfg: dict) -> list:
+        o, abl = cfg["o2mkd"], cfg["o2mkd"]["ablations"]
+        cols = [("euler", k) for k in o["ddim_nfe"]] + [(o["fast_solver"], o["fast_nfe"])]
+        rows = []
+        for solver, k in cols:
+            col = f"FID {'DDIM' if solver == 'euler' else SOLVER_NAMES.get(solver, solver)} {k}"
+            rows.append(solver_row(cfg, solver, k, False, tables=("o2mkd",), meta={"o2mkd": {"row": "teacher",
+                                                                                           "col": col}}))
+        for n in o["num_students"]:
+            label = "one-to-one KD (N=1)" if n == 1 else f"O2MKD N={n}"
+            rows += O2MKD._router_rows(cfg, O2MKD.variant(cfg, n), label, cols, ("o2mkd",))
+        d = O2MKD.defaults(cfg)
+        runs = [("default", "")] + [(f, v) for f in O2MKD.VARIED for v in abl[f] if v != d[f]]
+        names = {"split": "range split", "kd": "KD loss", "model_channels": "student width", "init": "initialisation"}
+        for factor, value in runs:
+            var = O2MKD.variant(cfg, abl["num_students"], **({factor: value} if value != "" else {}))
+            meta = {"factor": factor, "factor_name": names.get(factor, factor), "value": str(value)}
+            label = f"O2MKD N={abl['num_students']}" + (f" ({factor} {value})" if value != "" else "")
+            if factor == "default":
+                meta["description"] = (f"{d['split']} split, {d['kd']} KD, students of {d['model_channels']} channels "
+                                       f"from the {'teacher' if d['init'] == 'teacher' else 'scratch'}, "
+                                       f"{cfg['o2mkd']['iters']} iterations; FID at DDIM {abl['nfe']}")
+            rows += O2MKD._router_rows(cfg, var, label, [("euler", abl["nfe"])], ("ablations_o2mkd",), meta)
+        return rows
 
     @staticmethod
     def check_config(cfg: dict) -> None:
         from ..nets import check_kwargs
+        o = cfg["o2mkd"]
         net = cfg["teacher"]["net"] if cfg["teacher"]["source"] == "train" else "songunet"
-        check_kwargs(net, cfg["o2mkd"]["student_kwargs"], key="o2mkd.student_kwargs")
+        check_kwargs(net, o["student_kwargs"], key="o2mkd.student_kwargs")
+        if net != "unet" and "teacher" in [o["init"], *o["ablations"]["init"]]:
+            raise UserError(f"config key o2mkd.init (or o2mkd.ablations.init) = teacher: channel selection is "
+                            f"implemented for the unet backbone, not {net}; use scratch")

@@ -222,7 +222,8 @@ class SFD(Method):
                             nfe=nfe, family="sfd", model=model, tables=("ablations",), all_seed_sets=True,
                             meta={"factor": factor, "factor_name": FACTOR_NAMES.get(factor, factor),
                                   "value": "" if factor == "default" else str(value),
-                                  "curve": model.replace("model.pt", "fid_curve.json")}))
+                                  "curve": model.replace("model.pt", "fid_curve.json"),
+                                  **({"description": SFD.ablation_description(cfg)} if factor == "default" else {})}))
         return rows
 
     @staticmethod

@@ -1,5 +1,6 @@
-# O2MKD: N small students over contiguous noise ranges (N = 1: one-to-one KD). Its rows
-# sample the router with DDIM at several step counts and with a fast solver; the
+# O2MKD: N small students over contiguous noise ranges (N = 1: one-to-one KD), one router
+# per folder (`N<n>`, plus the settings that differ from the default: the O2MKD ablations).
+# Its rows sample the router with DDIM at several step counts and with a fast solver; the
 # profile rule (evaluate.smk) measures parameters, MACs and throughput of its table.
 
 
@@ -8,12 +9,12 @@ rule distill_o2mkd:
     input:
         unpack(train_input("o2mkd")),
     output:
-        model="results/students/o2mkd/n{n}/model.pt",
-        meta="results/students/o2mkd/n{n}/model.pt.meta.json",
+        model="results/students/o2mkd/{variant}/model.pt",
+        meta="results/students/o2mkd/{variant}/model.pt.meta.json",
     log:
-        "results/logs/distill/o2mkd/n{n}.log",
+        "results/logs/distill/o2mkd/{variant}.log",
     wildcard_constraints:
-        n=r"\d+",
+        variant=r"N\d+[A-Za-z0-9_.+-]*",
     params:
         args=train_args("o2mkd"),
         launch=launch,

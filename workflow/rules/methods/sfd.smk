@@ -29,21 +29,3 @@ rule distill_sfd:
         CONDA_ENV
     shell:
         "{params.launch}diffdistill train sfd {params.args} --out {output.model} --threads {threads} 2> {log}"
-
-
-# The ablation suite is its own target (about 13 extra students on the default): the
-# main table stays within the CPU budget of `snakemake --cores all results/tables`.
-rule ablation_table:
-    input:
-        fid_files("ablations"),
-    output:
-        report(directory("results/ablations"), patterns=["{name}.csv"], caption="../../report/ablations.rst",
-               category="Tables"),
-    log:
-        "results/logs/ablations.log",
-    params:
-        default=shlex.quote(methods.get("sfd").ablation_description(config)),
-    conda:
-        CONDA_ENV
-    shell:
-        "diffdistill ablation-table --fid {input} --default {params.default} --out-dir {output} 2> {log}"

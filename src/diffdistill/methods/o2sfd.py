@@ -1,0 +1,120 @@
+"""O2MKD x SFD: few steps AND cheaper steps.
+
+SFD cuts the number of steps; O2MKD cuts the cost of each step with small students that
+each own a range of noise levels. Here a router of N small students (O2MKD's `Router`,
+started from the teacher by channel selection) is fine-tuned with SFD's loss on the
+cached teacher trajectories: the same caches, AFS and t_min as SFD. At NFE n with AFS
+the network is called at n student timestamps; they are split into N contiguous groups
+(as equal as np.array_split makes them) and each student owns its group's noise range,
+the boundaries lying halfway in t^(1/rho) between neighbouring timestamps. With N = n
+(the default) each student learns exactly one step.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..io import UserError, read_meta
+from ..naming import TEACHER, cache_path, student_model
+from ..options import Opt, positive_int
+from ..precond import build_denoiser, load_denoiser
+from ..rows import Row
+from . import register
+from .base import Method
+from .o2mkd import router_spec, student_spec, students_from_teacher
+from .sfd import TEACHER_OPTIONS, SFD, SFDBatches, student_timesteps, trajectory_batches
+from .teacher import SCHEDULE_OPTIONS
+
+
+def step_boundaries(timesteps, afs: bool, num_students: int, rho: float) -> list[float]:
+    """Descending router boundaries so that student j owns the j-th group of the
+    evaluated timestamps (all but the last, and the first with AFS)."""
+    evaluated = [float(t) for t in timesteps[(1 if afs else 0):-1]]
+    if not 1 <= num_students <= len(evaluated):
+        raise UserError(f"{num_students} students for {len(evaluated)} network steps: need 1 <= N <= NFE")
+    groups = np.array_split(np.arange(len(evaluated)), num_students)
+    return [(0.5 * (evaluated[g[-1]] ** (1 / rho) + evaluated[g[-1] + 1] ** (1 / rho))) ** rho for g in groups[:-1]]
+
+
+@register
+class O2SFD(Method):
+    name = "o2sfd"
+    section = "o2sfd"
+    order = 60
+    reads = ("sfd", "trajectories")
+    find_unused = True
+    teacher_afs = False
+    summary = "O2MKD x SFD: small students, one per group of steps, fine-tuned with SFD's loss"
+    options = (Opt("teacher", required=True, help="teacher checkpoint"),
+               Opt("trajectories", help="trajectory cache (.pt); omitted: regenerate per batch from fresh noise"),
+               Opt("nfe", required=True, help="student NFE", kwargs={"type": positive_int}),
+               Opt("num_students", help="students N (default: one per network step, N = NFE)",
+                   kwargs={"type": positive_int}),
+               Opt("student_kwargs", key="o2sfd.student_kwargs"), Opt("init", key="o2sfd.init"),
+               Opt("afs", key="sfd.afs"), Opt("loss", key="sfd.loss")) + SCHEDULE_OPTIONS + TEACHER_OPTIONS
+
+    def __init__(self, args, device):
+        self.args = args
+        self.student_t = student_timesteps(args.nfe, args.afs, args.t_min, args.t_max, args.rho)
+        n = args.num_students or args.nfe
+        self.boundaries = step_boundaries(self.student_t, args.afs, n, args.rho)
+        batches, per_traj = trajectory_batches(args, args.teacher, self.student_t, self.teacher_afs, device)
+        teacher, tspec = load_denoiser(args.teacher, device=device)
+        self.spec = router_spec(student_spec(tspec, args.student_kwargs, args.init), n, self.boundaries)
+        self.model = build_denoiser(self.spec).to(device)
+        if args.init == "teacher":
+            students_from_teacher(self.model, teacher)
+        self.sfd = SFDBatches(self, batches, self.student_t, args.batch_size, args.afs, args.loss, per_traj)
+        self.counters = {"teacher_nfe": 0, "trajectories": 0}
+
+    def train_step(self, iteration, gen, opt_step) -> dict:
+        return self.sfd.train_step(gen, opt_step, self.counters)
+
+    def recipe(self) -> dict:
+        a = self.args
+        return {"solver": "euler", "nfe": a.nfe, "afs": a.afs, "grid": "edm", "final_step": "force",
+                "t_min": a.t_min, "t_max": a.t_max, "rho": a.rho, "timesteps": self.student_t.tolist()}
+
+    def meta(self, res) -> dict:
+        out = {"nfe": self.args.nfe, "num_students": len(self.boundaries) + 1, "boundaries": self.boundaries,
+               "timesteps": self.student_t.tolist()}
+        if self.args.trajectories:
+            out["teacher_nfe"] = read_meta(self.args.trajectories).get("teacher_nfe", 0)
+        return out
+
+    # ---- the workflow's side ---------------------------------------------------------
+    @staticmethod
+    def folder(cfg: dict, nfe: int) -> str:
+        n = cfg["o2sfd"]["num_students"]
+        return f"N{n or nfe}"
+
+    @classmethod
+    def rule_inputs(cls, cfg: dict, wildcards) -> dict:
+        inputs = {"teacher": TEACHER}
+        if cfg["trajectories"]["cache"]:
+            inputs["traj"] = cache_path(SFD.cache_settings(cfg, SFD.defaults(cfg)), wildcards.nfe)
+        return inputs
+
+    @classmethod
+    def rule_values(cls, cfg: dict, wildcards, input, output) -> dict:
+        return {"teacher": input.teacher, "trajectories": input.get("traj"), "nfe": wildcards.nfe,
+                "num_students": int(wildcards.variant[1:])}
+
+    @staticmethod
+    def rows(cfg: dict) -> list:
+        if not cfg["o2sfd"]["enabled"]:
+            return []
+        label = "O2MKD x SFD" + ("" if cfg["o2sfd"]["num_students"] else " (one student per step)")
+        return [Row(name=f"students/o2sfd/{O2SFD.folder(cfg, n)}/nfe{n}", label=label, nfe=n, family="o2sfd",
+                    model=student_model("o2sfd", O2SFD.folder(cfg, n), n), all_seed_sets=True)
+                for n in cfg["o2sfd"]["nfe"]]
+
+    @staticmethod
+    def check_config(cfg: dict) -> None:
+        o = cfg["o2sfd"]
+        if o["enabled"] and o["num_students"] and o["num_students"] > min(o["nfe"]):
+            raise UserError(f"config key o2sfd.num_students = {o['num_students']}: more students than the "
+                            f"{min(o['nfe'])} network steps of NFE {min(o['nfe'])}")
+        net = cfg["teacher"]["net"] if cfg["teacher"]["source"] == "train" else "songunet"
+        if o["enabled"] and o["init"] == "teacher" and net != "unet":
+            raise UserError(f"config key o2sfd.init = teacher: channel selection is implemented for the unet "
+                            f"backbone, not {net}; use scratch")

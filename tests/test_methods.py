@@ -41,7 +41,7 @@ def test_every_training_command_takes_device_and_amp(method):
 
 
 def test_profile_and_evaluation_commands_take_device():
-    for cmd in ("profile-models", "sample", "fid", "trajectories", "ref-stats", "train-featnet"):
+    for cmd in ("profile", "sample", "fid", "trajectories", "ref-stats", "train-featnet"):
         assert "--device" in _actions([cmd]), cmd
 
 
@@ -83,7 +83,7 @@ def test_workflow_flags_have_no_default_that_differs_from_the_schema(tmp_path, c
     assert {c for c, _ in commands} >= {f"train {m}" for m in TRAINING if m != "teacher"} | {"sample", "fid"}
     unkeyed_ok = {"--teacher", "--trajectories", "--curve-out", "--ref", "--featnet", "--model", "--seeds", "--row",
                   "--samples", "--png", "--solver", "--nfe", "--afs", "--grid", "--t-min", "--t-max", "--rho",
-                  "--threads", "--quiet", "--out", "--floor-out", "--models", "--teacher-afs", "--default", "--profile", "--floor", "--seed-sets", "--noise-floor"}
+                  "--threads", "--quiet", "--out", "--floor-out", "--models", "--teacher-afs", "--default", "--profile", "--floor", "--seed-sets", "--noise-floor", "--rows"}
     checked = 0
     for cmd, rest in commands:
         acts = _actions(cmd.split())

@@ -14,7 +14,7 @@ import sys
 
 from . import __version__
 from .io import UserError
-from .options import Opt, add_options, bool_arg, json_arg, positive_float, positive_int
+from .options import Opt, add_options, bool_arg, json_arg, json_list, positive_float, positive_int
 from .runner import used_args
 from .schedules import GRIDS
 from .solvers import FINAL_STEP_RULES, SOLVERS
@@ -101,11 +101,10 @@ def cmd_fid(args):
                          noise_floor=args.noise_floor, device=args.device, args=used_args(args))
 
 
-def cmd_profile_models(args):
-    from .profiling import profile_models
-    profile_models(args.models, args.out, nfe=args.nfe, num_images=args.num_images, batch_size=args.batch_size,
-                   repeats=args.repeats, threads=args.threads, device=args.device, args=used_args(args),
-                   t_min=args.t_min, t_max=args.t_max, rho=args.rho)
+def cmd_profile(args):
+    from .profiling import profile_rows
+    profile_rows(args.rows, args.out, num_images=args.num_images, batch_size=args.batch_size, repeats=args.repeats,
+                 threads=args.threads, device=args.device, args=used_args(args))
 
 
 def cmd_fetch(args):
@@ -120,7 +119,7 @@ def cmd_import_edm(args):
 
 def cmd_table(args):
     from .report import write_tables
-    write_tables(args.fid, args.out_dir, floor=args.floor, profile=args.profile)
+    write_tables(args.fid, args.out_dir, floor=args.floor, profiles=args.profile or [])
 
 
 def cmd_ablation_table(args):
@@ -130,7 +129,7 @@ def cmd_ablation_table(args):
 
 def cmd_figures(args):
     from .figures import write_figures
-    write_figures(args.fid, args.out_dir, floor=args.floor)
+    write_figures(args.fid, args.out_dir, floor=args.floor, profile=args.profile)
 
 
 OUT = Opt("out", required=True, help="output file")
@@ -179,19 +178,20 @@ COMMANDS = [
       Opt("noise_floor", help="also compare the seed sets with each other", kwargs={"action": "store_true"})]
      + [Opt(k, key=f"eval.{k}") for k in ("kid_subsets", "kid_subset_size", "prdc_k", "prdc_samples")]
      + FEATURES + IO + RUN),
-    ("profile-models", cmd_profile_models, "parameters, MACs and sampling throughput of checkpoints",
-     [Opt("models", required=True, help="checkpoints; the first is the reference", kwargs={"nargs": "+"}),
-      Opt("nfe", key="o2mkd.profile.nfe"), Opt("num_images", key="o2mkd.profile.num_images"),
-      Opt("batch_size", key="o2mkd.profile.batch_size"), Opt("repeats", key="o2mkd.profile.repeats"), OUT]
-     + SCHEDULE + RUN),
+    ("profile", cmd_profile, "parameters, MACs per image and sampling throughput of result rows",
+     [Opt("rows", required=True, help='JSON list of rows [{"name", "model", "sample_args"}]; the first is the '
+          "reference", kwargs={"type": json_list}),
+      Opt("num_images", key="eval.profile.num_images"), Opt("batch_size", key="eval.profile.batch_size"),
+      Opt("repeats", key="eval.profile.repeats"), OUT] + RUN),
     ("fetch", cmd_fetch, "download one input file (teacher, dataset, FID files) unless present",
      [Opt("url", required=True, help="where to download from"), OUT,
       Opt("what", help="what it is, for messages", kwargs={"default": "file"})]),
     ("import-edm", cmd_import_edm, "convert an EDM snapshot pickle without running code from it",
      [Opt("key", help="entry of the snapshot dict", kwargs={"default": "ema"})]),
-    ("table", cmd_table, "render the result tables", [FID, FLOOR, OUT_DIR, Opt("profile", help="profile JSON")]),
+    ("table", cmd_table, "render the result tables",
+     [FID, FLOOR, OUT_DIR, Opt("profile", help="profile JSON files", kwargs={"nargs": "*"})]),
     ("ablation-table", cmd_ablation_table, "render the ablation tables", [FID, OUT_DIR]),
-    ("figures", cmd_figures, "render the figures (PNG and PDF)", [FID, FLOOR, OUT_DIR]),
+    ("figures", cmd_figures, "render the figures (PNG and PDF)", [FID, FLOOR, OUT_DIR, Opt("profile", help="profile JSON")]),
 ]
 
 

@@ -6,7 +6,9 @@ row's label, family and kind), model metadata, FID curves and sample files.
 - fid_vs_finetune: FID against fine-tuning wall clock (SFD's Figure 1 analogue), each
   distilled method a curve through its NFE points;
 - fid_curves: FID during training of the ablation students, one panel per factor;
-- samples: the same seeds across methods and NFE, one row per (method, NFE).
+- samples: the same seeds across methods and NFE, one row per (method, NFE);
+- fid_vs_macs: FID against network MACs per image, one series per method, the Pareto
+  front (no other row is both cheaper and better) marked.
 
 Style: one colour per method family (teacher baselines: one per solver), and the line
 says what a series is: solid = distilled, dashed = training-free baseline (dash-dot
@@ -63,7 +65,7 @@ def series_styles(series: dict[str, list[dict]]) -> dict[str, dict]:
         else:
             colour = FAMILY_COLOURS.get(fam) or FAMILY_COLOURS.setdefault(fam, next(extra, "k"))
         ls = {"baseline": "-." if _afs(r) else "--", "target": ":", "reference": "--"}.get(kind, "-")
-        marker = MARKERS[sum(1 for k in seen.values() if k[:2] == (colour, ls)) % len(MARKERS)]
+        marker = MARKERS[sum(1 for k in seen.values() if k[0] == colour) % len(MARKERS)]  # also tells points apart
         key = (colour, ls, marker)
         if key in seen.values():
             raise UserError(f"figure series '{label}' would look like another one")
@@ -137,6 +139,40 @@ def fid_vs_finetune(ax, series: dict, styles: dict) -> int:
     return n
 
 
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other point beats in both cost and FID (lower is better in both)."""
+    front, best = [], float("inf")
+    for x, y in sorted(points):
+        if y < best:
+            front.append((x, y))
+            best = y
+    return front
+
+
+def fid_vs_macs(ax, series: dict, styles: dict, profile: dict) -> int:
+    """FID against network MACs per image, one series per method, the Pareto front marked."""
+    pts, n = [], 0
+    for label, recs in series.items():
+        xy = [(profile[r["name"]]["macs_per_image"] / 1e6, r["fid"], r["nfe"]) for r in recs if r.get("name") in profile]
+        if not xy:
+            continue
+        xy.sort()
+        ax.plot([p[0] for p in xy], [p[1] for p in xy], ms=4, label=label, **styles[label])
+        pts += [(x, y) for x, y, _ in xy]
+        n += 1
+    front = pareto_front(pts)
+    ax.plot([p[0] for p in front], [p[1] for p in front], color="k", lw=5, alpha=0.15, zorder=0,
+            label="Pareto front")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    _plain_log_axis(ax.xaxis)
+    _plain_log_axis(ax.yaxis)
+    ax.set_xlabel("network MACs per image (millions; FlopCounterMode FLOPs / 2)")
+    ax.set_ylabel("FID (lower is better)")
+    ax.grid(True, which="both", alpha=0.3)
+    return n
+
+
 def plot_curves(curves: list[tuple[str, str, dict]], out: Path) -> None:
     """curves: (factor, value, curve dict); the default's curve appears in every panel."""
     plt = _plt()
@@ -196,7 +232,7 @@ def _legend_right(ax) -> None:
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
 
 
-def write_figures(fid_files, out_dir, floor=None) -> None:
+def write_figures(fid_files, out_dir, floor=None, profile=None) -> None:
     """Every figure into out_dir, atomically as a whole folder."""
     from .curves import read_curve
     plt = _plt()
@@ -219,6 +255,14 @@ def write_figures(fid_files, out_dir, floor=None) -> None:
             _save(fig, tmp, "fid_vs_finetune")
         else:
             plt.close(fig)
+        if profile:
+            fig, ax = plt.subplots(figsize=(7.5, 4.5))
+            if fid_vs_macs(ax, series, styles, {r["name"]: r for r in read_json(profile)["rows"]}):
+                _legend_right(ax)
+                ax.set_title("FID against compute per image")
+                _save(fig, tmp, "fid_vs_macs")
+            else:
+                plt.close(fig)
         curves = [(r["meta"]["factor_name"] if r["meta"]["factor"] != "default" else "default", r["meta"]["value"],
                    read_curve(r["meta"]["curve"])) for r in in_table(records, "ablations") if r["meta"].get("curve")]
         if curves:

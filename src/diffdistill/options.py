@@ -36,6 +36,16 @@ def json_arg(s: str):
     return value
 
 
+def json_list(s: str):
+    try:
+        value = json.loads(s)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {s[:60]!r} ({e.msg})")
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise argparse.ArgumentTypeError("expected a JSON list of objects")
+    return value
+
+
 def number(kind: type = float, minimum=None, exclusive_minimum=None, maximum=None) -> Callable:
     """argparse type: a finite int or float within bounds, refused with the bound named."""
     def parse(s: str):

@@ -1,6 +1,8 @@
-"""Cost of sampling with each model: parameters, MACs (FlopCounterMode, MACs = FLOPs / 2)
-per network evaluation and per image, and sampling throughput, measured one model after
-the other in one process so that ratios against the first model are fair."""
+"""Cost of sampling each row: parameters, network MACs per image (FlopCounterMode, MACs =
+FLOPs / 2, summed over the evaluations the sampler actually makes: AFS steps cost none,
+Heun two per step, a router one student per step) and sampling throughput, measured one
+row after the other in one process (the workflow runs it alone, with every core), so
+ratios between rows are fair."""
 from __future__ import annotations
 
 import sys
@@ -10,7 +12,10 @@ import torch
 
 from .io import check_writable, write_json, write_meta
 from .precond import image_shape, load_checkpoint
-from .sampling import generate_images, resolve_recipe, recipe_timesteps
+from .sampling import generate_images, recipe_timesteps, resolve_recipe
+
+OVERRIDES = {"--solver": "solver", "--nfe": "nfe", "--afs": "afs", "--grid": "grid", "--final-step": "final_step",
+             "--t-min": "t_min", "--t-max": "t_max", "--rho": "rho"}
 
 
 def sampling_macs(model, timesteps, solver: str, afs: bool, img_shape, model_kwargs=None) -> int:
@@ -23,37 +28,41 @@ def sampling_macs(model, timesteps, solver: str, afs: bool, img_shape, model_kwa
     return counter.get_total_flops() // 2
 
 
-def profile_model(path, nfe: int, num_images: int, batch_size: int, repeats: int, device="cpu", **schedule) -> dict:
-    model, ckpt = load_checkpoint(path, device=device)
-    r = resolve_recipe(ckpt.get("sampling"), solver="euler", nfe=nfe, afs=False, grid="edm", **schedule)
+def profile_row(model, ckpt, sample_args, num_images: int, batch_size: int, repeats: int, device) -> dict:
+    given = {OVERRIDES[f]: (str(v).lower() == "true" if f == "--afs" else v) for f, v in sample_args}
+    r = resolve_recipe(ckpt.get("sampling"), **given)
     ts = recipe_timesteps(r)
     shape = image_shape(ckpt["spec"])
     kwargs = {"num_steps": len(ts)} if r.get("step_conditioning") else {}
-    macs = sampling_macs(model, ts, "euler", False, shape, kwargs)
+    macs = sampling_macs(model, ts, r["solver"], r["afs"], shape, kwargs)
     seeds = list(range(num_images))
     run = dict(img_shape=shape, batch_size=batch_size, progress=False, model_kwargs=kwargs, device=device)
-    generate_images(model, seeds[:batch_size], ts, "euler", **run)  # warm-up
+    generate_images(model, seeds[:batch_size], ts, r["solver"], r["afs"], r["final_step"], **run)  # warm-up
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        generate_images(model, seeds, ts, "euler", **run)
+        generate_images(model, seeds, ts, r["solver"], r["afs"], r["final_step"], **run)
         best = min(best, time.perf_counter() - t0)
     total = sum(p.numel() for p in model.parameters())
-    per_step = model.params_per_step() if hasattr(model, "params_per_step") else total
-    return {"model": str(path), "params_total": total, "params_per_step": per_step, "nfe": nfe,
-            "macs_per_image": macs, "macs_per_step": macs // nfe, "images_per_second": num_images / best}
+    return {"params_total": total, "params_per_step": model.params_per_step() if hasattr(model, "params_per_step")
+            else total, "nfe": r["nfe"], "solver": r["solver"], "macs_per_image": macs,
+            "macs_per_step": macs / r["nfe"], "images_per_second": num_images / best}
 
 
-def profile_models(models, out, *, nfe: int, num_images: int, batch_size: int, repeats: int, threads: int,
-                   device="cpu", args: dict | None = None, **schedule) -> list[dict]:
+def profile_rows(rows: list[dict], out, *, num_images: int, batch_size: int, repeats: int, threads: int,
+                 device="cpu", args: dict | None = None) -> list[dict]:
+    """`rows`: [{name, model, sample_args}]; the first is the reference of the ratios."""
     check_writable(out)
-    rows = []
-    for path in models:
+    loaded, result = {}, []
+    for row in rows:
+        if row["model"] not in loaded:
+            loaded[row["model"]] = load_checkpoint(row["model"], device=device)
         with torch.inference_mode():
-            rows.append(profile_model(path, nfe, num_images, batch_size, repeats, device, **schedule))
-        r = rows[-1]
-        print(f"{path}: {r['macs_per_step'] / 1e6:.3f} M MACs/step, {r['images_per_second']:.0f} images/s",
+            p = profile_row(*loaded[row["model"]], row.get("sample_args", []), num_images, batch_size, repeats,
+                            device)
+        result.append({"name": row["name"], "model": row["model"], **p})
+        print(f"{row['name']}: {p['macs_per_image'] / 1e6:.2f} M MACs/image, {p['images_per_second']:.0f} images/s",
               file=sys.stderr)
-    write_json(out, {"rows": rows, "threads": threads, "macs": "FlopCounterMode FLOPs / 2"})
+    write_json(out, {"rows": result, "threads": threads, "macs": "FlopCounterMode FLOPs / 2"})
     write_meta(out, args or {}, None)
-    return rows
+    return result

@@ -171,7 +171,25 @@ def floor_notes(records: list[dict], floor: str | None) -> str:
     return "\n\n".join(lines)
 
 
-def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profile: str | None = None,
+def load_profiles(paths) -> dict:
+    """Profile rows (MACs per image, images/s) of every given profile file, by row name."""
+    return {r["name"]: r for p in paths for r in read_json(p)["rows"]}
+
+
+def efficiency_table(records: list[dict], profile: dict) -> pd.DataFrame:
+    """Quality against compute: every main-table row that samples a model."""
+    rows = []
+    for r in in_table(records, "main"):
+        p = profile.get(r.get("name"))
+        if p is None:
+            continue
+        rows.append({"method": r["label"], "NFE": r["nfe"], "FID": r["fid"], "FID std": r["fid_std"],
+                     "KID": r.get("kid", float("nan")), "KID std": r.get("kid_std", float("nan")),
+                     "MMACs / image": p["macs_per_image"] / 1e6, "images/s": p["images_per_second"]})
+    return pd.DataFrame(rows)
+
+
+def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profiles=(),
                  compare: tuple = ("sfd", "pd")) -> None:
     """The main table's FID (fid_vs_nfe), KID (kid_vs_nfe) and precision/recall (prdc), the
     cost table and, when its rows and the profile are given, the O2MKD table: csv, md and
@@ -179,8 +197,9 @@ def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profil
     records = load_records(fid_files)
     fid = fid_table(records, "main")
     kid = fid_table(records, "main", "kid") if any("kid" in r for r in records) else None
-    prof = read_json(profile) if profile else None
+    prof = load_profiles(profiles)
     o2 = o2mkd_table(records, prof) if prof and in_table(records, "o2mkd") else None
+    eff = efficiency_table(records, prof) if prof else pd.DataFrame()
     cost = cost_table(records)
     note = floor_notes(in_table(records, "main"), floor)
     n = {r.get("seed_sets", 1) for r in in_table(records, "main")}
@@ -199,7 +218,12 @@ def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profil
             metrics["floor"] = read_json(floor)["fid"]
         (tmp / "fid_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
         if o2 is not None:
-            write_o2mkd_table(tmp, o2, prof)
+            write_o2mkd_table(tmp, o2)
+        if not eff.empty:
+            write_table(tmp, "efficiency", eff, "Quality against compute", intro=(
+                "Every row of the main table that samples a network: FID and KID (lower is better; mean ± std over "
+                "the seed sets where shown), network MACs per image (FlopCounterMode FLOPs / 2, summed over the "
+                "evaluations the sampler makes) and images per second, measured by one job running alone."))
         if not cost.empty:
             write_cost_table(tmp, cost, compare)
 
@@ -346,33 +370,34 @@ def _fmt_counts(df: pd.DataFrame) -> pd.DataFrame:
 # -- O2MKD: teacher, one-to-one KD, O2MKD with N students -------------------------------
 
 def o2mkd_table(records: list[dict], profile: dict) -> pd.DataFrame:
-    """Rows: the models of the O2MKD table; columns: FID per (solver, NFE), then
-    parameters and MACs per step, throughput against the first profiled model."""
-    prof = {r["model"]: r for r in profile["rows"]}
-    ref = profile["rows"][0]
+    """Rows: the models of the O2MKD table; columns: FID per (solver, NFE), then parameters
+    and MACs per step and the throughput of the largest DDIM step count, against the first
+    model's (the teacher)."""
     rows: dict[str, dict] = {}
     for r in in_table(records, "o2mkd"):
         label, col = _cell(r, "o2mkd")
-        row = rows.setdefault(label, {"model": label, "_path": r["model"]})
+        row = rows.setdefault(label, {"model": label, "_profiles": []})
         row[col] = r["fid"]
-    out = []
+        if r.get("name") in profile:
+            row["_profiles"].append(profile[r["name"]])
+    out, ref = [], None
     for row in rows.values():
-        p = prof.get(row.pop("_path"), {})
+        ps = sorted(row.pop("_profiles"), key=lambda p: (p["solver"] == "euler", p["nfe"]))
+        p = ps[-1] if ps else {}
+        ref = ref or p
         out.append({**row, "params (per step)": p.get("params_per_step"), "params (total)": p.get("params_total"),
                     "MMACs / step": p.get("macs_per_step", float("nan")) / 1e6,
-                    "images/s": p.get("images_per_second"),
-                    "x teacher": p["images_per_second"] / ref["images_per_second"] if p else None})
+                    f"images/s (DDIM {p.get('nfe')})": p.get("images_per_second"),
+                    "x teacher": p["images_per_second"] / ref["images_per_second"] if p and ref else None})
     return pd.DataFrame(out)
 
 
-def write_o2mkd_table(out: Path, df: pd.DataFrame, profile: dict) -> None:
+def write_o2mkd_table(out: Path, df: pd.DataFrame) -> None:
     shown = df.copy()
     for c in ("params (per step)", "params (total)"):
         shown[c] = shown[c].map(lambda v: "—" if v is None or v != v else f"{int(v):,}")
-    nfe = profile["rows"][0].get("nfe")
     write_table(out, "o2mkd", df, "O2MKD and one-to-one KD", shown=shown, intro=(
         "Each O2MKD student owns a contiguous noise range; one student runs per step, so params and MACs per step "
-        "are one student's (MACs = FlopCounterMode FLOPs / 2). Throughput: Euler (DDIM) sampling at NFE "
-        f"{nfe}, measured one model after the other in one process (profile-models). The last FID column is O2MKD "
-        "composed with a fast solver (the students replace the teacher network under DPM-Solver++(3M)). FID: "
-        "lower is better."))
+        "are one student's (MACs = FlopCounterMode FLOPs / 2). Throughput: DDIM sampling at the largest step count, "
+        "measured row after row by one job running alone. The last FID column is O2MKD composed with a fast solver "
+        "(the students replace the teacher network under DPM-Solver++(3M)). FID: lower is better."))

@@ -88,14 +88,20 @@ def metrics_args(wildcards):
     return as_flags(row=r.to_dict(), seed_sets=r.seed_sets(SETS)) + (" --noise-floor" if r.noise_floor else "")
 
 
+def profile_rows(table):
+    """The rows of a table that sample a model, the teacher's first (the ratios' reference)."""
+    rows = [r for r in rowlib.in_table(ROWS.values(), table) if r.model]
+    return sorted(rows, key=lambda r: r.model != naming.TEACHER)
+
+
 def profile_input(wildcards):
-    """The distinct models of a table's rows, teacher first (the reference of the ratios)."""
-    models = list(dict.fromkeys(r.model for r in rowlib.in_table(ROWS.values(), wildcards.table) if r.model))
-    return {"models": sorted(models, key=lambda m: m != naming.TEACHER)}
+    return {"models": list(dict.fromkeys(r.model for r in profile_rows(wildcards.table)))}
 
 
-def profile_flag(wildcards, input):
-    return f"--profile {input.profile}" if input.profile else ""
+def profile_args(wildcards):
+    rows = [{"name": r.name, "model": r.model, "sample_args": r.to_dict()["sample_args"]}
+            for r in profile_rows(wildcards.table)]
+    return f"--rows {shlex.quote(json.dumps(rows, separators=(',', ':')))}"
 
 
 def cache_input(wildcards):

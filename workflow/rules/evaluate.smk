@@ -58,6 +58,7 @@ rule fid:
         " --out {output} {params.run} --threads {threads} 2> {log}"
 
 
+# Throughput is measured by a job that runs alone: it takes every core.
 rule profile:
     input:
         unpack(profile_input),
@@ -66,10 +67,10 @@ rule profile:
     log:
         "results/logs/profiles/{table}.log",
     params:
-        p=config["o2mkd"]["profile"],
-        sched=config["schedule"],
+        args=profile_args,
+        p=EVAL["profile"],
         run=run_args(amp=False),
-    threads: THREADS
+    threads: workflow.cores
     resources:
         mem_mb=2000,
         runtime=30,
@@ -77,7 +78,5 @@ rule profile:
     conda:
         CONDA_ENV
     shell:
-        "diffdistill profile-models --models {input.models} --nfe {params.p[nfe]}"
-        " --num-images {params.p[num_images]} --batch-size {params.p[batch_size]}"
-        " --repeats {params.p[repeats]} --t-min {params.sched[t_min]} --t-max {params.sched[t_max]}"
-        " --rho {params.sched[rho]} --out {output} {params.run} --threads {threads} 2> {log}"
+        "diffdistill profile {params.args} --num-images {params.p[num_images]} --batch-size {params.p[batch_size]}"
+        " --repeats {params.p[repeats]} --out {output} {params.run} --threads {threads} 2> {log}"

@@ -29,18 +29,17 @@ rule tables:
     input:
         fid=fid_files("main") + fid_files("o2mkd"),
         floor="results/fid/floor.json",
-        profile=["results/profiles/o2mkd.json"] if rowlib.in_table(ROWS.values(), "o2mkd") else [],
+        profiles=[f"results/profiles/{t}.json" for t in ("main", "o2mkd") if profile_rows(t)],
     output:
         report(directory("results/tables"), patterns=["{name}.csv"], caption="../report/tables.rst",
                category="Tables"),
     log:
         "results/logs/tables.log",
-    params:
-        profile=profile_flag,
     conda:
         CONDA_ENV
     shell:
-        "diffdistill table --fid {input.fid} --floor {input.floor} {params.profile} --out-dir {output} 2> {log}"
+        "diffdistill table --fid {input.fid} --floor {input.floor} --profile {input.profiles} --out-dir {output}"
+        " 2> {log}"
 
 
 # The ablation tables are their own target (extra students and routers): the main table
@@ -65,6 +64,7 @@ rule figures:
         curves=CURVES,
         fid=fid_files("main") + fid_files("ablations"),
         floor="results/fid/floor.json",
+        profile="results/profiles/main.json",
     output:
         report(directory("results/figures"), patterns=["{name}.png"], caption="../report/figures.rst",
                category="Figures"),
@@ -73,4 +73,5 @@ rule figures:
     conda:
         CONDA_ENV
     shell:
-        "diffdistill figures --fid {input.fid} --floor {input.floor} --out-dir {output} 2> {log}"
+        "diffdistill figures --fid {input.fid} --floor {input.floor} --profile {input.profile} --out-dir {output}"
+        " 2> {log}"

@@ -47,8 +47,7 @@ class O2SFD(Method):
     options = (Opt("teacher", required=True, help="teacher checkpoint"),
                Opt("trajectories", help="trajectory cache (.pt); omitted: regenerate per batch from fresh noise"),
                Opt("nfe", required=True, help="student NFE", kwargs={"type": positive_int}),
-               Opt("num_students", help="students N (default: one per network step, N = NFE)",
-                   kwargs={"type": positive_int}),
+               Opt("num_students", key="o2sfd.num_students"),
                Opt("student_kwargs", key="o2sfd.student_kwargs"), Opt("init", key="o2sfd.init"),
                Opt("afs", key="sfd.afs"), Opt("loss", key="sfd.loss")) + SCHEDULE_OPTIONS + TEACHER_OPTIONS
 

@@ -36,5 +36,6 @@ rule all:
         "results/tables",
         "results/ablations",
         "results/figures",
+        "results/claims",
         "results/config.yaml",
     default_target: True

@@ -117,19 +117,17 @@ def cmd_import_edm(args):
     import_edm_to_file(args.pkl, args.out, key=args.key, args=used_args(args))
 
 
-def cmd_table(args):
-    from .report import write_tables
-    write_tables(args.fid, args.out_dir, floor=args.floor, profiles=args.profile or [])
-
-
-def cmd_ablation_table(args):
-    from .report import write_ablation_dir
-    write_ablation_dir(args.fid, args.out_dir)
-
-
-def cmd_figures(args):
-    from .figures import write_figures
-    write_figures(args.fid, args.out_dir, floor=args.floor, profile=args.profile)
+def cmd_render(args):
+    """Tables, ablation tables, claims and figures: from result files only."""
+    from . import claims, figures, report
+    if args.command == "table":
+        report.write_tables(args.fid, args.out_dir, floor=args.floor, profiles=args.profile or [])
+    elif args.command == "ablation-table":
+        report.write_ablation_dir(args.fid, args.out_dir)
+    elif args.command == "claims":
+        claims.write_claims(args.fid, args.out_dir, benchmark=args.benchmark)
+    else:
+        figures.write_figures(args.fid, args.out_dir, floor=args.floor, profile=args.profile)
 
 
 OUT = Opt("out", required=True, help="output file")
@@ -188,10 +186,12 @@ COMMANDS = [
       Opt("what", help="what it is, for messages", kwargs={"default": "file"})]),
     ("import-edm", cmd_import_edm, "convert an EDM snapshot pickle without running code from it",
      [Opt("key", help="entry of the snapshot dict", kwargs={"default": "ema"})]),
-    ("table", cmd_table, "render the result tables",
+    ("table", cmd_render, "render the result tables",
      [FID, FLOOR, OUT_DIR, Opt("profile", help="profile JSON files", kwargs={"nargs": "*"})]),
-    ("ablation-table", cmd_ablation_table, "render the ablation tables", [FID, OUT_DIR]),
-    ("figures", cmd_figures, "render the figures (PNG and PDF)", [FID, FLOOR, OUT_DIR, Opt("profile", help="profile JSON")]),
+    ("ablation-table", cmd_render, "render the ablation tables", [FID, OUT_DIR]),
+    ("claims", cmd_render, "the papers' claims against the results (claims.{csv,md,tex})",
+     [FID, OUT_DIR, Opt("benchmark", help="SFD-vs-PD equal-quality benchmark JSON, where it exists")]),
+    ("figures", cmd_render, "render the figures (PNG and PDF)", [FID, FLOOR, OUT_DIR, Opt("profile", help="profile JSON")]),
 ]
 
 

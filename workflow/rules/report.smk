@@ -58,6 +58,24 @@ rule ablation_table:
         "diffdistill ablation-table --fid {input} --out-dir {output} 2> {log}"
 
 
+# The papers' claims against our numbers: reads the ablations, and the SFD-vs-PD
+# equal-quality benchmark where `results/benchmarks` has been built (else "not measured").
+rule claims:
+    input:
+        fid_files("main") + fid_files("o2mkd") + ABLATION_FID,
+    output:
+        report(directory("results/claims"), patterns=["{name}.csv"], caption="../report/claims.rst",
+               category="Tables"),
+    log:
+        "results/logs/claims.log",
+    params:
+        benchmark="results/benchmarks/sfd_vs_pd.json",
+    conda:
+        CONDA_ENV
+    shell:
+        "diffdistill claims --fid {input} --benchmark {params.benchmark} --out-dir {output} 2> {log}"
+
+
 rule figures:
     input:
         samples=FIGURE_SAMPLES,

@@ -121,3 +121,53 @@ def validate(config: dict, schema: dict | None = None) -> dict:
         from .nets import check_kwargs
         check_kwargs(cfg["teacher"]["net"], cfg["teacher"]["net_kwargs"], key="teacher.net_kwargs")
     return cfg
+
+
+# --------------------------------------------------------------------------- reference
+
+
+def _type_text(node: dict) -> str:
+    t = node.get("type", "object")
+    t = " or ".join(t) if isinstance(t, list) else t
+    if t == "array" and "items" in node:
+        t = f"list of {_type_text(node['items'])}"
+    if "enum" in node:
+        t += ": " + ", ".join(str(v) for v in node["enum"])
+    bounds = [f"{op} {node[k]}" for k, op in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="),
+                                                 ("exclusiveMaximum", "<")) if k in node]
+    return t + (f" ({', '.join(bounds)})" if bounds else "")
+
+
+def _rows(node: dict, prefix: str = ""):
+    import json
+
+    section = lambda sub: sub.get("type") == "object" and "properties" in sub  # noqa: E731
+    props = node.get("properties", {})
+    for key, sub in props.items():  # the keys of this level first, then its sections
+        if not section(sub):
+            text = str(sub.get("description", "")).replace("|", "\\|")
+            yield f"| `{prefix}{key}` | {_type_text(sub)} | `{json.dumps(sub.get('default'))}` | {text} |"
+    for key, sub in props.items():
+        if section(sub):
+            yield f"\n### `{prefix}{key}`\n\n{sub.get('description', '')}\n\n| key | type | default | description |\n|---|---|---|---|"
+            yield from _rows(sub, f"{prefix}{key}.")
+
+
+def reference_markdown() -> str:
+    """config/README.md: every key of the schema with its type, default and meaning."""
+    schema = _cached_schema()
+    head = ["# Configuration", "",
+            "Generated from `src/diffdistill/schemas/config.schema.yaml` (the one source of defaults) by",
+            "`.venv/bin/python -m diffdistill.config > config/README.md`; a test keeps the two in step.", "",
+            "The files here: `config.yaml` (the digits default, on 2 CPU cores), `test.yaml` (tiny sizes for the",
+            "tests), `cifar10.yaml` (the papers' setting: EDM's CIFAR-10 teacher, Inception FID, a GPU cluster) and",
+            "`cifar10-smoke.yaml` (that setting at smoke scale on small inputs in the real formats). A key left",
+            "out takes the default below; an unknown key, a wrong type or a value out of range is one error",
+            "line naming the key. Pass another file with `--configfile`, single values with",
+            "`--config key=value`.", "", schema.get("description", ""), "",
+            "| key | type | default | description |", "|---|---|---|---|"]
+    return "\n".join(head + list(_rows(schema))) + "\n"
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")

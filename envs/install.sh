@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Create (or update) the project's virtual environment in .venv. Idempotent: a second
-# run only checks that everything is installed.
+# Create (or update) the project's virtual environment in .venv from the lock. Idempotent:
+# a second run only checks. Installs with uv (bootstrapped into the venv when it is not on
+# PATH), which resolves the lock in seconds; falls back to pip when uv cannot be had. uv
+# does not read pip's configuration, so envs/uv_env.py hands it the index settings pip
+# would use (on some machines the only place the CPU build of torch is found), read from
+# `pip config list` at install time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -8,10 +12,19 @@ PY=${PYTHON:-python3}
 stamp=.venv/.diffdistill-installed
 want=$(cat envs/requirements.txt envs/requirements-lock.txt pyproject.toml | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  .venv/bin/python -m pip install -q --disable-pip-version-check \
-      -r envs/requirements.txt -c envs/requirements-lock.txt
-  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps clean-fid==0.1.35
-  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+  UV=$(command -v uv || true)
+  if [ -z "$UV" ] && .venv/bin/python -m pip install -q --disable-pip-version-check uv 2>/dev/null; then
+    UV=.venv/bin/uv
+  fi
+  if [ -n "$UV" ]; then
+    eval "$(.venv/bin/python envs/uv_env.py)"  # pip's index settings, for uv
+    install() { "$UV" pip install -q --python .venv/bin/python "$@"; }
+  else
+    install() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@"; }
+  fi
+  install -r envs/requirements.txt -c envs/requirements-lock.txt
+  install --no-deps clean-fid==0.1.35
+  install --no-deps -e .
   echo "$want" > "$stamp"
 fi
 .venv/bin/python -c "import diffdistill.compat; import cleanfid.fid" \

@@ -55,6 +55,22 @@ def test_frechet_distance_zero_for_same_and_positive_for_shifted():
         metrics.fid_from_features(f, f[:, :8])
 
 
+def test_fid_with_fewer_samples_than_dimensions_matches_cleanfids_sqrtm():
+    """N <= D: the N x N eigenvalue route equals clean-fid's D x D sqrtm (to its rounding)."""
+    rng = np.random.default_rng(1)
+    mix = rng.standard_normal((256, 256)) / 16
+    f = rng.standard_normal((60, 256)) @ mix + 0.3
+    ref = rng.standard_normal((400, 256)) @ mix
+    mu, sigma = metrics.feature_stats(ref)
+    ours = metrics.fid_of_features(f, mu, sigma)
+    theirs = metrics.frechet_distance(*metrics.feature_stats(f), mu, sigma)
+    assert ours == pytest.approx(theirs, rel=1e-6)
+    assert metrics.fid_of_features(f, *metrics.feature_stats(f)) == pytest.approx(0, abs=1e-6)
+    assert metrics.fid_of_features(ref[:300], mu, sigma) > 0
+    with pytest.raises(UserError):
+        metrics.fid_of_features(f[:, :8], mu, sigma)
+
+
 def test_feature_net_learns_digits(trained):
     model, info = trained
     assert info["test_accuracy"] > 0.9, info

@@ -140,3 +140,8 @@ def test_cifar10_plan_gives_every_network_rule_a_gpu(tmp_path, cli_env):
             seen.add(rule)
             assert "gpu=1" in body and "--device cuda" in body, (rule, body[-500:])
     assert seen == network, network - seen
+    # --configfile replaces config/config.yaml: keys cifar10.yaml leaves out take the
+    # schema's defaults (sfdv.iters 600, pd.iters 200), not the digits values (400, 100)
+    bodies = {rule: body for rule, body in jobs}
+    assert "--iters 600 " in bodies["distill_sfdv"] and "--iters 200 " in bodies["distill_pd"], (
+        bodies["distill_sfdv"][-800:], bodies["distill_pd"][-800:])

@@ -163,8 +163,9 @@ def reference_markdown() -> str:
             "tests), `cifar10.yaml` (the papers' setting: EDM's CIFAR-10 teacher, Inception FID, a GPU cluster) and",
             "`cifar10-smoke.yaml` (that setting at smoke scale on small inputs in the real formats). A key left",
             "out takes the default below; an unknown key, a wrong type or a value out of range is one error",
-            "line naming the key. Pass another file with `--configfile`, single values with",
-            "`--config key=value`.", "", schema.get("description", ""), "",
+            "line naming the key. Pass another file with `--configfile` (it replaces `config.yaml`: keys it",
+            "leaves out take the defaults below, not the digits values), single values with `--config key=value`.",
+            "To write your own, copy the file closest to your setting and change what you need.", "", schema.get("description", ""), "",
             "| key | type | default | description |", "|---|---|---|---|"]
     return "\n".join(head + list(_rows(schema))) + "\n"
 

@@ -1,6 +1,7 @@
 # The validated config, the result rows of every registered method, and the helpers the
 # rule files share. Names, rows, flags and config checks come from the diffdistill
 # package (diffdistill.methods, .rows, .naming), where they are tested.
+import copy
 import json
 import os
 import shlex
@@ -12,6 +13,11 @@ from diffdistill import methods, naming
 from diffdistill import rows as rowlib
 from diffdistill.options import render
 
+# `--configfile FILE` replaces config/config.yaml (Snakemake would extend the default with
+# it, and every key FILE leaves out would take the digits value instead of the schema's
+# default); `--config key=value` still applies on top.
+if workflow.overwrite_configfiles:
+    config = copy.deepcopy(workflow.config_settings.overwrite_config)
 config = methods.workflow_config(config)
 ROWS = {r.name: r for r in methods.rows(config)}
 SETS = config["eval"]["seed_sets"]
@@ -132,6 +138,13 @@ def data_args():
 def run_args(amp=True):
     """Device (and mixed-precision) flags of the rules that run networks."""
     return as_flags(device=config["device"], amp=config["amp"] if amp else None)
+
+
+def benchmark_args(wildcards):
+    """The inputs of each benchmark (benchmarks/*.py): the built default's models and curves."""
+    sfd, pd = naming.student_dir("sfd", "default", 2), naming.student_dir("pd", "default", 2)
+    own = {"sfd_vs_pd": f"--sfd {sfd} --pd {pd}", "rebuild": "", "scaling": "", "contention": ""}
+    return own.get(wildcards.name, f"--teacher {naming.TEACHER}")
 
 
 def yaml_dump(obj):

@@ -125,11 +125,12 @@ def _cifar10(path):
 
 
 class _ArraysOnly(pickle.Unpickler):
-    """CIFAR batches hold numpy arrays and lists: allow nothing else."""
+    """CIFAR batches hold numpy arrays and lists: allow nothing else (and `_codecs.encode`, a
+    pure function, which Python 3 writes for bytes in protocol-2 pickles of the same batches)."""
 
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar")}
+               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
 
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:

@@ -14,6 +14,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..data import load_dataset
 from ..distributed import rank_slice
@@ -130,18 +131,28 @@ def students_from_teacher(router: "Router", teacher) -> None:
 
 
 def _feature_module(denoiser: nn.Module) -> nn.Module:
-    """The backbone's bottleneck (last mid block): the feature KD point."""
+    """The backbone's bottleneck, the feature KD point: the last mid block of our UNet; in
+    EDM's SongUNet the decoder's first block after the lowest-resolution attention
+    ('<res>x<res>_in1')."""
     net = getattr(denoiser, "model", denoiser)
-    if not hasattr(net, "mid"):
-        raise UserError(f"feature KD needs a backbone with a 'mid' stage (unet), not {type(net).__name__}; "
-                        "use --kd output")
-    return net.mid[-1]
+    if hasattr(net, "mid"):
+        return net.mid[-1]
+    dec = getattr(net, "dec", None)
+    name = next((k for k in dec if k.endswith("_in1")), None) if isinstance(dec, nn.ModuleDict) else None
+    if name is None:
+        raise UserError(f"feature KD needs a bottleneck (UNet 'mid' or SongUNet '<res>_in1'), which "
+                        f"{type(net).__name__} lacks; use --kd output")
+    return dec[name]
 
 
-def attention_map(f: torch.Tensor) -> torch.Tensor:
+def attention_map(f: torch.Tensor, size: int | None = None) -> torch.Tensor:
     """Parameter-free feature summary comparable across widths (attention transfer):
-    channel mean of squares, flattened, L2-normalised per sample."""
-    a = f.float().pow(2).mean(1).flatten(1)
+    channel mean of squares, average-pooled to `size` x `size` when given (students with
+    fewer levels have a larger bottleneck), flattened, L2-normalised per sample."""
+    a = f.float().pow(2).mean(1, keepdim=True)
+    if size is not None and a.shape[-1] != size:
+        a = F.adaptive_avg_pool2d(a, size)
+    a = a.flatten(1)
     return a / (a.norm(dim=1, keepdim=True) + 1e-8)
 
 
@@ -213,8 +224,9 @@ class O2MKD(Method):
         if self.args.kd == "output+feature":
             own = self.model.owner(sigma)
             for j in own.unique().tolist():   # each student ran once, on its own samples
-                a_s = attention_map(self._s_feat[j].out)
-                a_t = attention_map(self._t_feat.out[own == j])
+                size = min(self._s_feat[j].out.shape[-1], self._t_feat.out.shape[-1])
+                a_s = attention_map(self._s_feat[j].out, size)
+                a_t = attention_map(self._t_feat.out[own == j], size)
                 total = total + self.args.feature_weight * (a_s - a_t).pow(2).sum(1).sum() * a_s.shape[1]
         return total / len(y)
 

@@ -205,3 +205,29 @@ def test_edm_precond_record_maps_to_edm_spec():
     record.state["_modules"]["model"].class_name = "DhariwalUNet"
     with pytest.raises(UserError, match="unknown EDM backbone class 'DhariwalUNet'"):
         spec_from_record(record)
+
+
+# --------------------------------------------------------------------------- the CIFAR-shaped fixture
+
+EDM32 = Path(__file__).parent / "fixtures" / "edm32"
+
+
+def test_cifar_shaped_snapshot_matches_edm(tmp_path):
+    """tests/fixtures/edm32 (32x32 RGB, DDPM++ with attention at 16, written by EDM's code):
+    the imported pickle gives EDM's outputs, and its MACs come from FlopCounterMode (SongUNet
+    calls F.conv2d and einsum attention, which module hooks would miss)."""
+    from diffdistill.flops import macs_per_image
+    from diffdistill.precond import image_shape
+
+    io = torch.load(EDM32 / "io.pt", weights_only=True)
+    out = tmp_path / "edm32.pt"
+    import_edm_pickle(EDM32 / "network.pkl", out)
+    model, spec = load_denoiser(out)
+    assert image_shape(spec) == (3, 32, 32)
+    assert sum(p.numel() for p in model.parameters()) == 393_187
+    with torch.no_grad():
+        assert_close_f32(model(io["x"], io["sigma"]), io["denoised"])
+        # a SongUNet with attention in float32: rounding over its depth reaches ~20 ulps of
+        # the output's magnitude on some CPUs (measured 6.2e-6 at 2.54); a real mismatch is >1e-3
+        assert_close_f32(model.model(io["backbone_in"], io["backbone_noise_labels"]), io["backbone_out"], ulps=64)
+    assert macs_per_image(model, (3, 32, 32)) > 0

@@ -1,5 +1,6 @@
 """The package as a researcher meets it: version, help, a missing clean-fid, live curves
 that TensorBoard's own reader returns, and a wheel that works outside the checkout."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,25 @@ def test_wheel_works_outside_the_checkout(tmp_path):
                         "--nfe", "2", "--seeds", "0-7", "--out", "s.npz", "--quiet"], cwd=work, env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and (work / "s.npz").exists(), r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("argv, busy, preset, expected", [
+    (["train", "sfd", "--threads", "2"], 1.5, None, "PASSIVE"),
+    (["train", "sfd", "--threads=2"], 1.5, None, "PASSIVE"),
+    (["train", "sfd", "--threads", "2"], 0.1, None, None),     # quiet machine: OpenMP's default
+    (["train", "sfd", "--threads", "1"], 1.5, None, None),     # one thread: nothing to wait for
+    (["train", "sfd", "--threads", "2"], 1.5, "ACTIVE", "ACTIVE"),  # the user's value wins
+])
+def test_wait_policy_passive_only_for_multithreaded_jobs_on_a_busy_machine(monkeypatch, argv, busy, preset,
+                                                                           expected):
+    import diffdistill.__main__ as entry
+    import diffdistill.cli
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    if preset:
+        monkeypatch.setenv("OMP_WAIT_POLICY", preset)
+    monkeypatch.setattr(sys, "argv", ["diffdistill", *argv])
+    monkeypatch.setattr(entry, "others_busy_cores", lambda: busy)
+    monkeypatch.setattr(diffdistill.cli, "main", lambda: 0)
+    assert entry.main() == 0
+    assert os.environ.get("OMP_WAIT_POLICY") == expected

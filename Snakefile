@@ -24,6 +24,7 @@ include: "workflow/rules/featnet.smk"
 include: "workflow/rules/trajectories.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/benchmarks.smk"
 
 
 for _rules in sorted(Path(workflow.basedir, "workflow/rules/methods").glob("*.smk")):

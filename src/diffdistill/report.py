@@ -293,7 +293,8 @@ COST_COLS = ["method", "NFE", "FID", "fine-tune s (this stage)", "fine-tune s (t
              "teacher-cache s", "teacher NFE", "student optimizer steps"]
 
 
-def _cache_seconds(meta: dict) -> float | None:
+def cache_seconds(meta: dict) -> float | None:
+    """Wall clock of building the trajectory cache(s) a model was trained on (their metadata)."""
     traj = (meta.get("args") or {}).get("trajectories")
     paths = [traj] if isinstance(traj, str) else list(traj or [])
     times = [read_json(meta_path(p)).get("wall_time") for p in paths if meta_path(p).exists()]
@@ -317,7 +318,7 @@ def cost_table(records: list[dict]) -> pd.DataFrame:
                      "FID": recs[0]["fid"] if len(recs) == 1 else None,
                      "fine-tune s (this stage)": meta["wall_time"],
                      "fine-tune s (to reach it)": meta.get("cumulative_wall_time", meta["wall_time"]),
-                     "teacher-cache s": _cache_seconds(meta),
+                     "teacher-cache s": cache_seconds(meta),
                      "teacher NFE": meta.get("cumulative_teacher_nfe", meta.get("teacher_nfe")),
                      "student optimizer steps": meta.get("cumulative_optimizer_steps", meta.get("optimizer_steps"))})
     return pd.DataFrame(rows, columns=["family"] + COST_COLS)

@@ -1,0 +1,60 @@
+"""Shared by the benchmarks: machine facts, medians of timed runs, and one JSON + one
+markdown report per benchmark. Benchmarks measure; they never pass or fail."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def machine() -> dict:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "torch": torch.__version__,
+            "avx512": " avx512f " in flags, "python": platform.python_version(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def median_seconds(fn, warmup: int = 1, repeats: int = 5) -> float:
+    """Median wall time of `fn()` after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def markdown(rows: list[dict], floatfmt: str = "{:.4g}") -> str:
+    if not rows:
+        return "(no rows)\n"
+    cols = list(rows[0])
+    cell = lambda v: floatfmt.format(v) if isinstance(v, float) else str(v)  # noqa: E731
+    return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+                     + ["| " + " | ".join(cell(r.get(c, "")) for c in cols) + " |" for r in rows]) + "\n"
+
+
+def write(out: str, name: str, title: str, data: dict, rows: list[dict], notes: str = "") -> None:
+    """<out>/<name>.json (everything) and <out>/<name>.md (the table and the headline)."""
+    from diffdistill.io import write_json, write_text
+
+    data = {"benchmark": name, "title": title, "machine": machine(), **data, "rows": rows}
+    write_json(Path(out) / f"{name}.json", data)
+    head = data.get("headline", "")
+    write_text(Path(out) / f"{name}.md", f"# {title}\n\n{head}\n\n{markdown(rows)}\n{notes}\n")
+    print(f"{name}: {head}", file=sys.stderr)

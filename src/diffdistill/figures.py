@@ -95,14 +95,15 @@ def fid_vs_nfe(ax, series: dict, styles: dict, floor: dict | None) -> None:
         st = styles[label]
         if recs[0].get("kind") == "reference":
             r = recs[0]
-            ax.axhline(r["fid"], color="k", ls="--", lw=1, label=f"{label} (NFE {r['nfe']})")
+            ax.axhline(r["fid"], color="k", ls="--", lw=1, label=f"{label.removesuffix(' (reference)')}: "
+                                                                     f"reference sampler, NFE {r['nfe']}")
             continue
         ax.errorbar([r["nfe"] for r in recs], [r["fid"] for r in recs],
                     yerr=[0 if r["fid_std"] != r["fid_std"] else r["fid_std"] for r in recs],
                     ms=4, lw=1.4 if st["ls"] == "-" else 1.0, capsize=2, label=label, **st)
     if floor:
         lo, hi = floor["fid"] - floor.get("fid_std", 0), floor["fid"] + floor.get("fid_std", 0)
-        ax.axhspan(max(lo, 1e-3), hi, color="0.88", label=f"floor ({floor.get('label', 'real vs real')})")
+        ax.axhspan(max(lo, 1e-3), hi, color="0.88", label=floor.get("label", "floor: real vs real"))
     ax.set_yscale("log")
     _plain_log_axis(ax.yaxis)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

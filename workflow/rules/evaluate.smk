@@ -11,7 +11,8 @@ rule sample:
         unpack(sample_input),
     output:
         samples="results/samples/{row}/samples.npz",
-        png="results/samples/{row}/grid.png",
+        png=report("results/samples/{row}/grid.png", caption="../report/samples.rst", category="Samples",
+                   labels={"row": "{row}"}),
     log:
         "results/logs/samples/{row}.log",
     params:

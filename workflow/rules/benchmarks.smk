@@ -4,6 +4,13 @@
 BENCHMARKS = ["sfd_vs_pd", "sampler_overhead", "trajectory_cache", "rebuild", "scaling", "roofline", "contention"]
 
 
+def benchmark_args(wildcards):
+    """The inputs of each benchmark (benchmarks/*.py): the built default's models and curves."""
+    sfd, pd = naming.student_dir("sfd", "default", 2), naming.student_dir("pd", "default", 2)
+    own = {"sfd_vs_pd": f"--sfd {sfd} --pd {pd}", "rebuild": "", "scaling": "", "contention": ""}
+    return own.get(wildcards.name, f"--teacher {naming.TEACHER}")
+
+
 rule run_benchmark:
     input:
         "results/tables",

@@ -13,11 +13,9 @@ from diffdistill import methods, naming
 from diffdistill import rows as rowlib
 from diffdistill.options import render
 
-# `--configfile FILE` replaces config/config.yaml (Snakemake would extend the default with
-# it, and every key FILE leaves out would take the digits value instead of the schema's
-# default); `--config key=value` still applies on top.
+# --configfile FILE replaces config/config.yaml, which Snakemake would extend (README: Configuration)
 if workflow.overwrite_configfiles:
-    config = copy.deepcopy(workflow.config_settings.overwrite_config)
+    config = copy.deepcopy(workflow.config_settings.overwrite_config)  # FILE, then --config values
 config = methods.workflow_config(config)
 ROWS = {r.name: r for r in methods.rows(config)}
 SETS = config["eval"]["seed_sets"]
@@ -138,13 +136,6 @@ def data_args():
 def run_args(amp=True):
     """Device (and mixed-precision) flags of the rules that run networks."""
     return as_flags(device=config["device"], amp=config["amp"] if amp else None)
-
-
-def benchmark_args(wildcards):
-    """The inputs of each benchmark (benchmarks/*.py): the built default's models and curves."""
-    sfd, pd = naming.student_dir("sfd", "default", 2), naming.student_dir("pd", "default", 2)
-    own = {"sfd_vs_pd": f"--sfd {sfd} --pd {pd}", "rebuild": "", "scaling": "", "contention": ""}
-    return own.get(wildcards.name, f"--teacher {naming.TEACHER}")
 
 
 def yaml_dump(obj):

@@ -1,8 +1,9 @@
 """DVC on top of Snakemake (dvc.yaml), on the tiny config in a temporary git repository:
 a full `dvc repro`; one changed config value reruns only the stages that read it; the
 value changed back, those stages come back from DVC's run-cache without running a job;
-after such restores a stage never reruns another stage's jobs; push to a local
-directory remote, delete cache and outputs, pull them back unchanged."""
+after such restores a stage never reruns another stage's jobs; the same change as a
+`dvc exp run -S`, listed by `dvc exp show`; push to a local directory remote, delete
+cache and outputs, pull them back unchanged."""
 import hashlib
 import json
 import os
@@ -32,9 +33,12 @@ def _repo(dst: Path) -> None:
     # second stage and the ablation sweep: tests/test_workflow.py runs those; here they
     # would only add jobs to every step. (Their declared folders stay empty.)
     cfg = yaml.safe_load((dst / "config/test.yaml").read_text())
-    cfg["sfdv"]["enabled"] = cfg["sfd2"]["enabled"] = False
+    cfg["sfdv"]["enabled"] = cfg["sfd2"]["enabled"] = cfg["o2sfd"]["enabled"] = False
     cfg["ablations"] = {k: [] if isinstance(v, list) else v for k, v in cfg["ablations"].items()}
     cfg["ablations"]["iters"] = None  # the default row is the main SFD student
+    cfg["ablations"]["train_seeds"] = 1
+    cfg["o2mkd"]["ablations"] = {k: [] if isinstance(v, list) else v for k, v in cfg["o2mkd"]["ablations"].items()}
+    cfg["sfd"]["nfe"] = cfg["baselines"]["nfe"] = [2]
     (dst / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"]):
@@ -166,7 +170,17 @@ def test_dvc_repro_incremental_run_cache_and_remote(tmp_path, dvc_env):
     assert _digest(repo, sfd) == _only(first, sfd, repo)
     status_clean()
 
-    # 5. a local directory remote: push, lose cache and outputs, pull them back
+    # 5. the change of step 2 as an experiment (README, "Experiments"): it runs from the
+    # run-cache, and `dvc exp show` lists it with its params and metrics
+    out = _run([*dvc, "exp", "run", "-S", "config/config.yaml:sfd.loss=l2", "--name", "sfd-l2"], repo, dvc_env)
+    assert _jobs(out) == set(), out[-3000:]
+    shown = _run([*dvc, "exp", "show", "--csv"], repo, dvc_env)
+    header, *rows = shown.splitlines()
+    assert "sfd.loss" in header and "students/sfd/default/nfe2" in header, header
+    assert any(r.startswith("sfd-l2,") and ",l2," in r for r in rows), shown
+    status_clean()
+
+    # 6. a local directory remote: push, lose cache and outputs, pull them back
     outs = _outs(repo)
     before = _digest(repo, outs)
     _run([*dvc, "remote", "add", "-d", "store", str(tmp_path / "remote")], repo, dvc_env)

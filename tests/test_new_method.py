@@ -52,6 +52,10 @@ class WidthKD(Method):
         self.counters["teacher_nfe"] += len(y)
         return {"loss": loss.item()}
 
+    @classmethod
+    def rule_values(cls, cfg, wildcards, input, output):
+        return {"teacher": input.teacher, "nfe": wildcards.nfe}
+
     def recipe(self):
         a = self.args
         return {"solver": "euler", "nfe": a.nfe, "afs": False, "grid": "edm", "t_min": a.t_min, "t_max": a.t_max,
@@ -66,19 +70,15 @@ class WidthKD(Method):
 RULES = '''# A test method: output KD of the teacher into a copy of itself.
 
 
-def widthkd_args(wildcards, input):
-    return train_flags("widthkd", teacher=input.teacher, nfe=wildcards.nfe)
-
-
 rule distill_widthkd:
     input:
-        teacher=naming.TEACHER,
+        unpack(train_input("widthkd")),
     output:
         model="results/students/widthkd/default/nfe{nfe}/model.pt",
     log:
         "results/logs/distill/widthkd/nfe{nfe}.log",
     params:
-        args=widthkd_args,
+        args=train_args("widthkd"),
     threads: THREADS
     shell:
         "diffdistill train widthkd {params.args} --out {output.model} --threads {threads} 2> {log}"

@@ -48,7 +48,7 @@ def test_tiny_config_end_to_end(tmp_path, cli_env):
     assert df.loc[df["method"] == "SFD second stage", "NFE 1"].notna().all()
     abl = pd.read_csv(tmp_path / "results/ablations/ablations.csv")
     assert list(abl["factor"]) == ["default", "t_min", "loss", "default, another training seed"]
-    assert abl["FID"].notna().all() and abl["significance"].isin(["", "larger than noise", "within noise"]).all()
+    assert abl["FID"].notna().all() and abl["significance"].fillna("").isin(["", "larger than noise", "within noise"]).all()
     assert (tmp_path / "results/students/sfd/it4-tmin0.02/nfe2/fid_curve.json").exists()
     for name in ("fid_vs_nfe", "fid_vs_finetune", "fid_curves", "samples"):
         assert (tmp_path / f"results/figures/{name}.pdf").stat().st_size > 0
@@ -62,12 +62,14 @@ def test_tiny_config_end_to_end(tmp_path, cli_env):
     # a second run has nothing to do
     r = subprocess.run([*cmd, "-n"], cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "Nothing to be done" in (r.stdout + r.stderr), r.stdout[-2000:]
-    # one more t_min value: only its own jobs (one new cache for its timestamps), nothing else reruns
+    # one more t_min value: only its own jobs (one new cache for its timestamps) and the
+    # tables that read the ablations (the claims among them); nothing else reruns
     (tmp_path / "more.yaml").write_text("ablations:\n  t_min: [0.006, 0.02, 0.05]\n")
     r = subprocess.run([*cmd, "more.yaml", "-n"], cwd=tmp_path, env=cli_env, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", r.stdout, re.M))
     assert counts == {"teacher_trajectories": "1", "distill_sfd": "1", "sample": "1", "fid": "1",
-                      "ablation_table": "1", "figures": "1", "run_config": "1", "all": "1", "total": "8"}, r.stdout[-3000:]
+                      "ablation_table": "1", "figures": "1", "claims": "1", "run_config": "1", "all": "1",
+                      "total": "9"}, r.stdout[-3000:]
     assert "tmin0.05" in r.stdout and "tmin0.02-" not in r.stdout

@@ -13,7 +13,7 @@ import pandas as pd
 
 from .io import UserError, atomic_dir, meta_path, read_json
 
-FT = "fine-tune s (per NFE)"
+FT = "fine-tune s"
 METRICS = ("fid", "kid", "precision", "recall", "density", "coverage")
 
 
@@ -75,9 +75,20 @@ def fid_table(records: list[dict], table: str = "main", metric: str = "fid") -> 
                       key=lambda c: int(c.split()[1]))
     cols = ["method"] + [x for c in nfe_cols for x in (c, f"{c} std") if x in df.columns]
     if FT in df:
-        df[FT] = df[FT].map(lambda d: " / ".join(f"{d[k]:.0f}" for k in sorted(d)) if isinstance(d, dict) else "")
+        df[FT] = df[FT].map(_fine_tune_cell)
         cols.append(FT)
     return df[cols]
+
+
+def _fine_tune_cell(per_nfe) -> str:
+    """Fine-tuning seconds of a row: one number where every NFE shares one model (or there
+    is one NFE), else 'NFE 2: 65 s, 3: 98 s, ...' (PD: up to that round)."""
+    if not isinstance(per_nfe, dict) or not per_nfe:
+        return ""
+    values = [per_nfe[k] for k in sorted(per_nfe)]
+    if max(values) - min(values) < 0.5:
+        return f"{values[0]:.0f} s"
+    return "NFE " + ", ".join(f"{k}: {per_nfe[k]:.0f} s" for k in sorted(per_nfe))
 
 
 def prdc_table(records: list[dict], table: str = "main") -> pd.DataFrame:

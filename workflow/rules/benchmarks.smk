@@ -24,7 +24,7 @@ rule run_benchmark:
     params:
         args=benchmark_args,
         python=sys.executable,
-    threads: workflow.cores
+    threads: ALL_CORES
     localrule: True
     shell:
         "{params.python} benchmarks/{wildcards.name}.py {params.args} --out results/benchmark-runs > {log} 2>&1"

@@ -20,6 +20,7 @@ config = methods.workflow_config(config)
 ROWS = {r.name: r for r in methods.rows(config)}
 SETS = config["eval"]["seed_sets"]
 THREADS = config["threads_per_job"]
+ALL_CORES = workflow.global_resources["_cores"].value or 1  # jobs that run alone (unset in --report)
 EVAL = config["eval"]
 # GPU rules declare resources gpu=GPU (the SLURM executor turns it into --gpus).
 GPU = 1 if config["device"] == "cuda" else 0

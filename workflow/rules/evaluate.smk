@@ -71,7 +71,7 @@ rule profile:
         args=profile_args,
         p=EVAL["profile"],
         run=run_args(amp=False),
-    threads: workflow.cores
+    threads: ALL_CORES
     resources:
         mem_mb=2000,
         runtime=30,

@@ -17,7 +17,7 @@ rule sample:
         "results/logs/samples/{row}.log",
     params:
         args=sample_args,
-        e=EVAL,
+        e={k: EVAL[k] for k in ("batch_size", "grid_count")},  # only what it reads: params are rerun triggers
         run=run_args(),
     threads: THREADS
     resources:
@@ -42,7 +42,8 @@ rule fid:
     params:
         args=metrics_args,
         features=features_args(),
-        e=EVAL,
+        e={k: EVAL[k] for k in ("num_samples", "batch_size", "kid_subsets", "kid_subset_size", "prdc_k",
+                                "prdc_samples")},
         run=run_args(amp=False),
     threads: THREADS
     resources:

@@ -84,5 +84,6 @@ def main():
           "The competitors are two plain `while True: pass` processes. Each run is a fresh process, so the "
           "wait policy is the one OpenMP read at start-up. A fair share of the 2 cores would cost at most x0.5.")
 
+
 if __name__ == "__main__":
     main()

@@ -29,6 +29,11 @@ def timed(cmd: list[str]) -> tuple[float, str]:
     return time.perf_counter() - t0, r.stdout + r.stderr
 
 
+def job_counts(out: str) -> dict:
+    """Snakemake's 'Job stats' table of a dry run, rule -> jobs (with 'total')."""
+    return {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[-1], re.M)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
@@ -40,8 +45,10 @@ def main():
     cfg = yaml.safe_load(Path("config/config.yaml").read_text())
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as extra:
         yaml.safe_dump({"ablations": {"t_min": cfg["ablations"]["t_min"] + [float(a.t_min)]}}, extra)
+    _, before = timed([*SMK, "-n", "results/ablations"])  # ablation jobs already pending (none once built)
     plan_t, plan = timed([*SMK, "-n", "results/ablations", "--configfile", "config/config.yaml", extra.name])
-    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", plan.split("Job stats:")[-1], re.M))
+    pending = job_counts(before) if "Job stats:" in before else {}
+    jobs = {k: n - pending.get(k, 0) for k, n in job_counts(plan).items() if n - pending.get(k, 0) > 0}
     target = f"results/fid/students/sfd/tmin{a.t_min}/nfe{cfg['ablations']['nfe']}/fid.json"
     build_t, _ = timed([*SMK, "--cores", "all", target, "--configfile", "config/config.yaml", extra.name])
     rows = [{"step": "snakemake -n results/tables (nothing to do)", "seconds": dry},
@@ -49,7 +56,7 @@ def main():
             {"step": f"plan of results/ablations with t_min {a.t_min} added", "seconds": plan_t},
             {"step": f"build the new row ({target})", "seconds": build_t}]
     head = (f"no-op dry run {dry:.1f} s, no-op run {noop:.1f} s (target <= 5 s); one more t_min value plans "
-            f"{jobs.get('total', '?')} jobs ({', '.join(f'{k} {v}' for k, v in jobs.items() if k != 'total')}) "
+            f"{jobs.get('total', 0)} new jobs ({', '.join(f'{k} {v}' for k, v in jobs.items() if k != 'total')}) "
             f"and its row builds in {build_t:.0f} s")
     write(a.out, "rebuild", "Rebuild cost", {"dry_run_s": dry, "noop_s": noop, "noop_nothing_to_do":
                                              "Nothing to be done" in out2, "new_value_jobs": jobs,

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The tiny config through profiles/slurm on a real one-node SLURM cluster on localhost.
-#   sudo bash tests/slurm_integration.sh      (root; run by .ci/run; ~2-3 minutes)
+#   sudo bash tests/slurm_integration.sh      (root; run by .ci/run)
 # Installs slurmctld/slurmd/slurm-client/munge with apt-get when missing, starts munged,
-# slurmctld and slurmd, runs the workflow through sbatch with the unedited profile (this
+# slurmctld and slurmd, runs one SFD row of the workflow through sbatch with the unedited profile (this
 # cluster's partition and sizes as command-line overrides) (training rules ask for 2 GPUs,
 # the node advertises 2 GPU GRES, so they run under torchrun with 2 data-parallel CPU
-# processes), checks the table, then makes a job fail and checks that it surfaces as a
+# processes), checks one SFD row's metrics, then makes a job fail and checks that it surfaces as a
 # failed Snakemake job with its log and no half-written output. The daemons are stopped
 # by PID on exit. Idempotent: it refuses to touch an /etc/slurm/slurm.conf it did not write.
 set -euo pipefail
@@ -99,12 +99,15 @@ print(" ".join(f"{r}:{k}={small.get(k, v)}" for r, res in prof["set-resources"].
 LOCAL=(--slurm-no-account --default-resources slurm_partition=debug cpus_per_task=1 mem_mb=500 runtime=60
        --set-resources $SETS --slurm-init-seconds-before-status-checks 5)
 T1=$(date +%s)
-"$SMK" --profile profiles/slurm results/tables --configfile config/test.yaml "${LOCAL[@]}" > "$WORK/ok.log" 2>&1 \
+# one SFD row end to end (teacher and SFD under torchrun, trajectories, features, sampling,
+# metrics): every kind of job once, not the whole DAG (each SLURM job costs ~10-20 s here)
+FID=results/fid/students/sfd/default/nfe2/fid.json
+"$SMK" --profile profiles/slurm "$FID" --configfile config/test.yaml "${LOCAL[@]}" > "$WORK/ok.log" 2>&1 \
   || { tail -50 "$WORK/ok.log" >&2; cat results/logs/slurm/*/*.log 2>/dev/null | tail -50 >&2; exit 1; }
 T2=$(date +%s)
 cmp -s "$ROOT/profiles/slurm/config.yaml" profiles/slurm/config.yaml \
   || { echo "slurm: the profile file was changed" >&2; exit 1; }
-grep -q "SFD" results/tables/fid_vs_nfe.csv
+grep -q '"fid_sets"' "$FID"
 grep -q '"iterations": 6' results/students/sfd/default/nfe2/model.pt.meta.json
 grep -q "nproc_per_node 2" "$WORK/ok.log"   # training ran under torchrun on the 2 GPUs it asked for
 njobs=$(grep -c "Job .* has been submitted with SLURM jobid" "$WORK/ok.log" || true)

@@ -18,7 +18,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   fi
   if [ -n "$UV" ]; then
     eval "$(.venv/bin/python envs/uv_env.py)"  # pip's index settings, for uv
-    install() { "$UV" pip install -q --python .venv/bin/python "$@"; }
+    # --compile-bytecode: uv leaves .pyc to the first import, and with PYTHONDONTWRITEBYTECODE set
+    # (or a read-only venv) every job would compile torch's sources again (2 s more per process)
+    install() { "$UV" pip install -q --compile-bytecode --python .venv/bin/python "$@"; }
   else
     install() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@"; }
   fi

@@ -131,18 +131,12 @@ def students_from_teacher(router: "Router", teacher) -> None:
 
 
 def _feature_module(denoiser: nn.Module) -> nn.Module:
-    """The backbone's bottleneck, the feature KD point: the last mid block of our UNet; in
-    EDM's SongUNet the decoder's first block after the lowest-resolution attention
-    ('<res>x<res>_in1')."""
+    """The feature KD point: the backbone's bottleneck (`bottleneck()` of every network in nets/)."""
     net = getattr(denoiser, "model", denoiser)
-    if hasattr(net, "mid"):
-        return net.mid[-1]
-    dec = getattr(net, "dec", None)
-    name = next((k for k in dec if k.endswith("_in1")), None) if isinstance(dec, nn.ModuleDict) else None
-    if name is None:
-        raise UserError(f"feature KD needs a bottleneck (UNet 'mid' or SongUNet '<res>_in1'), which "
-                        f"{type(net).__name__} lacks; use --kd output")
-    return dec[name]
+    if not hasattr(net, "bottleneck"):
+        raise UserError(f"feature KD needs a backbone with a bottleneck, which {type(net).__name__} lacks; "
+                        "use --kd output")
+    return net.bottleneck()
 
 
 def attention_map(f: torch.Tensor, size: int | None = None) -> torch.Tensor:

@@ -385,6 +385,11 @@ class SongUNet(nn.Module):
                 self.dec[f"{res}x{res}_aux_norm"] = GroupNorm(cout, eps=1e-6)
                 self.dec[f"{res}x{res}_aux_conv"] = Conv2d(cout, out_channels, kernel=3, **init_zero)
 
+    def bottleneck(self) -> nn.Module:
+        """The block at the lowest resolution whose output summarises the image (feature KD):
+        the decoder's first block after the lowest-resolution attention ('<res>x<res>_in1')."""
+        return self.dec[next(k for k in self.dec if k.endswith("_in1"))]
+
     def forward(self, x, noise_labels, class_labels=None, augment_labels=None, extra_emb=None):
         """x: [B, C, H, W]; noise_labels: [B]; class_labels: [B, label_dim] or None (zeros);
         extra_emb: optional [B, emb_channels] added to the embedding after the mapping MLP."""

@@ -100,6 +100,10 @@ class UNet(nn.Module):
         emb = positional_embedding(noise_labels, self.noise_channels)
         return F.silu(self.map1(F.silu(self.map0(emb))))
 
+    def bottleneck(self) -> nn.Module:
+        """The block at the lowest resolution whose output summarises the image (feature KD)."""
+        return self.mid[-1]
+
     def forward(self, x, noise_labels, class_labels=None, extra_emb=None):
         emb = self.embed(noise_labels)
         if extra_emb is not None:

@@ -293,21 +293,33 @@ def compute_features(images_uint8, extractor: Callable, batch_size: int = 500,
     return np.concatenate(feats)
 
 
-def feature_stats(feats) -> tuple[np.ndarray, np.ndarray]:
-    """(mean [D], covariance [D, D]) in float64, as clean-fid computes them."""
+def _features(feats) -> np.ndarray:
+    """Features [N >= 2, D] as float64, or a one-line error."""
     f = np.asarray(feats, dtype=np.float64)
     if f.ndim != 2 or len(f) < 2:
         raise UserError(f"feature statistics need features [N >= 2, D], got shape {f.shape}")
+    return f
+
+
+def feature_stats(feats) -> tuple[np.ndarray, np.ndarray]:
+    """(mean [D], covariance [D, D]) in float64, as clean-fid computes them."""
+    f = _features(feats)
     return f.mean(axis=0), np.cov(f, rowvar=False)
+
+
+def _same_size(mu1, sigma1_shape, mu2, sigma2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """float64 mu1, mu2, sigma2, or a one-line error when the two statistics differ in size."""
+    mu1, mu2, sigma2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64), np.asarray(sigma2, np.float64)
+    if mu1.shape != mu2.shape or tuple(sigma1_shape) != sigma2.shape:
+        raise UserError(f"feature statistics differ in size: mu {mu1.shape} vs {mu2.shape}, "
+                        f"sigma {tuple(sigma1_shape)} vs {sigma2.shape}")
+    return mu1, mu2, sigma2
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2) (clean-fid's code)."""
-    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
-    sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
-    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
-        raise UserError(f"feature statistics differ in size: mu {mu1.shape} vs {mu2.shape}, "
-                        f"sigma {sigma1.shape} vs {sigma2.shape}")
+    sigma1 = np.asarray(sigma1, np.float64)
+    mu1, mu2, sigma2 = _same_size(mu1, sigma1.shape, mu2, sigma2)
     with warnings.catch_warnings():  # clean-fid passes sqrtm(disp=False), deprecated by SciPy
         warnings.filterwarnings("ignore", message=".*`disp` argument is deprecated",
                                 category=DeprecationWarning)
@@ -321,19 +333,16 @@ def fid_of_features(feats, mu2, sigma2) -> float:
     A sigma2 A^T / (N - 1), so tr sqrt(sigma1 sigma2) comes exactly from its `eigvalsh`
     instead of a D x D `sqrtm` (2048-d Inception features of a few hundred images: 0.01 s
     against 19 s; the two agree to sqrtm's rounding, tests/test_metrics.py)."""
-    f = np.asarray(feats, dtype=np.float64)
-    mu1, sigma1 = feature_stats(f)
+    f = _features(feats)
     if len(f) > f.shape[1]:
-        return frechet_distance(mu1, sigma1, mu2, sigma2)
-    mu2, sigma2 = np.asarray(mu2, np.float64), np.asarray(sigma2, np.float64)
-    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
-        raise UserError(f"feature statistics differ in size: mu {mu1.shape} vs {mu2.shape}, "
-                        f"sigma {sigma1.shape} vs {sigma2.shape}")
+        return frechet_distance(*feature_stats(f), mu2, sigma2)
+    mu1, mu2, sigma2 = _same_size(f.mean(axis=0), (f.shape[1],) * 2, mu2, sigma2)  # no D x D covariance
     a = f - mu1
-    eig = np.linalg.eigvalsh(a @ sigma2 @ a.T / (len(f) - 1))
+    n1 = len(f) - 1
+    eig = np.linalg.eigvalsh(a @ sigma2 @ a.T / n1)
     tr_covmean = np.sqrt(np.clip(eig, 0, None)).sum()
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
+    return float(diff @ diff + (a * a).sum() / n1 + np.trace(sigma2) - 2 * tr_covmean)
 
 
 def fid_from_features(feats1, feats2) -> float:

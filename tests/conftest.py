@@ -1,4 +1,6 @@
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,13 +19,54 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(scope="session")
+def _no_scontrol(tmp_path_factory):
+    """A folder whose `scontrol` fails at once. The SLURM executor plugin runs `scontrol
+    show config` (10 s timeout) whenever Snakemake starts; on a machine with a SLURM
+    client and no controller (or while tests/slurm_integration.sh starts or stops one)
+    every Snakemake start of the tests would wait for it. No test here uses SLURM."""
+    stub = tmp_path_factory.mktemp("stub")
+    (stub / "scontrol").write_text("#!/bin/sh\nexit 1\n")
+    (stub / "scontrol").chmod(0o755)
+    return stub
+
+
 @pytest.fixture
-def cli_env():
-    """Environment for subprocesses: the venv's console scripts first on PATH."""
+def cli_env(_no_scontrol):
+    """Environment for subprocesses: the venv's console scripts first on PATH (and no
+    SLURM controller to wait for)."""
     env = dict(os.environ)
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = os.pathsep.join([str(VENV_BIN), str(_no_scontrol), env.get("PATH", "")])
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "envs")
+
+
+def copy_workflow(dst: Path, names=WORKFLOW_FILES) -> None:
+    """The workflow's files (or `names`) copied into `dst`, without bytecode caches."""
+    for name in names:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(src, dst / name)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, _no_scontrol):
+    """`snakemake --cores 2 all --configfile config/test.yaml` in a copy of the workflow,
+    run once per session: the end-to-end test reads it, the new-method test starts from
+    its results (copied with their times and Snakemake's records)."""
+    work = tmp_path_factory.mktemp("tiny")
+    copy_workflow(work)
+    env = {**os.environ, "PATH": os.pathsep.join([str(VENV_BIN), str(_no_scontrol), os.environ.get("PATH", "")]),
+           "PYTHONUNBUFFERED": "1"}
+    cmd = [str(VENV_BIN / "snakemake"), "--cores", "2", "all", "--configfile", "config/test.yaml"]
+    r = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return work, cmd
 
 
 FLOAT32_EPS = 2.0 ** -23

@@ -6,7 +6,6 @@ after such restores a stage never reruns another stage's jobs; the same change a
 cache and outputs, pull them back unchanged."""
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -49,14 +48,6 @@ def _repo(dst: Path) -> None:
 def dvc_env(cli_env, tmp_path):
     env = dict(cli_env)
     env["PYTHONPATH"] = str(tmp_path / "repo/src")  # jobs run the code the stages depend on
-    # The SLURM executor plugin runs `scontrol show config` (10 s timeout) whenever
-    # Snakemake starts; with a SLURM client and no controller (this machine after
-    # tests/slurm_integration.sh) each of the ~20 Snakemake starts here would wait 10 s.
-    stub = tmp_path / "stub"
-    stub.mkdir()
-    (stub / "scontrol").write_text("#!/bin/sh\nexit 1\n")
-    (stub / "scontrol").chmod(0o755)
-    env["PATH"] = f"{stub}{os.pathsep}{env['PATH']}"
     return env
 
 

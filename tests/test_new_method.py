@@ -1,14 +1,16 @@
 """Adding a method touches exactly four files: its module, its rules file, its schema
 section and its config entry. In a copy of the repository, a small method (one-to-one
 output KD at the teacher's width, sampled with Euler) is added that way, the tiny
-config runs through Snakemake, and its row reaches the main table."""
+config runs through Snakemake (from the tiny run's results: only the new method's jobs
+run), and its row reaches the main table."""
+import re
 import shutil
 import subprocess
 
 import pandas as pd
 import pytest
 
-from conftest import ROOT, VENV_BIN
+from conftest import VENV_BIN, WORKFLOW_FILES, copy_workflow
 
 MODULE = '''"""Output KD at the teacher's width: the student starts as the teacher and matches its
 denoised value at noise levels drawn from the schedule (a test method)."""
@@ -99,13 +101,10 @@ SCHEMA = '''  widthkd:
 
 
 @pytest.mark.slow
-def test_a_new_method_needs_its_module_rules_schema_and_config_only(tmp_path, cli_env):
+def test_a_new_method_needs_its_module_rules_schema_and_config_only(tmp_path, cli_env, tiny_run):
     repo = tmp_path / "repo"
     repo.mkdir()
-    for name in ("Snakefile", "workflow", "config", "profiles", "envs", "src", "dvc.yaml", "pyproject.toml"):
-        src = ROOT / name
-        (shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-         if src.is_dir() else shutil.copy(src, repo / name))
+    copy_workflow(repo, WORKFLOW_FILES + ("src", "dvc.yaml", "pyproject.toml"))
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], [*git, "commit", "-qm", "base"]):
         subprocess.run(cmd, cwd=repo, check=True)
@@ -122,10 +121,16 @@ def test_a_new_method_needs_its_module_rules_schema_and_config_only(tmp_path, cl
                                                    "src/diffdistill/schemas/config.schema.yaml",
                                                    "workflow/rules/methods/widthkd.smk"], status
 
+    # The tiny run's results, with their times and Snakemake's records: the existing rows
+    # are up to date, so only the new method's jobs and the tables that list it run.
+    for name in ("results", ".snakemake"):
+        shutil.copytree(tiny_run[0] / name, repo / name, symlinks=True)
     env = {**cli_env, "PYTHONPATH": str(repo / "src")}  # the copy's package, new module included
     r = subprocess.run([str(VENV_BIN / "snakemake"), "--cores", "2", "results/tables", "--configfile",
                         "config/test.yaml"], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    ran = set(re.findall(r"^(?:local)?rule (\w+):$", r.stdout + r.stderr, re.M))
+    assert "distill_widthkd" in ran and not ran & {"train_teacher", "distill_sfd", "distill_pd"}, ran
     df = pd.read_csv(repo / "results/tables/fid_vs_nfe.csv")
     row = df[df["method"] == "width KD (test method)"]
     assert len(row) == 1 and row["NFE 3"].notna().all()

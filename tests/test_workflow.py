@@ -1,22 +1,15 @@
 """The tiny config through Snakemake, end to end, and config errors at the CLI."""
 import re
-import shutil
 import subprocess
 
 import pandas as pd
 import pytest
 
-from conftest import ROOT, VENV_BIN
-
-
-def _copy_repo(dst):
-    for name in ("Snakefile", "workflow", "config", "profiles", "envs"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst / name)
+from conftest import VENV_BIN, copy_workflow
 
 
 def test_mistyped_config_key_is_one_line(tmp_path, cli_env):
-    _copy_repo(tmp_path)
+    copy_workflow(tmp_path)
     (tmp_path / "bad.yaml").write_text("sfd:\n  itres: 3\n")
     r = subprocess.run([str(VENV_BIN / "snakemake"), "-n", "--configfile", "bad.yaml"], cwd=tmp_path,
                        env=cli_env, capture_output=True, text=True, timeout=120)
@@ -26,11 +19,8 @@ def test_mistyped_config_key_is_one_line(tmp_path, cli_env):
 
 
 @pytest.mark.slow
-def test_tiny_config_end_to_end(tmp_path, cli_env):
-    _copy_repo(tmp_path)
-    cmd = [str(VENV_BIN / "snakemake"), "--cores", "2", "all", "--configfile", "config/test.yaml"]
-    r = subprocess.run(cmd, cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
+def test_tiny_config_end_to_end(tiny_run, cli_env):
+    tmp_path, cmd = tiny_run  # the run itself: conftest.tiny_run
     df = pd.read_csv(tmp_path / "results/tables/fid_vs_nfe.csv")
     assert {"SFD", "teacher (reference)", "SFD target (teacher trajectories)"} <= set(df["method"])
     assert df.filter(like="NFE").notna().any().all()

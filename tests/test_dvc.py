@@ -184,3 +184,25 @@ def test_dvc_repro_incremental_run_cache_and_remote(tmp_path, dvc_env):
     _run([*dvc, "pull"], repo, dvc_env)
     assert _digest(repo, outs) == before
     status_clean()
+
+
+def test_stage_plan_is_cached_until_an_input_of_the_plan_changes(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dvc_stage", ROOT / "workflow/scripts/dvc_stage.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    calls = []
+    monkeypatch.setattr(mod, "snakemake_jobs", lambda extra: calls.append(extra) or [["sample", ["a"], ["b"]]])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config/config.yaml").write_text("seed: 0\n")
+    assert mod.planned_jobs([]) == [("sample", ["a"], ["b"])] and len(calls) == 1  # no .dvc: never cached
+    (tmp_path / ".dvc").mkdir()
+    for _ in range(2):
+        assert mod.planned_jobs([]) == [("sample", ["a"], ["b"])]
+    assert len(calls) == 2  # planned once, then read back
+    (tmp_path / "config/config.yaml").write_text("seed: 1\n")
+    mod.planned_jobs([])
+    mod.planned_jobs(["--cores", "4"])
+    assert len(calls) == 4 and not list((tmp_path / ".dvc/tmp").glob(".*.tmp"))

@@ -27,12 +27,19 @@ has jobs in two stages, or when a stage reads another stage's output that is not
 its DVC deps (DVC would not rerun it when that output changes). `--check` runs these
 checks for every stage without running anything and lists outputs no stage declares.
 
+The plan (a Snakemake dry run, ~4 s) is kept in .dvc/tmp/dvc_stage_plan.json for the
+other stages of the same `dvc repro`, keyed by the contents of the Snakefile, workflow/,
+config/ and the diffdistill package (rows come from its methods) and the extra arguments.
+
 Extra Snakemake arguments come from $DIFFDISTILL_SNAKEMAKE_ARGS (e.g. "--cores 8" or
 "--profile profiles/slurm"); they do not enter DVC's run-cache key, so they must not
 change results: --configfile and --config are refused (DVC tracks config/config.yaml).
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import json
 import os
 import re
 import shlex
@@ -88,6 +95,41 @@ def snakemake_jobs(extra: list[str]) -> list[tuple[str, list[str], list[str]]]:
     return jobs
 
 
+PLAN_CACHE = Path(".dvc/tmp/dvc_stage_plan.json")
+
+
+def _plan_key(extra: list[str]) -> str:
+    spec = importlib.util.find_spec("diffdistill")  # locates the package without importing it
+    roots = [Path("Snakefile"), Path("workflow"), Path("config")]
+    roots += [Path(spec.origin).parent] if spec and spec.origin else []
+    h = hashlib.sha256(json.dumps([sys.executable, extra]).encode())
+    for root in roots:
+        for f in sorted(root.rglob("*")) if root.is_dir() else [root]:
+            if f.is_file() and "__pycache__" not in f.parts:
+                h.update(f"{f}\0".encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def planned_jobs(extra: list[str]) -> list:
+    """snakemake_jobs(extra), from the plan cache when nothing it depends on changed."""
+    if not PLAN_CACHE.parent.parent.is_dir():  # not a DVC repository: no cache
+        return [tuple(j) for j in snakemake_jobs(extra)]
+    key = _plan_key(extra)
+    try:
+        cached = json.loads(PLAN_CACHE.read_text())
+        if cached["key"] == key:
+            return [tuple(j) for j in cached["jobs"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    jobs = snakemake_jobs(extra)
+    PLAN_CACHE.parent.mkdir(parents=True, exist_ok=True)
+    tmp = PLAN_CACHE.with_name(f".{PLAN_CACHE.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"key": key, "jobs": jobs}))
+    os.replace(tmp, PLAN_CACHE)
+    return [tuple(j) for j in jobs]
+
+
 class Plan:
     """Which Snakemake jobs belong to which stage of dvc.yaml."""
 
@@ -139,7 +181,7 @@ def run(name: str, rest: bool, extra: list[str]) -> None:
     stages = _stages()
     if name not in stages:
         raise StageError(f"no stage '{name}' in dvc.yaml")
-    plan = Plan(stages, snakemake_jobs(extra))
+    plan = Plan(stages, planned_jobs(extra))
     targets, rules = plan.stage(name)
     allowed = rules | {j[0] for j in plan.unowned}
     if rest:

@@ -101,6 +101,7 @@ SCHEMA = '''  widthkd:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tiny_run")  # one worker builds conftest.tiny_run for both
 def test_a_new_method_needs_its_module_rules_schema_and_config_only(tmp_path, cli_env, tiny_run):
     repo = tmp_path / "repo"
     repo.mkdir()

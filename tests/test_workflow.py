@@ -19,6 +19,7 @@ def test_mistyped_config_key_is_one_line(tmp_path, cli_env):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tiny_run")  # one worker builds conftest.tiny_run for both
 def test_tiny_config_end_to_end(tiny_run, cli_env):
     tmp_path, cmd = tiny_run  # the run itself: conftest.tiny_run
     df = pd.read_csv(tmp_path / "results/tables/fid_vs_nfe.csv")

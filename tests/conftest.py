@@ -31,14 +31,16 @@ def _no_scontrol(tmp_path_factory):
     return stub
 
 
+def _subprocess_env(stub: Path) -> dict:
+    return {**os.environ, "PATH": os.pathsep.join([str(VENV_BIN), str(stub), os.environ.get("PATH", "")]),
+            "PYTHONUNBUFFERED": "1"}
+
+
 @pytest.fixture
 def cli_env(_no_scontrol):
     """Environment for subprocesses: the venv's console scripts first on PATH (and no
     SLURM controller to wait for)."""
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(VENV_BIN), str(_no_scontrol), env.get("PATH", "")])
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return _subprocess_env(_no_scontrol)
 
 
 WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "envs")
@@ -61,10 +63,8 @@ def tiny_run(tmp_path_factory, _no_scontrol):
     its results (copied with their times and Snakemake's records)."""
     work = tmp_path_factory.mktemp("tiny")
     copy_workflow(work)
-    env = {**os.environ, "PATH": os.pathsep.join([str(VENV_BIN), str(_no_scontrol), os.environ.get("PATH", "")]),
-           "PYTHONUNBUFFERED": "1"}
     cmd = [str(VENV_BIN / "snakemake"), "--cores", "2", "all", "--configfile", "config/test.yaml"]
-    r = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    r = subprocess.run(cmd, cwd=work, env=_subprocess_env(_no_scontrol), capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     return work, cmd
 

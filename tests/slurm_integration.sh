@@ -32,6 +32,7 @@ cleanup() {
   [ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT HUP   # a signal stops the daemons too (the EXIT trap runs)
 
 # munge: a key, and a socket folder of mode 755 (SLURM's clients must reach the socket)
 [ -s /etc/munge/munge.key ] || { mungekey -c -f 2>/dev/null || dd if=/dev/urandom of=/etc/munge/munge.key bs=1 count=1024 2>/dev/null; }

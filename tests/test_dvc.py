@@ -25,7 +25,7 @@ def _repo(dst: Path) -> None:
         src, out = ROOT / name, dst / name
         out.parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():
-            shutil.copytree(src, out, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(src, out, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             shutil.copy(src, out)
     # The tiny config is the one DVC tracks here (README, "DVC"), without SFD-v, the

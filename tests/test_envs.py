@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import ROOT, VENV_BIN
+from conftest import ROOT, VENV_BIN, copy_workflow
 
 TEST_TOOLS = {"pytest", "pytest-xdist", "import-linter", "prdc"}  # the venv's test tools: not in the rules' environment
 
@@ -72,9 +72,7 @@ def test_pip_part_installs_in_fresh_venv_and_post_deploy_runs_from_workdir(tmp_p
     # Snakemake runs its copy of the script (under .snakemake/conda/) in the workflow folder
     workdir = tmp_path / "workflow"
     workdir.mkdir()
-    for name in ("pyproject.toml", "src", "README.md", "LICENSE"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, workdir / name)
+    copy_workflow(workdir, ("pyproject.toml", "src", "README.md", "LICENSE"))  # no egg-info: a wheel build may write it
     copy = workdir / ".snakemake/conda/0123abcd.post-deploy.sh"
     copy.parent.mkdir(parents=True)
     shutil.copy(ROOT / "envs/environment.post-deploy.sh", copy)

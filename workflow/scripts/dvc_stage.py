@@ -27,9 +27,10 @@ has jobs in two stages, or when a stage reads another stage's output that is not
 its DVC deps (DVC would not rerun it when that output changes). `--check` runs these
 checks for every stage without running anything and lists outputs no stage declares.
 
-The plan (a Snakemake dry run, ~4 s) is kept in .dvc/tmp/dvc_stage_plan.json for the
-other stages of the same `dvc repro`, keyed by the contents of the Snakefile, workflow/,
-config/ and the diffdistill package (rows come from its methods) and the extra arguments.
+The plan (a Snakemake dry run, ~4 s) is kept in .dvc/tmp/dvc_stage_plan.json and reused
+by later stages, and later repros, while its key holds: the contents of the Snakefile,
+workflow/, config/, profiles/ and the diffdistill package (rows come from its methods),
+the Snakemake version, $SNAKEMAKE_PROFILE and the extra arguments.
 
 Extra Snakemake arguments come from $DIFFDISTILL_SNAKEMAKE_ARGS (e.g. "--cores 8" or
 "--profile profiles/slurm"); they do not enter DVC's run-cache key, so they must not
@@ -38,6 +39,7 @@ change results: --configfile and --config are refused (DVC tracks config/config.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -100,9 +102,10 @@ PLAN_CACHE = Path(".dvc/tmp/dvc_stage_plan.json")
 
 def _plan_key(extra: list[str]) -> str:
     spec = importlib.util.find_spec("diffdistill")  # locates the package without importing it
-    roots = [Path("Snakefile"), Path("workflow"), Path("config")]
+    roots = [Path("Snakefile"), Path("workflow"), Path("config"), Path("profiles")]
     roots += [Path(spec.origin).parent] if spec and spec.origin else []
-    h = hashlib.sha256(json.dumps([sys.executable, extra]).encode())
+    env = [sys.executable, importlib.metadata.version("snakemake"), os.environ.get("SNAKEMAKE_PROFILE"), extra]
+    h = hashlib.sha256(json.dumps(env).encode())
     for root in roots:
         for f in sorted(root.rglob("*")) if root.is_dir() else [root]:
             if f.is_file() and "__pycache__" not in f.parts:

@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.diffdistill-installed
-want=$(cat envs/requirements.txt envs/requirements-lock.txt pyproject.toml | sha256sum | cut -c1-16)
+# the stamp covers this script too: a venv installed another way (say pip before uv) is redone
+want=$(cat envs/requirements.txt envs/requirements-lock.txt pyproject.toml envs/install.sh | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   UV=$(command -v uv || true)
   if [ -z "$UV" ] && .venv/bin/python -m pip install -q --disable-pip-version-check uv 2>/dev/null; then

@@ -1,4 +1,5 @@
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,13 +48,20 @@ WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "envs")
 
 
 def copy_workflow(dst: Path, names=WORKFLOW_FILES) -> None:
-    """The workflow's files (or `names`) copied into `dst`, without bytecode caches."""
+    """The workflow's files (or `names`, paths relative to the repository) copied into
+    `dst`, without bytecode caches or egg-info."""
     for name in names:
         src = ROOT / name
+        (dst / name).parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():
             shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             shutil.copy(src, dst / name)
+
+
+def ran_rules(out: str) -> set:
+    """Rules of the Snakemake jobs a run's output says it started."""
+    return set(re.findall(r"^(?:local)?rule (\w+):$", out, re.M))
 
 
 @pytest.fixture(scope="session")

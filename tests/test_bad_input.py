@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, VENV_BIN, make_cache, save_tiny_teacher
+from conftest import VENV_BIN, copy_workflow, make_cache, save_tiny_teacher
 
 
 @pytest.fixture(scope="module")
@@ -178,10 +178,7 @@ SMK_CASES = [
 
 @pytest.mark.parametrize("case,text,names", SMK_CASES, ids=[c[0] for c in SMK_CASES])
 def test_snakemake_bad_config(case, text, names, tmp_path, cli_env):
-    import shutil
-    for name in ("Snakefile", "workflow", "config", "profiles"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    copy_workflow(tmp_path)
     cfg = "nope.yaml"
     if text is not None:
         (tmp_path / "bad.yaml").write_text(text)

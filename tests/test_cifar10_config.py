@@ -1,13 +1,12 @@
 """The CIFAR-10 cluster setting: the README's offline dry run, offline failures as one
 line, and an imported EDM teacher through the sampling CLI (device and AMP flags)."""
 import re
-import shutil
 import subprocess
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, VENV_BIN
+from conftest import ROOT, VENV_BIN, copy_workflow
 
 README_DRY_RUN = ".venv/bin/snakemake -n results/tables --configfile config/cifar10.yaml"
 
@@ -19,15 +18,9 @@ def _readme_cluster_commands():
     return [l.strip() for l in m.group(1).splitlines() if l.strip().startswith(".venv/bin/")]
 
 
-def _copy_repo(dst):
-    for name in ("Snakefile", "workflow", "config", "profiles", "envs"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst / name)
-
-
 def test_readme_cluster_dry_run_offline(tmp_path, cli_env):
     assert README_DRY_RUN in _readme_cluster_commands()
-    _copy_repo(tmp_path)
+    copy_workflow(tmp_path)
     argv = README_DRY_RUN.split()
     argv[0] = str(VENV_BIN / "snakemake")
     r = subprocess.run(argv, cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=300)
@@ -127,7 +120,7 @@ def test_sfd_step_under_bf16_autocast_lowers_loss(tmp_path):
 
 def test_cifar10_plan_gives_every_network_rule_a_gpu(tmp_path, cli_env):
     """On the cluster config every job that runs a network asks for a GPU and gets --device cuda."""
-    _copy_repo(tmp_path)
+    copy_workflow(tmp_path)
     r = subprocess.run([str(VENV_BIN / "snakemake"), "-n", "-p", "all", "--configfile", "config/cifar10.yaml"],
                        cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]

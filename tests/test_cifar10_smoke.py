@@ -2,7 +2,6 @@
 and the device changed (checked leaf by leaf), run end to end on small inputs in the real
 formats (slow tier)."""
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, VENV_BIN
+from conftest import ROOT, VENV_BIN, copy_workflow
 from diffdistill.config import validate
 
 SMOKE, FULL = ROOT / "config/cifar10-smoke.yaml", ROOT / "config/cifar10.yaml"
@@ -82,9 +81,7 @@ def test_config_names_no_machine_path():
 def test_smoke_run_end_to_end(tmp_path, cli_env):
     """Every rule of the CIFAR-10 DAG on the smoke inputs: import, reference features,
     trajectories, every method, sampling, metrics, profiles, tables, ablations, claims."""
-    for name in ("Snakefile", "workflow", "config", "profiles", "envs"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    copy_workflow(tmp_path)
     t0 = time.perf_counter()
     subprocess.run([sys.executable, str(ROOT / "tests/make_cifar10_smoke.py"), "downloads/smoke"], cwd=tmp_path,
                    env=cli_env, check=True, capture_output=True, timeout=300)

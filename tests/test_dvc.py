@@ -14,20 +14,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, VENV_BIN
+from conftest import ROOT, VENV_BIN, WORKFLOW_FILES, copy_workflow, ran_rules
 
 STAGES = ["config", "teacher", "featnet", "distill", "evaluate", "report"]
 
 
 def _repo(dst: Path) -> None:
-    for name in ("Snakefile", "workflow", "config", "profiles", "envs", "src", "dvc.yaml", ".dvcignore",
-                 ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvc/plots"):
-        src, out = ROOT / name, dst / name
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, out, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy(src, out)
+    copy_workflow(dst, WORKFLOW_FILES + ("src", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config",
+                                         ".dvc/.gitignore", ".dvc/plots"))
     # The tiny config is the one DVC tracks here (README, "DVC"), without SFD-v, the
     # second stage and the ablation sweep: tests/test_workflow.py runs those; here they
     # would only add jobs to every step. (Their declared folders stay empty.)
@@ -55,9 +49,7 @@ def dvc_env(cli_env, tmp_path):
 def test_dvc_stages_own_every_output(tmp_path, dvc_env, configfile):
     """Every output of `rule all` lies under exactly one stage's outs (downloads aside),
     and every stage lists as deps the other stages' outputs its jobs read."""
-    for name in ("Snakefile", "workflow", "config", "profiles", "envs", "dvc.yaml"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    copy_workflow(tmp_path, WORKFLOW_FILES + ("dvc.yaml",))
     out = _run([str(VENV_BIN / "python"), "workflow/scripts/dvc_stage.py", "--check", "--configfile", configfile],
                tmp_path, dvc_env, timeout=300)
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -79,11 +71,6 @@ def _ran(out):
 
 def _restored(out):
     return re.findall(r"^Stage '([^']+)' is cached - skipping run", out, re.M)
-
-
-def _jobs(out):
-    """Rules of the Snakemake jobs that ran."""
-    return set(re.findall(r"^(?:local)?rule (\w+):$", out, re.M))
 
 
 def _outs(repo: Path) -> list[Path]:
@@ -144,7 +131,7 @@ def test_dvc_repro_incremental_run_cache_and_remote(tmp_path, dvc_env):
     # 3. changed back: the same stages come back from the run-cache, no job runs
     cfg_file.write_text(original)
     out = _run([*dvc, "repro"], repo, dvc_env)
-    assert _ran(out) == [] and _jobs(out) == set(), out[-3000:]
+    assert _ran(out) == [] and ran_rules(out) == set(), out[-3000:]
     assert set(_restored(out)) == {"config", "distill", "evaluate", "report"}, out[-3000:]
     assert _digest(repo, _outs(repo)) == first
     status_clean()
@@ -157,14 +144,14 @@ def test_dvc_repro_incremental_run_cache_and_remote(tmp_path, dvc_env):
     out = _run([*dvc, "repro", "--force", "--single-item", "report"], repo, dvc_env)
     assert _ran(out) == ["report"], out[-3000:]
     allowed = set(re.search(r"^dvc_stage: report: snakemake \d+ targets, rules (.*)$", out, re.M).group(1).split())
-    assert _jobs(out) and _jobs(out) <= allowed and "distill_sfd" not in allowed, out[-3000:]
+    assert ran_rules(out) and ran_rules(out) <= allowed and "distill_sfd" not in allowed, out[-3000:]
     assert _digest(repo, sfd) == _only(first, sfd, repo)
     status_clean()
 
     # 5. the change of step 2 as an experiment (README, "Experiments"): it runs from the
     # run-cache, and `dvc exp show` lists it with its params and metrics
     out = _run([*dvc, "exp", "run", "-S", "config/config.yaml:sfd.loss=l2", "--name", "sfd-l2"], repo, dvc_env)
-    assert _jobs(out) == set(), out[-3000:]
+    assert ran_rules(out) == set(), out[-3000:]
     shown = _run([*dvc, "exp", "show", "--csv"], repo, dvc_env)
     header, *rows = shown.splitlines()
     assert "sfd.loss" in header and "students/sfd/default/nfe2" in header, header

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import torch
 
-from conftest import ROOT, VENV_BIN, build_method, make_cache, parse, save_tiny_teacher
+from conftest import ROOT, VENV_BIN, build_method, copy_workflow, make_cache, parse, save_tiny_teacher
 from diffdistill.config import schema_default
 from diffdistill.io import UserError
 
@@ -72,10 +72,7 @@ def test_enumerated_options_use_choices_and_show_defaults():
 def test_workflow_flags_have_no_default_that_differs_from_the_schema(tmp_path, cli_env):
     """Every flag the workflow passes (dry run of the tiny config, shell commands printed)
     is required, or mirrors a schema key whose default it takes."""
-    import shutil
-    for name in ("Snakefile", "workflow", "config", "profiles"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    copy_workflow(tmp_path)
     r = subprocess.run([str(VENV_BIN / "snakemake"), "-n", "-p", "all", "--configfile", "config/test.yaml"],
                        cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]

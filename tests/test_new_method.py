@@ -3,14 +3,13 @@ section and its config entry. In a copy of the repository, a small method (one-t
 output KD at the teacher's width, sampled with Euler) is added that way, the tiny
 config runs through Snakemake (from the tiny run's results: only the new method's jobs
 run), and its row reaches the main table."""
-import re
 import shutil
 import subprocess
 
 import pandas as pd
 import pytest
 
-from conftest import VENV_BIN, WORKFLOW_FILES, copy_workflow
+from conftest import VENV_BIN, WORKFLOW_FILES, copy_workflow, ran_rules
 
 MODULE = '''"""Output KD at the teacher's width: the student starts as the teacher and matches its
 denoised value at noise levels drawn from the schedule (a test method)."""
@@ -130,7 +129,7 @@ def test_a_new_method_needs_its_module_rules_schema_and_config_only(tmp_path, cl
     r = subprocess.run([str(VENV_BIN / "snakemake"), "--cores", "2", "results/tables", "--configfile",
                         "config/test.yaml"], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
-    ran = set(re.findall(r"^(?:local)?rule (\w+):$", r.stdout + r.stderr, re.M))
+    ran = ran_rules(r.stdout + r.stderr)
     assert "distill_widthkd" in ran and not ran & {"train_teacher", "distill_sfd", "distill_pd"}, ran
     df = pd.read_csv(repo / "results/tables/fid_vs_nfe.csv")
     row = df[df["method"] == "width KD (test method)"]

@@ -30,7 +30,9 @@ def timed(cmd: list[str]) -> tuple[float, str]:
 
 
 def job_counts(out: str) -> dict:
-    """Snakemake's 'Job stats' table of a dry run, rule -> jobs (with 'total')."""
+    """Snakemake's 'Job stats' table of a dry run, rule -> jobs (with 'total'); {} without one."""
+    if "Job stats:" not in out:
+        return {}
     return {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[-1], re.M)}
 
 
@@ -47,8 +49,9 @@ def main():
         yaml.safe_dump({"ablations": {"t_min": cfg["ablations"]["t_min"] + [float(a.t_min)]}}, extra)
     _, before = timed([*SMK, "-n", "results/ablations"])  # ablation jobs already pending (none once built)
     plan_t, plan = timed([*SMK, "-n", "results/ablations", "--configfile", "config/config.yaml", extra.name])
-    pending = job_counts(before) if "Job stats:" in before else {}
-    jobs = {k: n - pending.get(k, 0) for k, n in job_counts(plan).items() if n - pending.get(k, 0) > 0}
+    pending = job_counts(before)
+    added = {k: n - pending.get(k, 0) for k, n in job_counts(plan).items()}
+    jobs = {k: n for k, n in added.items() if n > 0}
     target = f"results/fid/students/sfd/tmin{a.t_min}/nfe{cfg['ablations']['nfe']}/fid.json"
     build_t, _ = timed([*SMK, "--cores", "all", target, "--configfile", "config/config.yaml", extra.name])
     rows = [{"step": "snakemake -n results/tables (nothing to do)", "seconds": dry},

@@ -114,22 +114,26 @@ def _plan_key(extra: list[str]) -> str:
     return h.hexdigest()
 
 
-def planned_jobs(extra: list[str]) -> list:
-    """snakemake_jobs(extra), from the plan cache when nothing it depends on changed."""
-    if not PLAN_CACHE.parent.parent.is_dir():  # not a DVC repository: no cache
-        return [tuple(j) for j in snakemake_jobs(extra)]
-    key = _plan_key(extra)
+def _cached_plan(key: str):
     try:
         cached = json.loads(PLAN_CACHE.read_text())
-        if cached["key"] == key:
-            return [tuple(j) for j in cached["jobs"]]
+        return cached["jobs"] if cached["key"] == key else None
     except (OSError, ValueError, KeyError, TypeError):
-        pass
-    jobs = snakemake_jobs(extra)
-    PLAN_CACHE.parent.mkdir(parents=True, exist_ok=True)
-    tmp = PLAN_CACHE.with_name(f".{PLAN_CACHE.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"key": key, "jobs": jobs}))
-    os.replace(tmp, PLAN_CACHE)
+        return None
+
+
+def planned_jobs(extra: list[str]) -> list[tuple]:
+    """snakemake_jobs(extra), from the plan cache when nothing it depends on changed
+    (outside a DVC repository: no cache)."""
+    key = _plan_key(extra) if PLAN_CACHE.parent.parent.is_dir() else None
+    jobs = _cached_plan(key) if key else None
+    if jobs is None:
+        jobs = snakemake_jobs(extra)
+        if key:
+            PLAN_CACHE.parent.mkdir(parents=True, exist_ok=True)
+            tmp = PLAN_CACHE.with_name(f".{PLAN_CACHE.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"key": key, "jobs": jobs}))
+            os.replace(tmp, PLAN_CACHE)
     return [tuple(j) for j in jobs]
 
 

@@ -39,6 +39,11 @@ def launch(wildcards, resources):
     return f"torchrun --no-python --standalone --nproc_per_node {n} " if n > 1 else ""
 
 
+def eval_keys(*keys):
+    """The eval keys a rule reads, for its params: params are rerun triggers."""
+    return {k: EVAL[k] for k in keys}
+
+
 def as_flags(**values):
     """`--name value` for each value that is not None."""
     return " ".join(f"--{k.replace('_', '-')} {render(v)}" for k, v in values.items() if v is not None)

@@ -17,7 +17,7 @@ rule sample:
         "results/logs/samples/{row}.log",
     params:
         args=sample_args,
-        e={k: EVAL[k] for k in ("batch_size", "grid_count")},  # only what it reads: params are rerun triggers
+        e=eval_keys("batch_size", "grid_count"),
         run=run_args(),
     threads: THREADS
     resources:
@@ -42,8 +42,7 @@ rule fid:
     params:
         args=metrics_args,
         features=features_args(),
-        e={k: EVAL[k] for k in ("num_samples", "batch_size", "kid_subsets", "kid_subset_size", "prdc_k",
-                                "prdc_samples")},
+        e=eval_keys("num_samples", "batch_size", "kid_subsets", "kid_subset_size", "prdc_k", "prdc_samples"),
         run=run_args(amp=False),
     threads: THREADS
     resources:

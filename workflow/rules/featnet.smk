@@ -42,7 +42,7 @@ rule reference_stats:
         features=features_args(),
         ref=as_flags(reference_stats=EVAL["reference_stats"]),
         seed=config["seed"],
-        e={k: EVAL[k] for k in ("batch_size", "floor_splits", "ref_features")},
+        e=eval_keys("batch_size", "floor_splits", "ref_features"),
         run=run_args(amp=False),
     threads: THREADS
     resources:

@@ -8,6 +8,12 @@ CURVES = [r.meta["curve"] for r in rowlib.in_table(ROWS.values(), "ablations") i
 ABLATION_FID = [rowlib.fid_path(r) for r in ROWS.values() if any(t.startswith("ablations") for t in r.tables)]
 
 
+def report_dir(name, ext="csv", category="Tables"):
+    """results/<name>, a folder of files the HTML report shows with ../report/<name>.rst."""
+    return report(directory(f"results/{name}"), patterns=[f"{{name}}.{ext}"], caption=f"../report/{name}.rst",
+                  category=category)
+
+
 rule run_config:
     output:
         report("results/config.yaml", caption="../report/config.rst", category="Config"),
@@ -31,8 +37,7 @@ rule tables:
         floor="results/fid/floor.json",
         profiles=[f"results/profiles/{t}.json" for t in ("main", "o2mkd") if profile_rows(t)],
     output:
-        report(directory("results/tables"), patterns=["{name}.csv"], caption="../report/tables.rst",
-               category="Tables"),
+        report_dir("tables"),
     log:
         "results/logs/tables.log",
     conda:
@@ -48,8 +53,7 @@ rule ablation_table:
     input:
         ABLATION_FID,
     output:
-        report(directory("results/ablations"), patterns=["{name}.csv"], caption="../report/ablations.rst",
-               category="Tables"),
+        report_dir("ablations"),
     log:
         "results/logs/ablations.log",
     conda:
@@ -64,8 +68,7 @@ rule claims:
     input:
         fid_files("main") + fid_files("o2mkd") + ABLATION_FID,
     output:
-        report(directory("results/claims"), patterns=["{name}.csv"], caption="../report/claims.rst",
-               category="Tables"),
+        report_dir("claims"),
     log:
         "results/logs/claims.log",
     params:
@@ -84,8 +87,7 @@ rule figures:
         floor="results/fid/floor.json",
         profile="results/profiles/main.json",
     output:
-        report(directory("results/figures"), patterns=["{name}.png"], caption="../report/figures.rst",
-               category="Figures"),
+        report_dir("figures", "png", "Figures"),
     log:
         "results/logs/figures.log",
     conda:

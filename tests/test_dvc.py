@@ -32,6 +32,8 @@ def _repo(dst: Path) -> None:
     cfg["ablations"]["train_seeds"] = 1
     cfg["o2mkd"]["ablations"] = {k: [] if isinstance(v, list) else v for k, v in cfg["o2mkd"]["ablations"].items()}
     cfg["sfd"]["nfe"] = cfg["baselines"]["nfe"] = [2]
+    cfg["baselines"]["solvers"] = ["dpmpp3m"]  # one teacher baseline row and one O2MKD student: DVC's
+    cfg["o2mkd"]["num_students"] = [2]         # mechanics do not depend on how many rows a stage holds
     (dst / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"]):

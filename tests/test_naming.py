@@ -7,6 +7,7 @@ from conftest import ROOT
 from diffdistill import naming
 from diffdistill.io import UserError
 from diffdistill.methods import rows, validate
+from diffdistill.methods.pd import ProgressiveDistillation
 from diffdistill.methods.sfd import ABLATION_FACTORS, SFD
 
 
@@ -71,3 +72,11 @@ def test_rows_of_the_default_config():
     assert labels[0] == "teacher (reference)" and "PD (progressive distillation)" in labels
     abl = [r for r in rs.values() if "ablations" in r.tables]
     assert len(abl) == len(SFD.ablation_runs(cfg)) and abl[0].meta["factor"] == "default"
+
+
+def test_an_empty_pd_nfe_list_runs_no_pd():
+    cfg = _config()
+    cfg["pd"]["nfe"] = []
+    names = [r.name for r in rows(cfg)]
+    assert names and not [n for n in names if n.startswith(("pd-teacher/", "students/pd/"))], names
+    assert ProgressiveDistillation.rounds(cfg) == [] and ProgressiveDistillation.rounds(_config()) == [8, 4, 2, 1]

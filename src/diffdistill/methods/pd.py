@@ -140,7 +140,10 @@ class ProgressiveDistillation(Method):
 
     @staticmethod
     def rounds(cfg: dict) -> list[int]:
-        """Student step counts of every round, from n0 / 2 down to min(pd.nfe)."""
+        """Student step counts of every round, from n0 / 2 down to min(pd.nfe); none when
+        pd.nfe is empty (PD is not run)."""
+        if not cfg["pd"]["nfe"]:
+            return []
         n, out = cfg["pd"]["n0"] // 2, []
         while n >= min(cfg["pd"]["nfe"]):
             out.append(n)
@@ -150,6 +153,8 @@ class ProgressiveDistillation(Method):
     @staticmethod
     def rows(cfg: dict) -> list:
         pd = cfg["pd"]
+        if not pd["nfe"]:
+            return []  # PD is not run: no students, and no row for its first teacher either
         first = teacher_row(cfg, f"pd-teacher/nfe{pd['n0']}", "PD first teacher (DDIM on the PD grid)", pd["n0"],
                             "euler", grid="pd", family="pd")
         return [first] + [Row(name=f"students/pd/default/nfe{n}", label="PD (progressive distillation)", nfe=n,

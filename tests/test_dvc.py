@@ -23,8 +23,9 @@ def _repo(dst: Path) -> None:
     copy_workflow(dst, WORKFLOW_FILES + ("src", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config",
                                          ".dvc/.gitignore", ".dvc/plots"))
     # The tiny config is the one DVC tracks here (README, "DVC"), without SFD-v, the
-    # second stage and the ablation sweep: tests/test_workflow.py runs those; here they
-    # would only add jobs to every step. (Their declared folders stay empty.)
+    # second stage, PD, the O2MKD routers and the ablation sweep: tests/test_workflow.py
+    # runs those; here they would only add jobs to every step. (Their declared folders stay
+    # empty.) DVC's mechanics do not depend on how many rows a stage holds.
     cfg = yaml.safe_load((dst / "config/test.yaml").read_text())
     cfg["sfdv"]["enabled"] = cfg["sfd2"]["enabled"] = cfg["o2sfd"]["enabled"] = False
     cfg["ablations"] = {k: [] if isinstance(v, list) else v for k, v in cfg["ablations"].items()}
@@ -32,8 +33,8 @@ def _repo(dst: Path) -> None:
     cfg["ablations"]["train_seeds"] = 1
     cfg["o2mkd"]["ablations"] = {k: [] if isinstance(v, list) else v for k, v in cfg["o2mkd"]["ablations"].items()}
     cfg["sfd"]["nfe"] = cfg["baselines"]["nfe"] = [2]
-    cfg["baselines"]["solvers"] = ["dpmpp3m"]  # one teacher baseline row and one O2MKD student: DVC's
-    cfg["o2mkd"]["num_students"] = [2]         # mechanics do not depend on how many rows a stage holds
+    cfg["baselines"]["solvers"] = ["dpmpp3m"]
+    cfg["pd"]["nfe"] = cfg["o2mkd"]["num_students"] = []
     (dst / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"]):

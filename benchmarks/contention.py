@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from common import write
+from common import run, write
 
 WORKER = r"""
 import json, statistics, sys, time, torch
@@ -86,4 +86,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

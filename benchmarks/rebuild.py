@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import write
+from common import run, write
 
 SMK = [sys.executable, "-m", "snakemake", "--nolock"]  # inside the benchmark job of a running Snakemake
 
@@ -69,4 +69,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -10,7 +10,7 @@ import argparse
 import time
 
 import torch
-from common import median_seconds, write
+from common import median_seconds, run, write
 from torch.utils.flop_counter import FlopCounterMode
 
 from diffdistill.precond import image_shape, load_denoiser
@@ -63,4 +63,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import median_seconds, write
+from common import median_seconds, run, write
 
 from diffdistill.precond import image_shape, load_denoiser
 from diffdistill.sampling import generate_images
@@ -59,4 +59,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

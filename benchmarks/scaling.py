@@ -14,7 +14,7 @@ import statistics
 
 import torch
 import torch.multiprocessing as mp
-from common import write
+from common import run, write
 from timing import CIFAR10_NET, digits_net, sampling_images_per_second, sfd_step_seconds
 
 from diffdistill.precond import build_denoiser
@@ -86,4 +86,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import write
+from common import run, write
 
 from diffdistill.curves import read_curve
 from diffdistill.io import read_meta
@@ -68,4 +68,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -8,7 +8,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from common import machine
+from common import machine, run
 
 from diffdistill.io import atomic_dir, read_json
 
@@ -33,4 +33,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

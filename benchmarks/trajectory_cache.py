@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import write
+from common import run, write
 
 from diffdistill.cli import build_parser
 from diffdistill.methods import get
@@ -76,4 +76,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -63,11 +63,10 @@ def write(out: str, name: str, title: str, data: dict, rows: list[dict], notes: 
 def run(main) -> None:
     """Run a benchmark's `main`; a missing or unreadable input (for example a model that a
     config without that method never built) is one line on stderr and exit status 2."""
-    from diffdistill.io import UserError
+    from diffdistill.io import UserError, error_text
 
     try:
         main()
     except (UserError, OSError) as e:
-        text = e if isinstance(e, UserError) else f"{e.strerror or e}: {e.filename or ''}".rstrip(": ")
-        print(f"benchmark {Path(sys.argv[0]).stem}: error: {text}", file=sys.stderr)
+        print(f"benchmark {Path(sys.argv[0]).stem}: error: {error_text(e)}", file=sys.stderr)
         sys.exit(2)

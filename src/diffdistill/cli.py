@@ -13,7 +13,7 @@ import difflib
 import sys
 
 from . import __version__
-from .io import UserError
+from .io import UserError, error_text
 from .options import Opt, add_options, bool_arg, json_arg, json_list, positive_float, positive_int
 from .runner import used_args
 from .schedules import GRIDS
@@ -237,8 +237,7 @@ def main(argv=None) -> int:
     except (UserError, OSError) as e:  # bad input, or a file the command could not read or write
         if args.debug:
             raise
-        text = e if isinstance(e, UserError) else f"{e.strerror or e}: {e.filename or ''}".rstrip(": ")
-        print(f"{name}: error: {text}", file=sys.stderr)
+        print(f"{name}: error: {error_text(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)

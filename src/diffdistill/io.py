@@ -27,6 +27,13 @@ class UserError(Exception):
     """A problem with the user's input: reported as one line, exit status 2."""
 
 
+def error_text(e: Exception) -> str:
+    """The one line shown for a UserError, or for an OSError (its reason and file)."""
+    if isinstance(e, OSError):
+        return f"{e.strerror or e}: {e.filename or ''}".rstrip(": ")
+    return str(e)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -142,10 +142,9 @@ class ProgressiveDistillation(Method):
     def rounds(cfg: dict) -> list[int]:
         """Student step counts of every round, from n0 / 2 down to min(pd.nfe); none when
         pd.nfe is empty (PD is not run)."""
-        if not cfg["pd"]["nfe"]:
-            return []
-        n, out = cfg["pd"]["n0"] // 2, []
-        while n >= min(cfg["pd"]["nfe"]):
+        n0 = cfg["pd"]["n0"]
+        n, out, last = n0 // 2, [], min(cfg["pd"]["nfe"], default=n0)
+        while n >= last:
             out.append(n)
             n //= 2
         return out

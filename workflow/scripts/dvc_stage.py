@@ -51,6 +51,8 @@ from pathlib import Path
 
 import yaml
 
+from diffdistill.io import write_json  # atomic: a killed stage leaves no half-written plan
+
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 JOB_RE = re.compile(r"^(?:local)?(?:rule|checkpoint) (\S+):$")
 FIELD_RE = re.compile(r"^\s+(input|output): (.*)$")
@@ -130,10 +132,7 @@ def planned_jobs(extra: list[str]) -> list[tuple]:
     if jobs is None:
         jobs = snakemake_jobs(extra)
         if key:
-            PLAN_CACHE.parent.mkdir(parents=True, exist_ok=True)
-            tmp = PLAN_CACHE.with_name(f".{PLAN_CACHE.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"key": key, "jobs": jobs}))
-            os.replace(tmp, PLAN_CACHE)
+            write_json(PLAN_CACHE, {"key": key, "jobs": jobs})
     return [tuple(j) for j in jobs]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .io import atomic_dir, read_json
+from .io import atomic_dir, read_json_object
 from .report import ablation_table, in_table, load_records, write_table
 
 RULE = ("Verdict: *holds* when the effect has the paper's sign and exceeds twice the combined spread "
@@ -158,7 +158,7 @@ def o2mkd_beats_kd(d: _Data, records: list[dict]):
 def sfd_faster_than_pd(benchmark: str | None):
     if not benchmark or not Path(benchmark).exists():
         return "not measured (run `snakemake --cores all results/benchmarks`)", "not measured"
-    b = read_json(benchmark)
+    b = read_json_object(benchmark, (), "benchmark file")
     if b.get("ratio") is None:
         return f"not reached: {b.get('note', '')}", "not measured"
     text = (f"PD / SFD wall clock to FID {b['target_fid']:.1f} (the worse final NFE-2 FID): x{b['ratio']:.1f}; "

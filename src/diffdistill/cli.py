@@ -13,8 +13,9 @@ import difflib
 import sys
 
 from . import __version__
-from .io import UserError, error_text
-from .options import Opt, add_options, bool_arg, json_arg, json_list, positive_float, positive_int
+from .io import UserError, check_paths, error_text, outputs
+from .options import (Opt, add_options, bool_arg, json_arg, json_list, nfe_int, positive_float, positive_int,
+                      seeds_arg)
 from .runner import used_args
 from .schedules import GRIDS
 from .solvers import FINAL_STEP_RULES, SOLVERS
@@ -133,10 +134,10 @@ def cmd_render(args):
 OUT = Opt("out", required=True, help="output file")
 IO = [Opt("batch_size", key="eval.batch_size"), OUT]
 FID = Opt("fid", required=True, help="FID JSON files", kwargs={"nargs": "+"})
-OUT_DIR = Opt("out_dir", required=True, help="output folder (replaced as a whole)")
+OUT_DIR = Opt("out_dir", required=True, help="output folder (replaced as a whole if new, empty or ours alone)")
 FLOOR = Opt("floor", help="floor JSON (real vs real)")
 RECIPE = [Opt("solver", help="solver (default: the recipe's)", kwargs={"choices": tuple(SOLVERS)}),
-          Opt("nfe", help="network evaluations per sample (default: the recipe's)", kwargs={"type": positive_int}),
+          Opt("nfe", help="network evaluations per sample (default: the recipe's)", kwargs={"type": nfe_int}),
           Opt("afs", help="analytical first step (default: the recipe's)",
               kwargs={"type": bool_arg, "metavar": "{true,false}"}),
           Opt("grid", help="timestamps: edm (t_max..t_min), edm_zero (EDM's Heun sampler, ending at 0), pd "
@@ -156,16 +157,16 @@ COMMANDS = [
                              Opt("ref_features", key="eval.ref_features")] + RUN),
     ("trajectories", cmd_trajectories, "teacher trajectories at the student timestamps (a cache)",
      [Opt("teacher", required=True, help="teacher checkpoint"),
-      Opt("nfe", required=True, help="student NFE", kwargs={"type": positive_int}), Opt("afs", key="sfd.afs"),
+      Opt("nfe", required=True, help="student NFE", kwargs={"type": nfe_int}), Opt("afs", key="sfd.afs"),
       Opt("solver", key="trajectories.solver"), Opt("K", key="trajectories.K"),
       Opt("final_step", key="trajectories.final_step"), Opt("thresholding", key="trajectories.thresholding"),
       Opt("teacher_afs", help="the teacher's first step is analytical (a stage-1 SFD student teaches)",
           kwargs={"type": bool_arg, "default": False, "metavar": "{true,false}"}),
-      Opt("seeds", required=True, help="noise seeds, e.g. 100000-102999"),
+      Opt("seeds", required=True, help="noise seeds, e.g. 100000-102999", kwargs={"type": seeds_arg}),
       Opt("batch_size", key="trajectories.batch_size"), Opt("amp", key="amp"), OUT] + SCHEDULE + RUN),
     ("sample", cmd_sample, "sample a checkpoint by its recipe (options given here override it)",
      [Opt("model", required=True, help="checkpoint")] + RECIPE
-     + [Opt("seeds", help="noise seeds", kwargs={"default": "0-1999"}), Opt("amp", key="amp"),
+     + [Opt("seeds", help="noise seeds", kwargs={"type": seeds_arg, "default": "0-1999"}), Opt("amp", key="amp"),
         Opt("png", help="PNG grid of the first images"), Opt("png_count", key="eval.grid_count")] + IO + RUN),
     ("fid", cmd_fid, "FID of samples (or a trajectory cache's end points) against reference statistics",
      [Opt("samples", required=True, help="samples .npz, or a trajectory cache .pt"),
@@ -233,7 +234,8 @@ def main(argv=None) -> int:
         if hasattr(args, "device"):
             from .runtime import resolve_device
             args.device = resolve_device(args.device)
-        return args.func(args) or 0
+        with outputs(check_paths(vars(args))):  # every output lands with its metadata, or none does
+            return args.func(args) or 0
     except (UserError, OSError) as e:  # bad input, or a file the command could not read or write
         if args.debug:
             raise

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+import math
 from importlib import resources
 
 from .io import UserError
@@ -99,10 +100,30 @@ def check_schedule(cfg: dict) -> None:
                         "need 0 < t_min < t_max")
 
 
+def check_finite(node, path=()) -> None:
+    """No infinite or NaN number anywhere (YAML's .inf and .nan are floats to the schema)."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            check_finite(v, (*path, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            check_finite(v, (*path, i))
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise UserError(f"config key '{_where(path)}' = {node}: must be a finite number")
+
+
 def check_seed_ranges(cfg: dict) -> None:
+    from .seeding import MAX_SEED, MAX_SEEDS
+
     traj, ev = cfg["trajectories"], cfg["eval"]
     pool = range(traj["seed_start"], traj["seed_start"] + traj["num"])
     evaluated = range(0, ev["num_samples"] * ev["seed_sets"])
+    if pool.stop - 1 > MAX_SEED:
+        raise UserError(f"config keys trajectories.seed_start + trajectories.num = {pool.stop}: seeds must lie in "
+                        f"0..{MAX_SEED}")
+    if len(evaluated) > MAX_SEEDS:
+        raise UserError(f"config keys eval.num_samples x eval.seed_sets = {len(evaluated)}: at most {MAX_SEEDS} "
+                        "images per row")
     if pool.start < evaluated.stop:
         raise UserError(f"config key trajectories.seed_start = {traj['seed_start']}: the trajectory pool "
                         f"must not overlap the evaluation seeds 0..{evaluated.stop - 1} "
@@ -113,6 +134,9 @@ def validate(config: dict, schema: dict | None = None) -> dict:
     """Return a copy of `config` with defaults filled in, or raise UserError."""
     schema = schema or load_schema()
     cfg = copy.deepcopy(config) if config else {}
+    if not isinstance(cfg, dict):
+        raise UserError(f"the config must be a mapping of keys, got a {type(cfg).__name__}")
+    check_finite(cfg)
     _fill_defaults(cfg, schema)
     _schema_errors(cfg, schema)
     check_schedule(cfg)
@@ -121,6 +145,32 @@ def validate(config: dict, schema: dict | None = None) -> dict:
         from .nets import check_kwargs
         check_kwargs(cfg["teacher"]["net"], cfg["teacher"]["net_kwargs"], key="teacher.net_kwargs")
     return cfg
+
+
+def check_yaml_text(text: str, source: str) -> None:
+    """Refuse a config file's text in which a mapping names a key twice (YAML loaders keep
+    the last silently), naming the key and its line. The workflow reads the file; this
+    only parses the text it is given."""
+    import yaml
+
+    class Strict(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise UserError(f"{source}, line {key_node.start_mark.line + 1}: key '{key}' is given twice in "
+                                "one mapping")
+            seen.add(key)
+        return loader.construct_mapping(node, deep=deep)
+
+    Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    try:
+        yaml.load(text, Loader=Strict)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        raise UserError(f"{source} is not valid YAML ({str(e).splitlines()[0]})") from None
 
 
 # --------------------------------------------------------------------------- reference

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .io import UserError, read_json, write_json
+from .io import UserError, read_json_object, write_json
 
 FORMAT = "diffdistill-fid-curve/1"
 
@@ -42,7 +42,7 @@ def write_curve(path, curve: list, *, row: str, label: str, nfe: int, seeds: str
 
 def read_curve(path) -> dict:
     """Load and check a curve file; a malformed one is a one-line error naming it."""
-    d = read_json(path)
+    d = read_json_object(path, (), "FID curve")
     if d.get("format") != FORMAT:
         raise UserError(f"{path} is not a FID curve (format {d.get('format')!r}, expected {FORMAT!r})")
     for key in ("row", "label", "nfe", "points"):

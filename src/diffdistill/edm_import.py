@@ -32,7 +32,7 @@ import pickle
 import warnings
 from pathlib import Path
 
-from .io import UserError, sha256, write_meta
+from .io import UserError, declared_storages, gib, sha256, write_meta, written
 
 # --------------------------------------------------------------------------- inert records
 
@@ -106,6 +106,11 @@ def _safe_load_storage(data):
 
     if not isinstance(data, (bytes, bytearray)):
         raise UserError("malformed tensor storage in the pickle")
+    stream = io.BytesIO(bytes(data))  # torch's legacy format: magic, protocol, sys info, then the object
+    declared = [declared_storages(stream) for _ in range(4)][-1]
+    if sum(declared.values()) > len(data):
+        raise UserError(f"a tensor storage in the pickle declares {gib(sum(declared.values()))} but holds "
+                        f"{gib(len(data))} (corrupted or crafted)")
     try:
         return torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
     except Exception as e:
@@ -301,6 +306,28 @@ def spec_from_record(record) -> dict:
 # --------------------------------------------------------------------------- import
 
 
+def check_fits(spec: dict, tensors: dict) -> None:
+    """Before the network is built: its tensors (made on the meta device, no memory) must
+    have the shapes the snapshot holds, and the real network must fit in memory; an
+    edited kwarg (say model_channels 4096) would otherwise allocate tens of GB first."""
+    import torch
+
+    from .io import check_memory
+    from .nets import build_network
+
+    with torch.device("meta"):  # the backbone; the precond wrapper holds it as `model`
+        shell = build_network(spec["net"], dict(spec["net_kwargs"]))
+    expected = {f"model.{k}": v for k, v in shell.state_dict().items()}
+    missing = [k for k in expected if k not in tensors]
+    if missing:
+        raise UserError(f"EDM weights do not match the network of their own kwargs: missing {missing[:5]}")
+    for k, v in expected.items():
+        if tuple(tensors[k].shape) != tuple(v.shape):
+            raise UserError(f"EDM weights do not fit the network built from their own kwargs: '{k}' is "
+                            f"{tuple(tensors[k].shape)} in the snapshot, {tuple(v.shape)} by its kwargs")
+    check_memory(2 * sum(v.numel() * 4 for v in expected.values()), "the network the snapshot's kwargs describe")
+
+
 def import_edm_pickle(pkl_path, out_path, key: str = "ema") -> dict:
     """Convert EDM snapshot `pkl_path` (entry `key`) into a diffdistill checkpoint.
 
@@ -318,6 +345,7 @@ def import_edm_pickle(pkl_path, out_path, key: str = "ema") -> dict:
     spec = spec_from_record(record)
     tensors = _flatten_state(record, "", {})
 
+    check_fits(spec, tensors)
     model = build_denoiser(spec)
     try:
         result = model.load_state_dict(tensors, strict=False)
@@ -332,7 +360,7 @@ def import_edm_pickle(pkl_path, out_path, key: str = "ema") -> dict:
     save_denoiser(out_path, model, spec,
                   imported_from={"format": "edm-pickle", "path": str(pkl_path), "key": key,
                                  "class_name": record.class_name, "sha256": sha})
-    reloaded, _ = load_denoiser(out_path)  # the checkpoint must round-trip on its own
+    reloaded, _ = load_denoiser(written(out_path))  # the checkpoint must round-trip on its own
     del reloaded
     return {"spec": spec, "source_sha256": sha, "num_tensors": len(tensors),
             "num_params": sum(p.numel() for p in model.parameters()),

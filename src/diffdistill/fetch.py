@@ -55,8 +55,10 @@ def fetch_to_file(url: str, dest, what: str = "file", args: dict | None = None) 
     from .io import write_meta
 
     t0 = time.perf_counter()
+    from .io import written
+
     dest = fetch(url, dest, what=what)
-    write_meta(dest, args or {}, None, wall_time=time.perf_counter() - t0, size_bytes=dest.stat().st_size)
+    write_meta(dest, args or {}, None, wall_time=time.perf_counter() - t0, size_bytes=written(dest).stat().st_size)
     print(f"{what}: {url} -> {dest}", file=sys.stderr)
     return dest
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .io import UserError, atomic_dir, read_json
-from .report import fine_tune_seconds, in_table, load_records, model_meta
+from .io import UserError, atomic_dir
+from .report import fine_tune_seconds, in_table, load_records, model_meta, read_floor, read_profile
 
 FAMILY_COLOURS = {"sfd": "tab:blue", "sfdv": "tab:cyan", "sfd2": "tab:purple", "pd": "tab:orange",
                   "o2mkd": "tab:green", "o2sfd": "tab:red"}
@@ -243,7 +243,7 @@ def write_figures(fid_files, out_dir, floor=None, profile=None) -> None:
         raise UserError("no FID results to plot")
     styles = series_styles(series)
     with atomic_dir(out_dir) as tmp:
-        fl = read_json(floor) if floor else None
+        fl = read_floor(floor) if floor else None
         fig, ax = plt.subplots(figsize=(7.5, 4.5))
         fid_vs_nfe(ax, series, styles, fl)
         _legend_right(ax)
@@ -258,7 +258,7 @@ def write_figures(fid_files, out_dir, floor=None, profile=None) -> None:
             plt.close(fig)
         if profile:
             fig, ax = plt.subplots(figsize=(7.5, 4.5))
-            if fid_vs_macs(ax, series, styles, {r["name"]: r for r in read_json(profile)["rows"]}):
+            if fid_vs_macs(ax, series, styles, {r["name"]: r for r in read_profile(profile)}):
                 _legend_right(ax)
                 ax.set_title("FID against compute per image")
                 _save(fig, tmp, "fid_vs_macs")

@@ -66,7 +66,24 @@ def number(kind: type = float, minimum=None, exclusive_minimum=None, maximum=Non
     return parse
 
 
+def seeds_arg(s: str) -> str:
+    """argparse type: a seed list ('0-1999', '1,5,7'), checked for its bounds and repeats
+    (`seeding.seed_ranges`) before anything is built; the text itself is kept."""
+    from .io import UserError
+    from .seeding import seed_ranges
+
+    try:
+        seed_ranges(s)
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e))
+    return s
+
+
+MAX_NFE = 8192  # network evaluations per sample: Progressive Distillation's first teacher
+
+
 positive_int = number(int, minimum=1)
+nfe_int = number(int, minimum=1, maximum=MAX_NFE)
 nonneg_int = number(int, minimum=0)
 positive_float = number(float, exclusive_minimum=0)
 

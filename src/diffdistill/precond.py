@@ -148,3 +148,19 @@ def load_checkpoint(path, device="cpu") -> tuple[nn.Module, dict]:
     except RuntimeError as e:
         raise UserError(f"{path}: weights do not fit the network of its spec ({str(e).splitlines()[0]})") from None
     return model.to(device).eval().requires_grad_(False), ckpt
+
+
+def load_teacher(path, device="cpu", images: torch.Tensor | None = None) -> tuple[nn.Module, dict]:
+    """A plain denoiser network (a teacher, or a student that teaches the next stage),
+    refused in one line when it is a wrapped kind (a router, a step-conditioned student)
+    or its image shape differs from the dataset's `images` [N, C, H, W]."""
+    ckpt = read_checkpoint(path)
+    spec = ckpt["spec"]
+    if "kind" in spec:
+        raise UserError(f"{path} is a {spec['kind']} model, not a plain denoiser network: a teacher must be one "
+                        "network (the trained or imported teacher, or an SFD/PD student)")
+    if images is not None and tuple(images.shape[1:]) != tuple(image_shape(spec)):
+        c, h, w = image_shape(spec)
+        raise UserError(f"{path} makes {c}x{h}x{w} images but the dataset holds {'x'.join(map(str, images.shape[1:]))} "
+                        "(channels x height x width): use a teacher of this dataset")
+    return load_denoiser(path, device=device)

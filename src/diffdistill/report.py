@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .io import UserError, atomic_dir, meta_path, read_json
+from .io import UserError, atomic_dir, meta_path, read_json_object
 
 FT = "fine-tune s"
 METRICS = ("fid", "kid", "precision", "recall", "density", "coverage")
@@ -22,7 +22,7 @@ def load_records(files) -> list[dict]:
     over its seed sets, `<metric>_std` (NaN for one set) and `<metric>_sets`."""
     by: dict[str, dict] = {}
     for f in files:
-        r = read_json(f)
+        r = read_json_object(f, ("label", "nfe", ("name", "row")), "metrics file")
         for m in METRICS:
             if m in r:
                 r.setdefault(f"{m}_std", float("nan"))
@@ -42,7 +42,7 @@ def _cell(r: dict, table: str) -> tuple[str, str]:
 
 def model_meta(r: dict) -> dict | None:
     m = r.get("model")
-    return read_json(meta_path(m)) if m and meta_path(m).exists() else None
+    return read_json_object(meta_path(m), (), "metadata sidecar") if m and meta_path(m).exists() else None
 
 
 def fine_tune_seconds(meta: dict | None) -> float | None:
@@ -175,7 +175,7 @@ def floor_notes(records: list[dict], floor: str | None) -> str:
                          f"{r['num_samples']} samples, {len(nf['fid_sets'])} pairs): FID {pm('fid')}{kid}; "
                          "differences of that size between rows are noise.")
     if floor:
-        fl = read_json(floor)
+        fl = read_floor(floor)
         lines.append(f"Real against real ({fl['num_samples']} dataset images each side, {len(fl['fid_splits'])} "
                      f"random halvings): FID {fl['fid']:.2f} ± {fl['fid_std']:.2f}; it is measured at its own n, so "
                      "it does not bound rows evaluated on other sample counts.")
@@ -184,7 +184,19 @@ def floor_notes(records: list[dict], floor: str | None) -> str:
 
 def load_profiles(paths) -> dict:
     """Profile rows (MACs per image, images/s) of every given profile file, by row name."""
-    return {r["name"]: r for p in paths for r in read_json(p)["rows"]}
+    return {r["name"]: r for p in paths for r in read_profile(p)}
+
+
+def read_profile(path) -> list[dict]:
+    """The rows of a profile file, each an object with a name; else one line naming it."""
+    rows = read_json_object(path, ("rows",), "profile file")["rows"]
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "name" in r for r in rows):
+        raise UserError(f"{path}: 'rows' must be a list of objects, each with a 'name'")
+    return rows
+
+
+def read_floor(path) -> dict:
+    return read_json_object(path, ("fid", "fid_std", "fid_splits", "num_samples"), "floor file")
 
 
 def efficiency_table(records: list[dict], profile: dict) -> pd.DataFrame:
@@ -226,7 +238,7 @@ def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profil
         fid_long(fid).to_csv(tmp / "fid_vs_nfe_long.csv", index=False, float_format="%.4f")
         metrics = {r.get("name") or r["row"]: r["fid"] for r in records}
         if floor:
-            metrics["floor"] = read_json(floor)["fid"]
+            metrics["floor"] = read_floor(floor)["fid"]
         (tmp / "fid_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
         if o2 is not None:
             write_o2mkd_table(tmp, o2)
@@ -308,7 +320,8 @@ def cache_seconds(meta: dict) -> float | None:
     """Wall clock of building the trajectory cache(s) a model was trained on (their metadata)."""
     traj = (meta.get("args") or {}).get("trajectories")
     paths = [traj] if isinstance(traj, str) else list(traj or [])
-    times = [read_json(meta_path(p)).get("wall_time") for p in paths if meta_path(p).exists()]
+    times = [read_json_object(meta_path(p), (), "metadata sidecar").get("wall_time") for p in paths
+             if meta_path(p).exists()]
     return sum(times) if times else None
 
 
@@ -321,8 +334,10 @@ def cost_table(records: list[dict]) -> pd.DataFrame:
     rows = []
     for model, recs in by_model.items():
         meta = model_meta(recs[0])
-        if meta is None or "wall_time" not in meta:
+        if meta is None:
             continue
+        if "wall_time" not in meta:
+            raise UserError(f"{meta_path(model)}: a trained model's metadata without its 'wall_time'")
         nfe = meta.get("nfe", "any")
         rows.append({"method": recs[0]["label"], "family": recs[0].get("family"),
                      "NFE": "/".join(map(str, nfe)) if isinstance(nfe, list) else nfe,

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .data import float_to_uint8
-from .io import UserError, atomic_path, check_writable, write_meta
+from .io import UserError, atomic_path, check_memory, check_writable, write_meta
 from .schedules import timesteps
 from .seeding import noise_for_seeds, parse_seeds
 from .solvers import sample
@@ -93,6 +93,8 @@ def sample_checkpoint(model_path, out, seeds: str, batch_size: int, png=None, pn
     ts = recipe_timesteps(r)
     kwargs = {"num_steps": len(ts)} if r.get("step_conditioning") else {}
     seed_list = parse_seeds(seeds)
+    check_memory(len(seed_list) * math.prod(image_shape(ckpt["spec"])) * 9,  # float32 twice, then uint8
+                 f"sampling {len(seed_list)} images")
     t0 = time.perf_counter()
     with autocast(device, amp):
         imgs = to_uint8(generate_images(model, seed_list, ts, r["solver"], r["afs"], r["final_step"], batch_size,
@@ -146,10 +148,16 @@ def load_images(path, num: int | None = None) -> np.ndarray:
             if "images" not in z.files:
                 raise UserError(f"{path} has no 'images' array (has: {', '.join(z.files) or 'none'})")
             imgs = z["images"][:num]
+            seeds = z["seeds"][:num] if "seeds" in z.files else None
     except UserError:
         raise
     except Exception as e:  # truncated zip, object arrays, not an npz at all
         raise UserError(f"cannot read samples {path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     if imgs.dtype != np.uint8 or imgs.ndim != 4:
         raise UserError(f"{path}: 'images' must be uint8 [N, C, H, W], got {imgs.dtype} {imgs.shape}")
+    if seeds is not None:
+        _, first, count = np.unique(seeds, return_index=True, return_counts=True)
+        if (count > 1).any():
+            raise UserError(f"{path} repeats seed {seeds[first[count > 1][0]]}: its images are not distinct "
+                            "samples, so metrics over them would be wrong")
     return imgs

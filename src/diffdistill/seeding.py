@@ -6,22 +6,42 @@ import torch
 from .io import UserError
 
 
-def parse_seeds(spec: str) -> list[int]:
-    """'0-1999' or '1,5,7' or '0-9,100' -> list of ints."""
-    seeds: list[int] = []
+MAX_SEED = 2 ** 31 - 1    # noise seeds are 0 .. 2^31 - 1 (any torch generator, any platform's int)
+MAX_SEEDS = 1_000_000     # images in one command: 20x CIFAR-10's 50k FID protocol
+
+
+def seed_ranges(spec: str) -> list[range]:
+    """'0-1999' or '1,5,7' or '0-9,100' -> ranges, checked before any list is built:
+    values in 0..MAX_SEED, at most MAX_SEEDS in all, none repeated."""
+    ranges: list[range] = []
     try:
         for part in str(spec).split(","):
             part = part.strip()
             if "-" in part:
                 a, b = part.split("-")
-                seeds.extend(range(int(a), int(b) + 1))
+                ranges.append(range(int(a), int(b) + 1))
             elif part:
-                seeds.append(int(part))
+                ranges.append(range(int(part), int(part) + 1))
     except ValueError:
         raise UserError(f"bad seed list '{spec}': use e.g. 0-1999 or 1,5,7") from None
-    if not seeds:
+    if not ranges or not any(ranges):
         raise UserError(f"empty seed list '{spec}'")
-    return seeds
+    for r in ranges:
+        if r.start < 0 or r.stop - 1 > MAX_SEED:
+            raise UserError(f"seed list '{spec}': seeds must lie in 0..{MAX_SEED}")
+    total = sum(len(r) for r in ranges)
+    if total > MAX_SEEDS:
+        raise UserError(f"seed list '{spec}' has {total} seeds; at most {MAX_SEEDS} per command")
+    ordered = sorted((r for r in ranges if r), key=lambda r: r.start)
+    for a, b in zip(ordered, ordered[1:]):
+        if b.start < a.stop:
+            raise UserError(f"seed list '{spec}' repeats seed {b.start}: each seed is one image")
+    return ranges
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """The seeds of `spec` (see `seed_ranges`) as a list of ints."""
+    return [s for r in seed_ranges(spec) for s in r]
 
 
 def noise_for_seeds(seeds, shape, dtype=torch.float32) -> torch.Tensor:

@@ -9,6 +9,7 @@ differing settings, a cache made otherwise.
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Callable, Optional
@@ -16,7 +17,7 @@ from typing import Callable, Optional
 import torch
 
 from .distributed import rank_slice
-from .io import UserError, sha256, torch_load, torch_save, write_meta
+from .io import UserError, check_memory, sha256, torch_load, torch_save, write_meta, written
 from .schedules import refine
 from .seeding import noise_for_seeds, parse_seeds
 from .solvers import sample
@@ -85,13 +86,15 @@ def build_cache(teacher_path, out, *, student_t: torch.Tensor, K: int, solver: s
                 thresholding: bool, rho: float, seeds: str, batch_size: int, teacher_afs: bool = False,
                 device="cpu", amp: bool = False, progress: bool = True, args: dict | None = None) -> dict:
     """Generate the trajectories of `seeds` and write the cache `out` (+ metadata)."""
-    from .precond import image_shape, load_denoiser
+    from .precond import image_shape, load_teacher
     from .runtime import autocast
 
-    model, spec = load_denoiser(teacher_path, device=device)
+    model, spec = load_teacher(teacher_path, device=device)
     key = expected_key(teacher_path, solver=solver, K=K, final_step=final_step, thresholding=thresholding,
                        timesteps=student_t.tolist(), teacher_afs=teacher_afs, seeds=seeds)
     seed_list = parse_seeds(seeds)
+    check_memory(2 * 4 * len(seed_list) * len(student_t) * math.prod(image_shape(spec)),  # float32, batches + cat
+                 f"a trajectory cache of {len(seed_list)} trajectories x {len(student_t)} timestamps")
     t0 = time.perf_counter()
     with autocast(device, amp), torch.inference_mode():
         states = generate(model, seed_list, student_t, K, solver, final_step, thresholding, rho, batch_size,
@@ -99,8 +102,7 @@ def build_cache(teacher_path, out, *, student_t: torch.Tensor, K: int, solver: s
     wall = time.perf_counter() - t0
     teacher_nfe = len(seed_list) * (K * (len(student_t) - 1) - int(teacher_afs))
     torch_save(out, {"format": CACHE_FORMAT, "states": states.float(), "timesteps": student_t, "key": key})
-    from pathlib import Path
-    size = Path(out).stat().st_size
+    size = written(out).stat().st_size
     write_meta(out, args or {}, None, wall_time=wall, cache_key=key, teacher_nfe=teacher_nfe, size_bytes=size,
                num_trajectories=len(seed_list), timesteps=student_t.tolist())
     print(f"{len(seed_list)} trajectories in {wall:.1f} s, {size / 2**20:.1f} MiB", file=sys.stderr)

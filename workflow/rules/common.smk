@@ -16,14 +16,14 @@ from diffdistill.options import render
 # --configfile FILE replaces config/config.yaml, which Snakemake would extend (README: Configuration)
 if workflow.overwrite_configfiles:
     config = copy.deepcopy(workflow.config_settings.overwrite_config)  # FILE, then --config values
-config = methods.workflow_config(config)
+_files = [Path(f) for f in workflow.overwrite_configfiles or ["config/config.yaml"]]  # texts: no duplicate keys
+config = methods.workflow_config(config, {str(f): f.read_text() for f in _files if f.is_file()})
 ROWS = {r.name: r for r in methods.rows(config)}
 SETS = config["eval"]["seed_sets"]
 THREADS = config["threads_per_job"]
 ALL_CORES = workflow.global_resources["_cores"].value or 1  # jobs that run alone (unset in --report)
 EVAL = config["eval"]
-# GPU rules declare resources gpu=GPU (the SLURM executor turns it into --gpus).
-GPU = 1 if config["device"] == "cuda" else 0
+GPU = 1 if config["device"] == "cuda" else 0  # resources gpu=GPU (the SLURM executor: --gpus)
 CONDA_ENV = str(Path(workflow.basedir, "envs", "environment.yaml"))  # any rules folder
 # Rules call the console script `diffdistill`: when it is not on PATH but beside the
 # Python running Snakemake (`.venv/bin/snakemake` without an activated venv), put that

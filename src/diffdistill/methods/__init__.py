@@ -89,9 +89,15 @@ def validate(config: dict) -> dict:
     return cfg
 
 
-def workflow_config(config: dict) -> dict:
-    """`validate` for the Snakefile: an invalid config stops the workflow with one line."""
+def workflow_config(config: dict, texts: dict | None = None) -> dict:
+    """`validate` for the Snakefile, after `config.check_yaml_text` of each config file's
+    text ({file: text}, read by the workflow): an invalid config stops the workflow with
+    one line."""
+    from ..config import check_yaml_text
+
     try:
+        for source, text in (texts or {}).items():
+            check_yaml_text(text, source)
         return validate(config)
     except UserError as e:
         raise SystemExit(f"config error: {e}") from None

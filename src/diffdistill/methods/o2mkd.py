@@ -22,9 +22,9 @@ from ..io import UserError
 from .. import naming
 from ..naming import student_model
 from ..options import Opt, positive_int
-from ..precond import build_denoiser, load_denoiser, register_kind
+from ..precond import build_denoiser, load_teacher, register_kind
 from ..rows import Row
-from ..schedules import sigma_at
+from ..schedules import num_timestamps, sigma_at
 from . import register
 from .base import Method
 from .teacher import DATA_OPTIONS, SCHEDULE_OPTIONS, SOLVER_NAMES, solver_row
@@ -184,8 +184,8 @@ class O2MKD(Method):
 
     def __init__(self, args, device):
         self.args = args
-        self.teacher, tspec = load_denoiser(args.teacher, device=device)
         images, _ = load_dataset(args.dataset, args.dataset_path)
+        self.teacher, tspec = load_teacher(args.teacher, device=device, images=images)
         from ..nets import check_kwargs
         check_kwargs(tspec["net"], args.student_kwargs, key="--student-kwargs")
         self.boundaries = split_boundaries(args.num_students, args.split, args.t_min, args.t_max, args.rho,
@@ -315,3 +315,12 @@ class O2MKD(Method):
         if net != "unet" and "teacher" in [o["init"], *o["ablations"]["init"]]:
             raise UserError(f"config key o2mkd.init (or o2mkd.ablations.init) = teacher: channel selection is "
                             f"implemented for the unet backbone, not {net}; use scratch")
+        splits = [(o["split"], n, "o2mkd.num_students") for n in o["num_students"]]
+        splits += [(sp, o["ablations"]["num_students"], "o2mkd.ablations.num_students") for sp in o["ablations"]["split"]]
+        for split, n, key in splits:
+            if split == "steps" and o["split_grid"] < n:
+                raise UserError(f"config key o2mkd.split_grid = {o['split_grid']}: the steps split needs at least "
+                                f"as many timestamps as students ({key} has {n})")
+        if num_timestamps(o["fast_nfe"], False, o["fast_solver"]) is None:
+            raise UserError(f"config key o2mkd.fast_nfe = {o['fast_nfe']}: solver {o['fast_solver']} cannot take "
+                            "exactly that many NFE without AFS")

@@ -15,8 +15,8 @@ import numpy as np
 
 from ..io import UserError, read_meta
 from ..naming import TEACHER, cache_path, student_model
-from ..options import Opt, positive_int
-from ..precond import build_denoiser, load_denoiser
+from ..options import Opt, nfe_int
+from ..precond import build_denoiser, load_teacher
 from ..rows import Row
 from . import register
 from .base import Method
@@ -46,7 +46,7 @@ class O2SFD(Method):
     summary = "O2MKD x SFD: small students, one per group of steps, fine-tuned with SFD's loss"
     options = (Opt("teacher", required=True, help="teacher checkpoint"),
                Opt("trajectories", help="trajectory cache (.pt); omitted: regenerate per batch from fresh noise"),
-               Opt("nfe", required=True, help="student NFE", kwargs={"type": positive_int}),
+               Opt("nfe", required=True, help="student NFE", kwargs={"type": nfe_int}),
                Opt("num_students", key="o2sfd.num_students"),
                Opt("student_kwargs", key="o2sfd.student_kwargs"), Opt("init", key="o2sfd.init"),
                Opt("afs", key="sfd.afs"), Opt("loss", key="sfd.loss")) + SCHEDULE_OPTIONS + TEACHER_OPTIONS
@@ -57,7 +57,7 @@ class O2SFD(Method):
         n = args.num_students or args.nfe
         self.boundaries = step_boundaries(self.student_t, args.afs, n, args.rho)
         batches, per_traj = trajectory_batches(args, args.teacher, self.student_t, self.teacher_afs, device)
-        teacher, tspec = load_denoiser(args.teacher, device=device)
+        teacher, tspec = load_teacher(args.teacher, device=device)
         self.spec = router_spec(student_spec(tspec, args.student_kwargs, args.init), n, self.boundaries)
         self.model = build_denoiser(self.spec).to(device)
         if args.init == "teacher":

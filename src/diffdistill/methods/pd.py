@@ -23,8 +23,8 @@ from ..data import load_dataset
 from ..distributed import rank_slice
 from ..io import UserError, meta_path, read_meta
 from ..naming import TEACHER, student_model
-from ..options import Opt, positive_int
-from ..precond import load_denoiser
+from ..options import Opt, nfe_int
+from ..precond import load_denoiser, load_teacher
 from ..rows import Row
 from ..schedules import pd_timesteps
 from ..solvers import euler
@@ -72,13 +72,13 @@ class ProgressiveDistillation(Method):
     curves = True
     options = (Opt("teacher", required=True, help="the trained teacher, or the previous round's student"),
                Opt("nfe", required=True, help="student steps N (the teacher takes 2N)",
-                   kwargs={"type": positive_int})) + DATA_OPTIONS + SCHEDULE_OPTIONS
+                   kwargs={"type": nfe_int})) + DATA_OPTIONS + SCHEDULE_OPTIONS
 
     def __init__(self, args, device):
         self.args = args
-        self.teacher, self.spec = load_denoiser(args.teacher, device=device)
-        self.model, _ = load_denoiser(args.teacher, device=device)
         images, _ = load_dataset(args.dataset, args.dataset_path)
+        self.teacher, self.spec = load_teacher(args.teacher, device=device, images=images)
+        self.model, _ = load_denoiser(args.teacher, device=device)
         self.images, self.batch_size, self.num_steps = images.to(device), args.batch_size, args.nfe
         self.teacher_t = pd_timesteps(2 * args.nfe, args.t_min, args.t_max, args.rho)
         self.student_t = self.teacher_t[::2]

@@ -20,8 +20,8 @@ import torch
 
 from ..io import UserError, read_meta
 from ..naming import TEACHER, cache_path, parse_variant, source_name, student_model, variant
-from ..options import Opt, positive_int
-from ..precond import load_denoiser
+from ..options import Opt, nfe_int
+from ..precond import load_teacher
 from ..rows import Row
 from ..schedules import edm_timesteps, num_timestamps
 from ..solvers import afs_denoised, euler
@@ -64,7 +64,7 @@ def trajectory_batches(args, teacher_path, student_t, teacher_afs: bool, device)
                               teacher_afs=teacher_afs, seeds=pool_seeds(args))
         return TrajectoryBatches(states=load_cache(args.trajectories, expect)["states"].to(device)), 0
     from ..precond import image_shape
-    teacher, spec = load_denoiser(teacher_path, device=device)
+    teacher, spec = load_teacher(teacher_path, device=device)
     return TrajectoryBatches(make_fresh=lambda seeds: generate(
         teacher, seeds, student_t, args.K, args.solver, args.final_step, args.thresholding, args.rho,
         len(seeds), image_shape(spec), progress=False, device=device, teacher_afs=teacher_afs)), \
@@ -117,14 +117,14 @@ class SFD(Method):
     teacher_afs = False    # a pretrained teacher never takes an analytical first step
     options = (Opt("teacher", required=True, help="teacher checkpoint"),
                Opt("trajectories", help="trajectory cache (.pt); omitted: regenerate per batch from fresh noise"),
-               Opt("nfe", required=True, help="student NFE", kwargs={"type": positive_int}),
+               Opt("nfe", required=True, help="student NFE", kwargs={"type": nfe_int}),
                Opt("afs", key="sfd.afs"), Opt("loss", key="sfd.loss")) + SCHEDULE_OPTIONS + TEACHER_OPTIONS
 
     def __init__(self, args, device):
         self.args = args
         self.student_t = student_timesteps(args.nfe, args.afs, args.t_min, args.t_max, args.rho)
         batches, per_traj = trajectory_batches(args, args.teacher, self.student_t, self.teacher_afs, device)
-        self.model, self.spec = load_denoiser(args.teacher, device=device)
+        self.model, self.spec = load_teacher(args.teacher, device=device)
         self.sfd = SFDBatches(self, batches, self.student_t, args.batch_size, args.afs, args.loss, per_traj)
         self.counters = {"teacher_nfe": 0, "trajectories": 0}
 

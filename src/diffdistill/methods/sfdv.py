@@ -26,7 +26,7 @@ from ..io import UserError, read_meta
 from ..naming import TEACHER, cache_path, student_model
 from ..nets.unet import positional_embedding
 from ..options import Opt
-from ..precond import build_denoiser, load_denoiser, register_kind
+from ..precond import build_denoiser, load_teacher, register_kind
 from ..rows import Row
 from . import register
 from .base import Method
@@ -93,7 +93,7 @@ class SFDV(Method):
         if len(args.trajectories) != len(args.nfe):
             raise UserError(f"--trajectories gives {len(args.trajectories)} caches for {len(args.nfe)} NFE values")
         self.args = args
-        teacher, base_spec = load_denoiser(args.teacher, device=device)
+        teacher, base_spec = load_teacher(args.teacher, device=device)
         self.model = from_teacher(teacher, embed_dim=args.embed_dim).to(device)
         self.spec = step_conditioned_spec(base_spec, args.embed_dim, args.nfe)
         self.per_nfe = {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from ..data import load_dataset
+from ..io import UserError
 from ..distributed import rank_slice
 from ..naming import TEACHER
 from ..nets import check_kwargs
@@ -94,14 +95,33 @@ class Teacher(Method):
 
     @staticmethod
     def rows(cfg: dict) -> list:
-        base, ref = cfg["baselines"], cfg["baselines"]["reference"]
+        ref = cfg["baselines"]["reference"]
         rows = [teacher_row(cfg, f"reference/nfe{ref['nfe']}", "teacher (reference)", ref["nfe"], ref["solver"],
                             grid="edm_zero", kind="reference", all_seed_sets=True, noise_floor=True, figure=True,
                             column=f"NFE {ref['nfe']}")]
-        for solver in base["solvers"]:
-            for afs in base["afs"]:
-                for nfe in base["nfe"]:
-                    if num_timestamps(nfe, afs, solver) is not None:
-                        main = solver == "dpmpp3m" and not afs
-                        rows.append(solver_row(cfg, solver, nfe, afs, all_seed_sets=main, figure=main))
+        for solver, afs, nfe in Teacher.baseline_grid(cfg):
+            main = solver == "dpmpp3m" and not afs
+            rows.append(solver_row(cfg, solver, nfe, afs, all_seed_sets=main, figure=main))
         return rows
+
+    @staticmethod
+    def baseline_grid(cfg: dict) -> list:
+        """(solver, afs, nfe) of every baseline row: the solvers x afs x nfe grid, then EDM's
+        Heun at each of `heun_nfe` with the AFS setting its parity allows (Heun spends 2
+        NFE per step; AFS saves one: even NFE without, odd NFE with)."""
+        base = cfg["baselines"]
+        grid = [(s, a, n) for s in base["solvers"] for a in base["afs"] for n in base["nfe"]]
+        return grid + [("heun", n % 2 == 1, n) for n in base["heun_nfe"]]
+
+    @staticmethod
+    def check_config(cfg: dict) -> None:
+        """Every configured baseline plans a row: a combination no solver can serve is refused."""
+        base = cfg["baselines"]
+        for solver, afs, nfe in [(s, a, n) for s in base["solvers"] for a in base["afs"] for n in base["nfe"]]:
+            if num_timestamps(nfe, afs, solver) is None:
+                raise UserError(f"config keys baselines.solvers/afs/nfe: {solver} cannot take exactly {nfe} NFE "
+                                f"with afs {str(afs).lower()}; list Heun's NFE in baselines.heun_nfe instead")
+        ref = base["reference"]
+        if ref["nfe"] % 2 == 0:
+            raise UserError(f"config key baselines.reference.nfe = {ref['nfe']}: EDM's Heun sampler spends "
+                            "2 N - 1 NFE on N steps; give an odd NFE (35: 18 steps)")

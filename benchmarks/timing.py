@@ -25,16 +25,17 @@ def digits_net(resolution: int = 8, channels: int = 1):
 
 
 def sfd_step_seconds(model, shape, batch: int, nfe: int = 2, iters: int = 5, warmup: int = 1,
-                     wrap=lambda m: m) -> list[float]:
+                     wrap=lambda m: m, device="cpu") -> list[float]:
     """Seconds of SFD iterations (one Euler step per network step, backward, Adam) on random
-    trajectories at the student timestamps of `nfe` with AFS."""
+    trajectories at the student timestamps of `nfe` with AFS, held on `device` (each
+    step's loss.item() waits for the device)."""
     from types import SimpleNamespace
 
     from diffdistill.methods.sfd import SFDBatches
     from diffdistill.trajectories import TrajectoryBatches
 
     ts = timesteps("edm", nfe, True, "euler", 0.006, 80.0, 7.0)
-    states = torch.randn(max(batch, 64), len(ts), *shape) * ts.float().view(1, -1, *[1] * len(shape))
+    states = (torch.randn(max(batch, 64), len(ts), *shape) * ts.float().view(1, -1, *[1] * len(shape))).to(device)
     model.train().requires_grad_(True)
     net = wrap(model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-5)

@@ -18,7 +18,10 @@ def _record(tmp_path, name, label, nfe, fid, family, kind, tables=("main",), met
     rng = np.random.default_rng(nfe)
     np.savez(s, images=rng.integers(0, 255, (12, 1, 8, 8), dtype=np.uint8), seeds=np.arange(12))
     f = tmp_path / f"fid-{name.replace('/', '_')}.json"
+    q = 0.9 * fid  # FID at infinite n, per seed set: the sets' differences between rows vary
     f.write_text(json.dumps({"name": name, "label": label, "nfe": nfe, "fid": fid, "family": family, "kind": kind,
+                             "fid_inf": q, "fid_inf_sets": [q - 0.01 * fid, q + 0.02 * fid - 0.1, q - 0.01 * fid + 0.1],
+                             "fid_inf_std": 0.02 * fid, "seed_sets": 3, "num_samples": 4,
                              "tables": list(tables), "column": f"NFE {nfe}", "model": str(model) if model else None,
                              "samples": str(s), "figure": figure, "meta": meta or {},
                              "sample_args": [list(a) for a in sample_args]}))
@@ -106,7 +109,8 @@ def test_tables_and_ablation_table_from_fixture(tmp_path, cli_env):
     df = pd.read_csv(out / "ablations.csv")
     assert list(df["factor"]) == ["default", "t_min"] and list(df["vs default"]) == [1.0, 1.5]
     md = (out / "ablations.md").read_text()
-    assert "| t_min | 0.02 | 2 | 24.00 | 1.50x |" in md and "2 sigma" in md and "training seeds" in md
+    assert "| t_min | 0.02 | 2 | 24.00 | 21.60 ± 0.48 | 7.20 ± 0.08 |" in md and "| 1.50x | larger than noise |" in md
+    assert "Welch-Satterthwaite" in md and "training seeds" in md
     assert (out / "ablations.tex").read_text().count("\\toprule") == 1
     out = tmp_path / "tables"
     r = subprocess.run([str(VENV_BIN / "diffdistill"), "table", "--fid", *fids, "--floor", floor, "--out-dir",
@@ -117,4 +121,4 @@ def test_tables_and_ablation_table_from_fixture(tmp_path, cli_env):
                                     "SFD", "PD", "SFD-v"]
     cost = pd.read_csv(out / "cost.csv")
     assert list(cost["method"]) == ["SFD", "SFD", "PD", "PD", "SFD-v"]  # one row per model
-    assert cost["FID"].isna().tolist() == [False] * 4 + [True]  # SFD-v serves two rows
+    assert cost["FID inf"].isna().tolist() == [False] * 4 + [True]  # SFD-v serves two rows

@@ -8,6 +8,7 @@ import torch
 import diffdistill.compat as compat
 from conftest import assert_close_f32
 from diffdistill import metrics
+from diffdistill.metrics import inception
 from diffdistill.data import float_to_uint8, load_dataset
 from diffdistill.io import UserError
 
@@ -45,14 +46,14 @@ def test_cleanfid_imports_with_stand_in():
 def test_frechet_distance_zero_for_same_and_positive_for_shifted():
     rng = np.random.default_rng(0)
     f = rng.standard_normal((2000, 16)) @ rng.standard_normal((16, 16))
-    assert abs(metrics.fid_from_features(f, f)) < 1e-6
+    assert abs(metrics.fid_between_features(f, f)) < 1e-6
     mu, sigma = metrics.feature_stats(f)
     assert mu.dtype == np.float64 and sigma.shape == (16, 16)
     assert abs(metrics.frechet_distance(mu, sigma, mu, sigma)) < 1e-6
-    shifted = metrics.fid_from_features(f, f + 0.5)
+    shifted = metrics.fid_between_features(f, f + 0.5)
     assert shifted == pytest.approx(16 * 0.25, rel=1e-6)
     with pytest.raises(UserError):
-        metrics.fid_from_features(f, f[:, :8])
+        metrics.fid_between_features(f, f[:, :8])
 
 
 def test_fid_with_fewer_samples_than_dimensions_matches_cleanfids_sqrtm():
@@ -62,13 +63,13 @@ def test_fid_with_fewer_samples_than_dimensions_matches_cleanfids_sqrtm():
     f = rng.standard_normal((60, 256)) @ mix + 0.3
     ref = rng.standard_normal((400, 256)) @ mix
     mu, sigma = metrics.feature_stats(ref)
-    ours = metrics.fid_of_features(f, mu, sigma)
+    ours = metrics.fid_features_to_stats(f, mu, sigma)
     theirs = metrics.frechet_distance(*metrics.feature_stats(f), mu, sigma)
     assert ours == pytest.approx(theirs, rel=1e-6)
-    assert metrics.fid_of_features(f, *metrics.feature_stats(f)) == pytest.approx(0, abs=1e-6)
-    assert metrics.fid_of_features(ref[:300], mu, sigma) > 0
+    assert metrics.fid_features_to_stats(f, *metrics.feature_stats(f)) == pytest.approx(0, abs=1e-6)
+    assert metrics.fid_features_to_stats(ref[:300], mu, sigma) > 0
     with pytest.raises(UserError):
-        metrics.fid_of_features(f[:, :8], mu, sigma)
+        metrics.fid_features_to_stats(f[:, :8], mu, sigma)
 
 
 def test_feature_net_learns_digits(trained):
@@ -102,21 +103,16 @@ def test_compute_features_shape_and_determinism(digits, trained):
     with torch.no_grad():
         direct = model.features(torch.from_numpy(images[:10]).float() / 127.5 - 1).double().numpy()
     assert_close_f32(f1[:10], direct)
-    assert abs(metrics.fid_from_features(f1, f1)) < 1e-6
+    assert abs(metrics.fid_between_features(f1, f1)) < 1e-6
     with pytest.raises(UserError, match="uint8"):
         metrics.compute_features(x.numpy(), ext)
 
 
 @pytest.fixture
 def offline(monkeypatch, tmp_path):
-    """No cached files and no network: the download helpers must never be reached."""
-    monkeypatch.setattr(metrics, "inception_cache_dir", lambda: tmp_path / "cache")
-    monkeypatch.setattr(metrics, "reference_stats_dir", lambda: tmp_path / "stats")
-    monkeypatch.setattr(metrics, "_network_reachable", lambda *a, **k: False)
-
-    def no_download(*a, **k):
-        raise AssertionError("download attempted while offline")
-    monkeypatch.setattr(metrics, "_download", no_download)
+    """No cached files (and nothing here downloads: only diffdistill.fetch touches the network)."""
+    monkeypatch.setattr(inception, "inception_cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(inception, "reference_stats_dir", lambda: tmp_path / "stats")
     return tmp_path
 
 
@@ -126,7 +122,7 @@ def _one_line(e):
     return msg
 
 
-def test_inception_offline_error(offline):
+def test_inception_missing_is_one_line_naming_what_to_fetch(offline):
     with pytest.raises(UserError) as e:
         metrics.inception_extractor()
     msg = _one_line(e)
@@ -137,17 +133,17 @@ def test_inception_offline_error(offline):
         metrics.inception_extractor(weights_path=offline / "nope.pt")
 
 
-def test_inception_download_failure_is_user_error(offline, monkeypatch):
-    monkeypatch.setattr(metrics, "_network_reachable", lambda *a, **k: True)
+def test_the_metrics_package_never_touches_the_network():
+    import ast
+    from pathlib import Path as P
 
-    def failing(url, dest, timeout=None):
-        raise OSError("connection reset")
-    monkeypatch.setattr(metrics, "_download", failing)
-    with pytest.raises(UserError, match="inception-2015-12-05.pt.*connection reset"):
-        metrics.inception_extractor()
+    for f in P(metrics.__file__).parent.glob("*.py"):
+        names = {n.names[0].name if isinstance(n, ast.Import) else n.module
+                 for n in ast.walk(ast.parse(f.read_text())) if isinstance(n, (ast.Import, ast.ImportFrom))}
+        assert not names & {"urllib.request", "socket", "requests", "urllib"}, (f, names)
 
 
-def test_reference_stats_offline_error(offline):
+def test_reference_stats_missing_is_one_line(offline):
     with pytest.raises(UserError) as e:
         metrics.inception_reference_stats("cifar10", mode="legacy_tensorflow", split="train", res=32)
     msg = _one_line(e)

@@ -31,6 +31,7 @@ def shared(tmp_path_factory):
     save_feature_net(d / "featnet.pt", DigitsFeatureNet(), {})
     np.savez(d / "ref.npz", mu=np.zeros(64), sigma=np.eye(64))
     (d / "fid.json").write_text(json.dumps({"name": "r/nfe2", "label": "row", "nfe": 2, "fid": 3.0, "fid_std": 0.1,
+                                            "fid_inf": 2.5, "fid_inf_std": 0.1,
                                             "tables": ["main"], "family": "sfd", "seed_sets": 1}))
     return d
 

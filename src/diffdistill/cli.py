@@ -56,6 +56,10 @@ def _extractor(args):
     return feature_extractor(args.features, args.featnet, args.inception_weights, args.device)
 
 
+def _kw(args, keys: str) -> dict:  # a library call's arguments: the parsed options of the same names
+    return {k: getattr(args, k) for k in keys.split()}
+
+
 def cmd_train(args):
     from .methods import get
     from .runner import run
@@ -64,48 +68,41 @@ def cmd_train(args):
 
 def cmd_train_featnet(args):
     from .metrics import train_feature_net_to_file
-    images, labels = _data(args)
-    train_feature_net_to_file(images, labels, args.out, iters=args.iters, batch_size=args.batch_size, lr=args.lr,
-                              seed=args.seed, device=args.device, progress=not args.quiet, args=used_args(args))
+    train_feature_net_to_file(*_data(args), args.out, progress=not args.quiet, args=used_args(args),
+                              **_kw(args, "iters batch_size lr seed device"))
 
 
 def cmd_ref_stats(args):
     from .metrics import reference_stats_to_file
-    reference_stats_to_file(_data(args)[0], _extractor(args), args.out, args.floor_out, batch_size=args.batch_size,
-                            floor_splits=args.floor_splits, seed=args.seed, reference_stats=args.reference_stats,
-                            ref_features=args.ref_features, device=args.device, args=used_args(args))
+    reference_stats_to_file(_data(args)[0], _extractor(args), args.out, args.floor_out, args=used_args(args),
+                            **_kw(args, "batch_size floor_splits seed reference_stats ref_features device"))
 
 
 def cmd_trajectories(args):
     from .schedules import timesteps
     from .trajectories import build_cache
     ts = timesteps("edm", args.nfe, args.afs, "euler", args.t_min, args.t_max, args.rho)
-    build_cache(args.teacher, args.out, student_t=ts, K=args.K, solver=args.solver, final_step=args.final_step,
-                    thresholding=args.thresholding, rho=args.rho, seeds=args.seeds, batch_size=args.batch_size,
-                    teacher_afs=args.teacher_afs, device=args.device, amp=args.amp, progress=not args.quiet,
-                    args=used_args(args))
+    build_cache(args.teacher, args.out, student_t=ts, progress=not args.quiet,
+                **_kw(args, "K solver final_step thresholding rho seeds batch_size teacher_afs device amp"),
+                args=used_args(args))
 
 
 def cmd_sample(args):
     from .sampling import sample_checkpoint
-    sample_checkpoint(args.model, args.out, args.seeds, args.batch_size, png=args.png, png_count=args.png_count,
-                      device=args.device, amp=args.amp, progress=not args.quiet, args=used_args(args), solver=args.solver,
-                      nfe=args.nfe, afs=args.afs, grid=args.grid, final_step=args.final_step, t_min=args.t_min,
-                      t_max=args.t_max, rho=args.rho)
+    sample_checkpoint(args.model, args.out, args.seeds, args.batch_size, progress=not args.quiet, args=used_args(args),
+                      **_kw(args, "png png_count device amp solver nfe afs grid final_step t_min t_max rho"))
 
 
 def cmd_fid(args):
     from .metrics import evaluate_samples
-    evaluate_samples(args.samples, args.ref, _extractor(args), args.out, num_samples=args.num_samples,
-                         batch_size=args.batch_size, row=args.row, seed_sets=args.seed_sets, kid_subsets=args.kid_subsets,
-                         kid_subset_size=args.kid_subset_size, prdc_k=args.prdc_k, prdc_samples=args.prdc_samples,
-                         noise_floor=args.noise_floor, device=args.device, args=used_args(args))
+    evaluate_samples(args.samples, args.ref, _extractor(args), args.out, args=used_args(args), **_kw(
+        args, "num_samples batch_size row seed_sets kid_subsets kid_subset_size prdc_k prdc_samples noise_floor "
+        "teacher_samples teacher_features features_out device"))
 
 
 def cmd_profile(args):
     from .profiling import profile_rows
-    profile_rows(args.rows, args.out, num_images=args.num_images, batch_size=args.batch_size, repeats=args.repeats,
-                 threads=args.threads, device=args.device, args=used_args(args))
+    profile_rows(args.rows, args.out, args=used_args(args), **_kw(args, "num_images batch_size repeats threads device"))
 
 
 def cmd_fetch(args):
@@ -126,7 +123,7 @@ def cmd_render(args):
     elif args.command == "ablation-table":
         report.write_ablation_dir(args.fid, args.out_dir)
     elif args.command == "claims":
-        claims.write_claims(args.fid, args.out_dir, benchmark=args.benchmark)
+        claims.write_claims(args.fid, args.out_dir, benchmark=args.benchmark, o2mkd_students=args.o2mkd_students)
     else:
         figures.write_figures(args.fid, args.out_dir, floor=args.floor, profile=args.profile)
 
@@ -174,7 +171,10 @@ COMMANDS = [
       Opt("row", help="the row's fields (JSON), copied into the result",
           kwargs={"type": json_arg, "default": {"label": "samples", "nfe": None}}),
       Opt("seed_sets", help="seed sets of num_samples images each", kwargs={"type": positive_int, "default": 1}),
-      Opt("noise_floor", help="also compare the seed sets with each other", kwargs={"action": "store_true"})]
+      Opt("noise_floor", help="also compare the seed sets with each other", kwargs={"action": "store_true"}),
+      Opt("teacher_samples", help="the reference sampler's samples (same seeds): agreement with the teacher"),
+      Opt("teacher_features", help="their features (the reference row's --features-out)"),
+      Opt("features_out", help="write this row's features (npz)")]
      + [Opt(k, key=f"eval.{k}") for k in ("kid_subsets", "kid_subset_size", "prdc_k", "prdc_samples")]
      + FEATURES + IO + RUN),
     ("profile", cmd_profile, "parameters, MACs per image and sampling throughput of result rows",
@@ -191,7 +191,7 @@ COMMANDS = [
      [FID, FLOOR, OUT_DIR, Opt("profile", help="profile JSON files", kwargs={"nargs": "*"})]),
     ("ablation-table", cmd_render, "render the ablation tables", [FID, OUT_DIR]),
     ("claims", cmd_render, "the papers' claims against the results (claims.{csv,md,tex})",
-     [FID, OUT_DIR, Opt("benchmark", help="SFD-vs-PD equal-quality benchmark JSON, where it exists")]),
+     [FID, OUT_DIR, Opt("benchmark", help="SFD-vs-PD benchmark JSON"), Opt("o2mkd_students", key="o2mkd.claim_students")]),
     ("figures", cmd_render, "render the figures (PNG and PDF)", [FID, FLOOR, OUT_DIR, Opt("profile", help="profile JSON")]),
 ]
 

@@ -20,7 +20,7 @@ FORMAT = "diffdistill-fid-curve/1"
 def fid_evaluator(extractor, ref_path, seeds, timesteps, afs: bool, img_shape, batch_size: int = 500,
                   device="cpu", solver: str = "euler", model_kwargs: dict | None = None) -> Callable:
     """model -> FID of samples for fixed seeds (the model's sampler: solver, AFS, grid)."""
-    from .metrics import fid_to_stats, load_stats
+    from .metrics import fid_images_to_stats, load_stats
     from .sampling import generate_images, to_uint8
 
     ref_mu, ref_sigma = load_stats(ref_path)
@@ -29,7 +29,7 @@ def fid_evaluator(extractor, ref_path, seeds, timesteps, afs: bool, img_shape, b
         imgs = to_uint8(generate_images(model, seeds, timesteps, solver, afs, batch_size=batch_size,
                                         img_shape=img_shape, progress=False, model_kwargs=model_kwargs,
                                         device=device))
-        return fid_to_stats(imgs, extractor, ref_mu, ref_sigma, batch_size, device=device)
+        return fid_images_to_stats(imgs, extractor, ref_mu, ref_sigma, batch_size, device=device)
     return evaluate
 
 

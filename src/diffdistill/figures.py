@@ -1,13 +1,13 @@
 """Figures (matplotlib, PNG and PDF) from result files only: FID JSONs (each carries its
 row's label, family and kind), model metadata, FID curves and sample files.
 
-- fid_vs_nfe: FID against NFE for every row of the main table (log y), the reference as
-  a line and the real-vs-real floor as a band;
-- fid_vs_finetune: FID against fine-tuning wall clock (SFD's Figure 1 analogue), each
+- fid_vs_nfe: FID at infinite n against NFE for every row of the main table (symmetric
+  log y), with the standard error over the seed sets, the reference as a line;
+- fid_vs_finetune: FID at infinite n against fine-tuning wall clock (SFD's Figure 1 analogue), each
   distilled method a curve through its NFE points;
 - fid_curves: FID during training of the ablation students, one panel per factor;
 - samples: the same seeds across methods and NFE, one row per (method, NFE);
-- fid_vs_macs: FID against network MACs per image, one series per method, the Pareto
+- fid_vs_macs: FID at infinite n against network MACs per image, one series per method, the Pareto
   front (no other row is both cheaper and better) marked.
 
 Style: one colour per method family (teacher baselines: one per solver), and the line
@@ -21,7 +21,7 @@ import math
 from pathlib import Path
 
 from .io import UserError, atomic_dir
-from .report import fine_tune_seconds, in_table, load_records, model_meta, read_floor, read_profile
+from .report import fine_tune_seconds, in_table, load_records, model_meta, read_profile
 
 FAMILY_COLOURS = {"sfd": "tab:blue", "sfdv": "tab:cyan", "sfd2": "tab:purple", "pd": "tab:orange",
                   "o2mkd": "tab:green", "o2sfd": "tab:red"}
@@ -89,26 +89,31 @@ def _plain_log_axis(axis) -> None:
     axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
 
 
-def fid_vs_nfe(ax, series: dict, styles: dict, floor: dict | None) -> None:
+def _q(r: dict) -> float:
+    """The quality a figure plots: FID at infinite n (FID at n for files without it)."""
+    return r.get("fid_inf", r["fid"])
+
+
+def _se(r: dict) -> float:
+    sd = r.get("fid_inf_std", float("nan"))
+    return 0.0 if sd != sd else sd / math.sqrt(r.get("seed_sets", 1))
+
+
+def fid_vs_nfe(ax, series: dict, styles: dict) -> None:
     from matplotlib.ticker import MaxNLocator
     for label, recs in series.items():
         st = styles[label]
         if recs[0].get("kind") == "reference":
             r = recs[0]
-            ax.axhline(r["fid"], color="k", ls="--", lw=1, label=f"{label.removesuffix(' (reference)')}: "
-                                                                     f"reference sampler, NFE {r['nfe']}")
+            ax.axhline(_q(r), color="k", ls="--", lw=1, label=f"{label.removesuffix(' (reference)')}: "
+                                                                 f"reference sampler, NFE {r['nfe']}")
             continue
-        ax.errorbar([r["nfe"] for r in recs], [r["fid"] for r in recs],
-                    yerr=[0 if r["fid_std"] != r["fid_std"] else r["fid_std"] for r in recs],
+        ax.errorbar([r["nfe"] for r in recs], [_q(r) for r in recs], yerr=[_se(r) for r in recs],
                     ms=4, lw=1.4 if st["ls"] == "-" else 1.0, capsize=2, label=label, **st)
-    if floor:
-        lo, hi = floor["fid"] - floor.get("fid_std", 0), floor["fid"] + floor.get("fid_std", 0)
-        ax.axhspan(max(lo, 1e-3), hi, color="0.88", label=floor.get("label", "floor: real vs real"))
-    ax.set_yscale("log")
-    _plain_log_axis(ax.yaxis)
+    ax.set_yscale("symlog", linthresh=1.0)  # FID at infinite n may reach 0 (or just below it)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("NFE (network evaluations per sample)")
-    ax.set_ylabel("FID (lower is better)")
+    ax.set_ylabel("FID at infinite n (lower is better; ± standard error)")
     ax.grid(True, which="both", alpha=0.3)
 
 
@@ -116,9 +121,9 @@ def fid_vs_finetune(ax, series: dict, styles: dict) -> int:
     n = 0
     for label, recs in series.items():
         if recs[0].get("kind") == "reference":
-            ax.axhline(recs[0]["fid"], color="k", ls="--", lw=1, label=label)
+            ax.axhline(_q(recs[0]), color="k", ls="--", lw=1, label=label)
             continue
-        pts = [(w, r["fid"], r["nfe"]) for r in recs if r.get("kind") == "distilled"
+        pts = [(w, _q(r), r["nfe"]) for r in recs if r.get("kind") == "distilled"
                and (w := fine_tune_seconds(model_meta(r)))]
         if not pts:
             continue
@@ -135,7 +140,7 @@ def fid_vs_finetune(ax, series: dict, styles: dict) -> int:
     _plain_log_axis(ax.xaxis)
     _plain_log_axis(ax.yaxis)
     ax.set_xlabel("fine-tuning wall clock (s, to reach the model; labels: NFE)")
-    ax.set_ylabel("FID (lower is better)")
+    ax.set_ylabel("FID at infinite n (lower is better)")
     ax.grid(True, which="both", alpha=0.3)
     return n
 
@@ -154,7 +159,7 @@ def fid_vs_macs(ax, series: dict, styles: dict, profile: dict) -> int:
     """FID against network MACs per image, one series per method, the Pareto front marked."""
     pts, n = [], 0
     for label, recs in series.items():
-        xy = [(profile[r["name"]]["macs_per_image"] / 1e6, r["fid"], r["nfe"]) for r in recs if r.get("name") in profile]
+        xy = [(profile[r["name"]]["macs_per_image"] / 1e6, _q(r), r["nfe"]) for r in recs if r.get("name") in profile]
         if not xy:
             continue
         xy.sort()
@@ -169,7 +174,7 @@ def fid_vs_macs(ax, series: dict, styles: dict, profile: dict) -> int:
     _plain_log_axis(ax.xaxis)
     _plain_log_axis(ax.yaxis)
     ax.set_xlabel("network MACs per image (millions; FlopCounterMode FLOPs / 2)")
-    ax.set_ylabel("FID (lower is better)")
+    ax.set_ylabel("FID at infinite n (lower is better)")
     ax.grid(True, which="both", alpha=0.3)
     return n
 
@@ -243,9 +248,8 @@ def write_figures(fid_files, out_dir, floor=None, profile=None) -> None:
         raise UserError("no FID results to plot")
     styles = series_styles(series)
     with atomic_dir(out_dir) as tmp:
-        fl = read_floor(floor) if floor else None
         fig, ax = plt.subplots(figsize=(7.5, 4.5))
-        fid_vs_nfe(ax, series, styles, fl)
+        fid_vs_nfe(ax, series, styles)
         _legend_right(ax)
         ax.set_title("FID against NFE")
         _save(fig, tmp, "fid_vs_nfe")

@@ -255,7 +255,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp)
 
 
-OUTPUT_OPTIONS = ("out", "png", "floor_out", "curve_out")  # the command-line options that name output files
+OUTPUT_OPTIONS = ("out", "png", "floor_out", "curve_out", "features_out")  # the command-line options that name output files
 
 
 def check_paths(args: dict, output_names=OUTPUT_OPTIONS) -> list[str]:

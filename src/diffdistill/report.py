@@ -1,7 +1,9 @@
 """Tables from result files only: metrics from the FID JSONs (each carries its row's
 label, family, tables and columns), wall times and costs from the models' metadata
-sidecars (never from logs). A row evaluated on several seed sets shows their mean
-(CSV: also `<column> std`)."""
+sidecars (never from logs). Every row is evaluated on the same seed sets; a cell shows
+the mean over them (CSV: also `<column> std`), and differences between rows are read
+paired, set by set (`diffdistill.stats`), on FID at infinite n (no bias that depends on
+the sample count)."""
 from __future__ import annotations
 
 import json
@@ -11,10 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import stats
 from .io import UserError, atomic_dir, meta_path, read_json_object
 
 FT = "fine-tune s"
-METRICS = ("fid", "kid", "precision", "recall", "density", "coverage")
+METRICS = ("fid", "fid_inf", "kid", "precision", "recall", "density", "coverage", "rmse", "feature_distance",
+           "fd_teacher")
+Q = "fid_inf"  # the quality every comparison reads: FID at infinite n
 
 
 def load_records(files) -> list[dict]:
@@ -98,7 +103,8 @@ def prdc_table(records: list[dict], table: str = "main") -> pd.DataFrame:
         if "precision" in r:
             label, _ = _cell(r, table)
             rows.append({"method": label, "NFE": r["nfe"],
-                         **{k: r[x] for m in METRICS[2:] for k, x in ((m, m), (f"{m} std", f"{m}_std"))}})
+                         **{k: r[x] for m in ("precision", "recall", "density", "coverage")
+                            for k, x in ((m, m), (f"{m} std", f"{m}_std"))}})
     return pd.DataFrame(rows)
 
 
@@ -160,25 +166,70 @@ def write_table(folder: Path, name: str, df: pd.DataFrame, title: str, note: str
     (folder / f"{name}.tex").write_text(to_latex(shown, title, fmt))
 
 
-def floor_notes(records: list[dict], floor: str | None) -> str:
-    """What differences are noise: the reference sampler against itself on disjoint seed
-    sets (the sampling-noise floor at the evaluated size), and real against real."""
+def values(r: dict, key: str = Q) -> list:
+    """A row's per-seed-set values of `key` (one value where it has no sets)."""
+    return list(r.get(f"{key}_sets") or [r[key]])
+
+
+def reference(records: list[dict]) -> dict | None:
+    return next((r for r in records if r.get("kind") == "reference"), None)
+
+
+def vs_reference_table(records: list[dict], table: str = "main") -> pd.DataFrame:
+    """Every row of `table` against the reference sampler, paired over the seed sets: FID
+    at n and at infinite n, the paired difference of FID at infinite n (± its standard
+    error) with its p value, the ratio of the bias-free FIDs, and the agreement with the
+    teacher on the same seeds (pixel RMSE, feature distance, Frechet distance to the
+    teacher's samples minus the teacher's own)."""
+    recs, ref = in_table(records, table), reference(records)
+    if ref is None:
+        return pd.DataFrame()
+    rows = []
+    for r in recs:
+        if r is ref:
+            continue
+        d = stats.paired(values(r), values(ref))
+        ratio, ratio_se = stats.ratio(values(r), values(ref))
+        fd = stats.paired(values(r, "fd_teacher"), [0.0] * len(values(r, "fd_teacher"))) if "fd_teacher" in r \
+            else None
+        label, _ = _cell(r, table)
+        rows.append({"method": label, "NFE": r["nfe"], "FID (n)": r["fid"], "FID inf": r[Q],
+                     "- reference": d["diff"], "- reference std": d["se"], "p": d["p"],
+                     "/ reference": ratio, "/ reference std": ratio_se,
+                     "RMSE to teacher": r.get("rmse", float("nan")),
+                     "feature distance": r.get("feature_distance", float("nan")),
+                     "FD to teacher - own": fd["diff"] if fd else float("nan"),
+                     "FD to teacher - own std": fd["se"] if fd else float("nan"), "_detectable": d["detectable"]})
+    return pd.DataFrame(rows)
+
+
+def resolution_note(records: list[dict], table: str = "main") -> str:
+    """How small a paired difference the run resolves, and what KID can and cannot tell."""
+    df = vs_reference_table(records, table)
+    ref = reference(records)
     lines = []
-    for r in records:
-        nf = r.get("noise_floor")
-        if nf:
-            def pm(key, f="{:.2f}"):
-                sd = nf[f"{key}_std"]
-                return f.format(nf[key]) + (f" ± {f.format(sd)}" if sd == sd else "")
-            kid = f", KID {pm('kid', '{:.4g}')}" if "kid" in nf else ""
-            lines.append(f"Sampling-noise floor ({r['label']} against itself, disjoint seed sets of "
-                         f"{r['num_samples']} samples, {len(nf['fid_sets'])} pairs): FID {pm('fid')}{kid}; "
-                         "differences of that size between rows are noise.")
-    if floor:
-        fl = read_floor(floor)
-        lines.append(f"Real against real ({fl['num_samples']} dataset images each side, {len(fl['fid_splits'])} "
-                     f"random halvings): FID {fl['fid']:.2f} ± {fl['fid_std']:.2f}; it is measured at its own n, so "
-                     "it does not bound rows evaluated on other sample counts.")
+    if not df.empty and ref is not None:
+        det = df["_detectable"].dropna()
+        k = ref.get("seed_sets", 1)
+        if len(det):
+            lines.append(f"Differences are paired over the {k} seed sets of {ref['num_samples']} samples that every "
+                         f"row shares (± = standard error of the mean difference; p: Student's t, {k - 1} degrees of "
+                         f"freedom). The smallest difference of FID at infinite n that this run calls significant "
+                         f"(95 %, median over rows): {det.median():.2f}.")
+        if "rmse_unrelated" in df.columns or any("rmse_unrelated" in r for r in records):
+            un = [r["rmse_unrelated"] for r in records if "rmse_unrelated" in r]
+            lines.append(f"Agreement with the teacher on the same seeds: pixel RMSE in [-1, 1] units (unrelated pairs: "
+                         f"{np.mean(un):.2f}); feature distance: mean Euclidean distance of the features.")
+        nf = ref.get("noise_floor", {})
+        if "kid" in nf:
+            lines.append(f"KID is not shown: on these features the reference against itself (its seed sets pairwise) "
+                         f"gives KID {nf['kid']:.3g} ± {nf['kid_std']:.3g}, a null spread as wide as the differences "
+                         "between rows (its values stay in the metrics files).")
+    if ref is not None:
+        lines.append("FID at infinite n: FID on random subsets of each seed set, a linear fit in 1/n (Chong & Forsyth "
+                     "2020) and its intercept; " + ("the reference side is extrapolated too (subsets of the whole "
+                     "reference set)." if ref.get("reference_extrapolated") else "the reference statistics stay at "
+                     "their own n (published mean and covariance only)."))
     return "\n\n".join(lines)
 
 
@@ -206,37 +257,46 @@ def efficiency_table(records: list[dict], profile: dict) -> pd.DataFrame:
         p = profile.get(r.get("name"))
         if p is None:
             continue
-        rows.append({"method": r["label"], "NFE": r["nfe"], "FID": r["fid"], "FID std": r["fid_std"],
-                     "KID": r.get("kid", float("nan")), "KID std": r.get("kid_std", float("nan")),
+        rows.append({"method": r["label"], "NFE": r["nfe"], "FID inf": r.get(Q, r["fid"]),
+                     "FID inf std": r.get(f"{Q}_std", float("nan")),
                      "MMACs / image": p["macs_per_image"] / 1e6, "images/s": p["images_per_second"]})
     return pd.DataFrame(rows)
 
 
 def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profiles=(),
                  compare: tuple = ("sfd", "pd")) -> None:
-    """The main table's FID (fid_vs_nfe), KID (kid_vs_nfe) and precision/recall (prdc), the
-    cost table and, when its rows and the profile are given, the O2MKD table: csv, md and
-    tex each, into out_dir, atomically as a whole folder. Lower FID and KID are better."""
+    """The main table (fid_vs_nfe: FID at infinite n), every row against the reference
+    (vs_reference: paired differences, ratios of bias-free FIDs, agreement with the
+    teacher), precision/recall (prdc), the cost table and, when its rows and the profile
+    are given, the efficiency and O2MKD tables: csv, md and tex each, into out_dir,
+    atomically as a whole folder. Lower FID is better. `floor` (real against real) goes
+    into fid_metrics.json only."""
     records = load_records(fid_files)
-    fid = fid_table(records, "main")
-    kid = fid_table(records, "main", "kid") if any("kid" in r for r in records) else None
+    fid = fid_table(records, "main", Q)
+    vs = vs_reference_table(records, "main")
     prof = load_profiles(profiles)
     o2 = o2mkd_table(records, prof) if prof and in_table(records, "o2mkd") else None
     eff = efficiency_table(records, prof) if prof else pd.DataFrame()
     cost = cost_table(records)
-    note = floor_notes(in_table(records, "main"), floor)
-    n = {r.get("seed_sets", 1) for r in in_table(records, "main")}
-    sets = f"mean ± std over {max(n)} disjoint seed sets where shown" if max(n) > 1 else "one seed set"
+    note = resolution_note(records, "main")
+    n = max(r.get("seed_sets", 1) for r in in_table(records, "main"))
+    sets = f"mean ± std over {n} seed sets" if n > 1 else "one seed set"
     with atomic_dir(out_dir) as tmp:
-        write_table(tmp, "fid_vs_nfe", fid, f"FID against NFE (lower is better; {sets})", note)
-        if kid is not None:
-            write_table(tmp, "kid_vs_nfe", kid, f"KID against NFE (lower is better; unbiased, so it may dip below "
-                        f"0 and does not grow at small n as FID does; {sets})", note, fmt="{:.4g}")
+        write_table(tmp, "fid_vs_nfe", fid, f"FID at infinite n against NFE (lower is better; {sets})", note)
+        if not vs.empty:
+            write_table(tmp, "vs_reference", vs.drop(columns="_detectable"), "Every row against the reference "
+                        "sampler, paired over the seed sets", note, intro=(
+                            "FID (n): at the evaluated sample count; FID inf: extrapolated to infinite n; "
+                            "'- reference' and '/ reference': the paired difference and the ratio of FID at infinite "
+                            "n (± standard error); RMSE and feature distance: against the reference sampler's output "
+                            "for the same seed; 'FD to teacher - own': Frechet distance to the teacher's samples of "
+                            "another seed set minus the teacher's own at the same n."))
+        if any("precision" in r for r in records):
             write_table(tmp, "prdc", prdc_table(records), "Precision, recall, density and coverage (k nearest "
                         f"neighbours; higher is better; {sets})")
         # for DVC (dvc.yaml): the plot of FID against NFE, and every row's FID as metrics
         fid_long(fid).to_csv(tmp / "fid_vs_nfe_long.csv", index=False, float_format="%.4f")
-        metrics = {r.get("name") or r["row"]: r["fid"] for r in records}
+        metrics = {r.get("name") or r["row"]: r.get(Q, r["fid"]) for r in records}
         if floor:
             metrics["floor"] = read_floor(floor)["fid"]
         (tmp / "fid_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
@@ -244,8 +304,8 @@ def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profil
             write_o2mkd_table(tmp, o2)
         if not eff.empty:
             write_table(tmp, "efficiency", eff, "Quality against compute", intro=(
-                "Every row of the main table that samples a network: FID and KID (lower is better; mean ± std over "
-                "the seed sets where shown), network MACs per image (FlopCounterMode FLOPs / 2, summed over the "
+                "Every row of the main table that samples a network: FID at infinite n (lower is better; mean ± std "
+                "over the seed sets), network MACs per image (FlopCounterMode FLOPs / 2, summed over the "
                 "evaluations the sampler makes) and images per second, measured by one job running alone."))
         if not cost.empty:
             write_cost_table(tmp, cost, compare)
@@ -254,36 +314,35 @@ def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profil
 # -- ablations: one factor at a time around the default ------------------------------
 
 SIGNIFICANCE_RULE = (
-    "A row's difference from the default counts as larger than the noise when |FID - FID_default| > 2 sigma, "
-    "sigma = sqrt(s_train^2 + s_row^2 / S + s_default^2 / S): s_train is the standard deviation of the default's "
-    "FID over its training seeds (the rows 'default, another training seed' and the default), s_row and "
-    "s_default the standard deviations over the S evaluation seed sets. Otherwise it is within the noise; a "
-    "table whose rows have no measured spread says so.")
+    "Each row against the default, paired over the S evaluation seed sets both share: the mean per-set difference "
+    "of FID at infinite n ± its standard error, whose variance adds the default's spread over its T training seeds "
+    "(s_train^2, the rows 'default, another training seed'), since both sides are trained models; Student's t with "
+    "Welch-Satterthwaite degrees of freedom, two-sided 5 %: *larger than noise* when p < 0.05, else *within noise*.")
 
 
 def ablation_table(records: list[dict], table: str = "ablations") -> tuple[pd.DataFrame, dict]:
-    """One row per ablation run with its ratio to the default and a significance mark;
-    and the default's spread over training seeds."""
+    """One row per ablation run: its FID at infinite n, the paired difference to the
+    default (training-seed spread included) with its p value and a significance mark,
+    and the ratio of the bias-free FIDs; and the default's spread over training seeds."""
     recs = in_table(records, table)
     default = next((r for r in recs if r.get("meta", {}).get("factor") == "default"), None)
     if default is None:
         raise UserError(f"the rows of {table} lack the default row")
     seeds = [default] + [r for r in recs if r.get("meta", {}).get("factor") == "train_seed"]
-    fids = [r["fid"] for r in seeds]
-    s_train = float(np.std(fids, ddof=1)) if len(fids) > 1 else float("nan")
-    sets = default.get("seed_sets", 1)
+    means = [r[Q] for r in seeds]
+    s_train = float(np.std(means, ddof=1)) if len(means) > 1 else float("nan")
     rows = []
     for r in recs:
         m = r.get("meta", {})
-        parts = [s_train ** 2, r["fid_std"] ** 2 / sets, default["fid_std"] ** 2 / sets]
-        sig = math.sqrt(np.nansum(parts)) if not all(v != v for v in parts) else float("nan")
-        diff = r["fid"] - default["fid"]
-        mark = "" if r is default else ("no spread measured" if sig != sig else
-                                        "larger than noise" if abs(diff) > 2 * sig else "within noise")
+        d = stats.paired(values(r), values(default), train_sd=s_train, train_seeds=len(means))
+        mark = "" if r is default else ("no spread measured" if d["se"] != d["se"] else
+                                        "larger than noise" if stats.significant(d) else "within noise")
         rows.append({"factor": "default" if m.get("factor") == "default" else m.get("factor_name", m.get("factor")),
-                     "value": m.get("value", ""), "NFE": r["nfe"], "FID": r["fid"], "FID std": r["fid_std"],
-                     "vs default": r["fid"] / default["fid"], "2 sigma": 2 * sig, "significance": mark})
-    spread = {"train_seeds": len(fids), "fid_mean": float(np.mean(fids)), "fid_std": s_train,
+                     "value": m.get("value", ""), "NFE": r["nfe"], "FID (n)": r["fid"], "FID inf": r[Q],
+                     "FID inf std": r.get(f"{Q}_std", float("nan")), "- default": d["diff"], "- default std": d["se"],
+                     "p": d["p"], "vs default": r[Q] / default[Q] if default[Q] else float("nan"),
+                     "significance": mark, "_paired": d})
+    spread = {"train_seeds": len(means), "fid_mean": float(np.mean(means)), "fid_std": s_train,
               "description": default.get("meta", {}).get("description", "")}
     return pd.DataFrame(rows), spread
 
@@ -296,15 +355,17 @@ def write_ablation_dir(fid_files, out_dir) -> None:
     with atomic_dir(out_dir) as out:
         for table in tables:
             df, spread = ablation_table(records, table)
+            df = df.drop(columns="_paired")
             shown = df.copy()
             shown["vs default"] = shown["vs default"].map(lambda v: f"{v:.2f}x")
             note = SIGNIFICANCE_RULE
             if spread["train_seeds"] > 1:
-                note = (f"Default over {spread['train_seeds']} training seeds: FID {spread['fid_mean']:.2f} ± "
-                        f"{spread['fid_std']:.2f}.\n\n{note}")
+                note = (f"Default over {spread['train_seeds']} training seeds: FID at infinite n "
+                        f"{spread['fid_mean']:.2f} ± {spread['fid_std']:.2f}.\n\n{note}")
             intro = (f"Each row changes one factor of the default and keeps the rest; FID at NFE "
-                     f"{int(df['NFE'].iloc[0])} (lower is better; the mean over the evaluation seed sets where "
-                     f"there are several). Default: {spread['description'] or 'the config'}.")
+                     f"{int(df['NFE'].iloc[0])} at the evaluated n and at infinite n (lower is better; means over "
+                     f"the evaluation seed sets); 'vs default': the ratio of FIDs at infinite n. Default: "
+                     f"{spread['description'] or 'the config'}.")
             title = "SFD ablations (one factor at a time)" if table == "ablations" else \
                 f"{table.split('_', 1)[1].upper()} ablations (one factor at a time)"
             write_table(out, table, df, title, note, shown, intro)
@@ -312,7 +373,7 @@ def write_ablation_dir(fid_files, out_dir) -> None:
 
 # -- cost of every distilled model ------------------------------------------------------
 
-COST_COLS = ["method", "NFE", "FID", "fine-tune s (this stage)", "fine-tune s (to reach it)",
+COST_COLS = ["method", "NFE", "FID inf", "fine-tune s (this stage)", "fine-tune s (to reach it)",
              "teacher-cache s", "teacher NFE", "student optimizer steps"]
 
 
@@ -341,7 +402,7 @@ def cost_table(records: list[dict]) -> pd.DataFrame:
         nfe = meta.get("nfe", "any")
         rows.append({"method": recs[0]["label"], "family": recs[0].get("family"),
                      "NFE": "/".join(map(str, nfe)) if isinstance(nfe, list) else nfe,
-                     "FID": recs[0]["fid"] if len(recs) == 1 else None,
+                     "FID inf": recs[0].get(Q, recs[0]["fid"]) if len(recs) == 1 else None,
                      "fine-tune s (this stage)": meta["wall_time"],
                      "fine-tune s (to reach it)": meta.get("cumulative_wall_time", meta["wall_time"]),
                      "teacher-cache s": cache_seconds(meta),
@@ -362,7 +423,7 @@ def side_by_side(df: pd.DataFrame, fast: str, slow: str) -> pd.DataFrame:
         s, p = a.loc[nfe], b.loc[nfe]
         s_total = s["fine-tune s (to reach it)"] + (s["teacher-cache s"] or 0)
         F, S = fast.upper(), slow.upper()
-        rows.append({"NFE": nfe, f"{F} FID": s["FID"], f"{S} FID": p["FID"],
+        rows.append({"NFE": nfe, f"{F} FID inf": s["FID inf"], f"{S} FID inf": p["FID inf"],
                      f"{F} fine-tune s": s["fine-tune s (to reach it)"], f"{F} fine-tune + cache s": s_total,
                      f"{S} fine-tune s (all rounds)": p["fine-tune s (to reach it)"],
                      f"{S} / {F} time": _ratio(p["fine-tune s (to reach it)"], s["fine-tune s (to reach it)"]),
@@ -404,7 +465,7 @@ def o2mkd_table(records: list[dict], profile: dict) -> pd.DataFrame:
     for r in in_table(records, "o2mkd"):
         label, col = _cell(r, "o2mkd")
         row = rows.setdefault(label, {"model": label, "_profiles": []})
-        row[col] = r["fid"]
+        row[col] = r.get(Q, r["fid"])
         if r.get("name") in profile:
             row["_profiles"].append(profile[r["name"]])
     out, ref = [], None

@@ -9,8 +9,8 @@ rule files. Paths:
     results/samples/<row>/samples.npz    seeds 0 .. S*n - 1 (seed set k: k*n .. (k+1)*n - 1)
     results/fid/<row>/fid.json           metrics of each seed set, their mean and spread
 
-with n = eval.num_samples and S the row's seed sets (eval.seed_sets, or 1). Seed set k
-of every row uses the same seeds, so rows are compared on the same noise.
+with n = eval.num_samples and S = eval.seed_sets. Seed set k of every row uses the same
+seeds, so rows are compared paired, on the same noise (`diffdistill.stats`).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class Row:
     samples: str | None = None    # file whose images are evaluated instead of sampling (a cache's end points)
     tables: tuple = ("main",)     # tables that list it: main, o2mkd, ablations, ...
     column: str = ""              # column in pivot tables (default "NFE <nfe>")
-    all_seed_sets: bool = False   # evaluated on every seed set (mean and spread), else set 0 only
+    all_seed_sets: bool = False   # kept for row declarations; every row is evaluated on every seed set
     noise_floor: bool = False     # its seed sets against each other: the sampling-noise floor
     figure: bool = False          # a row of the sample figure
     meta: dict = field(default_factory=dict, compare=False)  # extra fields for tables (e.g. ablation factor)
@@ -47,7 +47,8 @@ class Row:
         return self.column or f"NFE {self.nfe}"
 
     def seed_sets(self, total: int) -> int:
-        return total if self.all_seed_sets and self.samples is None else 1
+        """Every row is evaluated on every seed set, so any two rows compare paired."""
+        return total
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -89,15 +89,6 @@ def sample_args(wildcards):
     return f"{r.sample_flags()} --seeds {rowlib.seeds(EVAL['num_samples'], r.seed_sets(SETS))}"
 
 
-def metrics_input(wildcards):
-    return {"samples": rowlib.samples_path(row(wildcards)), "featnet": featnet_input(), "ref": naming.REF_STATS}
-
-
-def metrics_args(wildcards):
-    r = row(wildcards)
-    return as_flags(row=r.to_dict(), seed_sets=r.seed_sets(SETS)) + (" --noise-floor" if r.noise_floor else "")
-
-
 def profile_rows(table):
     """The rows of a table that sample a model, the teacher's first (the ratios' reference)."""
     rows = [r for r in rowlib.in_table(ROWS.values(), table) if r.model]

@@ -32,6 +32,66 @@ rule sample:
         " --png-count {params.e[grid_count]} {params.run} --threads {threads} 2> {log}"
 
 
+from types import SimpleNamespace
+
+REFERENCE = next(r for r in ROWS.values() if r.kind == "reference")
+
+
+def teacher_files():
+    """The reference row's samples and the features its metrics job writes."""
+    return {"teacher_samples": rowlib.samples_path(REFERENCE),
+            "teacher_features": f"results/fid/{REFERENCE.name}/features.npz"}
+
+
+def metrics_input(wildcards):
+    """A row's samples, the features' inputs and, except for the reference itself, the
+    reference row's samples and features (agreement with the teacher, same seeds)."""
+    r, teacher = row(wildcards), teacher_files()
+    extra = teacher if r.name != REFERENCE.name else {}
+    return {"samples": rowlib.samples_path(r), "featnet": featnet_input(), "ref": naming.REF_STATS, **extra}
+
+
+def metrics_args(wildcards):
+    r, teacher = row(wildcards), teacher_files()
+    own = r.name == REFERENCE.name
+    return as_flags(row=r.to_dict(), seed_sets=r.seed_sets(SETS), teacher_samples=None if own else
+                    teacher["teacher_samples"], teacher_features=None if own else teacher["teacher_features"]) + (
+        " --noise-floor" if r.noise_floor else "")
+
+
+# The reference row's metrics also write its features, which every other row's metrics
+# read (same-seed agreement, the Frechet distance to the teacher's own samples).
+rule fid_reference:
+    input:
+        unpack(lambda w: metrics_input(SimpleNamespace(row=REFERENCE.name))),
+    output:
+        fid=f"results/fid/{REFERENCE.name}/fid.json",
+        features=f"results/fid/{REFERENCE.name}/features.npz",
+    log:
+        f"results/logs/fid/{REFERENCE.name}.log",
+    params:
+        args=lambda w: metrics_args(SimpleNamespace(row=REFERENCE.name)),
+        features=features_args(),
+        e=eval_keys("num_samples", "batch_size", "kid_subsets", "kid_subset_size", "prdc_k", "prdc_samples"),
+        run=run_args(amp=False),
+    threads: THREADS
+    resources:
+        mem_mb=2000,
+        runtime=30,
+        gpu=GPU,
+    conda:
+        CONDA_ENV
+    shell:
+        "diffdistill fid --samples {input.samples} --ref {input.ref} {params.features}"
+        " --num-samples {params.e[num_samples]} --batch-size {params.e[batch_size]} {params.args}"
+        " --kid-subsets {params.e[kid_subsets]} --kid-subset-size {params.e[kid_subset_size]}"
+        " --prdc-k {params.e[prdc_k]} --prdc-samples {params.e[prdc_samples]}"
+        " --features-out {output.features} --out {output.fid} {params.run} --threads {threads} 2> {log}"
+
+
+ruleorder: fid_reference > fid
+
+
 rule fid:
     input:
         unpack(metrics_input),

@@ -73,10 +73,12 @@ rule claims:
         "results/logs/claims.log",
     params:
         benchmark="results/benchmarks/sfd_vs_pd.json",
+        n=config["o2mkd"]["claim_students"],
     conda:
         CONDA_ENV
     shell:
-        "diffdistill claims --fid {input} --benchmark {params.benchmark} --out-dir {output} 2> {log}"
+        "diffdistill claims --fid {input} --benchmark {params.benchmark} --o2mkd-students {params.n}"
+        " --out-dir {output} 2> {log}"
 
 
 rule figures:

@@ -321,6 +321,9 @@ class O2MKD(Method):
             if split == "steps" and o["split_grid"] < n:
                 raise UserError(f"config key o2mkd.split_grid = {o['split_grid']}: the steps split needs at least "
                                 f"as many timestamps as students ({key} has {n})")
+        if 1 in o["num_students"] and o["claim_students"] not in o["num_students"]:
+            raise UserError(f"config key o2mkd.claim_students = {o['claim_students']}: not among "
+                            f"o2mkd.num_students {o['num_students']}, so the claim could not be decided")
         if num_timestamps(o["fast_nfe"], False, o["fast_solver"]) is None:
             raise UserError(f"config key o2mkd.fast_nfe = {o['fast_nfe']}: solver {o['fast_solver']} cannot take "
                             "exactly that many NFE without AFS")

@@ -208,8 +208,10 @@ class SFD(Method):
     def rows(cfg: dict) -> list:
         d = SFD.defaults(cfg)
         rows = []
-        for nfe in cfg["sfd"]["nfe"]:
-            cache = cache_path(SFD.cache_settings(cfg, d), nfe)
+        ev = cfg["eval"]
+        for nfe in cfg["sfd"]["nfe"]:  # the target on the evaluation seeds: paired with every row
+            cache = cache_path({**SFD.cache_settings(cfg, d), "num": ev["num_samples"] * ev["seed_sets"],
+                                "seed_start": 0}, nfe)
             rows.append(Row(name=f"target/{cache.split('/')[2]}/nfe{nfe}", label="SFD target (teacher trajectories)",
                             nfe=nfe, family="sfd", kind="target", samples=cache))
         rows += [Row(name=f"students/sfd/default/nfe{nfe}", label="SFD", nfe=nfe, family="sfd",

@@ -1,0 +1,98 @@
+"""The evaluation's statistics: FID at infinite n, paired comparisons, agreement with the
+teacher, and the claims' rules on the papers' own numbers."""
+import math
+
+import numpy as np
+import pytest
+
+from diffdistill import stats
+from diffdistill.metrics import agreement, fid_infinity, frechet_distance
+
+
+def _gaussians(d=8):
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(d, d))
+    cov1 = a @ a.T / d + np.eye(d) * 0.5
+    b = rng.normal(size=(d, d))
+    cov2 = b @ b.T / d + np.eye(d) * 0.5
+    return np.zeros(d), cov1, np.full(d, 0.3), cov2
+
+
+def test_fid_at_infinite_n_recovers_the_analytic_frechet_distance():
+    """Gaussian features of known moments: the analytic distance is known; FID at n is
+    biased upwards by far more than its spread, the extrapolation is not. The tolerance
+    is three standard errors of the mean over the replicates, from their own spread."""
+    mu1, c1, mu2, c2 = _gaussians(32)
+    true = frechet_distance(mu1, c1, mu2, c2)
+    rng = np.random.default_rng(1)
+    at_n, inf = [], []
+    for rep in range(12):
+        f = rng.multivariate_normal(mu1, c1, 300)
+        ref = rng.multivariate_normal(mu2, c2, 500)
+        at_n.append(frechet_distance(f.mean(0), np.cov(f, rowvar=False), ref.mean(0), np.cov(ref, rowvar=False)))
+        inf.append(fid_infinity(f, ref.mean(0), np.cov(ref, rowvar=False), ref_feats=ref, seed=rep)["fid_inf"])
+    se = np.std(inf, ddof=1) / math.sqrt(len(inf))
+    assert abs(np.mean(inf) - true) < 3 * se + 1e-3, (np.mean(inf), true, se)
+    se_n = np.std(at_n, ddof=1) / math.sqrt(len(at_n))
+    assert np.mean(at_n) - true > 5 * se_n + 3 * se  # the bias the extrapolation removes
+
+
+def test_paired_test_finds_a_shift_the_unpaired_rule_misses():
+    """Correlated rows (shared seed-set noise, sd 1) differing by 0.5: the per-set
+    differences find it; the old unpaired rule (|diff| > 2 sqrt(s1^2 + s2^2) / sqrt(K))
+    does not."""
+    rng = np.random.default_rng(2)
+    common = rng.normal(0, 1.0, 5)
+    a = 10 + common + rng.normal(0, 0.05, 5)
+    b = 10.5 + common + rng.normal(0, 0.05, 5)
+    s = stats.paired(b, a)
+    assert stats.significant(s) and s["diff"] > 0
+    unpaired = 2 * math.sqrt(np.var(a, ddof=1) + np.var(b, ddof=1)) / math.sqrt(5)
+    assert abs(b.mean() - a.mean()) < unpaired
+
+
+def test_paired_test_keeps_its_false_positive_rate():
+    """Two draws of one distribution: significant at the stated 5 % rate (binomial bound)."""
+    rng = np.random.default_rng(3)
+    hits = 0
+    trials = 2000
+    for _ in range(trials):
+        common = rng.normal(0, 1.0, 5)
+        hits += stats.significant(stats.paired(common + rng.normal(0, 0.2, 5), common + rng.normal(0, 0.2, 5)))
+    rate = hits / trials
+    assert abs(rate - 0.05) < 3 * math.sqrt(0.05 * 0.95 / trials), rate
+
+
+def test_training_seed_spread_widens_the_interval():
+    a, b = [10.0, 10.2, 10.1], [9.0, 9.1, 9.2]
+    plain, trained = stats.paired(a, b), stats.paired(a, b, train_sd=0.5, train_seeds=3)
+    assert trained["se"] > plain["se"] and trained["df"] < 10
+
+
+def test_equivalence_and_bounds():
+    assert stats.equivalent(stats.paired([1.0, 1.1, 0.9, 1.0], [1.0, 1.0, 1.0, 1.05]), 0.5) == "holds"
+    assert stats.equivalent(stats.paired([3.0, 3.1, 2.9, 3.0], [1.0, 1.0, 1.0, 1.05]), 0.5) == "does not hold"
+    assert stats.at_most(1.29, 0.0, math.inf, 1.5) == "holds" and stats.at_most(2.0, 0.0, math.inf, 1.5) == \
+        "does not hold"
+
+
+def test_the_teacher_against_itself_agrees_exactly():
+    rng = np.random.default_rng(4)
+    imgs = rng.integers(0, 256, (20, 1, 8, 8), dtype=np.uint8)
+    feats = rng.normal(size=(20, 16))
+    a = agreement(imgs, imgs, feats, feats)
+    assert a["rmse"] == 0 and a["feature_distance"] == 0
+    assert a["rmse_unrelated"] > 0.3 and a["feature_distance_unrelated"] > 1
+
+
+@pytest.mark.parametrize("claim", [c for c in __import__("diffdistill.claims", fromlist=["CLAIMS"]).CLAIMS
+                                   if c.paper is not None], ids=lambda c: c.claim)
+def test_every_rule_holds_on_the_papers_own_numbers(claim):
+    assert claim.decide(claim.paper) == "holds", claim.claim
+
+
+def test_claims_without_measurements_say_so():
+    from diffdistill.claims import claims
+
+    df = claims([])
+    assert set(df["verdict"]) == {"not measured"}

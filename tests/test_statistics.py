@@ -96,3 +96,37 @@ def test_claims_without_measurements_say_so():
 
     df = claims([])
     assert set(df["verdict"]) == {"not measured"}
+
+
+def test_metrics_commands_end_to_end(tmp_path):
+    """The feature net, the reference statistics and a row's metrics against the teacher's
+    samples, as the workflow chains them (tiny sizes)."""
+    import json
+
+    from diffdistill.metrics import (evaluate_samples, feature_extractor, reference_stats_to_file,
+                                     train_feature_net_to_file)
+
+    from diffdistill.data import load_dataset
+
+    images, labels = load_dataset("digits")
+    train_feature_net_to_file(images, labels, tmp_path / "featnet.pt", iters=5, batch_size=32, lr=1e-3, seed=0,
+                              progress=False)
+    ext = feature_extractor("classifier", tmp_path / "featnet.pt")
+    reference_stats_to_file(images, ext, tmp_path / "ref.npz", tmp_path / "floor.json", batch_size=500,
+                            floor_splits=2, seed=0)
+    rng = np.random.default_rng(0)
+    teacher = rng.integers(0, 256, (60, 1, 8, 8), dtype=np.uint8)
+    student = np.clip(teacher.astype(int) + rng.integers(-20, 20, teacher.shape), 0, 255).astype(np.uint8)
+    for name, imgs in (("teacher", teacher), ("student", student)):
+        np.savez(tmp_path / f"{name}.npz", images=imgs, seeds=np.arange(60))
+    kw = dict(num_samples=30, batch_size=30, seed_sets=2, kid_subsets=5, kid_subset_size=20, prdc_samples=200)
+    evaluate_samples(tmp_path / "teacher.npz", tmp_path / "ref.npz", ext, tmp_path / "t.json", row={"name": "t"},
+                     features_out=tmp_path / "tf.npz", noise_floor=True, **kw)
+    r = evaluate_samples(tmp_path / "student.npz", tmp_path / "ref.npz", ext, tmp_path / "s.json",
+                         row={"name": "s"}, teacher_samples=tmp_path / "teacher.npz",
+                         teacher_features=tmp_path / "tf.npz", **kw)
+    assert json.loads((tmp_path / "s.json").read_text())["fid_inf_sets"] == r["fid_inf_sets"]
+    assert 0 < r["rmse"] < r["rmse_unrelated"] and len(r["fd_teacher_sets"]) == 2
+    assert (tmp_path / "ref.npz.meta.json").exists() and (tmp_path / "featnet.pt.meta.json").exists()
+    with np.load(tmp_path / "ref.npz") as z:
+        assert bool(z["whole"]) and len(z["features"]) == len(images)

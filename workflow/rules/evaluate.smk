@@ -59,39 +59,6 @@ def metrics_args(wildcards):
         " --noise-floor" if r.noise_floor else "")
 
 
-# The reference row's metrics also write its features, which every other row's metrics
-# read (same-seed agreement, the Frechet distance to the teacher's own samples).
-rule fid_reference:
-    input:
-        unpack(lambda w: metrics_input(SimpleNamespace(row=REFERENCE.name))),
-    output:
-        fid=f"results/fid/{REFERENCE.name}/fid.json",
-        features=f"results/fid/{REFERENCE.name}/features.npz",
-    log:
-        f"results/logs/fid/{REFERENCE.name}.log",
-    params:
-        args=lambda w: metrics_args(SimpleNamespace(row=REFERENCE.name)),
-        features=features_args(),
-        e=eval_keys("num_samples", "batch_size", "kid_subsets", "kid_subset_size", "prdc_k", "prdc_samples"),
-        run=run_args(amp=False),
-    threads: THREADS
-    resources:
-        mem_mb=2000,
-        runtime=30,
-        gpu=GPU,
-    conda:
-        CONDA_ENV
-    shell:
-        "diffdistill fid --samples {input.samples} --ref {input.ref} {params.features}"
-        " --num-samples {params.e[num_samples]} --batch-size {params.e[batch_size]} {params.args}"
-        " --kid-subsets {params.e[kid_subsets]} --kid-subset-size {params.e[kid_subset_size]}"
-        " --prdc-k {params.e[prdc_k]} --prdc-samples {params.e[prdc_samples]}"
-        " --features-out {output.features} --out {output.fid} {params.run} --threads {threads} 2> {log}"
-
-
-ruleorder: fid_reference > fid
-
-
 rule fid:
     input:
         unpack(metrics_input),
@@ -104,6 +71,7 @@ rule fid:
         features=features_args(),
         e=eval_keys("num_samples", "batch_size", "kid_subsets", "kid_subset_size", "prdc_k", "prdc_samples"),
         run=run_args(amp=False),
+        extra="",
     threads: THREADS
     resources:
         mem_mb=2000,
@@ -116,7 +84,25 @@ rule fid:
         " --num-samples {params.e[num_samples]} --batch-size {params.e[batch_size]} {params.args}"
         " --kid-subsets {params.e[kid_subsets]} --kid-subset-size {params.e[kid_subset_size]}"
         " --prdc-k {params.e[prdc_k]} --prdc-samples {params.e[prdc_samples]}"
-        " --out {output} {params.run} --threads {threads} 2> {log}"
+        " {params.extra} --out {output[0]} {params.run} --threads {threads} 2> {log}"
+
+
+# The reference row's metrics also write its features, which every other row's metrics
+# read (same-seed agreement, the Frechet distance to the teacher's own samples).
+use rule fid as fid_reference with:
+    input:
+        unpack(lambda w: metrics_input(SimpleNamespace(row=REFERENCE.name))),
+    output:
+        fid=f"results/fid/{REFERENCE.name}/fid.json",
+        features=teacher_files()["teacher_features"],
+    log:
+        f"results/logs/fid/{REFERENCE.name}.log",
+    params:
+        args=lambda w: metrics_args(SimpleNamespace(row=REFERENCE.name)),
+        extra=f"--features-out {teacher_files()['teacher_features']}",
+
+
+ruleorder: fid_reference > fid
 
 
 # Throughput is measured by a job that runs alone: it takes every core.

@@ -156,8 +156,8 @@ def reference_stats_to_file(images, extractor, out, floor_out, *, batch_size: in
     With `reference_stats` (clean-fid's precomputed Inception statistics of the CIFAR-10
     training set, the papers' protocol) those become the reference; the dataset's own
     features still give the floor and a check of our Inception path against them."""
-    from .data import float_to_uint8
-    from .io import check_writable, write_json, write_meta
+    from ..data import float_to_uint8
+    from ..io import check_writable, write_json, write_meta
 
     for path in (out, floor_out):
         check_writable(path)
@@ -192,7 +192,7 @@ def train_feature_net_to_file(images, labels, out, *, iters: int, batch_size: in
     """Train the FID feature classifier and write its checkpoint (+ metadata)."""
     import sys
 
-    from .io import check_writable, write_meta
+    from ..io import check_writable, write_meta
 
     check_writable(out)
     if (torch.as_tensor(labels) < 0).all():

@@ -251,7 +251,7 @@ def write_figures(fid_files, out_dir, floor=None, profile=None) -> None:
         fig, ax = plt.subplots(figsize=(7.5, 4.5))
         fid_vs_nfe(ax, series, styles)
         _legend_right(ax)
-        ax.set_title("FID against NFE")
+        ax.set_title("FID at infinite n against NFE")
         _save(fig, tmp, "fid_vs_nfe")
         fig, ax = plt.subplots(figsize=(7.5, 4.5))
         if fid_vs_finetune(ax, series, styles):

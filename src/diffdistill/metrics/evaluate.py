@@ -96,7 +96,7 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
     metrics between the row's own seed sets. `features_out`: the features (npz)."""
     from ..io import check_writable, write_json, write_meta
     from ..sampling import load_images
-    from .distances import agreement, fid_infinity
+    from .distances import FRACTIONS, agreement, fid_infinity
 
     for path in (out, features_out):
         if path:
@@ -114,9 +114,14 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
     radii = knn_radii(ref_feats[:prdc_samples], prdc_k) if ref_feats is not None else None
     per_set = []
     teacher = _teacher(teacher_samples, teacher_features, total) if teacher_samples else None
+    # the bias slopes come from the pooled seed sets (subsets of n/4 .. S n: a long, well-determined fit);
+    # each set's FID at infinite n is its FID at n minus that bias, so its noise is the set's own
+    fit = fid_infinity(feats, ref_mu, ref_sigma, ref_feats if whole else None,
+                       fractions=tuple(sorted({x / seed_sets for x in (0.25, 0.5, 1.0)} | set(FRACTIONS[1:]))), seed=0)
+    bias = fit["slope_n"] / num_samples + ((fit["slope_ref"] or 0.0) / len(ref_feats) if whole else 0.0)
     for k, f in enumerate(sets):
         m = set_metrics(f, ref_mu, ref_sigma, ref_feats, ref_radii=radii, **kw)
-        m["fid_inf"] = fid_infinity(f, ref_mu, ref_sigma, ref_feats if whole else None, seed=k)["fid_inf"]
+        m["fid_inf"] = m["fid"] - bias
         if teacher is not None:
             t_imgs, t_sets = _sets(teacher[0], num_samples, seed_sets), _sets(teacher[1], num_samples, seed_sets)
             m.update(agreement(_sets(imgs, num_samples, seed_sets)[k], t_imgs[k], f, t_sets[k]))
@@ -125,7 +130,8 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
                 m["fd_teacher"] = fid_between_features(f, t_sets[j]) - fid_between_features(t_sets[k], t_sets[j])
         per_set.append(m)
     result = {**row, **_merge_sets(per_set), "num_samples": num_samples, "seed_sets": seed_sets,
-              "samples": str(samples), "reference_extrapolated": bool(whole)}
+              "samples": str(samples), "reference_extrapolated": bool(whole), "fid_inf_pooled": fit["fid_inf"],
+              "fid_bias_slope_n": fit["slope_n"], "fid_bias_slope_ref": fit["slope_ref"], "fid_bias_at_n": bias}
     if noise_floor and seed_sets > 1:
         pairs = [(a, b) for a in range(seed_sets) for b in range(a + 1, seed_sets)]
         result["noise_floor"] = _merge_sets([set_metrics(sets[a], *feature_stats(sets[b]), sets[b], **kw)

@@ -61,6 +61,7 @@ def test_non_canonical_or_unknown_names_are_refused(bad):
 
 def test_rows_of_the_default_config():
     cfg = _config()
+    cfg["baselines"]["afs"] = [False, True]  # DDIM without AFS is a main-table baseline too
     rs = {r.name: r for r in rows(cfg)}
     assert rs["students/sfd/default/nfe2"].tables == ("main", "ablations")  # the ablation default is the main student
     assert rs["students/sfdv/default/nfe3"].model == "results/students/sfdv/default/model.pt"

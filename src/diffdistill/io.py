@@ -410,6 +410,8 @@ def sha256(path) -> str:
 
 
 def gib(nbytes: float) -> str:
+    if nbytes < 2 ** 20:
+        return f"{int(nbytes)} bytes"
     return f"{nbytes / 2 ** 30:.1f} GiB" if nbytes >= 2 ** 28 else f"{nbytes / 2 ** 20:.0f} MiB"
 
 

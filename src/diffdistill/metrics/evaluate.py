@@ -98,9 +98,8 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
     from ..sampling import load_images
     from .distances import FRACTIONS, agreement, fid_infinity
 
-    for path in (out, features_out):
-        if path:
-            check_writable(path)
+    for path in filter(None, (out, features_out)):
+        check_writable(path)
     total = num_samples * seed_sets
     imgs = load_images(samples, total)
     check_seeds(samples, total)
@@ -137,14 +136,20 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
         result["noise_floor"] = _merge_sets([set_metrics(sets[a], *feature_stats(sets[b]), sets[b], **kw)
                                              for a, b in pairs])
     if features_out:
-        with atomic_path(features_out) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, features=feats.astype(np.float32), seeds=np.arange(total))
-        write_meta(features_out, args or {}, None)
+        _save_features(features_out, feats, total, args)
     write_json(out, result)
     write_meta(out, args or {}, None)
     print(f"{row.get('name', row.get('label'))}: FID {result['fid']:.3f}, at infinite n {result['fid_inf']:.3f}",
           file=sys.stderr)
     return result
+
+
+def _save_features(path, feats, total: int, args) -> None:
+    from ..io import write_meta
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, features=feats.astype(np.float32), seeds=np.arange(total))
+    write_meta(path, args or {}, None)
 
 
 def _whole_reference(ref) -> bool:

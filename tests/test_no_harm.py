@@ -296,27 +296,21 @@ def test_the_default_baselines_plan_every_configured_row():
     assert grid and all(f"teacher-{s}{'-afs' if a else ''}/nfe{n}" in names for s, a, n in grid)
 
 
-def test_a_config_is_code_as_the_readme_says(tmp_path, cli_env):
-    """The README's promise: Snakemake evaluates YTE templates when it loads a config
-    file, before the workflow sees it, so a config file is code. The expression below
-    is evaluated (the workflow then refuses its value, -1234), which keeps the README's
-    statement true."""
+@pytest.mark.parametrize("name,text,last_line", [
+    # the README's promise: Snakemake evaluates YTE templates when it loads a config file,
+    # before the workflow sees it, so a config file is code; the expression is evaluated
+    # (the workflow then refuses its value, -1234), which keeps that statement true
+    ("yte.yaml", "__use_yte__: true\nsfd:\n  iters: ?-1000 - 234\n", "'sfd.iters' = -1234"),
+    ("dup.yaml", "sfd: {iters: 3, iters: 5000}\n", "dup.yaml, line 1: key 'iters' is given twice"),
+])
+def test_config_files_as_snakemake_loads_them(name, text, last_line, tmp_path, cli_env):
     assert "A config file is code." in (ROOT / "README.md").read_text()
     copy_workflow(tmp_path)
-    (tmp_path / "yte.yaml").write_text("__use_yte__: true\nsfd:\n  iters: ?-1000 - 234\n")
-    r = subprocess.run([str(VENV_BIN / "snakemake"), "-n", "--configfile", "config/test.yaml", "yte.yaml"],
+    (tmp_path / name).write_text(text)
+    r = subprocess.run([str(VENV_BIN / "snakemake"), "-n", "--configfile", "config/test.yaml", name],
                        cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=120)
     lines = [l for l in (r.stdout + r.stderr).splitlines() if l.strip()]
-    assert r.returncode != 0 and "'sfd.iters' = -1234" in lines[-1], lines[-3:]
-
-
-def test_duplicate_keys_stop_the_workflow(tmp_path, cli_env):
-    copy_workflow(tmp_path)
-    (tmp_path / "dup.yaml").write_text("sfd: {iters: 3, iters: 5000}\n")
-    r = subprocess.run([str(VENV_BIN / "snakemake"), "-n", "--configfile", "config/test.yaml", "dup.yaml"],
-                       cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=120)
-    lines = [l for l in (r.stdout + r.stderr).splitlines() if l.strip()]
-    assert r.returncode != 0 and "dup.yaml, line 1: key 'iters' is given twice" in lines[-1], lines[-3:]
+    assert r.returncode != 0 and last_line in lines[-1], lines[-3:]
 
 
 # ---- malformed result files ------------------------------------------------------------------

@@ -39,7 +39,7 @@ def test_tiny_config_end_to_end(tiny_run, cli_env):
     assert df.loc[df["method"] == "SFD second stage", "NFE 1"].notna().all()
     abl = pd.read_csv(tmp_path / "results/ablations/ablations.csv")
     assert list(abl["factor"]) == ["default", "t_min", "loss", "default, another training seed"]
-    assert abl["FID"].notna().all() and abl["significance"].fillna("").isin(["", "larger than noise", "within noise"]).all()
+    assert abl["FID inf"].notna().all() and abl["significance"].fillna("").isin(["", "larger than noise", "within noise"]).all()
     assert (tmp_path / "results/students/sfd/it4-tmin0.02/nfe2/fid_curve.json").exists()
     for name in ("fid_vs_nfe", "fid_vs_finetune", "fid_curves", "samples"):
         assert (tmp_path / f"results/figures/{name}.pdf").stat().st_size > 0

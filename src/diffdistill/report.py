@@ -224,9 +224,10 @@ def resolution_note(records: list[dict], table: str = "main") -> str:
                          f"{np.mean(un):.2f}); feature distance: mean Euclidean distance of the features.")
         nf = ref.get("noise_floor", {})
         if "kid" in nf:
+            spread = f" ± {nf['kid_std']:.3g}" if nf["kid_std"] == nf["kid_std"] else ""
             lines.append(f"KID is not shown: on these features the reference against itself (its seed sets pairwise) "
-                         f"gives KID {nf['kid']:.3g} ± {nf['kid_std']:.3g}, a null spread as wide as the differences "
-                         "between rows (its values stay in the metrics files).")
+                         f"gives KID {nf['kid']:.3g}{spread}, a null spread as wide as the differences between rows "
+                         "(its values stay in the metrics files).")
     if ref is not None:
         lines.append("FID at infinite n (Chong & Forsyth 2020): FID on random subsets of the row's pooled seed sets, "
                      "a linear fit in 1/n; each set's value is its FID at n minus the fitted bias at n, so the sets "

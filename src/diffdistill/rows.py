@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
+from .naming import TEACHER
+
 KINDS = ("reference", "baseline", "target", "distilled")
 
 
@@ -89,6 +91,21 @@ def samples_path(row: Row) -> str:
 
 def fid_path(row: Row) -> str:
     return f"results/fid/{row.name}/fid.json"
+
+
+def features_path(row: Row) -> str:
+    """The features a row's metrics job writes (the reference row's: read by every other row)."""
+    return f"results/fid/{row.name}/features.npz"
+
+
+def reference(rows) -> Row:
+    """The reference sampler's row: every other row is compared with it, paired."""
+    return next(r for r in rows if r.kind == "reference")
+
+
+def profiled(rows, table: str) -> list[Row]:
+    """The rows of a table that sample a model, the teacher's first (the ratios' reference)."""
+    return sorted((r for r in in_table(rows, table) if r.model), key=lambda r: r.model != TEACHER)
 
 
 def in_table(rows, table: str) -> list[Row]:

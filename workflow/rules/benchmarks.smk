@@ -4,11 +4,9 @@
 BENCHMARKS = ["sfd_vs_pd", "sampler_overhead", "trajectory_cache", "rebuild", "scaling", "roofline", "contention"]
 
 
-def benchmark_args(wildcards):
-    """The inputs of each benchmark (benchmarks/*.py): the built default's models and curves."""
-    sfd, pd = naming.student_dir("sfd", "default", 2), naming.student_dir("pd", "default", 2)
-    own = {"sfd_vs_pd": f"--sfd {sfd} --pd {pd}", "rebuild": "", "scaling": "", "contention": ""}
-    return own.get(wildcards.name, f"--teacher {naming.TEACHER}")
+# the inputs of each benchmark (benchmarks/*.py): the built default's models and curves
+BENCHMARK_ARGS = {"sfd_vs_pd": f"--sfd {naming.student_dir('sfd', 'default', 2)} --pd {naming.student_dir('pd', 'default', 2)}",
+                  "rebuild": "", "scaling": "", "contention": ""}
 
 
 rule run_benchmark:
@@ -22,10 +20,12 @@ rule run_benchmark:
     wildcard_constraints:
         name="|".join(BENCHMARKS),
     params:
-        args=benchmark_args,
+        args=lambda w: BENCHMARK_ARGS.get(w.name, f"--teacher {naming.TEACHER}"),
         python=sys.executable,
     threads: ALL_CORES
     localrule: True
+    conda:
+        CONDA_ENV
     shell:
         "{params.python} benchmarks/{wildcards.name}.py {params.args} --out results/benchmark-runs > {log} 2>&1"
 
@@ -40,5 +40,7 @@ rule benchmarks:
     params:
         python=sys.executable,
     localrule: True
+    conda:
+        CONDA_ENV
     shell:
         "{params.python} benchmarks/summarize.py {input} --out {output} > {log} 2>&1"

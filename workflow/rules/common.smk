@@ -9,6 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import yaml
 from diffdistill import methods, naming
 from diffdistill import rows as rowlib
 from diffdistill.options import render
@@ -25,9 +26,11 @@ ALL_CORES = workflow.global_resources["_cores"].value or 1  # jobs that run alon
 EVAL = config["eval"]
 GPU = 1 if config["device"] == "cuda" else 0  # resources gpu=GPU (the SLURM executor: --gpus)
 CONDA_ENV = str(Path(workflow.basedir, "envs", "environment.yaml"))  # any rules folder
-# Rules call the console script `diffdistill`: when it is not on PATH but beside the
-# Python running Snakemake (`.venv/bin/snakemake` without an activated venv), put that
-# folder on the jobs' PATH.
+SMALL_JOB = dict(mem_mb=2000, runtime=30, gpu=GPU)  # sampling, metrics: resources of one job (SLURM)
+NETWORK_JOB = dict(mem_mb=4000, runtime=60, gpu=GPU)  # training, trajectories, reference statistics
+REFERENCE = rowlib.reference(ROWS.values())
+TEACHER_FILES = {"teacher_samples": rowlib.samples_path(REFERENCE), "teacher_features": rowlib.features_path(REFERENCE)}
+# jobs call `diffdistill`: not on PATH but beside this Python (.venv/bin/snakemake), its folder goes on PATH
 if shutil.which("diffdistill") is None and Path(sys.executable).with_name("diffdistill").exists():
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
@@ -40,7 +43,7 @@ def launch(wildcards, resources):
 
 
 def eval_keys(*keys):
-    """The eval keys a rule reads, for its params: params are rerun triggers."""
+    """The eval keys that reach a rule's params (params are rerun triggers)."""
     return {k: EVAL[k] for k in keys}
 
 
@@ -52,32 +55,26 @@ def as_flags(**values):
 def train_input(method):
     """Input function of a method's training rule (the method module says what it reads)."""
     cls = methods.get(method)
-
-    def inputs(wildcards):
-        return cls.rule_inputs(config, wildcards)
-
-    return inputs
+    return lambda wildcards: cls.rule_inputs(config, wildcards)
 
 
 def train_args(method):
     """Params function of a method's training rule: its flags, from the config and the
     rule's wildcards, inputs and outputs."""
     cls = methods.get(method)
-
-    def args(wildcards, input, output):
-        return methods.cli_flags(method, config, **cls.rule_values(config, wildcards, input, output))
-
-    return args
+    return lambda wildcards, input, output: methods.cli_flags(method, config,
+                                                              **cls.rule_values(config, wildcards, input, output))
 
 
 def fid_files(table):
     return rowlib.fid_files(ROWS.values(), table)
 
 
-def row(wildcards):
-    if wildcards.row not in ROWS:
-        raise ValueError(f"no result row '{wildcards.row}' in this config")
-    return ROWS[wildcards.row]
+def row(wildcards, name=None):
+    name = name or wildcards.row
+    if name not in ROWS:
+        raise ValueError(f"no result row '{name}' in this config")
+    return ROWS[name]
 
 
 def sample_input(wildcards):
@@ -89,19 +86,27 @@ def sample_args(wildcards):
     return f"{r.sample_flags()} --seeds {rowlib.seeds(EVAL['num_samples'], r.seed_sets(SETS))}"
 
 
-def profile_rows(table):
-    """The rows of a table that sample a model, the teacher's first (the ratios' reference)."""
-    rows = [r for r in rowlib.in_table(ROWS.values(), table) if r.model]
-    return sorted(rows, key=lambda r: r.model != naming.TEACHER)
+def metrics_input(wildcards, name=None):
+    """A row's samples and the features' inputs; for every row but the reference, the
+    reference row's samples and features (agreement with the teacher on the same seeds)."""
+    r = row(wildcards, name)
+    return {"samples": rowlib.samples_path(r), "featnet": featnet_input(), "ref": naming.REF_STATS,
+            **(TEACHER_FILES if r is not REFERENCE else {})}
+
+
+def metrics_args(wildcards, name=None):
+    r = row(wildcards, name)
+    flags = as_flags(row=r.to_dict(), seed_sets=r.seed_sets(SETS), **(TEACHER_FILES if r is not REFERENCE else {}))
+    return flags + (" --noise-floor" if r.noise_floor else "")
 
 
 def profile_input(wildcards):
-    return {"models": list(dict.fromkeys(r.model for r in profile_rows(wildcards.table)))}
+    return {"models": list(dict.fromkeys(r.model for r in rowlib.profiled(ROWS.values(), wildcards.table)))}
 
 
 def profile_args(wildcards):
     rows = [{"name": r.name, "model": r.model, "sample_args": r.to_dict()["sample_args"]}
-            for r in profile_rows(wildcards.table)]
+            for r in rowlib.profiled(ROWS.values(), wildcards.table)]
     return f"--rows {shlex.quote(json.dumps(rows, separators=(',', ':')))}"
 
 
@@ -135,7 +140,11 @@ def run_args(amp=True):
     return as_flags(device=config["device"], amp=config["amp"] if amp else None)
 
 
-def yaml_dump(obj):
-    import yaml
+def report_dir(name, ext="csv", category="Tables"):
+    """results/<name>, a folder of files the HTML report shows with ../report/<name>.rst."""
+    return report(directory(f"results/{name}"), patterns=[f"{{name}}.{ext}"], caption=f"../report/{name}.rst",
+                  category=category)
 
+
+def yaml_dump(obj):
     return yaml.safe_dump(obj, sort_keys=False)

@@ -21,9 +21,7 @@ rule sample:
         run=run_args(),
     threads: THREADS
     resources:
-        mem_mb=2000,
-        runtime=30,
-        gpu=GPU,
+        **SMALL_JOB,
     conda:
         CONDA_ENV
     shell:
@@ -32,38 +30,11 @@ rule sample:
         " --png-count {params.e[grid_count]} {params.run} --threads {threads} 2> {log}"
 
 
-from types import SimpleNamespace
-
-REFERENCE = next(r for r in ROWS.values() if r.kind == "reference")
-
-
-def teacher_files():
-    """The reference row's samples and the features its metrics job writes."""
-    return {"teacher_samples": rowlib.samples_path(REFERENCE),
-            "teacher_features": f"results/fid/{REFERENCE.name}/features.npz"}
-
-
-def metrics_input(wildcards):
-    """A row's samples, the features' inputs and, except for the reference itself, the
-    reference row's samples and features (agreement with the teacher, same seeds)."""
-    r, teacher = row(wildcards), teacher_files()
-    extra = teacher if r.name != REFERENCE.name else {}
-    return {"samples": rowlib.samples_path(r), "featnet": featnet_input(), "ref": naming.REF_STATS, **extra}
-
-
-def metrics_args(wildcards):
-    r, teacher = row(wildcards), teacher_files()
-    own = r.name == REFERENCE.name
-    return as_flags(row=r.to_dict(), seed_sets=r.seed_sets(SETS), teacher_samples=None if own else
-                    teacher["teacher_samples"], teacher_features=None if own else teacher["teacher_features"]) + (
-        " --noise-floor" if r.noise_floor else "")
-
-
 rule fid:
     input:
         unpack(metrics_input),
     output:
-        "results/fid/{row}/fid.json",
+        fid="results/fid/{row}/fid.json",
     log:
         "results/logs/fid/{row}.log",
     params:
@@ -74,9 +45,7 @@ rule fid:
         extra="",
     threads: THREADS
     resources:
-        mem_mb=2000,
-        runtime=30,
-        gpu=GPU,
+        **SMALL_JOB,
     conda:
         CONDA_ENV
     shell:
@@ -84,22 +53,22 @@ rule fid:
         " --num-samples {params.e[num_samples]} --batch-size {params.e[batch_size]} {params.args}"
         " --kid-subsets {params.e[kid_subsets]} --kid-subset-size {params.e[kid_subset_size]}"
         " --prdc-k {params.e[prdc_k]} --prdc-samples {params.e[prdc_samples]}"
-        " {params.extra} --out {output[0]} {params.run} --threads {threads} 2> {log}"
+        " {params.extra} --out {output.fid} {params.run} --threads {threads} 2> {log}"
 
 
 # The reference row's metrics also write its features, which every other row's metrics
 # read (same-seed agreement, the Frechet distance to the teacher's own samples).
 use rule fid as fid_reference with:
     input:
-        unpack(lambda w: metrics_input(SimpleNamespace(row=REFERENCE.name))),
+        unpack(lambda w: metrics_input(w, REFERENCE.name)),
     output:
-        fid=f"results/fid/{REFERENCE.name}/fid.json",
-        features=teacher_files()["teacher_features"],
+        fid=rowlib.fid_path(REFERENCE),
+        features=TEACHER_FILES["teacher_features"],
     log:
         f"results/logs/fid/{REFERENCE.name}.log",
     params:
-        args=lambda w: metrics_args(SimpleNamespace(row=REFERENCE.name)),
-        extra=f"--features-out {teacher_files()['teacher_features']}",
+        args=lambda w: metrics_args(w, REFERENCE.name),
+        extra=f"--features-out {TEACHER_FILES['teacher_features']}",
 
 
 ruleorder: fid_reference > fid
@@ -119,9 +88,7 @@ rule profile:
         run=run_args(amp=False),
     threads: ALL_CORES
     resources:
-        mem_mb=2000,
-        runtime=30,
-        gpu=GPU,
+        **SMALL_JOB,
     conda:
         CONDA_ENV
     shell:

@@ -46,9 +46,7 @@ rule reference_stats:
         run=run_args(amp=False),
     threads: THREADS
     resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=GPU,
+        **NETWORK_JOB,
     conda:
         CONDA_ENV
     shell:

@@ -8,12 +8,6 @@ CURVES = [r.meta["curve"] for r in rowlib.in_table(ROWS.values(), "ablations") i
 ABLATION_FID = [rowlib.fid_path(r) for r in ROWS.values() if any(t.startswith("ablations") for t in r.tables)]
 
 
-def report_dir(name, ext="csv", category="Tables"):
-    """results/<name>, a folder of files the HTML report shows with ../report/<name>.rst."""
-    return report(directory(f"results/{name}"), patterns=[f"{{name}}.{ext}"], caption=f"../report/{name}.rst",
-                  category=category)
-
-
 rule run_config:
     output:
         report("results/config.yaml", caption="../report/config.rst", category="Config"),
@@ -35,7 +29,7 @@ rule tables:
     input:
         fid=fid_files("main") + fid_files("o2mkd"),
         floor="results/fid/floor.json",
-        profiles=[f"results/profiles/{t}.json" for t in ("main", "o2mkd") if profile_rows(t)],
+        profiles=[f"results/profiles/{t}.json" for t in ("main", "o2mkd") if rowlib.profiled(ROWS.values(), t)],
     output:
         report_dir("tables"),
     log:

@@ -24,9 +24,7 @@ rule teacher_trajectories:
         run=run_args(),
     threads: THREADS
     resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=GPU,
+        **NETWORK_JOB,
     conda:
         CONDA_ENV
     shell:

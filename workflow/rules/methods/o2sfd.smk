@@ -19,9 +19,7 @@ rule distill_o2sfd:
         launch=launch,
     threads: THREADS
     resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=GPU,
+        **NETWORK_JOB,
     conda:
         CONDA_ENV
     shell:

@@ -21,9 +21,7 @@ rule distill_pd:
         launch=launch,
     threads: THREADS
     resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=GPU,
+        **NETWORK_JOB,
     conda:
         CONDA_ENV
     shell:

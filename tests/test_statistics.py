@@ -107,6 +107,7 @@ def test_metrics_commands_end_to_end(tmp_path):
                                      train_feature_net_to_file)
 
     from diffdistill.data import load_dataset
+    from diffdistill.io import UserError
 
     images, labels = load_dataset("digits")
     train_feature_net_to_file(images, labels, tmp_path / "featnet.pt", iters=5, batch_size=32, lr=1e-3, seed=0,
@@ -130,3 +131,8 @@ def test_metrics_commands_end_to_end(tmp_path):
     assert (tmp_path / "ref.npz.meta.json").exists() and (tmp_path / "featnet.pt.meta.json").exists()
     with np.load(tmp_path / "ref.npz") as z:
         assert bool(z["whole"]) and len(z["features"]) == len(images)
+    np.savez(tmp_path / "other.npz", images=student, seeds=np.arange(100, 160))  # sampled with other seeds
+    with pytest.raises(UserError, match="not 0..59"):
+        evaluate_samples(tmp_path / "other.npz", tmp_path / "ref.npz", ext, tmp_path / "o.json", row={"name": "o"},
+                         **kw)
+    assert not (tmp_path / "o.json").exists()

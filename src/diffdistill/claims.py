@@ -174,7 +174,8 @@ def _sfdv(d: Data):
 
 
 def _second_stage(d: Data):
-    v = _ratio_rows({2: d.rows("sfd2").get(1)} if d.rows("sfd2").get(1) else {}, d.rows("sfd"), [2])
+    one_step = d.rows("sfd2").get(1)
+    v = _ratio_rows({2: one_step} if one_step else {}, d.rows("sfd"), [2])  # stage 2 at NFE 1 / SFD at NFE 2
     if v is None:
         return None
     return f"stage 2 at NFE 1 / SFD at NFE 2, FID inf: {v['ratio']:.2f} ± {v['se']:.2f}", v

@@ -135,7 +135,6 @@ def outputs(paths) -> Iterator[None]:
     _OUTPUTS.append(tx)
     try:
         yield
-        _OUTPUTS.pop()
         landed = []
         try:
             for path, tmp in tx.pending.items():  # the outputs first, their sidecars after them
@@ -147,9 +146,8 @@ def outputs(paths) -> Iterator[None]:
                     path.unlink()
             raise
     finally:
-        if _OUTPUTS and _OUTPUTS[-1] is tx:
-            _OUTPUTS.pop()
-        for tmp in tx.pending.values():
+        _OUTPUTS.remove(tx)
+        for tmp in tx.pending.values():  # what did not land (renamed temporaries are gone already)
             with contextlib.suppress(OSError):
                 tmp.unlink()
 

@@ -203,9 +203,9 @@ def vs_reference_table(records: list[dict], table: str = "main") -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def resolution_note(records: list[dict], table: str = "main") -> str:
-    """How small a paired difference the run resolves, and what KID can and cannot tell."""
-    df = vs_reference_table(records, table)
+def resolution_note(records: list[dict], df: pd.DataFrame) -> str:
+    """How small a paired difference the run resolves (`df`: the vs_reference table), and
+    what KID can and cannot tell."""
     ref = reference(records)
     lines = []
     if not df.empty and ref is not None:
@@ -282,7 +282,7 @@ def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profil
     o2 = o2mkd_table(records, prof) if prof and in_table(records, "o2mkd") else None
     eff = efficiency_table(records, prof) if prof else pd.DataFrame()
     cost = cost_table(records)
-    note = resolution_note(records, "main")
+    note = resolution_note(records, vs)
     n = max(r.get("seed_sets", 1) for r in in_table(records, "main"))
     sets = f"mean ± std over {n} seed sets" if n > 1 else "one seed set"
     with atomic_dir(out_dir) as tmp:

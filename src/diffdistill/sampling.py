@@ -134,8 +134,10 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return float_to_uint8(images).numpy()
 
 
-def load_images(path, num: int | None = None) -> np.ndarray:
-    """uint8 images [N, C, H, W] from a samples .npz, or a trajectory cache's end points."""
+def load_images(path, num: int | None = None, in_order: bool = False) -> np.ndarray:
+    """uint8 images [N, C, H, W] from a samples .npz, or a trajectory cache's end points.
+    A file's `seeds` must not repeat; with `in_order` they must be 0 .. N - 1 (what rows
+    are compared on; a cache, without `seeds`, is taken as it is)."""
     from pathlib import Path
 
     if str(path).endswith(".pt"):
@@ -160,4 +162,7 @@ def load_images(path, num: int | None = None) -> np.ndarray:
         if (count > 1).any():
             raise UserError(f"{path} repeats seed {seeds[first[count > 1][0]]}: its images are not distinct "
                             "samples, so metrics over them would be wrong")
+        if in_order and not np.array_equal(seeds, np.arange(len(seeds))):
+            raise UserError(f"{path} holds seeds {seeds[:3].tolist()}..., not 0..{len(seeds) - 1}: the row was "
+                            "sampled with other seeds than its metrics expect")
     return imgs

@@ -116,12 +116,11 @@ class Teacher(Method):
     @staticmethod
     def check_config(cfg: dict) -> None:
         """Every configured baseline plans a row: a combination no solver can serve is refused."""
-        base = cfg["baselines"]
-        for solver, afs, nfe in [(s, a, n) for s in base["solvers"] for a in base["afs"] for n in base["nfe"]]:
+        for solver, afs, nfe in Teacher.baseline_grid(cfg):
             if num_timestamps(nfe, afs, solver) is None:
                 raise UserError(f"config keys baselines.solvers/afs/nfe: {solver} cannot take exactly {nfe} NFE "
                                 f"with afs {str(afs).lower()}; list Heun's NFE in baselines.heun_nfe instead")
-        ref = base["reference"]
+        ref = cfg["baselines"]["reference"]
         if ref["nfe"] % 2 == 0:
             raise UserError(f"config key baselines.reference.nfe = {ref['nfe']}: EDM's Heun sampler spends "
                             "2 N - 1 NFE on N steps; give an odd NFE (35: 18 steps)")

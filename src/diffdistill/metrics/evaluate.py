@@ -72,17 +72,6 @@ def _teacher(path, teacher_features, num: int):
     return imgs, feats
 
 
-def check_seeds(samples, num: int) -> None:
-    """The images of a samples file are seeds 0 .. num - 1, in order (what every row is
-    compared on); a file without `seeds` (a trajectory cache) is taken as it is."""
-    if str(samples).endswith(".npz"):
-        with np.load(samples, allow_pickle=False) as z:
-            seeds = z["seeds"][:num] if "seeds" in z.files else None
-        if seeds is not None and not np.array_equal(seeds, np.arange(num)):
-            raise UserError(f"{samples} holds seeds {seeds[:3].tolist()}..., not 0..{num - 1}: the row was sampled "
-                            "with other seeds than its metrics expect")
-
-
 def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_size: int, row: dict,
                      seed_sets: int = 1, kid_subsets: int = 100, kid_subset_size: int = 1000, prdc_k: int = 5,
                      prdc_samples: int = 10000, noise_floor: bool = False, teacher_samples=None,
@@ -101,8 +90,7 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
     for path in filter(None, (out, features_out)):
         check_writable(path)
     total = num_samples * seed_sets
-    imgs = load_images(samples, total)
-    check_seeds(samples, total)
+    imgs = load_images(samples, total, in_order=True)
     ref_mu, ref_sigma, ref_feats = load_reference(ref)
     whole = _whole_reference(ref)
     if len(imgs) < total:
@@ -112,7 +100,9 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
     kw = dict(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, prdc_k=prdc_k, prdc_samples=prdc_samples)
     radii = knn_radii(ref_feats[:prdc_samples], prdc_k) if ref_feats is not None else None
     per_set = []
-    teacher = _teacher(teacher_samples, teacher_features, total) if teacher_samples else None
+    if teacher_samples:  # the reference sampler's images and features, split as this row's are
+        t_imgs, t_feats = _teacher(teacher_samples, teacher_features, total)
+        img_sets, t_imgs, t_sets = (_sets(x, num_samples, seed_sets) for x in (imgs, t_imgs, t_feats))
     # the bias slopes come from the pooled seed sets (subsets of n/4 .. S n: a long, well-determined fit);
     # each set's FID at infinite n is its FID at n minus that bias, so its noise is the set's own
     fit = fid_infinity(feats, ref_mu, ref_sigma, ref_feats if whole else None,
@@ -121,9 +111,8 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
     for k, f in enumerate(sets):
         m = set_metrics(f, ref_mu, ref_sigma, ref_feats, ref_radii=radii, **kw)
         m["fid_inf"] = m["fid"] - bias
-        if teacher is not None:
-            t_imgs, t_sets = _sets(teacher[0], num_samples, seed_sets), _sets(teacher[1], num_samples, seed_sets)
-            m.update(agreement(_sets(imgs, num_samples, seed_sets)[k], t_imgs[k], f, t_sets[k]))
+        if teacher_samples:
+            m.update(agreement(img_sets[k], t_imgs[k], f, t_sets[k]))
             if seed_sets > 1:
                 j = (k + 1) % seed_sets
                 m["fd_teacher"] = fid_between_features(f, t_sets[j]) - fid_between_features(t_sets[k], t_sets[j])

@@ -68,6 +68,15 @@ def _images_from_array(arr: np.ndarray, source) -> np.ndarray:
     return uint8_to_float(arr)
 
 
+def _labels(labels, n: int, source) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+        raise UserError(f"{source}: 'labels' must be {n} integers (one per image), got {labels.dtype} {labels.shape}")
+    if n and int(labels.min()) < -1:
+        raise UserError(f"{source}: labels must be class indices 0..K-1 (or -1: unlabelled), got {int(labels.min())}")
+    return labels.astype(np.int64)
+
+
 @register_dataset("npz")
 def _npz(path):
     p = _require(path, "npz", "give an .npz with an 'images' array (uint8) and optional 'labels'")
@@ -75,20 +84,112 @@ def _npz(path):
         if "images" not in z:
             raise UserError(f"{p}: no 'images' array (has: {', '.join(z.files)})")
         images = _images_from_array(z["images"], p)
-        labels = z["labels"] if "labels" in z else -np.ones(len(images), np.int64)
+        labels = _labels(z["labels"], len(images), p) if "labels" in z else -np.ones(len(images), np.int64)
     return images, labels
+
+
+IMAGE_SUFFIXES = (".png",)
+
+
+def _read_png(f, source) -> np.ndarray:
+    """A grey (L) or RGB PNG as uint8 [H, W] or [H, W, 3]; palette and 1-bit images are
+    converted, images with transparency or 16 bits are refused (nothing is guessed)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(f) as im:
+            if im.mode in ("LA", "RGBA", "PA") or "transparency" in im.info:
+                raise UserError(f"{source}: has an alpha channel; give grey (L) or RGB PNGs")
+            if im.mode in ("P", "1"):
+                im = im.convert("RGB" if im.mode == "P" else "L")
+            if im.mode not in ("L", "RGB"):
+                raise UserError(f"{source}: PNG mode {im.mode}; give 8-bit grey (L) or RGB PNGs")
+            return np.asarray(im)
+    except (UnidentifiedImageError, OSError) as e:
+        raise UserError(f"{source}: not a readable PNG ({e})") from None
+
+
+def _stack(arrays: list, names: list, root) -> np.ndarray:
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        first = names[0]
+        odd = next(n for a, n in zip(arrays, names) if a.shape != arrays[0].shape)
+        raise UserError(f"{root}: images differ in size ({first} is {_shape_text(arrays[0])}, {odd} is "
+                        f"{_shape_text(arrays[names.index(odd)])}); give images of one size (nothing is resized)")
+    return np.stack(arrays)
+
+
+def _shape_text(a: np.ndarray) -> str:
+    c = 1 if a.ndim == 2 else a.shape[2]
+    return f"{c}x{a.shape[0]}x{a.shape[1]}"
+
+
+def _edm_labels(meta: dict, names: list, source) -> np.ndarray:
+    """Labels from EDM's dataset_tool `dataset.json` ({"labels": [[name, label], ...] or null})."""
+    pairs = meta.get("labels") if isinstance(meta, dict) else None
+    if pairs is None:
+        return -np.ones(len(names), np.int64)
+    table = dict((str(k), v) for k, v in pairs)
+    missing = [n for n in names if n not in table]
+    if missing:
+        raise UserError(f"{source}: dataset.json gives no label for {missing[0]}")
+    return _labels(np.array([table[n] for n in names], np.int64), len(names), source)
+
+
+def _folder_entries(p: Path):
+    """(relative names, readers, labels) of a folder or a .zip: EDM's dataset_tool layout
+    (a dataset.json beside the images), class subfolders (root/<class>/*.png, the
+    ImageFolder convention: classes numbered in sorted order) or a flat folder (unlabelled)."""
+    import json
+    import zipfile
+
+    if p.is_file():
+        if p.suffix != ".zip":
+            raise UserError(f"{p}: dataset 'folder' takes a folder of PNGs or a .zip of them")
+        try:
+            zf = zipfile.ZipFile(p)
+        except zipfile.BadZipFile:
+            raise UserError(f"{p}: not a readable .zip") from None
+        names = sorted(n for n in zf.namelist() if n.lower().endswith(IMAGE_SUFFIXES))
+        meta = json.loads(zf.read("dataset.json")) if "dataset.json" in zf.namelist() else None
+        read = lambda n: _read_png(zf.open(n), f"{p}:{n}")  # noqa: E731
+    else:
+        names = sorted(str(f.relative_to(p)) for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+        meta = json.loads((p / "dataset.json").read_text()) if (p / "dataset.json").is_file() else None
+        read = lambda n: _read_png(p / n, p / n)  # noqa: E731
+    if not names:
+        raise UserError(f"{p}: no *.png files")
+    if meta is not None or p.is_file():
+        labels = _edm_labels(meta, names, p) if meta is not None else -np.ones(len(names), np.int64)
+        return names, read, labels
+    depths = {n.count("/") for n in names}
+    if depths == {0}:
+        return names, read, -np.ones(len(names), np.int64)
+    if depths != {1}:
+        raise UserError(f"{p}: images must lie either directly in the folder (unlabelled) or one level down in "
+                        f"class folders ({p}/<class>/*.png), not both or deeper")
+    classes = sorted({n.split("/")[0] for n in names})
+    if len(classes) < 2:
+        raise UserError(f"{p}: one class folder ({classes[0]}); put the PNGs directly in {p} for an unlabelled "
+                        "dataset, or give two or more classes")
+    index = {c: i for i, c in enumerate(classes)}
+    return names, read, np.array([index[n.split("/")[0]] for n in names], np.int64)
 
 
 @register_dataset("folder")
 def _folder(path):
-    from PIL import Image
+    p = _require(path, "folder", "give a folder of PNG images (flat, or one subfolder per class) or a .zip of them")
+    names, read, labels = _folder_entries(p)
+    arr = _stack([read(n) for n in names], names, p)
+    return _images_from_array(arr, p), labels
 
-    p = _require(path, "folder", "give a folder of PNG images")
-    files = sorted(p.glob("*.png"))
-    if not files:
-        raise UserError(f"{p}: no *.png files")
-    arr = np.stack([np.asarray(Image.open(f)) for f in files])
-    return _images_from_array(arr, p), -np.ones(len(files), np.int64)
+
+def class_names(path) -> list[str]:
+    """The class folder names of a class-folder dataset, in label order (empty otherwise)."""
+    p = Path(path)
+    if not p.is_dir() or (p / "dataset.json").exists():
+        return []
+    return sorted(d.name for d in p.iterdir() if d.is_dir() and any(d.glob("*.png")))
 
 
 CIFAR10_HINT = ("download https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz and set "

@@ -95,6 +95,7 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
     whole = _whole_reference(ref)
     if len(imgs) < total:
         raise UserError(f"{samples} holds {len(imgs)} images, fewer than {seed_sets} seed sets of {num_samples}")
+    _check_shape(samples, imgs, ref)
     feats = compute_features(imgs, extractor, batch_size, device=device)
     sets = _sets(feats, num_samples, seed_sets)
     kw = dict(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, prdc_k=prdc_k, prdc_samples=prdc_samples)
@@ -141,6 +142,17 @@ def _save_features(path, feats, total: int, args) -> None:
     write_meta(path, args or {}, None)
 
 
+def _check_shape(samples, imgs, ref) -> None:
+    """Samples and dataset must have one image size: nothing is resized on either side."""
+    with np.load(ref, allow_pickle=False) as z:
+        shape = tuple(int(v) for v in z["image_shape"]) if "image_shape" in z.files else None
+    if shape and tuple(imgs.shape[1:]) != shape:
+        got, want = ("x".join(map(str, s)) for s in (imgs.shape[1:], shape))
+        raise UserError(f"{samples} holds {got} images but the dataset of {ref} holds {want} (channels x height x "
+                        "width); nothing is resized: give the teacher's resolution to the dataset beforehand "
+                        "(e.g. EDM's dataset_tool.py --resolution)")
+
+
 def _whole_reference(ref) -> bool:
     """Whether the reference file's features are the whole reference set its statistics
     come from (then FID at infinite n extrapolates the reference side too)."""
@@ -173,7 +185,7 @@ def reference_stats_to_file(images, extractor, out, floor_out, *, batch_size: in
     with atomic_path(out) as tmp:  # the reference features KID, PRDC and FID at infinite n use (a seeded subset)
         with open(tmp, "wb") as f:
             np.savez(f, mu=mu, sigma=sigma, num=len(feats), features=feats[keep.numpy()].astype(np.float64 if whole
-                     else np.float32), whole=np.array(whole))
+                     else np.float32), whole=np.array(whole), image_shape=np.array(images.shape[1:]))
     write_meta(out, args or {}, seed, **check)
     floors = []
     for split in range(floor_splits):
@@ -196,7 +208,9 @@ def train_feature_net_to_file(images, labels, out, *, iters: int, batch_size: in
 
     check_writable(out)
     if (torch.as_tensor(labels) < 0).all():
-        raise UserError("this dataset has no labels: the feature classifier needs them")
+        raise UserError("this dataset has no labels, and the classifier features (eval.features: classifier) are "
+                        "trained on labels: give class folders (root/<class>/*.png) or an npz with 'labels', or "
+                        "set eval.features: inception (weights at eval.inception_weights)")
     t0 = time.perf_counter()
     model, info = train_feature_net(images, labels, iters=iters, batch_size=batch_size, lr=lr, seed=seed,
                                     progress=progress, device=device)

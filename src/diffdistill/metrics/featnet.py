@@ -48,9 +48,11 @@ class DigitsFeatureNet(nn.Module):
 
     def _check(self, x: torch.Tensor) -> None:
         k = self.kwargs
-        if x.ndim != 4 or x.shape[1] != k["img_channels"]:
-            raise UserError(f"feature net expects images [B, {k['img_channels']}, H, W], "
-                            f"got shape {tuple(x.shape)}")
+        c, r = k["img_channels"], k["img_resolution"]
+        if x.ndim != 4 or x.shape[1] != c or x.shape[-2:] != (r, r):
+            raise UserError(f"the feature net was trained on {c}x{r}x{r} images (channels x height x width), got "
+                            f"{'x'.join(map(str, x.shape[1:]))}: images are not resized; use a feature net of "
+                            "this dataset")
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate activations [B, feature_dim] for images in [-1, 1]."""

@@ -16,7 +16,20 @@ import yaml
 
 from conftest import ROOT, VENV_BIN, WORKFLOW_FILES, copy_workflow, ran_rules
 
-STAGES = ["config", "teacher", "featnet", "distill", "evaluate", "report"]
+STAGES = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
+
+
+def test_dvc_yaml_has_one_stage_per_registered_method():
+    """dvc.yaml's method stages are the registry's (diffdistill.methods.dvc_stages), and
+    the stages that read every method's results list each method's folder."""
+    from diffdistill import methods
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, want in methods.dvc_stages().items():
+        assert stages.get(name) == want, f"dvc.yaml stage {name}: {stages.get(name)} != {want}"
+    folders = [o for s in methods.dvc_stages().values() for o in s["outs"]]
+    for name in ("evaluate", "report"):
+        assert set(folders) <= set(stages[name]["deps"]), (name, set(folders) - set(stages[name]["deps"]))
 
 
 def _repo(dst: Path) -> None:
@@ -34,7 +47,8 @@ def _repo(dst: Path) -> None:
     cfg["o2mkd"]["ablations"] = {k: [] if isinstance(v, list) else v for k, v in cfg["o2mkd"]["ablations"].items()}
     cfg["sfd"]["nfe"] = cfg["baselines"]["nfe"] = [2]
     cfg["baselines"]["solvers"] = ["dpmpp3m"]
-    cfg["pd"]["nfe"] = cfg["o2mkd"]["num_students"] = []
+    cfg["o2mkd"]["num_students"] = []
+    cfg["pd"]["nfe"] = [2]  # one round (n0 4 -> 2): the stage that step 2b changes
     (dst / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"]):
@@ -106,7 +120,7 @@ def test_dvc_repro_incremental_run_cache_and_remote(tmp_path, dvc_env):
 
     # 1. everything, through Snakemake, one stage after the other
     out = _run([*dvc, "repro"], repo, dvc_env)
-    assert _ran(out) == STAGES, out[-3000:]
+    assert sorted(_ran(out)) == sorted(STAGES), out[-3000:]
     status_clean()
     metrics = json.loads(_run([*dvc, "metrics", "show", "--json"], repo, dvc_env))
     fids = next(iter(metrics.values()))["data"]["results/tables/fid_metrics.json"]["data"]
@@ -118,24 +132,46 @@ def test_dvc_repro_incremental_run_cache_and_remote(tmp_path, dvc_env):
     assert git.split("\n")[:-1] == ["?? dvc.lock"], git  # outputs stay out of git
     first = _digest(repo, _outs(repo))
 
-    # 2. one SFD value: the config resolution, distillation, evaluation and report stages run
+    # 2. one SFD value: the config resolution, SFD's stage, evaluation and report run; PD's
+    # stage and the others do not (each method's stage has its own params file)
     cfg_file = repo / "config/config.yaml"
     original = cfg_file.read_text()
     cfg = yaml.safe_load(original)
     cfg["sfd"]["loss"] = "l2"
     cfg_file.write_text(yaml.safe_dump(cfg, sort_keys=False))
     out = _run([*dvc, "repro"], repo, dvc_env)
-    assert _ran(out) == ["config", "distill", "evaluate", "report"], out[-3000:]
-    for stage in ("teacher", "featnet"):
+    assert _ran(out) == ["config", "sfd", "evaluate", "report"], out[-3000:]
+    for stage in ("teacher", "featnet", "pd", "sfdv", "sfd2", "o2mkd", "o2sfd"):
         assert f"Stage '{stage}' didn't change, skipping" in out
     assert _digest(repo, sfd) != _only(first, sfd, repo)
     status_clean()
+    pd_folder = [repo / "results/students/pd"]
+    pd_before = _digest(repo, pd_folder)
+
+    # 2b. one PD value: `dvc status` names PD's params, not SFD's; `dvc repro` runs PD's
+    # stage and the evaluation stages, never SFD's; SFD's students are untouched
+    cfg = yaml.safe_load(cfg_file.read_text())
+    cfg["pd"]["iters"] += 1
+    cfg_file.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    _run([*dvc, "repro", "config"], repo, dvc_env)  # resolves the config: the params files
+    status = _run([*dvc, "status"], repo, dvc_env)
+    changed = set(re.findall(r"^(\w+):$", status, re.M))
+    assert "pd" in changed and "results/params/pd.yaml" in status and not changed & {"sfd", "teacher", "featnet"}, status
+    sfd_before = _digest(repo, sfd)
+    out = _run([*dvc, "repro"], repo, dvc_env)
+    assert _ran(out) == ["pd", "evaluate", "report"], out[-3000:]
+    assert "Stage 'sfd' didn't change, skipping" in out and "distill_sfd" not in ran_rules(out), out[-3000:]
+    assert _digest(repo, sfd) == sfd_before and _digest(repo, pd_folder) != pd_before
+    status_clean()
+    cfg["pd"]["iters"] -= 1
+    cfg_file.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    _run([*dvc, "repro"], repo, dvc_env)  # back to the L2 state of step 2 (from the run-cache)
 
     # 3. changed back: the same stages come back from the run-cache, no job runs
     cfg_file.write_text(original)
     out = _run([*dvc, "repro"], repo, dvc_env)
     assert _ran(out) == [] and ran_rules(out) == set(), out[-3000:]
-    assert set(_restored(out)) == {"config", "distill", "evaluate", "report"}, out[-3000:]
+    assert set(_restored(out)) == {"config", "sfd", "evaluate", "report"}, out[-3000:]
     assert _digest(repo, _outs(repo)) == first
     status_clean()
 

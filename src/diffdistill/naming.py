@@ -117,8 +117,11 @@ def cache_name(settings: dict) -> str:
     return name({k: settings[k] for k in CACHE_KEYS})
 
 
+TRAJECTORIES = "results/trajectories"
+
+
 def cache_path(settings: dict, nfe: int) -> str:
-    return f"results/trajectories/{cache_name(settings)}/nfe{nfe}/traj.pt"
+    return f"{TRAJECTORIES}/{cache_name(settings)}/nfe{nfe}/traj.pt"
 
 
 def cache_args(text: str) -> dict:

@@ -5,16 +5,17 @@
 
 FIGURE_SAMPLES = [rowlib.samples_path(r) for r in ROWS.values() if r.figure]
 CURVES = [r.meta["curve"] for r in rowlib.in_table(ROWS.values(), "ablations") if "curve" in r.meta]
+STAGE_PARAMS = methods.stage_params(config)  # DVC's params of each method's stage (dvc.yaml)
 ABLATION_FID = [rowlib.fid_path(r) for r in ROWS.values() if any(t.startswith("ablations") for t in r.tables)]
 
 
 rule run_config:
     output:
         report("results/config.yaml", caption="../report/config.rst", category="Config"),
-        params="results/params/distill.yaml",
+        params=[f"results/params/{name}.yaml" for name in STAGE_PARAMS],
     params:
         text=yaml_dump(config),
-        distill=yaml_dump(methods.distill_params(config)),
+        stages=[yaml_dump(p) for p in STAGE_PARAMS.values()],
     log:
         "results/logs/run_config.log",
     localrule: True
@@ -22,7 +23,8 @@ rule run_config:
         from diffdistill.io import write_text
 
         write_text(output[0], params.text)
-        write_text(output.params, params.distill)
+        for path, text in zip(output.params, params.stages):
+            write_text(path, text)
 
 
 rule tables:

@@ -67,16 +67,67 @@ def rows(config: dict) -> list:
     return merge(r for m in ordered() for r in m.rows(config))
 
 
-SHARED_KEYS = ("seed", "device", "amp", "dataset", "schedule")
+def _model_wildcards(cls, model: str):
+    """The training rule's wildcards of a student path results/students/<name>/<variant>[/nfe<n>]/model.pt."""
+    import re
+    from types import SimpleNamespace
+
+    m = re.fullmatch(rf"results/students/{cls.name}/([^/]+)(?:/nfe(\d+))?/model\.pt", model)
+    return SimpleNamespace(variant=m.group(1), nfe=m.group(2)) if m else None
 
 
-def distill_params(config: dict) -> dict:
-    """The config values the trained models depend on: the shared keys and every
-    method's sections (DVC's params of the stage that trains them)."""
-    keys = list(SHARED_KEYS) + [k for m in ordered() for k in (m.section, *getattr(m, "reads", ()))]
-    out = {k: config[k] for k in dict.fromkeys(keys) if k in config}
-    out["eval"] = {k: config["eval"][k] for k in ("features", "inception_weights")}  # FID curves
+def trajectory_caches(config: dict) -> list[str]:
+    """Every trajectory cache the workflow builds for `config` (its folder name holds every
+    setting that shapes it): the inputs of each method's training jobs and the rows
+    sampled from a cache."""
+    from ..naming import TRAJECTORIES
+
+    prefix = f"{TRAJECTORIES}/"
+    out = set()
+    for m in ordered():
+        for r in m.rows(config):
+            if r.samples and r.samples.startswith(prefix):
+                out.add(r.samples)
+            wc = _model_wildcards(m, r.model) if r.model else None
+            if wc is None:
+                continue
+            for v in m.rule_inputs(config, wc).values():
+                out.update(f for f in ([v] if isinstance(v, str) else v) if f.startswith(prefix))
+    return sorted(out)
+
+
+def stage_params(config: dict) -> dict:
+    """DVC's params of each method's stage ({method name: values}): its `shared_keys`, its own
+    section and the sections it reads, the FID curves' feature choice (methods with curves), and for the method
+    whose stage builds the trajectory caches (its `stage_outputs` hold them) the list
+    of those caches. A value changed in one method's section changes that file only
+    (and those of the methods that read the section)."""
+    from ..naming import TRAJECTORIES
+
+    out = {}
+    for m in ordered():
+        if not m.rows(config):  # not run with this config (disabled, or no NFE listed): nothing it reads matters
+            out[m.name] = {"runs": False}
+            continue
+        keys = dict.fromkeys([*m.shared_keys, m.section, *m.reads])
+        params = {k: config[k] for k in keys if k in config}
+        if m.curves:  # its FID-during-training curves
+            params["eval"] = {k: config["eval"][k] for k in ("features", "inception_weights")}
+        if TRAJECTORIES in m.stage_outputs():
+            params["trajectory_caches"] = trajectory_caches(config)
+        out[m.name] = params
     return out
+
+
+def dvc_stages() -> dict:
+    """The stage of dvc.yaml for each registered method, in table order: it runs that
+    method's Snakemake jobs (workflow/scripts/dvc_stage.py), its params are
+    results/params/<name>.yaml (`stage_params`), its deps the other stages' folders it
+    reads, its outs its own folders. tests/test_dvc.py keeps dvc.yaml in step with this."""
+    code = ["src/diffdistill", "workflow/rules", "Snakefile"]
+    return {m.name: {"cmd": f"${{run}} {m.name}", "deps": [*m.stage_inputs, *code],
+                     "params": [{f"results/params/{m.name}.yaml": None}], "outs": list(m.stage_outputs())}
+            for m in ordered()}
 
 
 def validate(config: dict) -> dict:
@@ -91,13 +142,17 @@ def validate(config: dict) -> dict:
 
 def workflow_config(config: dict, texts: dict | None = None) -> dict:
     """`validate` for the Snakefile, after `config.check_yaml_text` of each config file's
-    text ({file: text}, read by the workflow): an invalid config stops the workflow with
-    one line."""
+    text ({file: text}, read by the workflow): an invalid config, or an input file it
+    names that is missing with no URL to fetch it from, stops the workflow with one line."""
     from ..config import check_yaml_text
+    from ..fetch import missing_inputs
 
     try:
         for source, text in (texts or {}).items():
             check_yaml_text(text, source)
-        return validate(config)
+        cfg = validate(config)
+        for line in missing_inputs(cfg):
+            raise UserError(line)
+        return cfg
     except UserError as e:
         raise SystemExit(f"config error: {e}") from None

@@ -45,6 +45,10 @@ class Method:
     find_unused: ClassVar[bool] = False    # DDP: some parameters sit out some steps
     reads: ClassVar[tuple[str, ...]] = ()  # config sections it depends on besides its own
     order: ClassVar[int] = 100             # position of its rows in the tables
+    # its DVC stage (dvc.yaml): the other stages' folders its jobs read, and its own folders
+    stage_inputs: ClassVar[tuple[str, ...]] = ("results/teacher", "results/featnet")
+    shared_keys: ClassVar[tuple[str, ...]] = ("seed", "device", "amp", "dataset", "schedule")
+    extra_outputs: ClassVar[tuple[str, ...]] = ()
 
     model: nn.Module
     spec: dict
@@ -101,6 +105,11 @@ class Method:
         write_curve(args.curve_out, res.curve, row=str(args.out), label=f"{self.name} NFE {args.nfe}",
                     nfe=args.nfe, seeds=f"0-{args.curve_samples - 1}", num_samples=args.curve_samples)
         write_meta(args.curve_out, used_args(args), args.seed)
+
+    @classmethod
+    def stage_outputs(cls) -> tuple[str, ...]:
+        """The folders its DVC stage owns: results/students/<name> and `extra_outputs`."""
+        return (*cls.extra_outputs, f"results/students/{cls.name}")
 
     # the workflow's side: its training rule's inputs and flags, result rows, config checks
     @classmethod

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..io import UserError, read_meta
-from ..naming import TEACHER, cache_path, student_model
+from ..naming import TEACHER, TRAJECTORIES, cache_path, student_model
 from ..options import Opt, nfe_int
 from ..precond import build_denoiser, load_teacher
 from ..rows import Row
@@ -41,6 +41,7 @@ class O2SFD(Method):
     section = "o2sfd"
     order = 60
     reads = ("sfd", "trajectories")
+    stage_inputs = ("results/teacher", "results/featnet", TRAJECTORIES)
     find_unused = True
     teacher_afs = False
     summary = "O2MKD x SFD: small students, one per group of steps, fine-tuned with SFD's loss"

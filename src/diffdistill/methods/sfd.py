@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from ..io import UserError, read_meta
-from ..naming import TEACHER, cache_path, parse_variant, source_name, student_model, variant
+from ..naming import TEACHER, TRAJECTORIES, cache_path, parse_variant, source_name, student_model, variant
 from ..options import Opt, nfe_int
 from ..precond import load_teacher
 from ..rows import Row
@@ -111,6 +111,7 @@ class SFD(Method):
     section = "sfd"
     reads = ("trajectories", "ablations")
     order = 10
+    extra_outputs = (TRAJECTORIES,)  # every cache, the second stage's too (built from an SFD student)
     label = "SFD"
     summary = "SFD: fine-tune the teacher so that each Euler step lands on its trajectory (one NFE)"
     curves = True

@@ -11,7 +11,7 @@ weights cannot be had offline. Its fine-tuning time includes stage 1's.
 from __future__ import annotations
 
 from ..io import UserError, read_meta
-from ..naming import cache_path, source_name, student_model
+from ..naming import TRAJECTORIES, cache_path, source_name, student_model
 from ..options import Opt
 from ..rows import Row
 from . import register
@@ -25,6 +25,8 @@ class SFD2(SFD):
     section = "sfd2"
     reads = ("sfd", "trajectories")
     order = 30
+    stage_inputs = ("results/teacher", "results/featnet", TRAJECTORIES, "results/students/sfd")
+    extra_outputs = ()
     summary = "SFD's second stage: a stage-1 SFD student teaches a 1-NFE student"
     curves = False
     teacher_afs = True

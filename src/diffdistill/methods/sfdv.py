@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..io import UserError, read_meta
-from ..naming import TEACHER, cache_path, student_model
+from ..naming import TEACHER, TRAJECTORIES, cache_path, student_model
 from ..nets.unet import positional_embedding
 from ..options import Opt
 from ..precond import build_denoiser, load_teacher, register_kind
@@ -81,6 +81,7 @@ class SFDV(Method):
     section = "sfdv"
     reads = ("sfd", "trajectories")
     order = 20
+    stage_inputs = ("results/teacher", "results/featnet", TRAJECTORIES)
     summary = "SFD-v: one step-conditioned student for several NFE (each batch draws its NFE)"
     teacher_afs = False
     options = (Opt("teacher", required=True, help="teacher checkpoint"),

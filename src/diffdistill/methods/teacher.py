@@ -48,6 +48,12 @@ class Teacher(Method):
     name = "teacher"
     section = "teacher"
     order = 0
+    stage_inputs = ()  # the dataset only
+    shared_keys = ("seed", "device", "amp", "dataset")  # training draws sigma from its own distribution
+
+    @classmethod
+    def stage_outputs(cls) -> tuple[str, ...]:
+        return (TEACHER.rsplit("/", 1)[0],)
     summary = "train an EDM-preconditioned teacher on the dataset (EDM loss, EMA)"
     options = DATA_OPTIONS + (Opt("net", key="teacher.net"), Opt("net_kwargs", key="teacher.net_kwargs"),
                               Opt("sigma_data", key="teacher.sigma_data"))

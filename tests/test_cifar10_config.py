@@ -138,3 +138,53 @@ def test_cifar10_plan_gives_every_network_rule_a_gpu(tmp_path, cli_env):
     bodies = {rule: body for rule, body in jobs}
     assert "--iters 600 " in bodies["distill_sfdv"] and "--iters 200 " in bodies["distill_pd"], (
         bodies["distill_sfdv"][-800:], bodies["distill_pd"][-800:])
+
+
+EDM64 = {"ffhq64": ("edm-ffhq-64x64-uncond-vp.pkl", "ffhq-64x64"), "afhqv2-64": ("edm-afhqv2-64x64-uncond-vp.pkl", "afhqv2-64x64")}
+
+
+def _dry_run(tmp_path, cli_env, configfile):
+    r = subprocess.run([str(VENV_BIN / "snakemake"), "-n", "results/tables", "--configfile", configfile],
+                       cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=300)
+    return r.returncode, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("name", sorted(EDM64))
+def test_edm_64x64_configs_plan_every_rule_on_the_gpu(tmp_path, cli_env, name):
+    """The README's dry run of each 64x64 config, with the dataset the user makes (EDM's
+    dataset_tool .zip, here a stand-in: a dry run reads nothing): every job that runs a
+    network declares gpu=1, the snapshot, statistics and Inception weights are fetched,
+    EDM's sampler at 79 NFE is the reference."""
+    pkl, stem = EDM64[name]
+    readme = (ROOT / "README.md").read_text()
+    assert f".venv/bin/snakemake -n results/tables --configfile config/{name}.yaml" in readme
+    copy_workflow(tmp_path)
+    (tmp_path / "downloads").mkdir()
+    (tmp_path / f"downloads/{stem}.zip").write_bytes(b"")
+    rc, out = _dry_run(tmp_path, cli_env, f"config/{name}.yaml")
+    assert rc == 0, out[-3000:]
+    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1], re.M))
+    for rule in ("fetch_edm_teacher", "fetch_inception_weights", "fetch_reference_stats", "import_teacher",
+                 "reference_stats", "distill_sfd", "distill_pd", "distill_o2mkd", "sample", "fid"):
+        assert rule in stats, (rule, stats)
+    assert "fetch_dataset" not in stats and "train_teacher" not in stats and "train_featnet" not in stats
+    assert f"https://nvlabs-fi-cdn.nvidia.com/edm/pretrained/{pkl}" in out
+    assert f"https://nvlabs-fi-cdn.nvidia.com/edm/fid-refs/{stem}.npz" in out
+    assert "--nfe 79" in out and "--num-samples 50000" in out
+    jobs = re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=^\[|^Job stats|\Z)", out, re.S | re.M)
+    network = {"import_teacher", "reference_stats", "teacher_trajectories", "sample", "fid", "profile"} | {
+        r for r in stats if r.startswith("distill_")}
+    planned = {rule for rule, _ in jobs} & network
+    assert planned >= {"distill_sfd", "sample", "fid", "reference_stats"}, planned
+    for rule, body in jobs:
+        if rule in network and rule != "import_teacher":
+            assert "gpu=1" in body and "--device cuda" in body, (rule, body)
+
+
+def test_edm_64x64_config_without_its_dataset_is_one_line(tmp_path, cli_env):
+    copy_workflow(tmp_path)
+    rc, out = _dry_run(tmp_path, cli_env, "config/ffhq64.yaml")
+    assert rc != 0
+    errors = [l for l in out.splitlines() if "error" in l.lower()]
+    assert errors == ["config error: dataset 'folder' not found at downloads/ffhq-64x64.zip (dataset.path) and no URL "
+                      "to fetch it from: put it there or set dataset.path"], out[-2000:]

@@ -367,11 +367,17 @@ def import_edm_pickle(pkl_path, out_path, key: str = "ema") -> dict:
             "use_fp16": bool(record.state.get("use_fp16", False))}
 
 
+EDM_LICENCE = ("NVIDIA's EDM weights are CC BY-NC-SA 4.0 (NVlabs/edm, LICENSE.txt): non-commercial, share-alike; "
+               "students distilled from them are derived works under the same licence (diffdistill's code is "
+               "Apache-2.0)")
+
+
 def import_edm_to_file(pkl_path, out_path, key: str = "ema", args: dict | None = None) -> dict:
     """`import_edm_pickle`, plus the checkpoint's metadata sidecar."""
     summary = import_edm_pickle(pkl_path, out_path, key=key)
-    write_meta(out_path, args or {}, None, command="import-edm", **summary)
+    write_meta(out_path, args or {}, None, command="import-edm", licence=EDM_LICENCE, **summary)
     spec = summary["spec"]
     print(f"imported {pkl_path} [{key}] -> {out_path}: {spec['precond']} / {spec['net']}, "
           f"{summary['num_params']} parameters")
+    print(f"licence: {EDM_LICENCE}")
     return summary

@@ -63,6 +63,20 @@ def fetch_to_file(url: str, dest, what: str = "file", args: dict | None = None) 
     return dest
 
 
+def missing_inputs(config: dict) -> list[str]:
+    """One line for each input file the config uses that is not in place and has no URL to
+    fetch it from (no fetch rule can make it): what it is, and where to put it."""
+    t, d, e = config["teacher"], config["dataset"], config["eval"]
+    items = [(t["edm_pickle"], t["edm_pickle_url"], "EDM teacher snapshot", "teacher.edm_pickle",
+              t["source"] == "edm_pickle"),
+             (d["path"], d["url"], f"dataset '{d['name']}'", "dataset.path", True),
+             (e["inception_weights"], e["inception_weights_url"], "Inception weights", "eval.inception_weights",
+              e["features"] == "inception"),
+             (e["reference_stats"], e["reference_stats_url"], "reference statistics", "eval.reference_stats", True)]
+    return [f"{what} not found at {path} ({key}) and no URL to fetch it from: put it there or set {key}"
+            for path, url, what, key, used in items if used and path and not url and not Path(path).exists()]
+
+
 def downloads(config: dict) -> list[tuple[str, str, str, str]]:
     """(rule suffix, local path, URL, what) of each input a fetch job may download: those
     the config uses and gives both a path and a URL for."""

@@ -1,12 +1,13 @@
 # Benchmarks (benchmarks/*.py): measure, never pass or fail. Each runs alone (it takes
 # every core) after the main job: `snakemake --cores all results/benchmarks` writes the
 # reports and results/benchmarks/README.md with their headline ratios.
-BENCHMARKS = ["sfd_vs_pd", "sampler_overhead", "trajectory_cache", "rebuild", "scaling", "roofline", "contention"]
+BENCHMARKS = ["sfd_vs_pd", "sampler_overhead", "trajectory_cache", "rebuild", "scaling", "roofline", "contention",
+              "featnet_sizes"]
 
 
 # the inputs of each benchmark (benchmarks/*.py): the built default's models and curves
 BENCHMARK_ARGS = {"sfd_vs_pd": f"--sfd {naming.student_dir('sfd', 'default', 2)} --pd {naming.student_dir('pd', 'default', 2)}",
-                  "rebuild": "", "scaling": "", "contention": ""}
+                  "rebuild": "", "scaling": "", "contention": "", "featnet_sizes": ""}
 
 
 rule run_benchmark:

@@ -150,3 +150,23 @@ def test_channel_selection_at_half_width_keeps_the_largest_norms():
     first = select_channels(teacher, _unet(16, noise_channels=32), rule="first")
     assert all(torch.equal(p, torch.arange(len(p))) for p in first)
     assert student(torch.randn(2, 1, 8, 8), torch.randn(2)).shape == (2, 1, 8, 8)
+
+
+def test_students_from_the_teacher_must_keep_its_depth():
+    """Channel selection narrows the teacher; a student of another depth is one config
+    line (and one UserError at the command line), not a traceback from select_channels."""
+    import yaml
+
+    from conftest import ROOT
+    from diffdistill import methods
+    from diffdistill.io import UserError
+    from diffdistill.methods.o2mkd import student_spec
+
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    cfg["teacher"]["net_kwargs"]["num_blocks"] = 1
+    with pytest.raises(UserError, match="o2mkd.student_kwargs: .* num_blocks 2 differs from the teacher's 1"):
+        methods.validate(cfg)
+    spec = {"net": "unet", "net_kwargs": {"model_channels": 32, "channel_mult": [1, 2], "num_blocks": 1}}
+    with pytest.raises(UserError, match="keeps the teacher's depth"):
+        student_spec(spec, {"model_channels": 16, "channel_mult": [1, 2, 2]}, init="teacher")
+    assert student_spec(spec, {"model_channels": 16}, init="teacher")["net_kwargs"]["model_channels"] == 16

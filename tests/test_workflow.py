@@ -63,4 +63,5 @@ def test_tiny_config_end_to_end(tiny_run, cli_env):
     assert counts == {"teacher_trajectories": "1", "distill_sfd": "1", "sample": "1", "fid": "1",
                       "ablation_table": "1", "figures": "1", "claims": "1", "run_config": "1", "all": "1",
                       "total": "9"}, r.stdout[-3000:]
-    assert "tmin0.05" in r.stdout and "tmin0.02-" not in r.stdout
+    outputs = "\n".join(l for l in r.stdout.splitlines() if l.strip().startswith("output:"))
+    assert "tmin0.05" in outputs and "tmin0.02-" not in outputs, outputs

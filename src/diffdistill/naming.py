@@ -120,8 +120,10 @@ def cache_name(settings: dict) -> str:
 TRAJECTORIES = "results/trajectories"
 
 
-def cache_path(settings: dict, nfe: int) -> str:
-    return f"{TRAJECTORIES}/{cache_name(settings)}/nfe{nfe}/traj.pt"
+def cache_path(settings: dict, nfe: int, root: str = TRAJECTORIES) -> str:
+    """A trajectory cache: the teacher's under results/trajectories; one from a student
+    lives with the method that reads it (`root`: its own DVC stage builds it)."""
+    return f"{root}/{cache_name(settings)}/nfe{nfe}/traj.pt"
 
 
 def cache_args(text: str) -> dict:

@@ -30,3 +30,14 @@ rule teacher_trajectories:
     shell:
         "diffdistill trajectories {params.args} --t-max {params.sched[t_max]} --rho {params.sched[rho]}"
         " --batch-size {params.bs} --out {output.traj} {params.run} --threads {threads} 2> {log}"
+
+
+# A cache of a student's trajectories (SFD's second stage) lives in the folder of the
+# method that reads it, so that method's DVC stage owns it (results/trajectories is the
+# teacher's).
+use rule teacher_trajectories as student_trajectories with:
+    output:
+        traj="results/students/{method}/default/trajectories/{cache}/nfe{nfe}/traj.pt",
+        meta="results/students/{method}/default/trajectories/{cache}/nfe{nfe}/traj.pt.meta.json",
+    log:
+        "results/logs/trajectories/{method}/{cache}/nfe{nfe}.log",

@@ -20,7 +20,8 @@ Outputs that no stage declares (a rule added later) are not cached by DVC but st
 built: their rules are allowed in every stage, and the stage run with `--rest` (the
 last one) also targets them; a warning names them. A declared directory that the
 config does not produce (e.g. results/students/sfdv with sfdv.enabled: false) is
-created empty, since DVC fails a stage whose declared output is missing.
+created empty, since DVC fails a stage whose declared output is missing (a stage with
+nothing to build, e.g. a method the config does not run, only does that).
 
 The script stops with one line when a job's outputs belong to two stages, when a rule
 has jobs in two stages, or when a stage reads another stage's output that is not among
@@ -196,14 +197,13 @@ def run(name: str, rest: bool, extra: list[str]) -> None:
             print(f"dvc_stage: warning: no stage of dvc.yaml declares {', '.join(extra_targets)}; "
                   "built here, not cached by DVC", file=sys.stderr)
         targets += extra_targets
-    if not targets:
-        raise StageError(f"no Snakemake output lies under the outputs of stage {name}")
-    print(f"dvc_stage: {name}: snakemake {len(targets)} targets, rules {' '.join(sorted(rules))}",
-          file=sys.stderr, flush=True)
-    r = subprocess.run([*SNAKEMAKE, *targets, "--cores", "all", "--nocolor",
-                        "--allowed-rules", *sorted(allowed), *extra])
-    if r.returncode != 0:
-        sys.exit(r.returncode)
+    if targets:
+        print(f"dvc_stage: {name}: snakemake {len(targets)} targets, rules {' '.join(sorted(rules))}",
+              file=sys.stderr, flush=True)
+        r = subprocess.run([*SNAKEMAKE, *targets, "--cores", "all", "--nocolor",
+                            "--allowed-rules", *sorted(allowed), *extra])
+        if r.returncode != 0:
+            sys.exit(r.returncode)
     # declared folders this config does not produce: empty, so DVC can record them
     for p in plan.owned[name]:
         if not Path(p).exists() and p not in targets and not Path(p).suffix:

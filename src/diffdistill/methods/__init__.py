@@ -77,9 +77,9 @@ def _model_wildcards(cls, model: str):
 
 
 def trajectory_caches(config: dict) -> list[str]:
-    """Every trajectory cache the workflow builds for `config` (its folder name holds every
-    setting that shapes it): the inputs of each method's training jobs and the rows
-    sampled from a cache."""
+    """Every cache of the teacher's trajectories the workflow builds for `config` (under
+    results/trajectories; its folder name holds every setting that shapes it): the
+    inputs of each method's training jobs and the rows sampled from a cache."""
     from ..naming import TRAJECTORIES
 
     prefix = f"{TRAJECTORIES}/"
@@ -97,14 +97,13 @@ def trajectory_caches(config: dict) -> list[str]:
 
 
 def stage_params(config: dict) -> dict:
-    """DVC's params of each method's stage ({method name: values}): its `shared_keys`, its own
-    section and the sections it reads, the FID curves' feature choice (methods with curves), and for the method
-    whose stage builds the trajectory caches (its `stage_outputs` hold them) the list
-    of those caches. A value changed in one method's section changes that file only
-    (and those of the methods that read the section)."""
-    from ..naming import TRAJECTORIES
-
-    out = {}
+    """DVC's params of each stage that builds models ({stage: values}, written to
+    results/params/<stage>.yaml): for each method its `shared_keys`, its own section and
+    the sections it reads, and the FID curves' feature choice (methods with curves); for
+    the teacher's trajectory caches (stage `trajectories`) the list of caches, whose
+    folder names hold every setting that shapes them. A value changed in one method's
+    section changes that method's file only (and those of the methods that read it)."""
+    out = {"trajectories": {k: config[k] for k in ("seed", "device", "amp")} | {"caches": trajectory_caches(config)}}
     for m in ordered():
         if not m.rows(config):  # not run with this config (disabled, or no NFE listed): nothing it reads matters
             out[m.name] = {"runs": False}
@@ -113,8 +112,6 @@ def stage_params(config: dict) -> dict:
         params = {k: config[k] for k in keys if k in config}
         if m.curves:  # its FID-during-training curves
             params["eval"] = {k: config["eval"][k] for k in ("features", "inception_weights")}
-        if TRAJECTORIES in m.stage_outputs():
-            params["trajectory_caches"] = trajectory_caches(config)
         out[m.name] = params
     return out
 

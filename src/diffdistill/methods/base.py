@@ -48,7 +48,6 @@ class Method:
     # its DVC stage (dvc.yaml): the other stages' folders its jobs read, and its own folders
     stage_inputs: ClassVar[tuple[str, ...]] = ("results/teacher", "results/featnet")
     shared_keys: ClassVar[tuple[str, ...]] = ("seed", "device", "amp", "dataset", "schedule")
-    extra_outputs: ClassVar[tuple[str, ...]] = ()
 
     model: nn.Module
     spec: dict
@@ -108,8 +107,8 @@ class Method:
 
     @classmethod
     def stage_outputs(cls) -> tuple[str, ...]:
-        """The folders its DVC stage owns: results/students/<name> and `extra_outputs`."""
-        return (*cls.extra_outputs, f"results/students/{cls.name}")
+        """The folders its DVC stage owns: results/students/<name>."""
+        return (f"results/students/{cls.name}",)
 
     # the workflow's side: its training rule's inputs and flags, result rows, config checks
     @classmethod

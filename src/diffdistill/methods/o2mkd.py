@@ -105,6 +105,18 @@ def build_router(spec: dict) -> Router:
 register_kind("router", build_router)
 
 
+DEPTH_KEYS = ("channel_mult", "num_blocks")
+
+
+def depth_mismatch(teacher_kwargs: dict, student_kwargs: dict) -> str | None:
+    """Why channel selection cannot copy the teacher into a student with these backbone
+    arguments (they change its depth), or None."""
+    for k in DEPTH_KEYS:
+        if k in student_kwargs and k in teacher_kwargs and student_kwargs[k] != teacher_kwargs[k]:
+            return f"{k} {student_kwargs[k]} differs from the teacher's {teacher_kwargs[k]}"
+    return None
+
+
 def student_spec(teacher_spec: dict, student_kwargs: dict, init: str = "scratch") -> dict:
     """The teacher's spec with the backbone arguments `student_kwargs` changed (width,
     depth): everything else (image shape, attention, embeddings; ours or EDM's names)
@@ -115,6 +127,10 @@ def student_spec(teacher_spec: dict, student_kwargs: dict, init: str = "scratch"
         if spec["net"] != "unet":
             raise UserError(f"init teacher (channel selection) is implemented for the unet backbone, not "
                             f"{spec['net']}: use --init scratch")
+        why = depth_mismatch(teacher_spec["net_kwargs"], student_kwargs)
+        if why:
+            raise UserError(f"init teacher (channel selection) keeps the teacher's depth: the student's {why}; "
+                            "change only the width (model_channels), or use --init scratch")
         spec["net_kwargs"]["noise_channels"] = teacher_spec["net_kwargs"].get("model_channels", 32)
     return spec
 
@@ -315,6 +331,10 @@ class O2MKD(Method):
         if net != "unet" and "teacher" in [o["init"], *o["ablations"]["init"]]:
             raise UserError(f"config key o2mkd.init (or o2mkd.ablations.init) = teacher: channel selection is "
                             f"implemented for the unet backbone, not {net}; use scratch")
+        why = depth_mismatch(cfg["teacher"]["net_kwargs"], o["student_kwargs"]) if net == "unet" else None
+        if why and "teacher" in [o["init"], *o["ablations"]["init"]]:
+            raise UserError(f"config key o2mkd.student_kwargs: with init teacher (channel selection) the students "
+                            f"keep the teacher's depth, but {why} (teacher.net_kwargs)")
         splits = [(o["split"], n, "o2mkd.num_students") for n in o["num_students"]]
         splits += [(sp, o["ablations"]["num_students"], "o2mkd.ablations.num_students") for sp in o["ablations"]["split"]]
         for split, n, key in splits:

@@ -20,7 +20,7 @@ from ..precond import build_denoiser, load_teacher
 from ..rows import Row
 from . import register
 from .base import Method
-from .o2mkd import router_spec, student_spec, students_from_teacher
+from .o2mkd import depth_mismatch, router_spec, student_spec, students_from_teacher
 from .sfd import TEACHER_OPTIONS, SFD, SFDBatches, student_timesteps, trajectory_batches
 from .teacher import SCHEDULE_OPTIONS
 
@@ -115,6 +115,10 @@ class O2SFD(Method):
             raise UserError(f"config key o2sfd.num_students = {o['num_students']}: more students than the "
                             f"{min(o['nfe'])} network steps of NFE {min(o['nfe'])}")
         net = cfg["teacher"]["net"] if cfg["teacher"]["source"] == "train" else "songunet"
+        why = depth_mismatch(cfg["teacher"]["net_kwargs"], o["student_kwargs"]) if net == "unet" else None
+        if o["enabled"] and o["init"] == "teacher" and why:
+            raise UserError(f"config key o2sfd.student_kwargs: with init teacher (channel selection) the students "
+                            f"keep the teacher's depth, but {why} (teacher.net_kwargs)")
         if o["enabled"] and o["init"] == "teacher" and net != "unet":
             raise UserError(f"config key o2sfd.init = teacher: channel selection is implemented for the unet "
                             f"backbone, not {net}; use scratch")

@@ -111,7 +111,7 @@ class SFD(Method):
     section = "sfd"
     reads = ("trajectories", "ablations")
     order = 10
-    extra_outputs = (TRAJECTORIES,)  # every cache, the second stage's too (built from an SFD student)
+    stage_inputs = ("results/teacher", "results/featnet", TRAJECTORIES)
     label = "SFD"
     summary = "SFD: fine-tune the teacher so that each Euler step lands on its trajectory (one NFE)"
     curves = True

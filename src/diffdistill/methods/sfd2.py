@@ -11,7 +11,7 @@ weights cannot be had offline. Its fine-tuning time includes stage 1's.
 from __future__ import annotations
 
 from ..io import UserError, read_meta
-from ..naming import TRAJECTORIES, cache_path, source_name, student_model
+from ..naming import TRAJECTORIES, cache_path, source_name, student_dir, student_model
 from ..options import Opt
 from ..rows import Row
 from . import register
@@ -26,7 +26,6 @@ class SFD2(SFD):
     reads = ("sfd", "trajectories")
     order = 30
     stage_inputs = ("results/teacher", "results/featnet", TRAJECTORIES, "results/students/sfd")
-    extra_outputs = ()
     summary = "SFD's second stage: a stage-1 SFD student teaches a 1-NFE student"
     curves = False
     teacher_afs = True
@@ -56,7 +55,7 @@ class SFD2(SFD):
         return cache_path({"source": source_name("sfd", s2["teacher_nfe"]), "solver": "euler",
                            "K": (s2["teacher_nfe"] + 1) // 2, "final_step": "force", "thresholding": False,
                            "t_min": cfg["schedule"]["t_min"], "afs": True, "teacher_afs": True, "num": t["num"],
-                           "seed_start": t["seed_start"]}, 1)
+                           "seed_start": t["seed_start"]}, 1, root=f"{student_dir('sfd2', 'default')}/trajectories")
 
     @classmethod
     def rule_inputs(cls, cfg: dict, wildcards=None) -> dict:

@@ -120,6 +120,9 @@ def test_samples_of_another_size_than_the_dataset_are_refused(tmp_path):
 
     ref = tmp_path / "ref.npz"
     np.savez(ref, mu=np.zeros(2), sigma=np.eye(2), image_shape=np.array([3, 32, 32]))
-    _check_shape("s.npz", np.zeros((2, 3, 32, 32), np.uint8), ref)
+    from diffdistill.metrics.evaluate import _reference_facts
+
+    shape = _reference_facts(ref)[1]
+    _check_shape("s.npz", np.zeros((2, 3, 32, 32), np.uint8), ref, shape)
     with pytest.raises(UserError, match="s.npz holds 3x64x64 images but the dataset of .* holds 3x32x32"):
-        _check_shape("s.npz", np.zeros((2, 3, 64, 64), np.uint8), ref)
+        _check_shape("s.npz", np.zeros((2, 3, 64, 64), np.uint8), ref, shape)

@@ -110,12 +110,10 @@ def _read_png(f, source) -> np.ndarray:
 
 
 def _stack(arrays: list, names: list, root) -> np.ndarray:
-    shapes = {a.shape for a in arrays}
-    if len(shapes) > 1:
-        first = names[0]
-        odd = next(n for a, n in zip(arrays, names) if a.shape != arrays[0].shape)
-        raise UserError(f"{root}: images differ in size ({first} is {_shape_text(arrays[0])}, {odd} is "
-                        f"{_shape_text(arrays[names.index(odd)])}); give images of one size (nothing is resized)")
+    odd = next((i for i, a in enumerate(arrays) if a.shape != arrays[0].shape), None)
+    if odd is not None:
+        raise UserError(f"{root}: images differ in size ({names[0]} is {_shape_text(arrays[0])}, {names[odd]} is "
+                        f"{_shape_text(arrays[odd])}); give images of one size (nothing is resized)")
     return np.stack(arrays)
 
 

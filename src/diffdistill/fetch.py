@@ -63,28 +63,27 @@ def fetch_to_file(url: str, dest, what: str = "file", args: dict | None = None) 
     return dest
 
 
+def _inputs(config: dict) -> list[tuple]:
+    """(rule suffix, local path, URL, what, config key) of each input file the config uses."""
+    t, d, e = config["teacher"], config["dataset"], config["eval"]
+    items = [("edm_teacher", t["edm_pickle"], t["edm_pickle_url"], "EDM teacher snapshot", "teacher.edm_pickle",
+              t["source"] == "edm_pickle"),
+             ("dataset", d["path"], d["url"], f"dataset '{d['name']}'", "dataset.path", True),
+             ("inception_weights", e["inception_weights"], e["inception_weights_url"], "Inception weights",
+              "eval.inception_weights", e["features"] == "inception"),
+             ("reference_stats", e["reference_stats"], e["reference_stats_url"], "reference statistics",
+              "eval.reference_stats", True)]
+    return [item[:5] for item in items if item[5] and item[1]]
+
+
 def missing_inputs(config: dict) -> list[str]:
     """One line for each input file the config uses that is not in place and has no URL to
     fetch it from (no fetch rule can make it): what it is, and where to put it."""
-    t, d, e = config["teacher"], config["dataset"], config["eval"]
-    items = [(t["edm_pickle"], t["edm_pickle_url"], "EDM teacher snapshot", "teacher.edm_pickle",
-              t["source"] == "edm_pickle"),
-             (d["path"], d["url"], f"dataset '{d['name']}'", "dataset.path", True),
-             (e["inception_weights"], e["inception_weights_url"], "Inception weights", "eval.inception_weights",
-              e["features"] == "inception"),
-             (e["reference_stats"], e["reference_stats_url"], "reference statistics", "eval.reference_stats", True)]
     return [f"{what} not found at {path} ({key}) and no URL to fetch it from: put it there or set {key}"
-            for path, url, what, key, used in items if used and path and not url and not Path(path).exists()]
+            for _, path, url, what, key in _inputs(config) if not url and not Path(path).exists()]
 
 
 def downloads(config: dict) -> list[tuple[str, str, str, str]]:
     """(rule suffix, local path, URL, what) of each input a fetch job may download: those
     the config uses and gives both a path and a URL for."""
-    t, d, e = config["teacher"], config["dataset"], config["eval"]
-    items = [("edm_teacher", t["edm_pickle"], t["edm_pickle_url"], "EDM teacher snapshot", t["source"] == "edm_pickle"),
-             ("dataset", d["path"], d["url"], f"dataset '{d['name']}'", True),
-             ("inception_weights", e["inception_weights"], e["inception_weights_url"], "Inception weights",
-              e["features"] == "inception"),
-             ("reference_stats", e["reference_stats"], e["reference_stats_url"], "clean-fid reference statistics",
-              True)]
-    return [(name, path, url, what) for name, path, url, what, used in items if used and path and url]
+    return [(name, path, url, what) for name, path, url, what, _ in _inputs(config) if url]

@@ -76,16 +76,18 @@ def _model_wildcards(cls, model: str):
     return SimpleNamespace(variant=m.group(1), nfe=m.group(2)) if m else None
 
 
-def trajectory_caches(config: dict) -> list[str]:
+def trajectory_caches(config: dict, method_rows: dict | None = None) -> list[str]:
     """Every cache of the teacher's trajectories the workflow builds for `config` (under
     results/trajectories; its folder name holds every setting that shapes it): the
-    inputs of each method's training jobs and the rows sampled from a cache."""
+    inputs of each method's training jobs and the rows sampled from a cache
+    (`method_rows`: {method: its rows}, when the caller has them)."""
     from ..naming import TRAJECTORIES
 
     prefix = f"{TRAJECTORIES}/"
+    method_rows = method_rows or {m: m.rows(config) for m in ordered()}
     out = set()
-    for m in ordered():
-        for r in m.rows(config):
+    for m, rows_of_m in method_rows.items():
+        for r in rows_of_m:
             if r.samples and r.samples.startswith(prefix):
                 out.add(r.samples)
             wc = _model_wildcards(m, r.model) if r.model else None
@@ -103,9 +105,11 @@ def stage_params(config: dict) -> dict:
     the teacher's trajectory caches (stage `trajectories`) the list of caches, whose
     folder names hold every setting that shapes them. A value changed in one method's
     section changes that method's file only (and those of the methods that read it)."""
-    out = {"trajectories": {k: config[k] for k in ("seed", "device", "amp")} | {"caches": trajectory_caches(config)}}
-    for m in ordered():
-        if not m.rows(config):  # not run with this config (disabled, or no NFE listed): nothing it reads matters
+    method_rows = {m: m.rows(config) for m in ordered()}
+    out = {"trajectories": {k: config[k] for k in ("seed", "device", "amp")}
+           | {"caches": trajectory_caches(config, method_rows)}}
+    for m, rows_of_m in method_rows.items():
+        if not rows_of_m:  # not run with this config (disabled, or no NFE listed): nothing it reads matters
             out[m.name] = {"runs": False}
             continue
         keys = dict.fromkeys([*m.shared_keys, m.section, *m.reads])

@@ -92,10 +92,10 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
     total = num_samples * seed_sets
     imgs = load_images(samples, total, in_order=True)
     ref_mu, ref_sigma, ref_feats = load_reference(ref)
-    whole = _whole_reference(ref)
+    whole, shape = _reference_facts(ref)
     if len(imgs) < total:
         raise UserError(f"{samples} holds {len(imgs)} images, fewer than {seed_sets} seed sets of {num_samples}")
-    _check_shape(samples, imgs, ref)
+    _check_shape(samples, imgs, ref, shape)
     feats = compute_features(imgs, extractor, batch_size, device=device)
     sets = _sets(feats, num_samples, seed_sets)
     kw = dict(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, prdc_k=prdc_k, prdc_samples=prdc_samples)
@@ -142,10 +142,9 @@ def _save_features(path, feats, total: int, args) -> None:
     write_meta(path, args or {}, None)
 
 
-def _check_shape(samples, imgs, ref) -> None:
-    """Samples and dataset must have one image size: nothing is resized on either side."""
-    with np.load(ref, allow_pickle=False) as z:
-        shape = tuple(int(v) for v in z["image_shape"]) if "image_shape" in z.files else None
+def _check_shape(samples, imgs, ref, shape) -> None:
+    """Samples and dataset (`shape`, from the reference file) must have one image size:
+    nothing is resized on either side."""
     if shape and tuple(imgs.shape[1:]) != shape:
         got, want = ("x".join(map(str, s)) for s in (imgs.shape[1:], shape))
         raise UserError(f"{samples} holds {got} images but the dataset of {ref} holds {want} (channels x height x "
@@ -153,11 +152,14 @@ def _check_shape(samples, imgs, ref) -> None:
                         "(e.g. EDM's dataset_tool.py --resolution)")
 
 
-def _whole_reference(ref) -> bool:
+def _reference_facts(ref) -> tuple[bool, tuple | None]:
     """Whether the reference file's features are the whole reference set its statistics
-    come from (then FID at infinite n extrapolates the reference side too)."""
+    come from (then FID at infinite n extrapolates the reference side too), and the
+    dataset's image shape (None in files of older versions)."""
     with np.load(ref, allow_pickle=False) as z:
-        return bool(z["whole"]) if "whole" in z.files else False
+        whole = bool(z["whole"]) if "whole" in z.files else False
+        shape = tuple(int(v) for v in z["image_shape"]) if "image_shape" in z.files else None
+    return whole, shape
 
 
 def reference_stats_to_file(images, extractor, out, floor_out, *, batch_size: int, floor_splits: int, seed: int,

@@ -140,10 +140,10 @@ def save_tiny_teacher(path, seed=0, std=0.05):
 def make_cache(teacher_path, out, nfe, K=2, num=8, seed_start=100000, afs=True, solver="dpmpp3m", **kw):
     """A trajectory cache of the teacher at the student timestamps of `nfe`, as
     `diffdistill trajectories` writes it; returns the flags an SFD run needs to read it."""
-    from diffdistill.schedules import timesteps
+    from diffdistill.schedules import Schedule, timesteps
     from diffdistill.trajectories import build_cache
 
-    ts = timesteps("edm", nfe, afs, "euler", **SCHED)
+    ts = timesteps("edm", nfe, afs, "euler", Schedule(**SCHED))
     build_cache(teacher_path, out, student_t=ts, K=K, solver=solver, final_step="force", thresholding=True,
                 rho=SCHED["rho"], seeds=f"{seed_start}-{seed_start + num - 1}", batch_size=num, progress=False, **kw)
     return ["--K", K, "--pool", num, "--seed-start", seed_start, "--solver", solver, "--thresholding", "true"]

@@ -145,11 +145,12 @@ def test_every_schema_key_has_type_description_default():
 def test_cli_bad_input_is_one_line(tmp_path, capsys):
     from diffdistill.cli import main
 
-    rc = main(["sample", "--model", str(tmp_path / "missing.pt"), "--nfe", "2", "--out", str(tmp_path / "s.npz")])
+    rc = main(["sample", "--model", str(tmp_path / "missing.pt"), "--nfe", "2", "--seeds", "0-3",
+               "--out", str(tmp_path / "s.npz")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "missing.pt" in err
     assert not (tmp_path / "s.npz").exists()
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    rc = main(["sample", "--model", str(bad), "--nfe", "2", "--out", str(tmp_path / "s.npz")])
+    rc = main(["sample", "--model", str(bad), "--nfe", "2", "--seeds", "0-3", "--out", str(tmp_path / "s.npz")])
     assert rc == 2 and "bad.pt" in capsys.readouterr().err

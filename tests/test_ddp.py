@@ -35,7 +35,7 @@ def _run(kind, run_dir, tmp, iters=2):
 
     torch.set_num_threads(1)
     method = _method(kind, tmp)
-    cfg = TrainConfig(iters=iters, lr=1e-3, seed=0, ckpt_every=1, log_every=1)
+    cfg = TrainConfig(iters=iters, lr=1e-3, seed=0, ckpt_every=1)
     return train(method, cfg, run_dir, progress=False, log_dir=f"{run_dir}/tb").model.state_dict()
 
 

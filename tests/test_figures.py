@@ -9,7 +9,7 @@ from conftest import VENV_BIN
 
 
 def _record(tmp_path, name, label, nfe, fid, family, kind, tables=("main",), meta=None, wall=None, figure=True,
-            sample_args=(), model=None):
+            recipe=None, model=None):
     if wall is not None:
         model = tmp_path / f"{(model or name).replace('/', '_')}.pt"
         model.with_name(model.name + ".meta.json").write_text(json.dumps({"method": family, "nfe": nfe,
@@ -24,17 +24,17 @@ def _record(tmp_path, name, label, nfe, fid, family, kind, tables=("main",), met
                              "fid_inf_std": 0.02 * fid, "seed_sets": 3, "num_samples": 4,
                              "tables": list(tables), "column": f"NFE {nfe}", "model": str(model) if model else None,
                              "samples": str(s), "figure": figure, "meta": meta or {},
-                             "sample_args": [list(a) for a in sample_args]}))
+                             "recipe": recipe or {}}))
     return str(f)
 
 
 def _fixture(tmp_path):
     fids = [_record(tmp_path, "reference/nfe35", "teacher (reference)", 35, 10.0, "teacher", "reference",
-                    sample_args=(("--solver", "heun"),)),
+                    recipe={"solver": "heun"}),
             _record(tmp_path, "teacher-euler/nfe2", "teacher Euler (DDIM)", 2, 300.0, "teacher", "baseline",
-                    figure=False, sample_args=(("--solver", "euler"), ("--afs", False))),
+                    figure=False, recipe={"solver": "euler", "afs": False}),
             _record(tmp_path, "teacher-euler-afs/nfe2", "teacher Euler (DDIM), AFS", 2, 200.0, "teacher",
-                    "baseline", figure=False, sample_args=(("--solver", "euler"), ("--afs", True)))]
+                    "baseline", figure=False, recipe={"solver": "euler", "afs": True})]
     for nfe, fid in ((2, 16.0), (3, 14.0)):
         fids.append(_record(tmp_path, f"students/sfd/default/nfe{nfe}", "SFD", nfe, fid, "sfd", "distilled",
                             wall=10.0 * nfe))

@@ -51,12 +51,12 @@ def test_prdc_limits_and_agreement_with_the_prdc_package():
 def test_seed_sets_are_disjoint_from_each_other_and_from_the_trajectory_pool():
     from diffdistill.config import validate
     from diffdistill.io import UserError
-    from diffdistill.rows import seeds
+    from diffdistill.rows import Row
     from diffdistill.seeding import parse_seeds
 
     cfg = validate(yaml.safe_load((ROOT / "config/config.yaml").read_text()))
     n, sets = cfg["eval"]["num_samples"], cfg["eval"]["seed_sets"]
-    evaluated = parse_seeds(seeds(n, sets))
+    evaluated = parse_seeds(Row("r", "r", 2, "f", model="m.pt").seeds(n, sets))
     chunks = [set(evaluated[k * n:(k + 1) * n]) for k in range(sets)]
     assert all(len(c) == n for c in chunks) and len(set().union(*chunks)) == n * sets
     pool = set(range(cfg["trajectories"]["seed_start"], cfg["trajectories"]["seed_start"] + cfg["trajectories"]["num"]))

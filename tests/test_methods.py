@@ -25,12 +25,12 @@ def _actions(argv):
     return {s: a for a in p._actions for s in a.option_strings}
 
 
-def test_every_method_is_registered_with_its_model_kinds():
+def test_every_method_is_registered_and_the_model_kinds_live_in_nets():
     from diffdistill import methods
-    from diffdistill.precond import _KINDS
+    from diffdistill.nets import KINDS
 
     assert set(TRAINING) <= set(methods.load_all())
-    assert {"router", "stepcond"} <= set(_KINDS)
+    assert {"router", "stepcond"} <= set(KINDS)
 
 
 @pytest.mark.parametrize("method", TRAINING)

@@ -46,7 +46,7 @@ def test_cache_names_round_trip_and_name_what_shapes_them():
     cfg = _config()
     settings = SFD.cache_settings(cfg, SFD.defaults(cfg))
     name = naming.cache_name(settings)
-    assert name == "fromteacher-solverdpmpp3m-K4-finalforce-thr0-tmin0.006-afs1-tafs0-n3000-s100000"
+    assert name == "fromteacher-solverdpmpp3m-K4-finalforce-thr0-tmin0.006-tmax80-rho7-afs1-tafs0-n3000-s100000"
     assert naming.parse_cache(name) == settings
     assert naming.source_model(naming.parse_cache(name)["source"]) == naming.TEACHER
     assert naming.source_model("sfdnfe5") == "results/students/sfd/default/nfe5/model.pt"
@@ -65,7 +65,7 @@ def test_rows_of_the_default_config():
     rs = {r.name: r for r in rows(cfg)}
     assert rs["students/sfd/default/nfe2"].tables == ("main", "ablations")  # the ablation default is the main student
     assert rs["students/sfdv/default/nfe3"].model == "results/students/sfdv/default/model.pt"
-    assert ("--nfe", 3) in rs["students/sfdv/default/nfe3"].sample_args
+    assert rs["students/sfdv/default/nfe3"].recipe.nfe == 3 and rs["students/sfdv/default/nfe3"].recipe.solver is None
     assert rs["teacher-euler/nfe5"].tables == ("main", "o2mkd")  # DDIM 5: both tables, one job
     assert rs["teacher-euler/nfe20"].tables == ("o2mkd",)
     assert rs["reference/nfe35"].kind == "reference" and rs["reference/nfe35"].all_seed_sets

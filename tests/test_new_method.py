@@ -17,13 +17,13 @@ import torch
 
 from ..data import load_dataset
 from ..naming import TEACHER, student_model
-from ..options import Opt, positive_int
+from ..options import DATA_OPTIONS, SCHEDULE_OPTIONS, Opt, positive_int
 from ..precond import load_denoiser
 from ..rows import Row
-from ..schedules import sigma_at
+from ..sampling import Recipe
+from ..schedules import Schedule
 from . import register
 from .base import Method
-from .teacher import DATA_OPTIONS, SCHEDULE_OPTIONS
 
 
 @register
@@ -44,7 +44,7 @@ class WidthKD(Method):
 
     def train_step(self, iteration, gen, opt_step):
         y = self.images[torch.randint(len(self.images), (self.args.batch_size,), generator=gen)]
-        sigma = sigma_at(torch.rand(len(y), generator=gen), self.args.t_min, self.args.t_max, self.args.rho)
+        sigma = Schedule.from_args(self.args).sigma_at(torch.rand(len(y), generator=gen))
         x = y + sigma.view(-1, 1, 1, 1) * torch.randn(y.shape, generator=gen)
         with torch.no_grad():
             target = self.teacher(x, sigma)
@@ -58,9 +58,7 @@ class WidthKD(Method):
         return {"teacher": input.teacher, "nfe": wildcards.nfe}
 
     def recipe(self):
-        a = self.args
-        return {"solver": "euler", "nfe": a.nfe, "afs": False, "grid": "edm", "t_min": a.t_min, "t_max": a.t_max,
-                "rho": a.rho}
+        return Recipe(solver="euler", nfe=self.args.nfe, afs=False, grid="edm", schedule=Schedule.from_args(self.args))
 
     @staticmethod
     def rows(cfg):

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from conftest import SCHED, assert_close_f32, build_method, save_tiny_teacher, tiny_denoiser
-from diffdistill.methods.o2mkd import Router, router_spec, split_boundaries
+from diffdistill.methods.o2mkd import split_boundaries
+from diffdistill.nets.router import Router, router_spec
 from diffdistill.precond import build_denoiser, load_denoiser, save_denoiser
 from diffdistill.schedules import edm_timesteps
 from diffdistill.solvers import SOLVERS, sample
@@ -83,6 +84,36 @@ def test_router_checkpoint_roundtrip(tmp_path):
     assert isinstance(r2, Router) and spec2["students"][0]["net_kwargs"]["img_resolution"] == 8
     x = torch.randn(3, 1, 8, 8)
     assert torch.equal(r(x, torch.tensor([50.0, 1.0, 0.01])), r2(x, torch.tensor([50.0, 1.0, 0.01])))
+
+
+LOAD_ALONE = """
+import sys, torch
+from diffdistill.precond import load_checkpoint
+model, ckpt = load_checkpoint(sys.argv[1])
+assert not any(m.startswith("diffdistill.methods") for m in sys.modules), "a method module was imported"
+x = torch.zeros(2, 1, 8, 8)
+kw = {"num_steps": 4} if ckpt["spec"]["kind"] == "stepcond" else {}
+print(type(model).__name__, tuple(model(x, torch.tensor([50.0, 0.01]), **kw).shape))
+"""
+
+
+def test_wrapped_checkpoints_load_after_importing_precond_alone(tmp_path):
+    """A router and a step-conditioned checkpoint load in a fresh interpreter that imports
+    only diffdistill.precond (no method module registers their kinds first)."""
+    import subprocess
+    import sys
+
+    from diffdistill.nets.stepcond import step_conditioned_spec
+    sspec = {"net": "unet", "precond": "edm", "net_kwargs": {"img_resolution": 8, "img_channels": 1,
+                                                             "model_channels": 8, "num_blocks": 1}}
+    specs = {"router": router_spec(sspec, 3, split_boundaries(3, "log_sigma", **SCHED)),
+             "stepcond": step_conditioned_spec(sspec, 8, [2, 3])}
+    for kind, spec in specs.items():
+        save_denoiser(tmp_path / f"{kind}.pt", build_denoiser(spec), spec)
+        r = subprocess.run([sys.executable, "-c", LOAD_ALONE, str(tmp_path / f"{kind}.pt")], capture_output=True,
+                           text=True)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split()[0] == {"router": "Router", "stepcond": "StepConditioned"}[kind]
 
 
 @pytest.mark.parametrize("kd", ["output", "output+feature"])

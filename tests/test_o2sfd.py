@@ -10,7 +10,7 @@ from diffdistill.schedules import edm_timesteps, num_timestamps
 
 @pytest.mark.parametrize("nfe,afs", [(2, True), (3, True), (5, True), (3, False)])
 def test_one_student_per_step_owns_its_step(nfe, afs):
-    from diffdistill.methods.o2mkd import Router
+    from diffdistill.nets.router import Router
 
     ts = edm_timesteps(num_timestamps(nfe, afs), **SCHED)
     evaluated = ts[1:-1] if afs else ts[:-1]

@@ -17,7 +17,7 @@ def _randomise(model, seed=1):
 
 
 def test_step_embedding_at_init_leaves_student_equal_to_teacher():
-    from diffdistill.methods.sfdv import from_teacher
+    from diffdistill.nets.stepcond import from_teacher
 
     teacher = _randomise(tiny_denoiser()).eval()
     student = from_teacher(teacher, embed_dim=16).eval()

@@ -132,7 +132,7 @@ def test_metrics_commands_end_to_end(tmp_path):
     with np.load(tmp_path / "ref.npz") as z:
         assert bool(z["whole"]) and len(z["features"]) == len(images)
     np.savez(tmp_path / "other.npz", images=student, seeds=np.arange(100, 160))  # sampled with other seeds
-    with pytest.raises(UserError, match="not 0..59"):
+    with pytest.raises(UserError, match="holds seeds 100-159, not the 0-59"):
         evaluate_samples(tmp_path / "other.npz", tmp_path / "ref.npz", ext, tmp_path / "o.json", row={"name": "o"},
                          **kw)
     assert not (tmp_path / "o.json").exists()

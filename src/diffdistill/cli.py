@@ -14,19 +14,14 @@ import sys
 
 from . import __version__
 from .io import UserError, check_paths, error_text, outputs
-from .options import (Opt, add_options, bool_arg, json_arg, json_list, nfe_int, positive_float, positive_int,
-                      seeds_arg)
+from .options import (DATA_OPTIONS, FEATURE_OPTIONS, RUN_OPTIONS, SCHEDULE_OPTIONS, Opt, add_options, bool_arg,
+                      json_arg, json_list, nfe_int, positive_float, positive_int, seeds_arg)
 from .runner import used_args
 from .schedules import GRIDS
 from .solvers import FINAL_STEP_RULES, SOLVERS
 
 HELP = argparse.ArgumentDefaultsHelpFormatter
-SCHEDULE = [Opt("t_min", key="schedule.t_min"), Opt("t_max", key="schedule.t_max"), Opt("rho", key="schedule.rho")]
-RUN = [Opt("device", key="device"), Opt("threads", help="torch threads", kwargs={"type": positive_int, "default": 1}),
-       Opt("quiet", help="no progress bar", kwargs={"action": "store_true"})]
-FEATURES = [Opt("features", key="eval.features"), Opt("featnet", help="feature classifier checkpoint"),
-            Opt("inception_weights", key="eval.inception_weights")]
-DATA = [Opt("dataset", key="dataset.name"), Opt("dataset_path", key="dataset.path")]
+SCHEDULE, RUN, FEATURES, DATA = (list(g) for g in (SCHEDULE_OPTIONS, RUN_OPTIONS, FEATURE_OPTIONS, DATA_OPTIONS))
 
 
 class Parser(argparse.ArgumentParser):
@@ -79,9 +74,9 @@ def cmd_ref_stats(args):
 
 
 def cmd_trajectories(args):
-    from .schedules import timesteps
+    from .schedules import Schedule, timesteps
     from .trajectories import build_cache
-    ts = timesteps("edm", args.nfe, args.afs, "euler", args.t_min, args.t_max, args.rho)
+    ts = timesteps("edm", args.nfe, args.afs, "euler", Schedule.from_args(args))
     build_cache(args.teacher, args.out, student_t=ts, progress=not args.quiet,
                 **_kw(args, "K solver final_step thresholding rho seeds batch_size teacher_afs device amp"),
                 args=used_args(args))
@@ -90,14 +85,14 @@ def cmd_trajectories(args):
 def cmd_sample(args):
     from .sampling import sample_checkpoint
     sample_checkpoint(args.model, args.out, args.seeds, args.batch_size, progress=not args.quiet, args=used_args(args),
-                      **_kw(args, "png png_count device amp solver nfe afs grid final_step t_min t_max rho"))
+                      given=args, **_kw(args, "png png_count device amp"))
 
 
 def cmd_fid(args):
     from .metrics import evaluate_samples
     evaluate_samples(args.samples, args.ref, _extractor(args), args.out, args=used_args(args), **_kw(
         args, "num_samples batch_size row seed_sets kid_subsets kid_subset_size prdc_k prdc_samples noise_floor "
-        "teacher_samples teacher_features features_out device"))
+        "seeds teacher_samples teacher_features features_out device"))
 
 
 def cmd_profile(args):
@@ -118,14 +113,16 @@ def cmd_import_edm(args):
 def cmd_render(args):
     """Tables, ablation tables, claims and figures: from result files only."""
     from . import claims, figures, report
+    from .methods import report_parts
+    parts = report_parts()
     if args.command == "table":
-        report.write_tables(args.fid, args.out_dir, floor=args.floor, profiles=args.profile or [])
+        report.write_tables(args.fid, args.out_dir, floor=args.floor, profiles=args.profile or [], parts=parts)
     elif args.command == "ablation-table":
-        report.write_ablation_dir(args.fid, args.out_dir)
+        report.write_ablation_dir(args.fid, args.out_dir, parts)
     elif args.command == "claims":
         claims.write_claims(args.fid, args.out_dir, benchmark=args.benchmark, o2mkd_students=args.o2mkd_students)
     else:
-        figures.write_figures(args.fid, args.out_dir, floor=args.floor, profile=args.profile)
+        figures.write_figures(args.fid, args.out_dir, floor=args.floor, profile=args.profile, colours=parts.colours)
 
 
 OUT = Opt("out", required=True, help="output file")
@@ -163,7 +160,8 @@ COMMANDS = [
       Opt("batch_size", key="trajectories.batch_size"), Opt("amp", key="amp"), OUT] + SCHEDULE + RUN),
     ("sample", cmd_sample, "sample a checkpoint by its recipe (options given here override it)",
      [Opt("model", required=True, help="checkpoint")] + RECIPE
-     + [Opt("seeds", help="noise seeds", kwargs={"type": seeds_arg, "default": "0-1999"}), Opt("amp", key="amp"),
+     + [Opt("seeds", required=True, help="noise seeds, e.g. 0-1999", kwargs={"type": seeds_arg}),
+        Opt("amp", key="amp"),
         Opt("png", help="PNG grid of the first images"), Opt("png_count", key="eval.grid_count")] + IO + RUN),
     ("fid", cmd_fid, "FID of samples (or a trajectory cache's end points) against reference statistics",
      [Opt("samples", required=True, help="samples .npz, or a trajectory cache .pt"),
@@ -171,6 +169,8 @@ COMMANDS = [
       Opt("row", help="the row's fields (JSON), copied into the result",
           kwargs={"type": json_arg, "default": {"label": "samples", "nfe": None}}),
       Opt("seed_sets", help="seed sets of num_samples images each", kwargs={"type": positive_int, "default": 1}),
+      Opt("seeds", help="the seeds the samples must hold, in order (what the row sampled); default 0 .. "
+          "seed_sets * num_samples - 1", kwargs={"type": seeds_arg}),
       Opt("noise_floor", help="also compare the seed sets with each other", kwargs={"action": "store_true"}),
       Opt("teacher_samples", help="the reference sampler's samples (same seeds): agreement with the teacher"),
       Opt("teacher_features", help="their features (the reference row's --features-out)"),
@@ -178,8 +178,8 @@ COMMANDS = [
      + [Opt(k, key=f"eval.{k}") for k in ("kid_subsets", "kid_subset_size", "prdc_k", "prdc_samples")]
      + FEATURES + IO + RUN),
     ("profile", cmd_profile, "parameters, MACs per image and sampling throughput of result rows",
-     [Opt("rows", required=True, help='JSON list of rows [{"name", "model", "sample_args"}]; the first is the '
-          "reference", kwargs={"type": json_list}),
+     [Opt("rows", required=True, help='JSON list of rows [{"name", "model", "recipe"}] (recipe: the settings '
+          "over the checkpoint's); the first is the reference", kwargs={"type": json_list}),
       Opt("num_images", key="eval.profile.num_images"), Opt("batch_size", key="eval.profile.batch_size"),
       Opt("repeats", key="eval.profile.repeats"), OUT] + RUN),
     ("fetch", cmd_fetch, "download one input file (teacher, dataset, FID files) unless present",

@@ -23,8 +23,6 @@ from pathlib import Path
 from .io import UserError, atomic_dir
 from .report import fine_tune_seconds, in_table, load_records, model_meta, read_profile
 
-FAMILY_COLOURS = {"sfd": "tab:blue", "sfdv": "tab:cyan", "sfd2": "tab:purple", "pd": "tab:orange",
-                  "o2mkd": "tab:green", "o2sfd": "tab:red"}
 SOLVER_COLOURS = {"euler": "0.45", "heun": "tab:brown", "dpmpp2m": "tab:olive", "dpmpp3m": "tab:pink",
                   "dpmpp3m_exact": "tab:gray", "ipndm": "goldenrod"}
 EXTRA_COLOURS = ["tab:red", "darkblue", "teal", "indigo", "crimson", "darkgreen", "chocolate"]
@@ -46,24 +44,24 @@ def _save(fig, out: Path, name: str) -> None:
 
 
 def _solver(r: dict) -> str | None:
-    args = dict((a[0], a[1]) for a in r.get("sample_args", []))
-    return args.get("--solver")
+    return r.get("recipe", {}).get("solver")
 
 
 def _afs(r: dict) -> bool:
-    return str(dict((a[0], a[1]) for a in r.get("sample_args", [])).get("--afs", "")).lower() == "true"
+    return bool(r.get("recipe", {}).get("afs"))
 
 
-def series_styles(series: dict[str, list[dict]]) -> dict[str, dict]:
-    """label -> matplotlib style; raises if two series would share colour, line and marker."""
-    styles, extra, seen = {}, iter(EXTRA_COLOURS), {}
+def series_styles(series: dict[str, list[dict]], colours: dict | None = None) -> dict[str, dict]:
+    """label -> matplotlib style (`colours`: family -> colour, the methods'; other families
+    get spare ones); raises if two series would share colour, line and marker."""
+    styles, extra, seen, colours = {}, iter(EXTRA_COLOURS), {}, dict(colours or {})
     for label, recs in series.items():
         r = recs[0]
         kind, fam = r.get("kind", "distilled"), r.get("family", "")
         if fam == "teacher":
             colour = SOLVER_COLOURS.get(_solver(r), "0.3")
         else:
-            colour = FAMILY_COLOURS.get(fam) or FAMILY_COLOURS.setdefault(fam, next(extra, "k"))
+            colour = colours.get(fam) or colours.setdefault(fam, next(extra, "k"))
         ls = {"baseline": "-." if _afs(r) else "--", "target": ":", "reference": "--"}.get(kind, "-")
         marker = MARKERS[sum(1 for k in seen.values() if k[0] == colour) % len(MARKERS)]  # also tells points apart
         key = (colour, ls, marker)
@@ -238,15 +236,15 @@ def _legend_right(ax) -> None:
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
 
 
-def write_figures(fid_files, out_dir, floor=None, profile=None) -> None:
-    """Every figure into out_dir, atomically as a whole folder."""
+def write_figures(fid_files, out_dir, floor=None, profile=None, colours: dict | None = None) -> None:
+    """Every figure into out_dir, atomically as a whole folder (`colours`: family -> colour)."""
     from .curves import read_curve
     plt = _plt()
     records = load_records(fid_files)
     series = _series(in_table(records, "main"))
     if not series:
         raise UserError("no FID results to plot")
-    styles = series_styles(series)
+    styles = series_styles(series, colours)
     with atomic_dir(out_dir) as tmp:
         fig, ax = plt.subplots(figsize=(7.5, 4.5))
         fid_vs_nfe(ax, series, styles)

@@ -26,6 +26,8 @@ FIELDS: dict[str, tuple[str, type]] = {
     "final_step": ("final", str),
     "thresholding": ("thr", bool),
     "t_min": ("tmin", float),
+    "t_max": ("tmax", float),
+    "rho": ("rho", float),
     "afs": ("afs", bool),
     "teacher_afs": ("tafs", bool),
     "loss": ("loss", str),
@@ -38,7 +40,8 @@ FIELDS: dict[str, tuple[str, type]] = {
     "model_channels": ("ch", int),
     "train_seed": ("seed", int),
 }
-CACHE_KEYS = ("source", "solver", "K", "final_step", "thresholding", "t_min", "afs", "teacher_afs", "num",
+SCHEDULE_KEYS = ("t_min", "t_max", "rho")  # a whole schedule (diffdistill.schedules.Schedule)
+CACHE_KEYS = ("source", "solver", "K", "final_step", "thresholding", *SCHEDULE_KEYS, "afs", "teacher_afs", "num",
               "seed_start")
 _WORD = re.compile(r"[a-z0-9_+.]+")
 
@@ -127,11 +130,12 @@ def cache_path(settings: dict, nfe: int, root: str = TRAJECTORIES) -> str:
 
 
 def cache_args(text: str) -> dict:
-    """Values of `diffdistill trajectories` flags for a cache folder name."""
+    """Values of `diffdistill trajectories` flags for a cache folder name (its whole
+    schedule included: the folder name is the one channel of the settings)."""
     s = parse_cache(text)
     return {"teacher": source_model(s["source"]), "solver": s["solver"], "K": s["K"], "final_step": s["final_step"],
-            "thresholding": s["thresholding"], "t_min": s["t_min"], "afs": s["afs"], "teacher_afs": s["teacher_afs"],
-            "seeds": f"{s['seed_start']}-{s['seed_start'] + s['num'] - 1}"}
+            "thresholding": s["thresholding"], **{k: s[k] for k in SCHEDULE_KEYS}, "afs": s["afs"],
+            "teacher_afs": s["teacher_afs"], "seeds": f"{s['seed_start']}-{s['seed_start'] + s['num'] - 1}"}
 
 
 def parse_cache(text: str) -> dict:

@@ -9,13 +9,15 @@ command-line flags, so a rule never spells an option twice.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
-import shlex
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .config import get, schema_node
+from .flagtext import flag, render
+from .schedules import Schedule
 
 
 def bool_arg(s: str) -> bool:
@@ -138,7 +140,7 @@ class Opt:
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return flag(self.name)
 
 
 def add_options(parser: argparse.ArgumentParser, opts) -> None:
@@ -154,16 +156,15 @@ def add_options(parser: argparse.ArgumentParser, opts) -> None:
         action.config_key = o.key  # the schema key it mirrors (tests compare defaults)
 
 
-def render(value) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return " ".join(render(v) for v in value)
-    if isinstance(value, dict):
-        return shlex.quote(json.dumps(value, separators=(",", ":")))
-    return shlex.quote(str(value))
+# option groups that several commands and methods share
+SCHEDULE_OPTIONS = tuple(Opt(f.name, key=f"schedule.{f.name}") for f in dataclasses.fields(Schedule))
+DATA_OPTIONS = (Opt("dataset", key="dataset.name"), Opt("dataset_path", key="dataset.path"))
+RUN_OPTIONS = (Opt("device", key="device"),
+               Opt("threads", help="torch threads", kwargs={"type": positive_int, "default": 1}),
+               Opt("quiet", help="no progress bar", kwargs={"action": "store_true"}))
+FEATURE_OPTIONS = (Opt("features", key="eval.features"),
+                   Opt("featnet", help="feature classifier checkpoint (features classifier)"),
+                   Opt("inception_weights", key="eval.inception_weights"))
 
 
 def flags(config: dict, opts, **values) -> str:

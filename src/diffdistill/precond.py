@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .io import UserError, torch_load, torch_save
-from .nets import build_network
+from .nets import build_kind, build_network
 
 
 def _sigma_column(sigma, x):
@@ -77,23 +77,13 @@ class VPPrecond(nn.Module):
 PRECONDS = {"edm": EDMPrecond, "vp": VPPrecond}
 
 CHECKPOINT_FORMAT = "diffdistill-checkpoint/2"
-_KINDS: dict = {}
-
-
-def register_kind(name: str, build) -> None:
-    """Register a model kind: `build(spec)` makes the module of a spec with that `kind`
-    (methods register theirs: an O2MKD router, an SFD-v step-conditioned student)."""
-    _KINDS[name] = build
 
 
 def build_denoiser(spec: dict) -> nn.Module:
     """spec = {net, net_kwargs, precond, precond_kwargs} -> D(x; sigma) module; a spec
     with a registered `kind` is built by that kind's builder."""
     if "kind" in spec:
-        if spec["kind"] not in _KINDS:
-            raise UserError(f"unknown model kind '{spec['kind']}' (known: {', '.join(sorted(_KINDS)) or 'none'}; "
-                            "import diffdistill.methods to register every method's kinds)")
-        return _KINDS[spec["kind"]](spec)
+        return build_kind(spec, build_denoiser)
     for key in ("net", "net_kwargs", "precond"):
         if key not in spec:
             raise UserError(f"denoiser spec lacks '{key}'")

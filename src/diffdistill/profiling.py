@@ -12,10 +12,7 @@ import torch
 
 from .io import check_writable, write_json, write_meta
 from .precond import image_shape, load_checkpoint
-from .sampling import generate_images, recipe_timesteps, resolve_recipe
-
-OVERRIDES = {"--solver": "solver", "--nfe": "nfe", "--afs": "afs", "--grid": "grid", "--final-step": "final_step",
-             "--t-min": "t_min", "--t-max": "t_max", "--rho": "rho"}
+from .sampling import Recipe, generate_images, model_kwargs
 
 
 def sampling_macs(model, timesteps, solver: str, afs: bool, img_shape, model_kwargs=None) -> int:
@@ -28,38 +25,40 @@ def sampling_macs(model, timesteps, solver: str, afs: bool, img_shape, model_kwa
     return counter.get_total_flops() // 2
 
 
-def profile_row(model, ckpt, sample_args, num_images: int, batch_size: int, repeats: int, device) -> dict:
-    given = {OVERRIDES[f]: (str(v).lower() == "true" if f == "--afs" else v) for f, v in sample_args}
-    r = resolve_recipe(ckpt.get("sampling"), **given)
-    ts = recipe_timesteps(r)
+def profile_row(model, ckpt, recipe: dict, num_images: int, batch_size: int, repeats: int, device) -> dict:
+    """`recipe`: the row's partial recipe (`Recipe.to_dict`) over the checkpoint's."""
+    base = Recipe.from_dict(ckpt.get("sampling"))
+    Recipe.from_dict(recipe).given_nfe(base)
+    r = Recipe.from_dict(recipe).over(base).resolved()
+    ts = r.sampling_timesteps(f"the checkpoint of row {recipe}")
     shape = image_shape(ckpt["spec"])
-    kwargs = {"num_steps": len(ts)} if r.get("step_conditioning") else {}
-    macs = sampling_macs(model, ts, r["solver"], r["afs"], shape, kwargs)
+    kwargs = model_kwargs(r, ts)
+    macs = sampling_macs(model, ts, r.solver, r.afs, shape, kwargs)
     seeds = list(range(num_images))
     run = dict(img_shape=shape, batch_size=batch_size, progress=False, model_kwargs=kwargs, device=device)
     if repeats < 2:  # with two or more timed runs, the best of them leaves out the first one's one-off costs
-        generate_images(model, seeds[:batch_size], ts, r["solver"], r["afs"], r["final_step"], **run)  # warm-up
+        generate_images(model, seeds[:batch_size], ts, r.solver, r.afs, r.final_step, **run)  # warm-up
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        generate_images(model, seeds, ts, r["solver"], r["afs"], r["final_step"], **run)
+        generate_images(model, seeds, ts, r.solver, r.afs, r.final_step, **run)
         best = min(best, time.perf_counter() - t0)
     total = sum(p.numel() for p in model.parameters())
     return {"params_total": total, "params_per_step": model.params_per_step() if hasattr(model, "params_per_step")
-            else total, "nfe": r["nfe"], "solver": r["solver"], "macs_per_image": macs,
-            "macs_per_step": macs / r["nfe"], "images_per_second": num_images / best}
+            else total, "nfe": r.nfe, "solver": r.solver, "macs_per_image": macs,
+            "macs_per_step": macs / r.nfe, "images_per_second": num_images / best}
 
 
 def profile_rows(rows: list[dict], out, *, num_images: int, batch_size: int, repeats: int, threads: int,
                  device="cpu", args: dict | None = None) -> list[dict]:
-    """`rows`: [{name, model, sample_args}]; the first is the reference of the ratios."""
+    """`rows`: [{name, model, recipe}]; the first is the reference of the ratios."""
     check_writable(out)
     loaded, result = {}, []
     for row in rows:
         if row["model"] not in loaded:
             loaded[row["model"]] = load_checkpoint(row["model"], device=device)
         with torch.inference_mode():
-            p = profile_row(*loaded[row["model"]], row.get("sample_args", []), num_images, batch_size, repeats,
+            p = profile_row(*loaded[row["model"]], row.get("recipe", {}), num_images, batch_size, repeats,
                             device)
         result.append({"name": row["name"], "model": row["model"], **p})
         print(f"{row['name']}: {p['macs_per_image'] / 1e6:.2f} M MACs/image, {p['images_per_second']:.0f} images/s",

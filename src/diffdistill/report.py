@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,16 @@ FT = "fine-tune s"
 METRICS = ("fid", "fid_inf", "kid", "precision", "recall", "density", "coverage", "rmse", "feature_distance",
            "fd_teacher")
 Q = "fid_inf"  # the quality every comparison reads: FID at infinite n
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What the methods add to the tables and figures; the command line gathers it from
+    their registry (`diffdistill.methods.report_parts`), so this module names no method."""
+    labels: dict = field(default_factory=dict)    # family -> its name in titles
+    colours: dict = field(default_factory=dict)   # family -> its colour in the figures
+    compare: tuple = ()                           # (fast, slow): families compared at equal NFE (cost table)
+    tables: tuple = ()                            # callables (records, profile, out_dir): a method's own tables
 
 
 def load_records(files) -> list[dict]:
@@ -267,19 +278,17 @@ def efficiency_table(records: list[dict], profile: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profiles=(),
-                 compare: tuple = ("sfd", "pd")) -> None:
+def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profiles=(), parts: Parts = Parts()) -> None:
     """The main table (fid_vs_nfe: FID at infinite n), every row against the reference
     (vs_reference: paired differences, ratios of bias-free FIDs, agreement with the
-    teacher), precision/recall (prdc), the cost table and, when its rows and the profile
-    are given, the efficiency and O2MKD tables: csv, md and tex each, into out_dir,
+    teacher), precision/recall (prdc), the cost table, with the profile the efficiency
+    table, and the methods' own tables (`parts`): csv, md and tex each, into out_dir,
     atomically as a whole folder. Lower FID is better. `floor` (real against real) goes
     into fid_metrics.json only."""
     records = load_records(fid_files)
     fid = fid_table(records, "main", Q)
     vs = vs_reference_table(records, "main")
     prof = load_profiles(profiles)
-    o2 = o2mkd_table(records, prof) if prof and in_table(records, "o2mkd") else None
     eff = efficiency_table(records, prof) if prof else pd.DataFrame()
     cost = cost_table(records)
     note = resolution_note(records, vs)
@@ -304,15 +313,15 @@ def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profil
         if floor:
             metrics["floor"] = read_floor(floor)["fid"]
         (tmp / "fid_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-        if o2 is not None:
-            write_o2mkd_table(tmp, o2)
+        for method_tables in parts.tables:
+            method_tables(records, prof, tmp)
         if not eff.empty:
             write_table(tmp, "efficiency", eff, "Quality against compute", intro=(
                 "Every row of the main table that samples a network: FID at infinite n (lower is better; mean ± std "
                 "over the seed sets), network MACs per image (FlopCounterMode FLOPs / 2, summed over the "
                 "evaluations the sampler makes) and images per second, measured by one job running alone."))
         if not cost.empty:
-            write_cost_table(tmp, cost, compare)
+            write_cost_table(tmp, cost, parts.compare)
 
 
 # -- ablations: one factor at a time around the default ------------------------------
@@ -351,9 +360,10 @@ def ablation_table(records: list[dict], table: str = "ablations") -> tuple[pd.Da
     return pd.DataFrame(rows), spread
 
 
-def write_ablation_dir(fid_files, out_dir) -> None:
-    """One ablation table ({csv,md,tex}) per ablation group of the rows (`ablations`: SFD's
-    Table 1; `ablations_<method>`: another method's), into out_dir as a whole folder."""
+def write_ablation_dir(fid_files, out_dir, parts: Parts = Parts()) -> None:
+    """One ablation table ({csv,md,tex}) per ablation group of the rows (each method's
+    rows name theirs, e.g. `ablations`, `ablations_o2mkd`), titled by the family of its
+    rows (`parts.labels`), into out_dir as a whole folder."""
     records = load_records(fid_files)
     tables = list(dict.fromkeys(t for r in records for t in r.get("tables", ()) if t.startswith("ablations")))
     with atomic_dir(out_dir) as out:
@@ -370,8 +380,8 @@ def write_ablation_dir(fid_files, out_dir) -> None:
                      f"{int(df['NFE'].iloc[0])} at the evaluated n and at infinite n (lower is better; means over "
                      f"the evaluation seed sets); 'vs default': the ratio of FIDs at infinite n. Default: "
                      f"{spread['description'] or 'the config'}.")
-            title = "SFD ablations (one factor at a time)" if table == "ablations" else \
-                f"{table.split('_', 1)[1].upper()} ablations (one factor at a time)"
+            family = next(r.get("family", "") for r in in_table(records, table))
+            title = f"{parts.labels.get(family, family.upper())} ablations (one factor at a time)"
             write_table(out, table, df, title, note, shown, intro)
 
 
@@ -457,39 +467,3 @@ def _fmt_counts(df: pd.DataFrame) -> pd.DataFrame:
         df[c] = df[c].map(lambda v: "—" if v is None or v != v else f"{int(v):,}")
     df["NFE"] = df["NFE"].astype(str)
     return df
-
-
-# -- O2MKD: teacher, one-to-one KD, O2MKD with N students -------------------------------
-
-def o2mkd_table(records: list[dict], profile: dict) -> pd.DataFrame:
-    """Rows: the models of the O2MKD table; columns: FID per (solver, NFE), then parameters
-    and MACs per step and the throughput of the largest DDIM step count, against the first
-    model's (the teacher)."""
-    rows: dict[str, dict] = {}
-    for r in in_table(records, "o2mkd"):
-        label, col = _cell(r, "o2mkd")
-        row = rows.setdefault(label, {"model": label, "_profiles": []})
-        row[col] = r.get(Q, r["fid"])
-        if r.get("name") in profile:
-            row["_profiles"].append(profile[r["name"]])
-    out, ref = [], None
-    for row in rows.values():
-        ps = sorted(row.pop("_profiles"), key=lambda p: (p["solver"] == "euler", p["nfe"]))
-        p = ps[-1] if ps else {}
-        ref = ref or p
-        out.append({**row, "params (per step)": p.get("params_per_step"), "params (total)": p.get("params_total"),
-                    "MMACs / step": p.get("macs_per_step", float("nan")) / 1e6,
-                    f"images/s (DDIM {p.get('nfe')})": p.get("images_per_second"),
-                    "x teacher": p["images_per_second"] / ref["images_per_second"] if p and ref else None})
-    return pd.DataFrame(out)
-
-
-def write_o2mkd_table(out: Path, df: pd.DataFrame) -> None:
-    shown = df.copy()
-    for c in ("params (per step)", "params (total)"):
-        shown[c] = shown[c].map(lambda v: "—" if v is None or v != v else f"{int(v):,}")
-    write_table(out, "o2mkd", df, "O2MKD and one-to-one KD", shown=shown, intro=(
-        "Each O2MKD student owns a contiguous noise range; one student runs per step, so params and MACs per step "
-        "are one student's (MACs = FlopCounterMode FLOPs / 2). Throughput: DDIM sampling at the largest step count, "
-        "measured row after row by one job running alone. The last FID column is O2MKD composed with a fast solver "
-        "(the students replace the teacher network under DPM-Solver++(3M)). FID: lower is better."))

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from .naming import TEACHER
+from .sampling import Recipe
 
 KINDS = ("reference", "baseline", "target", "distilled")
 
@@ -28,8 +29,8 @@ class Row:
     nfe: int                      # network evaluations per sample
     family: str                   # method family: one colour in the figures
     kind: str = "distilled"       # reference | baseline | target | distilled (line style, cost table)
-    model: str | None = None      # checkpoint to sample; its recipe says how, `sample_args` override it
-    sample_args: tuple = ()       # (flag, value) pairs, e.g. (("--solver", "euler"),)
+    model: str | None = None      # checkpoint to sample; its recipe says how, `recipe` overrides it
+    recipe: Recipe = Recipe()     # a partial recipe: the settings that differ from the checkpoint's
     samples: str | None = None    # file whose images are evaluated instead of sampling (a cache's end points)
     tables: tuple = ("main",)     # tables that list it: main, o2mkd, ablations, ...
     column: str = ""              # column in pivot tables (default "NFE <nfe>")
@@ -55,13 +56,17 @@ class Row:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["column"] = self.col
-        d["sample_args"] = [list(a) for a in self.sample_args]
+        d["recipe"] = self.recipe.to_dict()
         return d
 
     def sample_flags(self) -> str:
         """The row's overrides of its checkpoint's recipe, as `diffdistill sample` flags."""
-        from .options import render
-        return " ".join(f"{flag} {render(v)}" for flag, v in self.sample_args)
+        return self.recipe.to_flags()
+
+    def seeds(self, num_samples: int, seed_sets: int) -> str:
+        """The seeds the row samples and its metrics job checks: 0 .. S * n - 1 (seed set k:
+        k n .. (k + 1) n - 1), the same for every row, so rows compare paired."""
+        return f"0-{self.seed_sets(seed_sets) * num_samples - 1}"
 
 
 def merge(rows) -> list[Row]:
@@ -78,11 +83,6 @@ def merge(rows) -> list[Row]:
                         all_seed_sets=old.all_seed_sets or r.all_seed_sets, figure=old.figure or r.figure)
         out[r.name] = r
     return list(out.values())
-
-
-def seeds(num_samples: int, seed_sets: int) -> str:
-    """The seeds of `seed_sets` evaluation sets of n: 0 .. seed_sets * n - 1."""
-    return f"0-{seed_sets * num_samples - 1}"
 
 
 def samples_path(row: Row) -> str:

@@ -39,19 +39,20 @@ NOT_SHAPING = {"out", "threads", "quiet", "max_iters_this_run", "restart", "ckpt
                "tensorboard_dir", "curve_out"}
 
 
+STEP_DECAY, STEP_DECAY_AT = 0.1, 0.5  # lr schedule 'step': x0.1 from half of training on
+ADAM_BETAS = (0.9, 0.999)
+LOG_EVERY = 10                        # iterations between log points
+
+
 @dataclass
 class TrainConfig:
     iters: int                          # training iterations (batches)
     lr: float                           # base learning rate (Adam)
-    lr_schedule: str = "constant"       # constant | step (x lr_decay at lr_decay_at) | linear (to 0)
-    lr_decay: float = 0.1               # factor of the 'step' schedule
-    lr_decay_at: float = 0.5            # fraction of training where 'step' decays
-    betas: tuple = (0.9, 0.999)         # Adam betas
+    lr_schedule: str = "constant"       # constant | step (x STEP_DECAY from STEP_DECAY_AT) | linear (to 0)
     grad_clip: Optional[float] = None   # max gradient norm, None = off
     ema: Optional[float] = None         # EMA decay of the exported weights, None = off
     seed: int = 0                       # base seed of the per-iteration RNG
     ckpt_every: int = 100               # iterations between resume checkpoints
-    log_every: int = 10                 # iterations between log points
     max_iters_this_run: Optional[int] = None  # stop early (tests: simulate an interruption)
     eval_every: int = 0                 # iterations between evaluations (FID curve), 0 = off
     amp: bool = False                   # bfloat16 autocast of the training step
@@ -61,7 +62,7 @@ def lr_at(cfg: TrainConfig, it: int) -> float:
     if cfg.lr_schedule == "constant":
         return cfg.lr
     if cfg.lr_schedule == "step":
-        return cfg.lr * (cfg.lr_decay if it >= cfg.lr_decay_at * cfg.iters else 1.0)
+        return cfg.lr * (STEP_DECAY if it >= STEP_DECAY_AT * cfg.iters else 1.0)
     if cfg.lr_schedule == "linear":
         return cfg.lr * (1 - it / cfg.iters)
     raise UserError(f"unknown lr_schedule '{cfg.lr_schedule}' (constant, step, linear)")
@@ -185,7 +186,7 @@ class _Loop:
         self.method, self.cfg, self.evaluate, self.signature = method, cfg, evaluate, signature
         self.model = method.model.train().requires_grad_(True)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.opt = torch.optim.Adam(self.params, lr=cfg.lr, betas=tuple(cfg.betas))
+        self.opt = torch.optim.Adam(self.params, lr=cfg.lr, betas=ADAM_BETAS)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False) if cfg.ema else None
         self.state = {"iteration": 0, "optimizer_steps": 0, "wall_time": 0.0, "curve": []}
         self.resume = run_dir / "resume.pt"
@@ -259,7 +260,7 @@ class _Loop:
                 beta = ema_decay(cfg.ema, it)
                 for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
                     pe.lerp_(pm, 1 - beta)
-        if (it + 1) % cfg.log_every == 0 or it + 1 == cfg.iters:
+        if (it + 1) % LOG_EVERY == 0 or it + 1 == cfg.iters:
             self.log.scalars(it + 1, lr=lr, **{f"train/{k}": v for k, v in stats.items()})
         return stats
 

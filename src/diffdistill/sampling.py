@@ -1,51 +1,147 @@
 """Sampling: per-seed noise, one solver driver, uint8 images out, PNG grids.
 
-A checkpoint carries its sampling recipe (solver, NFE, AFS, grid, schedule, step-count
-conditioning); `sample_checkpoint` follows it, and explicit settings override it (a row
-that samples an O2MKD router with DDIM 20, the teacher with any solver). A checkpoint
-without a recipe (a teacher) needs the solver and NFE given.
+A checkpoint carries its sampling recipe (`Recipe`: solver, NFE, AFS, grid, schedule,
+the timestamps, step-count conditioning); `sample_checkpoint` follows it, at the
+timestamps it records, and explicit settings override it (a row that samples an O2MKD
+router with DDIM 20, the teacher with any solver). A checkpoint without a recipe (a
+teacher) needs the solver and NFE given.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from .data import float_to_uint8
+from .flagtext import flag, flags
 from .io import UserError, atomic_path, check_memory, check_writable, write_meta
-from .schedules import timesteps
+from .schedules import Schedule, timesteps
 from .seeding import noise_for_seeds, parse_seeds
 from .solvers import sample
 
-RECIPE_KEYS = ("solver", "nfe", "afs", "grid", "final_step", "t_min", "t_max", "rho")
+@dataclass(frozen=True)
+class Recipe:
+    """How a model samples: solver, NFE, AFS, grid, final-step rule and schedule, and the
+    timestamps that follow from them. A checkpoint stores its whole recipe (`to_dict`);
+    a row holds a partial one (None: the checkpoint's value) whose `to_flags` are the
+    `diffdistill sample` options that `from_args` parses back over the checkpoint's.
+    `nfe` is a tuple for a model that serves several (SFD-v, with `step_conditioning`)."""
+    solver: str | None = None
+    nfe: int | tuple | None = None
+    afs: bool | None = None
+    grid: str | None = None
+    final_step: str | None = None
+    schedule: Schedule | None = None
+    timesteps: tuple | None = None
+    step_conditioning: bool | None = None
+
+    SETTINGS: ClassVar[tuple] = ("solver", "nfe", "afs", "grid", "final_step")  # flags; with the schedule's
+    SHAPING: ClassVar[tuple] = ("solver", "nfe", "afs", "grid", "schedule")       # what the timestamps follow
+
+    def __post_init__(self):
+        for k in ("nfe", "timesteps"):
+            if isinstance(getattr(self, k), list):
+                object.__setattr__(self, k, tuple(getattr(self, k)))
+
+    def to_dict(self) -> dict:
+        """The checkpoint's form: flat keys, schedule fields in place, None left out."""
+        out = {k: getattr(self, k) for k in self.SETTINGS}
+        out.update(self.schedule.to_dict() if self.schedule else {})
+        out.update(timesteps=self.timesteps, step_conditioning=self.step_conditioning)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Recipe":
+        d = dict(d or {})
+        keys = [f.name for f in dataclasses.fields(Schedule)]
+        sched = Schedule(**{k: d.pop(k) for k in keys}) if all(d.get(k) is not None for k in keys) else None
+        for k in keys:
+            d.pop(k, None)
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise UserError(f"unknown sampling recipe keys {sorted(unknown)}")
+        return cls(schedule=sched, **d)
+
+    def to_flags(self) -> str:
+        """The `diffdistill sample` flags of the settings this recipe gives."""
+        text = flags({k: getattr(self, k) for k in self.SETTINGS})
+        return " ".join(t for t in (text, self.schedule.to_flags() if self.schedule else "") if t)
+
+    @classmethod
+    def from_args(cls, args, base: "Recipe | None" = None) -> "Recipe":
+        """The recipe the parsed sample options give, over `base` (a checkpoint's recipe)."""
+        base = base or cls()
+        given = {k: getattr(args, k, None) for k in cls.SETTINGS}
+        sched = None
+        if any(getattr(args, f.name, None) is not None for f in dataclasses.fields(Schedule)):
+            sched = Schedule.from_args(args, base.schedule or default_schedule())
+        return cls(schedule=sched, **given).over(base)
+
+    def over(self, base: "Recipe") -> "Recipe":
+        """This recipe's given settings over `base`'s; `base`'s recorded timestamps are
+        kept only while none of the settings they follow changes."""
+        changed = {k: v for k in self.SHAPING if (v := getattr(self, k)) is not None and v != getattr(base, k)}
+        out = dataclasses.replace(base, **{f.name: v for f in dataclasses.fields(self)
+                                           if (v := getattr(self, f.name)) is not None})
+        return dataclasses.replace(out, timesteps=None) if changed and self.timesteps is None else out
+
+    def resolved(self) -> "Recipe":
+        """Complete for sampling: a teacher's missing grid, final step, AFS and schedule
+        are the defaults; an NFE must be one the model serves."""
+        r = dataclasses.replace(self, grid=self.grid or "edm", final_step=self.final_step or "force",
+                                afs=False if self.afs is None else self.afs,
+                                schedule=self.schedule or default_schedule())
+        if isinstance(r.nfe, tuple):
+            raise UserError(f"the model serves NFE {list(r.nfe)}: give --nfe")
+        missing = [k for k in self.SETTINGS if getattr(r, k) is None]
+        if missing:
+            raise UserError("the checkpoint carries no sampling recipe for "
+                            f"{', '.join(missing)}: give {' '.join(flag(k) for k in missing)}")
+        return r
+
+    def grid_timesteps(self) -> torch.Tensor:
+        return timesteps(self.grid, self.nfe, self.afs, self.solver, self.schedule)
+
+    def sampling_timesteps(self, source: str = "the checkpoint") -> torch.Tensor:
+        """The timestamps to sample at: the recorded ones, which must be what the recipe's
+        settings give (else one line), or the settings' own when none are recorded."""
+        ts = self.grid_timesteps()
+        if self.timesteps is not None:
+            rec = torch.tensor(self.timesteps, dtype=ts.dtype)
+            if rec.shape != ts.shape or not torch.allclose(rec, ts, rtol=1e-12, atol=0):
+                raise UserError(f"{source} records {len(rec)} timestamps ({_head(rec)}) but its recipe gives "
+                                f"{len(ts)} ({_head(ts)}): the recipe and its timestamps disagree")
+            return rec
+        return ts
+
+    def given_nfe(self, served: "Recipe") -> None:
+        """Refuse an NFE the model does not serve (SFD-v serves a list)."""
+        if isinstance(served.nfe, tuple) and self.nfe is not None and self.nfe not in served.nfe:
+            raise UserError(f"--nfe {self.nfe}: the model serves NFE {list(served.nfe)} only")
 
 
-def resolve_recipe(recipe: dict | None, **given) -> dict:
-    """Sampling settings: `given` (None = not given) over the checkpoint's recipe; the
-    schedule and AFS of a checkpoint without one (a teacher) are the config's defaults."""
+def _head(t: torch.Tensor) -> str:
+    return ", ".join(f"{float(v):.6g}" for v in t[:3]) + (", ..." if len(t) > 3 else "")
+
+
+def default_schedule() -> Schedule:
+    """The config schema's schedule: that of a checkpoint without a recipe (a teacher)."""
     from .config import schema_default
-
-    out = {"grid": "edm", "final_step": "force", "afs": False,
-           **{k: schema_default(f"schedule.{k}") for k in ("t_min", "t_max", "rho")}}
-    out.update(recipe or {})
-    out.update({k: v for k, v in given.items() if v is not None})
-    served = (recipe or {}).get("nfe")
-    if isinstance(served, list):
-        if given.get("nfe") is None:
-            raise UserError(f"the model serves NFE {served}: give --nfe")
-        if given["nfe"] not in served:
-            raise UserError(f"--nfe {given['nfe']}: the model serves NFE {served} only")
-    missing = [k for k in RECIPE_KEYS if out.get(k) is None]
-    if missing:
-        raise UserError("the checkpoint carries no sampling recipe for "
-                        f"{', '.join(missing)}: give {' '.join('--' + k.replace('_', '-') for k in missing)}")
-    return out
+    return Schedule(**{f.name: schema_default(f"schedule.{f.name}") for f in dataclasses.fields(Schedule)})
 
 
-def recipe_timesteps(r: dict) -> torch.Tensor:
-    return timesteps(r["grid"], r["nfe"], r["afs"], r["solver"], r["t_min"], r["t_max"], r["rho"])
+def checkpoint_recipe(ckpt: dict, args=None) -> Recipe:
+    """A checkpoint's recipe with the options given in `args` over it, ready to sample."""
+    base = Recipe.from_dict(ckpt.get("sampling"))
+    r = Recipe.from_args(args, base) if args is not None else base
+    if args is not None:
+        Recipe(nfe=getattr(args, "nfe", None)).given_nfe(base)
+    return r.resolved()
 
 
 def generate_images(model, seeds, timesteps, solver: str = "euler", afs: bool = False,
@@ -79,9 +175,10 @@ def save_samples(path, images_uint8: np.ndarray, seeds) -> None:
 
 def sample_checkpoint(model_path, out, seeds: str, batch_size: int, png=None, png_count: int = 100,
                       device="cpu", amp: bool = False, progress: bool = True, args: dict | None = None,
-                      **given) -> dict:
-    """Sample `seeds` from a checkpoint by its recipe (`given` overrides it) into `out`
-    (npz) and optionally a PNG grid; returns the resolved recipe."""
+                      given=None) -> Recipe:
+    """Sample `seeds` from a checkpoint by its recipe (the options in `given`, parsed
+    `diffdistill sample` arguments, override it) into `out` (npz) and optionally a PNG
+    grid; returns the recipe sampled with."""
     from .precond import image_shape, load_checkpoint
     from .runtime import autocast
 
@@ -89,24 +186,28 @@ def sample_checkpoint(model_path, out, seeds: str, batch_size: int, png=None, pn
         if path:
             check_writable(path)
     model, ckpt = load_checkpoint(model_path, device=device)
-    r = resolve_recipe(ckpt.get("sampling"), **given)
-    ts = recipe_timesteps(r)
-    kwargs = {"num_steps": len(ts)} if r.get("step_conditioning") else {}
+    r = checkpoint_recipe(ckpt, given)
+    ts = r.sampling_timesteps(str(model_path))
     seed_list = parse_seeds(seeds)
     check_memory(len(seed_list) * math.prod(image_shape(ckpt["spec"])) * 9,  # float32 twice, then uint8
                  f"sampling {len(seed_list)} images")
     t0 = time.perf_counter()
     with autocast(device, amp):
-        imgs = to_uint8(generate_images(model, seed_list, ts, r["solver"], r["afs"], r["final_step"], batch_size,
-                                        image_shape(ckpt["spec"]), progress=progress, model_kwargs=kwargs,
+        imgs = to_uint8(generate_images(model, seed_list, ts, r.solver, r.afs, r.final_step, batch_size,
+                                        image_shape(ckpt["spec"]), progress=progress, model_kwargs=model_kwargs(r, ts),
                                         device=device))
     wall = time.perf_counter() - t0
     save_samples(out, imgs, seed_list)
-    write_meta(out, args or {}, None, wall_time=wall, recipe=r, timesteps=ts.tolist(),
+    write_meta(out, args or {}, None, wall_time=wall, recipe=r.to_dict(), timesteps=ts.tolist(),
                images_per_second=len(seed_list) / wall)
     if png:
         save_grid(png, imgs[:png_count])
     return r
+
+
+def model_kwargs(recipe: Recipe, ts) -> dict:
+    """Extra arguments of every network call: a step-conditioned model's step count."""
+    return {"num_steps": len(ts)} if recipe.step_conditioning else {}
 
 
 def image_grid(images_uint8: np.ndarray, nrow: int | None = None, scale: int = 4) -> np.ndarray:
@@ -134,10 +235,11 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return float_to_uint8(images).numpy()
 
 
-def load_images(path, num: int | None = None, in_order: bool = False) -> np.ndarray:
+def load_images(path, num: int | None = None, seeds_expected=None) -> np.ndarray:
     """uint8 images [N, C, H, W] from a samples .npz, or a trajectory cache's end points.
-    A file's `seeds` must not repeat; with `in_order` they must be 0 .. N - 1 (what rows
-    are compared on; a cache, without `seeds`, is taken as it is)."""
+    A file's `seeds` must not repeat and, with `seeds_expected` (a list), must be those,
+    in order: the seeds its row sampled, on which rows are compared (a cache, without
+    `seeds`, is taken as it is: its key names its seeds)."""
     from pathlib import Path
 
     if str(path).endswith(".pt"):
@@ -162,7 +264,14 @@ def load_images(path, num: int | None = None, in_order: bool = False) -> np.ndar
         if (count > 1).any():
             raise UserError(f"{path} repeats seed {seeds[first[count > 1][0]]}: its images are not distinct "
                             "samples, so metrics over them would be wrong")
-        if in_order and not np.array_equal(seeds, np.arange(len(seeds))):
-            raise UserError(f"{path} holds seeds {seeds[:3].tolist()}..., not 0..{len(seeds) - 1}: the row was "
-                            "sampled with other seeds than its metrics expect")
+        if seeds_expected is not None and not np.array_equal(seeds, np.asarray(seeds_expected[:len(seeds)])):
+            raise UserError(f"{path} holds seeds {_seed_text(seeds)}, not the {_seed_text(seeds_expected)} its row "
+                            "sampled: resample it (its metrics would compare other noise)")
     return imgs
+
+
+def _seed_text(seeds) -> str:
+    seeds = np.asarray(seeds)
+    if len(seeds) and np.array_equal(seeds, np.arange(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(map(str, seeds[:3].tolist())) + (", ..." if len(seeds) > 3 else "")

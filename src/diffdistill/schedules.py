@@ -6,11 +6,54 @@ O2MKD's range split and its random noise draws all go through it.
 """
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, fields
+
 import torch
 
+from .flagtext import flags
 from .io import UserError
 
 GRIDS = ("edm", "edm_zero", "pd")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """EDM's noise schedule: timestamps from t_max down to t_min, uniform in t^(1/rho).
+
+    One value wherever it travels: a config's `schedule` section (`from_config`), a
+    command line (`to_flags`, parsed back by `from_args`), a checkpoint's recipe and a
+    trajectory cache's folder name (`to_dict`, the fields `diffdistill.naming` spells)."""
+    t_min: float
+    t_max: float
+    rho: float
+
+    def __post_init__(self):
+        if not 0 < self.t_min < self.t_max:
+            raise UserError(f"need 0 < t_min < t_max, got t_min {self.t_min}, t_max {self.t_max}")
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "Schedule":
+        return cls(**{f.name: cfg["schedule"][f.name] for f in fields(cls)})
+
+    @classmethod
+    def from_args(cls, args, base: "Schedule | None" = None) -> "Schedule":
+        """From parsed options of the same names; one that is None (not given) is `base`'s."""
+        given = {f.name: getattr(args, f.name, None) for f in fields(cls)}
+        if base is not None:
+            given = {k: getattr(base, k) if v is None else v for k, v in given.items()}
+        missing = [k for k, v in given.items() if v is None]
+        if missing:
+            raise UserError(f"no schedule value for {', '.join(missing)}")
+        return cls(**given)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_flags(self) -> str:
+        return flags(self.to_dict())
+
+    def sigma_at(self, u):
+        return sigma_at(u, self.t_min, self.t_max, self.rho)
 
 
 def sigma_at(u, t_min: float, t_max: float, rho: float):
@@ -49,8 +92,7 @@ def num_timestamps(nfe: int, afs: bool, solver: str = "euler") -> int | None:
     return nfe + (2 if afs else 1)
 
 
-def timesteps(grid: str, nfe: int, afs: bool, solver: str, t_min: float, t_max: float,
-              rho: float) -> torch.Tensor:
+def timesteps(grid: str, nfe: int, afs: bool, solver: str, schedule: Schedule) -> torch.Tensor:
     """The sampling grid that spends exactly `nfe` network evaluations.
 
     edm: N timestamps from t_max to t_min (the students' and baselines' grid); edm_zero:
@@ -58,8 +100,7 @@ def timesteps(grid: str, nfe: int, afs: bool, solver: str, t_min: float, t_max: 
     Distillation's nested grid of nfe steps ending at 0 (Euler)."""
     if nfe < 1:
         raise UserError(f"NFE must be >= 1, got {nfe}")
-    if not 0 < t_min < t_max:
-        raise UserError(f"need 0 < t_min < t_max, got t_min {t_min}, t_max {t_max}")
+    t_min, t_max, rho = schedule.t_min, schedule.t_max, schedule.rho
     if grid == "edm_zero":
         if solver != "heun" or (nfe + 1) % 2:
             raise UserError(f"grid edm_zero is EDM's Heun sampler with odd NFE, got {solver} NFE {nfe}")

@@ -97,6 +97,8 @@ SOLVERS = {
 }
 
 FINAL_STEP_RULES = ("force", "dpm", "off")
+SOLVER_NAMES = {"euler": "Euler (DDIM)", "heun": "Heun", "dpmpp2m": "DPM-Solver++(2M)",
+                "dpmpp3m": "DPM-Solver++(3M)", "dpmpp3m_exact": "DPM-Solver++(3M, exact)", "ipndm": "iPNDM"}
 
 
 def step_order(i: int, n_steps: int, max_order: int, final_step: str = "force") -> int:

@@ -83,7 +83,7 @@ def sample_input(wildcards):
 
 def sample_args(wildcards):
     r = row(wildcards)
-    return f"{r.sample_flags()} --seeds {rowlib.seeds(EVAL['num_samples'], r.seed_sets(SETS))}"
+    return f"{r.sample_flags()} --seeds {r.seeds(EVAL['num_samples'], SETS)}"
 
 
 def metrics_input(wildcards, name=None):
@@ -96,8 +96,9 @@ def metrics_input(wildcards, name=None):
 
 def metrics_args(wildcards, name=None):
     r = row(wildcards, name)
-    flags = as_flags(row=r.to_dict(), seed_sets=r.seed_sets(SETS), **(TEACHER_FILES if r is not REFERENCE else {}))
-    return flags + (" --noise-floor" if r.noise_floor else "")
+    teacher = TEACHER_FILES if r is not REFERENCE else {}
+    return as_flags(row=r.to_dict(), seed_sets=SETS, seeds=r.seeds(EVAL["num_samples"], SETS), **teacher) + (
+        " --noise-floor" if r.noise_floor else "")
 
 
 def profile_input(wildcards):
@@ -105,7 +106,7 @@ def profile_input(wildcards):
 
 
 def profile_args(wildcards):
-    rows = [{"name": r.name, "model": r.model, "sample_args": r.to_dict()["sample_args"]}
+    rows = [{"name": r.name, "model": r.model, "recipe": r.recipe.to_dict()}
             for r in rowlib.profiled(ROWS.values(), wildcards.table)]
     return f"--rows {shlex.quote(json.dumps(rows, separators=(',', ':')))}"
 

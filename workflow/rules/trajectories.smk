@@ -1,6 +1,6 @@
 # Teacher trajectories at the student timestamps, cached under a folder named by exactly
 # the settings that shape them (diffdistill.naming: source, solver, K, final-step rule,
-# thresholding, t_min, AFS, teacher AFS, pool size and first seed); the cache file
+# thresholding, the whole schedule (t_min, t_max, rho), AFS, teacher AFS, pool size and first seed); the cache file
 # stores the same key with the teacher's hash, and readers check it.
 
 
@@ -19,7 +19,6 @@ rule teacher_trajectories:
         nfe=r"\d+",
     params:
         args=cache_args,
-        sched=config["schedule"],
         bs=config["trajectories"]["batch_size"],
         run=run_args(),
     threads: THREADS
@@ -28,8 +27,7 @@ rule teacher_trajectories:
     conda:
         CONDA_ENV
     shell:
-        "diffdistill trajectories {params.args} --t-max {params.sched[t_max]} --rho {params.sched[rho]}"
-        " --batch-size {params.bs} --out {output.traj} {params.run} --threads {threads} 2> {log}"
+        "diffdistill trajectories {params.args} --batch-size {params.bs} --out {output.traj} {params.run} --threads {threads} 2> {log}"
 
 
 # A cache of a student's trajectories (SFD's second stage) lives in the folder of the

@@ -45,6 +45,17 @@ def ordered() -> list:
     return sorted(REGISTRY.values(), key=lambda m: (getattr(m, "order", 100), m.name))
 
 
+def report_parts():
+    """What the methods add to the tables and figures (`diffdistill.report.Parts`)."""
+    from ..report import Parts
+
+    ms = ordered()
+    return Parts(labels={m.name: m.label or m.name.upper() for m in ms},
+                 colours={m.name: m.colour for m in ms if m.colour},
+                 compare=next(((m.name, m.compare_with) for m in ms if m.compare_with), ()),
+                 tables=tuple(m.write_tables for m in ms if m.write_tables))
+
+
 def all_options(cls) -> list:
     from ..config import schema_node
     from ..runner import options

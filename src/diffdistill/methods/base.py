@@ -9,6 +9,10 @@ from ..io import UserError
 from ..naming import FEATNET, REF_STATS, TEACHER
 from ..options import Opt
 from ..precond import save_denoiser
+from ..rows import Row
+from ..sampling import Recipe
+from ..schedules import Schedule
+from ..solvers import SOLVER_NAMES
 
 
 def curve_inputs(cfg: dict) -> dict:
@@ -45,6 +49,11 @@ class Method:
     find_unused: ClassVar[bool] = False    # DDP: some parameters sit out some steps
     reads: ClassVar[tuple[str, ...]] = ()  # config sections it depends on besides its own
     order: ClassVar[int] = 100             # position of its rows in the tables
+    # what it adds to the report (diffdistill.report.Parts): its name in titles, its rows'
+    # colour in the figures, a family its cost is set beside at equal NFE
+    label: ClassVar[str] = ""              # default: the name, upper-cased
+    colour: ClassVar[str | None] = None    # None: one of the figures' spare colours
+    compare_with: ClassVar[str | None] = None
     # its DVC stage (dvc.yaml): the other stages' folders its jobs read, and its own folders
     stage_inputs: ClassVar[tuple[str, ...]] = ("results/teacher", "results/featnet")
     shared_keys: ClassVar[tuple[str, ...]] = ("seed", "device", "amp", "dataset", "schedule")
@@ -68,7 +77,7 @@ class Method:
     def train_step(self, iteration: int, gen, opt_step) -> dict:
         raise NotImplementedError
 
-    def recipe(self) -> dict | None:
+    def recipe(self) -> Recipe | None:
         """The sampling recipe written into the checkpoint (None: none, e.g. a teacher)."""
         return None
 
@@ -77,7 +86,8 @@ class Method:
         return {}
 
     def save(self, out, res) -> None:
-        save_denoiser(out, res.model, self.spec, sampling=self.recipe())
+        recipe = self.recipe()
+        save_denoiser(out, res.model, self.spec, sampling=recipe.to_dict() if recipe else None)
 
     # FID during training: methods with `curves` give the sampler of their result
     def curve_sampler(self) -> dict:
@@ -105,6 +115,8 @@ class Method:
                     nfe=args.nfe, seeds=f"0-{args.curve_samples - 1}", num_samples=args.curve_samples)
         write_meta(args.curve_out, used_args(args), args.seed)
 
+    write_tables = None  # or a function (records, profile, out_dir) writing its own tables into results/tables
+
     @classmethod
     def stage_outputs(cls) -> tuple[str, ...]:
         """The folders its DVC stage owns: results/students/<name>."""
@@ -128,3 +140,16 @@ class Method:
     @staticmethod
     def check_config(cfg: dict) -> None:
         pass
+
+
+def teacher_row(cfg: dict, name: str, label: str, nfe: int, solver: str, afs: bool = False, grid: str = "edm",
+                kind: str = "baseline", family: str = "teacher", **kw) -> Row:
+    """A row of the teacher sampled with a training-free solver (the config's schedule)."""
+    recipe = Recipe(solver=solver, nfe=nfe, afs=afs, grid=grid, schedule=Schedule.from_config(cfg))
+    return Row(name=name, label=label, nfe=nfe, family=family, kind=kind, model=TEACHER, recipe=recipe, **kw)
+
+
+def solver_row(cfg: dict, solver: str, nfe: int, afs: bool, **kw) -> Row:
+    suffix = "-afs" if afs else ""
+    label = f"teacher {SOLVER_NAMES.get(solver, solver)}{', AFS' if afs else ''}"
+    return teacher_row(cfg, f"teacher-{solver}{suffix}/nfe{nfe}", label, nfe, solver, afs, **kw)

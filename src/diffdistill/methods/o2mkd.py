@@ -21,13 +21,16 @@ from ..distributed import rank_slice
 from ..io import UserError
 from .. import naming
 from ..naming import student_model
-from ..options import Opt, positive_int
-from ..precond import build_denoiser, load_teacher, register_kind
+from ..options import DATA_OPTIONS, SCHEDULE_OPTIONS, Opt, positive_int
+from ..nets.router import Router, router_spec
+from ..precond import build_denoiser, load_teacher
+from ..report import Q, _cell, in_table, write_table
 from ..rows import Row
-from ..schedules import num_timestamps, sigma_at
+from ..sampling import Recipe
+from ..schedules import Schedule, num_timestamps, sigma_at
+from ..solvers import SOLVER_NAMES
 from . import register
-from .base import Method
-from .teacher import DATA_OPTIONS, SCHEDULE_OPTIONS, SOLVER_NAMES, solver_row
+from .base import Method, solver_row
 
 SPLITS = ("log_sigma", "rho", "steps")
 KD_KINDS = ("output", "output+feature")
@@ -55,54 +58,6 @@ def split_boundaries(n: int, split: str, t_min: float, t_max: float, rho: float,
         cuts = [round(k * grid_steps / n) for k in range(1, n)]
         return [sigma_at(0.5 * (u[c - 1] + u[c]), t_min, t_max, rho) for c in cuts]
     raise UserError(f"unknown split '{split}' (known: {', '.join(SPLITS)})")
-
-
-class Router(nn.Module):
-    """Denoiser D(x; sigma) over N students. Student j owns sigma in [b_j+1, b_j) with
-    b_0 = +inf, b_N = -inf: every sigma (0 and beyond t_max included) has exactly one
-    owner; a sigma equal to a boundary belongs to the higher-noise student."""
-
-    def __init__(self, students: list[nn.Module], boundaries: list[float]):
-        super().__init__()
-        if len(boundaries) != len(students) - 1:
-            raise ValueError(f"{len(students)} students need {len(students) - 1} boundaries")
-        if any(a <= b for a, b in zip(boundaries, boundaries[1:])):
-            raise ValueError(f"boundaries must be strictly descending, got {boundaries}")
-        self.students = nn.ModuleList(students)
-        # float32, the precision in which the solvers hand sigma to the denoiser
-        self.register_buffer("boundaries", torch.tensor(boundaries, dtype=torch.float32))
-
-    def params_per_step(self) -> int:
-        """Parameters one network evaluation uses: one student's (the largest)."""
-        return max(sum(p.numel() for p in s.parameters()) for s in self.students)
-
-    def owner(self, sigma: torch.Tensor) -> torch.Tensor:
-        """Index of the owning student for each sigma (flattened), compared in float32."""
-        s = torch.as_tensor(sigma).to(torch.float32).reshape(-1).to(self.boundaries.device)
-        return (s[:, None] < self.boundaries[None, :]).sum(1)
-
-    def forward(self, x, sigma, **model_kwargs):
-        sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device)
-        sigma = sigma.reshape(-1).expand(x.shape[0]) if sigma.numel() == 1 else sigma.reshape(-1)
-        own = self.owner(sigma)
-        if len(self.students) == 1 or bool((own == own[0]).all()):
-            return self.students[int(own[0])](x, sigma, **model_kwargs)
-        out = torch.empty_like(x, dtype=torch.float32)
-        for j in own.unique().tolist():
-            m = own == j
-            out[m] = self.students[j](x[m], sigma[m], **model_kwargs)
-        return out
-
-
-def router_spec(student_spec: dict, n: int, boundaries: list[float]) -> dict:
-    return {"kind": "router", "boundaries": list(boundaries), "students": [copy.deepcopy(student_spec)] * n}
-
-
-def build_router(spec: dict) -> Router:
-    return Router([build_denoiser(s) for s in spec["students"]], spec["boundaries"])
-
-
-register_kind("router", build_router)
 
 
 DEPTH_KEYS = ("channel_mult", "num_blocks")
@@ -175,6 +130,49 @@ class _Capture:
         self.out = output
 
 
+# -- its table: teacher, one-to-one KD, O2MKD with N students ---------------------------
+
+def o2mkd_table(records: list[dict], profile: dict):
+    """Rows: the models of the O2MKD table; columns: FID per (solver, NFE), then parameters
+    and MACs per step and the throughput of the largest DDIM step count, against the first
+    model's (the teacher)."""
+    rows: dict[str, dict] = {}
+    for r in in_table(records, "o2mkd"):
+        label, col = _cell(r, "o2mkd")
+        row = rows.setdefault(label, {"model": label, "_profiles": []})
+        row[col] = r.get(Q, r["fid"])
+        if r.get("name") in profile:
+            row["_profiles"].append(profile[r["name"]])
+    out, ref = [], None
+    for row in rows.values():
+        ps = sorted(row.pop("_profiles"), key=lambda p: (p["solver"] == "euler", p["nfe"]))
+        p = ps[-1] if ps else {}
+        ref = ref or p
+        out.append({**row, "params (per step)": p.get("params_per_step"), "params (total)": p.get("params_total"),
+                    "MMACs / step": p.get("macs_per_step", float("nan")) / 1e6,
+                    f"images/s (DDIM {p.get('nfe')})": p.get("images_per_second"),
+                    "x teacher": p["images_per_second"] / ref["images_per_second"] if p and ref else None})
+    import pandas as pd
+    return pd.DataFrame(out)
+
+
+def write_o2mkd_table(out, df) -> None:
+    shown = df.copy()
+    for c in ("params (per step)", "params (total)"):
+        shown[c] = shown[c].map(lambda v: "—" if v is None or v != v else f"{int(v):,}")
+    write_table(out, "o2mkd", df, "O2MKD and one-to-one KD", shown=shown, intro=(
+        "Each O2MKD student owns a contiguous noise range; one student runs per step, so params and MACs per step "
+        "are one student's (MACs = FlopCounterMode FLOPs / 2). Throughput: DDIM sampling at the largest step count, "
+        "measured row after row by one job running alone. The last FID column is O2MKD composed with a fast solver "
+        "(the students replace the teacher network under DPM-Solver++(3M)). FID: lower is better."))
+
+
+def write_tables(records: list[dict], profile: dict, out) -> None:
+    """The O2MKD table (results/tables/o2mkd.*), when its rows and the profile are there."""
+    if profile and in_table(records, "o2mkd"):
+        write_o2mkd_table(out, o2mkd_table(records, profile))
+
+
 @register
 class O2MKD(Method):
     """KD of a teacher into a Router (N = 1: the one-to-one baseline).
@@ -187,6 +185,9 @@ class O2MKD(Method):
     distance between the bottleneck attention maps of student and teacher."""
 
     name = "o2mkd"
+    label = "O2MKD"
+    colour = "tab:green"
+    write_tables = staticmethod(write_tables)
     section = "o2mkd"
     order = 50
     summary = "O2MKD: N small students over contiguous noise ranges (N = 1: one-to-one KD)"
@@ -204,8 +205,9 @@ class O2MKD(Method):
         self.teacher, tspec = load_teacher(args.teacher, device=device, images=images)
         from ..nets import check_kwargs
         check_kwargs(tspec["net"], args.student_kwargs, key="--student-kwargs")
-        self.boundaries = split_boundaries(args.num_students, args.split, args.t_min, args.t_max, args.rho,
-                                           args.split_grid)
+        self.schedule = Schedule.from_args(args)
+        self.boundaries = split_boundaries(args.num_students, args.split, **self.schedule.to_dict(),
+                                           grid_steps=args.split_grid)
         self.spec = router_spec(student_spec(tspec, args.student_kwargs, args.init), args.num_students,
                                 self.boundaries)
         torch.manual_seed(args.seed)
@@ -221,7 +223,7 @@ class O2MKD(Method):
 
     def sample_sigma(self, n: int, gen: torch.Generator) -> torch.Tensor:
         u = torch.rand(n, generator=gen, dtype=torch.float64)
-        return sigma_at(u, self.args.t_min, self.args.t_max, self.args.rho).float()
+        return self.schedule.sigma_at(u).float()
 
     def loss(self, y: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         x = y + sigma.view(-1, 1, 1, 1) * noise
@@ -251,11 +253,9 @@ class O2MKD(Method):
         self.counters["images_seen"] += self.batch_size
         return {"loss": loss.item()}
 
-    def recipe(self) -> dict:
+    def recipe(self) -> Recipe:
         """Any step count: rows name the solver and NFE (DDIM, a fast solver)."""
-        a = self.args
-        return {"solver": "euler", "afs": False, "grid": "edm", "final_step": "force",
-                "t_min": a.t_min, "t_max": a.t_max, "rho": a.rho}
+        return Recipe(solver="euler", afs=False, grid="edm", final_step="force", schedule=self.schedule)
 
     def meta(self, res) -> dict:
         return {"num_students": self.args.num_students, "boundaries": self.boundaries,
@@ -292,7 +292,7 @@ class O2MKD(Method):
         for solver, k in cols:
             col = f"FID {'DDIM' if solver == 'euler' else SOLVER_NAMES.get(solver, solver)} {k}"
             rows.append(Row(name=f"students/o2mkd/{variant}-{solver}/nfe{k}", label=label, nfe=k, family="o2mkd",
-                            model=student_model("o2mkd", variant), sample_args=(("--solver", solver), ("--nfe", k)),
+                            model=student_model("o2mkd", variant), recipe=Recipe(solver=solver, nfe=k),
                             tables=tables, meta={**(meta or {}), tables[0]: {"row": label, "col": col}}))
         return rows
 

@@ -11,18 +11,21 @@ the boundaries lying halfway in t^(1/rho) between neighbouring timestamps. With 
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..io import UserError, read_meta
 from ..naming import TEACHER, TRAJECTORIES, cache_path, student_model
-from ..options import Opt, nfe_int
+from ..options import SCHEDULE_OPTIONS, Opt, nfe_int
 from ..precond import build_denoiser, load_teacher
 from ..rows import Row
+from ..sampling import Recipe
+from ..schedules import Schedule
 from . import register
 from .base import Method
 from .o2mkd import depth_mismatch, router_spec, student_spec, students_from_teacher
-from .sfd import TEACHER_OPTIONS, SFD, SFDBatches, student_timesteps, trajectory_batches
-from .teacher import SCHEDULE_OPTIONS
+from .sfd import TEACHER_OPTIONS, SFD, SFDBatches, euler_recipe, trajectory_batches
 
 
 def step_boundaries(timesteps, afs: bool, num_students: int, rho: float) -> list[float]:
@@ -38,6 +41,8 @@ def step_boundaries(timesteps, afs: bool, num_students: int, rho: float) -> list
 @register
 class O2SFD(Method):
     name = "o2sfd"
+    label = "O2MKD x SFD"
+    colour = "tab:red"
     section = "o2sfd"
     order = 60
     reads = ("sfd", "trajectories")
@@ -54,7 +59,8 @@ class O2SFD(Method):
 
     def __init__(self, args, device):
         self.args = args
-        self.student_t = student_timesteps(args.nfe, args.afs, args.t_min, args.t_max, args.rho)
+        self.sampler = euler_recipe(args.nfe, args.afs, Schedule.from_args(args))
+        self.student_t = self.sampler.grid_timesteps()
         n = args.num_students or args.nfe
         self.boundaries = step_boundaries(self.student_t, args.afs, n, args.rho)
         batches, per_traj = trajectory_batches(args, args.teacher, self.student_t, self.teacher_afs, device)
@@ -69,10 +75,8 @@ class O2SFD(Method):
     def train_step(self, iteration, gen, opt_step) -> dict:
         return self.sfd.train_step(gen, opt_step, self.counters)
 
-    def recipe(self) -> dict:
-        a = self.args
-        return {"solver": "euler", "nfe": a.nfe, "afs": a.afs, "grid": "edm", "final_step": "force",
-                "t_min": a.t_min, "t_max": a.t_max, "rho": a.rho, "timesteps": self.student_t.tolist()}
+    def recipe(self) -> Recipe:
+        return replace(self.sampler, timesteps=tuple(self.student_t.tolist()))
 
     def meta(self, res) -> dict:
         out = {"nfe": self.args.nfe, "num_students": len(self.boundaries) + 1, "boundaries": self.boundaries,

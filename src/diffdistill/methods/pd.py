@@ -17,20 +17,22 @@ teacher when 2N = pd.n0), so rebuilding a round leaves earlier ones untouched.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from ..data import load_dataset
 from ..distributed import rank_slice
 from ..io import UserError, meta_path, read_meta
 from ..naming import TEACHER, student_model
-from ..options import Opt, nfe_int
+from ..options import DATA_OPTIONS, SCHEDULE_OPTIONS, Opt, nfe_int
 from ..precond import load_denoiser, load_teacher
 from ..rows import Row
-from ..schedules import pd_timesteps
+from ..sampling import Recipe
+from ..schedules import Schedule, pd_timesteps
 from ..solvers import euler
 from . import register
-from .base import Method, curve_inputs, curve_values
-from .teacher import DATA_OPTIONS, SCHEDULE_OPTIONS, teacher_row
+from .base import Method, curve_inputs, curve_values, teacher_row
 
 
 def two_teacher_steps(denoise, x, t, t_mid, t_next):
@@ -66,6 +68,8 @@ def previous_costs(teacher_path) -> dict:
 @register
 class ProgressiveDistillation(Method):
     name = "pd"
+    label = "PD"
+    colour = "tab:orange"
     section = "pd"
     order = 40
     summary = "one Progressive Distillation round: a student of N steps from a teacher of 2N"
@@ -80,7 +84,9 @@ class ProgressiveDistillation(Method):
         self.teacher, self.spec = load_teacher(args.teacher, device=device, images=images)
         self.model, _ = load_denoiser(args.teacher, device=device)
         self.images, self.batch_size, self.num_steps = images.to(device), args.batch_size, args.nfe
-        self.teacher_t = pd_timesteps(2 * args.nfe, args.t_min, args.t_max, args.rho)
+        s = Schedule.from_args(args)
+        self.teacher_t = pd_timesteps(2 * args.nfe, s.t_min, s.t_max, s.rho)
+        self.sampler = Recipe(solver="euler", nfe=args.nfe, afs=False, grid="pd", final_step="force", schedule=s)
         self.student_t = self.teacher_t[::2]
         self.counters = {"teacher_nfe": 0, "images_seen": 0}
 
@@ -111,10 +117,8 @@ class ProgressiveDistillation(Method):
         self.counters["images_seen"] += self.batch_size
         return {"loss": loss.item()}
 
-    def recipe(self) -> dict:
-        a = self.args
-        return {"solver": "euler", "nfe": a.nfe, "afs": False, "grid": "pd", "final_step": "force",
-                "t_min": a.t_min, "t_max": a.t_max, "rho": a.rho, "timesteps": self.student_t.tolist()}
+    def recipe(self) -> Recipe:
+        return replace(self.sampler, timesteps=tuple(self.student_t.tolist()))
 
     def curve_sampler(self) -> dict:
         return {"timesteps": self.student_t, "afs": False, "solver": "euler"}

@@ -16,19 +16,21 @@ folder named by the settings that differ (`diffdistill.naming`).
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from ..io import UserError, read_meta
 from ..naming import TEACHER, TRAJECTORIES, cache_path, parse_variant, source_name, student_model, variant
-from ..options import Opt, nfe_int
+from ..options import SCHEDULE_OPTIONS, Opt, nfe_int
 from ..precond import load_teacher
 from ..rows import Row
-from ..schedules import edm_timesteps, num_timestamps
+from ..sampling import Recipe
+from ..schedules import Schedule
 from ..solvers import afs_denoised, euler
 from ..trajectories import TrajectoryBatches, expected_key, generate, load_cache
 from . import register
 from .base import Method, curve_inputs, curve_values
-from .teacher import SCHEDULE_OPTIONS
 
 TEACHER_OPTIONS = (Opt("solver", key="trajectories.solver"), Opt("K", key="trajectories.K"),
                    Opt("final_step", key="trajectories.final_step"),
@@ -47,8 +49,13 @@ def step_loss(x_hat, target, kind: str) -> torch.Tensor:
     return per.mean()  # sum over elements, mean over the batch
 
 
-def student_timesteps(nfe: int, afs: bool, t_min: float, t_max: float, rho: float) -> torch.Tensor:
-    return edm_timesteps(num_timestamps(nfe, afs), t_min, t_max, rho)
+def euler_recipe(nfe: int, afs: bool, schedule: Schedule) -> Recipe:
+    """The students' sampler: Euler steps on the EDM grid (t_max .. t_min), AFS optional."""
+    return Recipe(solver="euler", nfe=nfe, afs=afs, grid="edm", final_step="force", schedule=schedule)
+
+
+def student_timesteps(nfe: int, afs: bool, schedule: Schedule) -> torch.Tensor:
+    return euler_recipe(nfe, afs, schedule).grid_timesteps()
 
 
 def pool_seeds(args) -> str:
@@ -108,6 +115,8 @@ class SFDBatches:
 @register
 class SFD(Method):
     name = "sfd"
+    colour = "tab:blue"
+    compare_with = "pd"  # SFD against Progressive Distillation at equal NFE (the papers' cost claim)
     section = "sfd"
     reads = ("trajectories", "ablations")
     order = 10
@@ -123,7 +132,8 @@ class SFD(Method):
 
     def __init__(self, args, device):
         self.args = args
-        self.student_t = student_timesteps(args.nfe, args.afs, args.t_min, args.t_max, args.rho)
+        self.sampler = euler_recipe(args.nfe, args.afs, Schedule.from_args(args))
+        self.student_t = self.sampler.grid_timesteps()
         batches, per_traj = trajectory_batches(args, args.teacher, self.student_t, self.teacher_afs, device)
         self.model, self.spec = load_teacher(args.teacher, device=device)
         self.sfd = SFDBatches(self, batches, self.student_t, args.batch_size, args.afs, args.loss, per_traj)
@@ -132,10 +142,8 @@ class SFD(Method):
     def train_step(self, iteration, gen, opt_step) -> dict:
         return self.sfd.train_step(gen, opt_step, self.counters)
 
-    def recipe(self) -> dict:
-        a = self.args
-        return {"solver": "euler", "nfe": a.nfe, "afs": a.afs, "grid": "edm", "final_step": "force",
-                "t_min": a.t_min, "t_max": a.t_max, "rho": a.rho, "timesteps": self.student_t.tolist()}
+    def recipe(self) -> Recipe:
+        return replace(self.sampler, timesteps=tuple(self.student_t.tolist()))
 
     def curve_sampler(self) -> dict:
         return {"timesteps": self.student_t, "afs": self.args.afs, "solver": "euler"}
@@ -159,8 +167,14 @@ class SFD(Method):
     def cache_settings(cfg: dict, settings: dict) -> dict:
         t = cfg["trajectories"]
         return {"source": source_name(), "solver": settings["solver"], "K": settings["K"],
-                "final_step": settings["final_step"], "thresholding": t["thresholding"], "t_min": settings["t_min"],
-                "afs": settings["afs"], "teacher_afs": False, "num": settings["num"], "seed_start": t["seed_start"]}
+                "final_step": settings["final_step"], "thresholding": t["thresholding"],
+                **SFD.schedule(cfg, settings).to_dict(), "afs": settings["afs"], "teacher_afs": False,
+                "num": settings["num"], "seed_start": t["seed_start"]}
+
+    @staticmethod
+    def schedule(cfg: dict, settings: dict) -> Schedule:
+        """A student's schedule: the config's, with the t_min its settings name."""
+        return replace(Schedule.from_config(cfg), t_min=settings["t_min"])
 
     @classmethod
     def settings(cls, cfg: dict, variant_name: str) -> dict:
@@ -177,8 +191,8 @@ class SFD(Method):
     def rule_values(cls, cfg: dict, wildcards, input, output) -> dict:
         s = cls.settings(cfg, wildcards.variant)
         return {"teacher": input.teacher, "trajectories": input.get("traj"), "nfe": wildcards.nfe,
-                "solver": s["solver"], "K": s["K"], "final_step": s["final_step"], "afs": s["afs"], "t_min": s["t_min"],
-                "loss": s["loss"], "pool": s["num"], "iters": s["iters"], "seed": s["train_seed"],
+                "solver": s["solver"], "K": s["K"], "final_step": s["final_step"], "afs": s["afs"],
+                "schedule": cls.schedule(cfg, s), "loss": s["loss"], "pool": s["num"], "iters": s["iters"], "seed": s["train_seed"],
                 **curve_values(cfg, input, output)}
 
     @staticmethod

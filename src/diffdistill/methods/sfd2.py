@@ -12,16 +12,18 @@ from __future__ import annotations
 
 from ..io import UserError, read_meta
 from ..naming import TRAJECTORIES, cache_path, source_name, student_dir, student_model
-from ..options import Opt
+from ..options import SCHEDULE_OPTIONS, Opt
 from ..rows import Row
+from ..schedules import Schedule
 from . import register
 from .sfd import SFD
-from .teacher import SCHEDULE_OPTIONS
 
 
 @register
 class SFD2(SFD):
     name = "sfd2"
+    label = "SFD second stage"
+    colour = "tab:purple"
     section = "sfd2"
     reads = ("sfd", "trajectories")
     order = 30
@@ -54,7 +56,7 @@ class SFD2(SFD):
         s2, t = cfg["sfd2"], cfg["trajectories"]
         return cache_path({"source": source_name("sfd", s2["teacher_nfe"]), "solver": "euler",
                            "K": (s2["teacher_nfe"] + 1) // 2, "final_step": "force", "thresholding": False,
-                           "t_min": cfg["schedule"]["t_min"], "afs": True, "teacher_afs": True, "num": t["num"],
+                           **Schedule.from_config(cfg).to_dict(), "afs": True, "teacher_afs": True, "num": t["num"],
                            "seed_start": t["seed_start"]}, 1, root=f"{student_dir('sfd2', 'default')}/trajectories")
 
     @classmethod

@@ -11,37 +11,11 @@ from ..io import UserError
 from ..distributed import rank_slice
 from ..naming import TEACHER
 from ..nets import check_kwargs
-from ..options import Opt
+from ..options import DATA_OPTIONS, Opt
 from ..precond import build_denoiser
-from ..rows import Row
 from ..schedules import num_timestamps
 from . import register
-from .base import Method
-
-SOLVER_NAMES = {"euler": "Euler (DDIM)", "heun": "Heun", "dpmpp2m": "DPM-Solver++(2M)",
-                "dpmpp3m": "DPM-Solver++(3M)", "dpmpp3m_exact": "DPM-Solver++(3M, exact)", "ipndm": "iPNDM"}
-DATA_OPTIONS = (Opt("dataset", key="dataset.name"), Opt("dataset_path", key="dataset.path"))
-SCHEDULE_OPTIONS = (Opt("t_min", key="schedule.t_min"), Opt("t_max", key="schedule.t_max"),
-                    Opt("rho", key="schedule.rho"))
-
-
-def schedule_args(cfg: dict) -> tuple:
-    s = cfg["schedule"]
-    return (("--t-min", s["t_min"]), ("--t-max", s["t_max"]), ("--rho", s["rho"]))
-
-
-def teacher_row(cfg: dict, name: str, label: str, nfe: int, solver: str, afs: bool = False, grid: str = "edm",
-                kind: str = "baseline", family: str = "teacher", **kw) -> Row:
-    """A row of the teacher sampled with a training-free solver."""
-    args = (("--solver", solver), ("--nfe", nfe), ("--afs", afs), ("--grid", grid)) + schedule_args(cfg)
-    return Row(name=name, label=label, nfe=nfe, family=family, kind=kind, model=TEACHER, sample_args=args, **kw)
-
-
-def solver_row(cfg: dict, solver: str, nfe: int, afs: bool, **kw) -> Row:
-    suffix = "-afs" if afs else ""
-    label = f"teacher {SOLVER_NAMES.get(solver, solver)}{', AFS' if afs else ''}"
-    return teacher_row(cfg, f"teacher-{solver}{suffix}/nfe{nfe}", label, nfe, solver, afs, **kw)
-
+from .base import Method, solver_row, teacher_row
 
 @register
 class Teacher(Method):

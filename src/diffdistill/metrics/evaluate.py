@@ -59,11 +59,12 @@ def _sets(feats, n: int, k: int) -> list:
     return [feats[i * n:(i + 1) * n] for i in range(k)]
 
 
-def _teacher(path, teacher_features, num: int):
-    """(uint8 images, features) of the reference sampler for the first `num` seeds."""
+def _teacher(path, teacher_features, seeds: list):
+    """(uint8 images, features) of the reference sampler for `seeds` (this row's)."""
     from ..sampling import load_images
 
-    imgs = load_images(path, num)
+    num = len(seeds)
+    imgs = load_images(path, num, seeds_expected=seeds)
     with np.load(teacher_features, allow_pickle=False) as z:
         feats = np.asarray(z["features"][:num], np.float64)
     if len(imgs) < num or len(feats) < num:
@@ -72,29 +73,45 @@ def _teacher(path, teacher_features, num: int):
     return imgs, feats
 
 
+def _row_images(samples, seeds: str | None, num_samples: int, seed_sets: int):
+    """(images, seed list) of a row: its samples file must hold exactly the seeds it
+    sampled (`seeds`; default 0 .. seed_sets * num_samples - 1), at least that many."""
+    from ..sampling import load_images
+    from ..seeding import parse_seeds
+
+    total = num_samples * seed_sets
+    seed_list = parse_seeds(seeds) if seeds else list(range(total))
+    if len(seed_list) != total:
+        raise UserError(f"--seeds gives {len(seed_list)} seeds for {seed_sets} seed sets of {num_samples}")
+    imgs = load_images(samples, total, seeds_expected=seed_list)
+    if len(imgs) < total:
+        raise UserError(f"{samples} holds {len(imgs)} images, fewer than {seed_sets} seed sets of {num_samples}")
+    return imgs, seed_list
+
+
 def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_size: int, row: dict,
                      seed_sets: int = 1, kid_subsets: int = 100, kid_subset_size: int = 1000, prdc_k: int = 5,
                      prdc_samples: int = 10000, noise_floor: bool = False, teacher_samples=None,
-                     teacher_features=None, features_out=None, device="cpu", args: dict | None = None) -> dict:
+                     teacher_features=None, features_out=None, seeds: str | None = None, device="cpu",
+                     args: dict | None = None) -> dict:
     """Metrics of a samples file (or a trajectory cache's end points) per seed set (set k:
     seeds k*n .. (k+1)*n - 1), their mean and spread, written to `out` as JSON with the
     row's fields: FID at n and at infinite n, KID, PRDC; with the teacher's samples and
     features (the reference row's, same seeds), the same-seed agreement (pixel RMSE,
     feature distance) and the Frechet distance to the teacher's samples minus the
     teacher's own at the same n (set k against set k + 1). With `noise_floor`, the
-    metrics between the row's own seed sets. `features_out`: the features (npz)."""
+    metrics between the row's own seed sets. `features_out`: the features (npz). `seeds`:
+    the seeds the row sampled (default 0 .. seed_sets * num_samples - 1); the samples
+    file's stored seeds must be exactly these."""
     from ..io import check_writable, write_json, write_meta
-    from ..sampling import load_images
     from .distances import FRACTIONS, agreement, fid_infinity
 
     for path in filter(None, (out, features_out)):
         check_writable(path)
     total = num_samples * seed_sets
-    imgs = load_images(samples, total, in_order=True)
+    imgs, seed_list = _row_images(samples, seeds, num_samples, seed_sets)
     ref_mu, ref_sigma, ref_feats = load_reference(ref)
     whole, shape = _reference_facts(ref)
-    if len(imgs) < total:
-        raise UserError(f"{samples} holds {len(imgs)} images, fewer than {seed_sets} seed sets of {num_samples}")
     _check_shape(samples, imgs, ref, shape)
     feats = compute_features(imgs, extractor, batch_size, device=device)
     sets = _sets(feats, num_samples, seed_sets)
@@ -102,7 +119,7 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
     radii = knn_radii(ref_feats[:prdc_samples], prdc_k) if ref_feats is not None else None
     per_set = []
     if teacher_samples:  # the reference sampler's images and features, split as this row's are
-        t_imgs, t_feats = _teacher(teacher_samples, teacher_features, total)
+        t_imgs, t_feats = _teacher(teacher_samples, teacher_features, seed_list)
         img_sets, t_imgs, t_sets = (_sets(x, num_samples, seed_sets) for x in (imgs, t_imgs, t_feats))
     # the bias slopes come from the pooled seed sets (subsets of n/4 .. S n: a long, well-determined fit);
     # each set's FID at infinite n is its FID at n minus that bias, so its noise is the set's own

@@ -1,4 +1,6 @@
-"""Network registry: checkpoints name a backbone by key, never by import path."""
+"""Network registry: checkpoints name a backbone by key, never by import path, and a
+wrapped model by its `kind` (an O2MKD router, an SFD-v step-conditioned student), so
+any checkpoint loads after importing `diffdistill.precond` alone."""
 from __future__ import annotations
 
 from ..io import UserError
@@ -46,6 +48,20 @@ def check_kwargs(name: str, kwargs: dict, key: str = "net_kwargs") -> None:
             guess = difflib.get_close_matches(k, allowed, n=1)
             hint = f"; did you mean '{guess[0]}'?" if guess else f" (it takes: {', '.join(allowed)})"
             raise UserError(f"config key '{key}.{k}': network '{name}' has no argument '{k}'{hint}")
+
+
+KINDS = ("router", "stepcond")  # wrapped model kinds: the module of each is nets/<kind>.py
+
+
+def build_kind(spec: dict, build):
+    """The module of a spec with a `kind`; `build` makes the plain denoisers inside it."""
+    if spec["kind"] not in KINDS:
+        raise UserError(f"unknown model kind '{spec['kind']}' (known: {', '.join(KINDS)})")
+    if spec["kind"] == "router":
+        from .router import build_router
+        return build_router(spec, build)
+    from .stepcond import build_step_conditioned
+    return build_step_conditioned(spec, build)
 
 
 def available() -> list[str]:

@@ -81,3 +81,19 @@ def test_an_empty_pd_nfe_list_runs_no_pd():
     names = [r.name for r in rows(cfg)]
     assert names and not [n for n in names if n.startswith(("pd-teacher/", "students/pd/"))], names
     assert ProgressiveDistillation.rounds(cfg) == [] and ProgressiveDistillation.rounds(_config()) == [8, 4, 2, 1]
+
+
+def test_an_ablation_variants_schedule_reaches_its_training_flags():
+    """The t_min of a variant folder (tmin0.02) reaches `diffdistill train sfd` with the
+    rest of the config's schedule, each schedule flag once."""
+    from types import SimpleNamespace
+
+    from diffdistill import methods
+
+    cfg = _config()
+    wc = SimpleNamespace(variant="tmin0.02", nfe="2")
+    inp = SimpleNamespace(teacher="t.pt", ref="r.npz", get=lambda k: None)
+    out = SimpleNamespace(curve="c.json")
+    text = methods.cli_flags("sfd", cfg, **SFD.rule_values(cfg, wc, inp, out)).split()
+    assert [text[text.index(f) + 1] for f in ("--t-min", "--t-max", "--rho")] == ["0.02", "80.0", "7.0"]
+    assert all(text.count(f) == 1 for f in ("--t-min", "--t-max", "--rho"))

@@ -169,7 +169,12 @@ FEATURE_OPTIONS = (Opt("features", key="eval.features"),
 
 def flags(config: dict, opts, **values) -> str:
     """Command-line flags of `opts`: `values` by name, else the config's value of each
-    keyed option; options with neither (or a null value) are left out."""
+    keyed option; options with neither (or a null value) are left out. A value that is a
+    group of settings (a `Schedule`) gives the options of its fields."""
+    for name, v in list(values.items()):
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            values.pop(name)
+            values.update(dataclasses.asdict(v))
     out = []
     for o in opts:
         if o.name in values:

@@ -1,5 +1,6 @@
-"""Shared by the benchmarks: machine facts, medians of timed runs, and one JSON + one
-markdown report per benchmark. Benchmarks measure; they never pass or fail."""
+"""Shared by the benchmarks: machine facts, the schedule of a config file, medians of
+timed runs, and one JSON + one markdown report per benchmark. Benchmarks measure; they
+never pass or fail."""
 from __future__ import annotations
 
 import json
@@ -26,6 +27,31 @@ def machine() -> dict:
     return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "torch": torch.__version__,
             "avx512": " avx512f " in flags, "python": platform.python_version(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def config_option(ap) -> None:
+    """The `--config` option of a benchmark that samples or trains (`config_schedule`)."""
+    ap.add_argument("--config", default="config/config.yaml",
+                    help="config file whose schedule gives the timestamps (default: %(default)s)")
+
+
+def config_schedule(config_file: str = "config/config.yaml"):
+    """The noise schedule (`diffdistill.schedules.Schedule`) of a config file after schema
+    validation, so a benchmark samples and trains on the grid the pipeline uses. A
+    relative path not found here is read from the repository."""
+    import yaml
+
+    from diffdistill.config import check_yaml_text
+    from diffdistill.methods import validate
+    from diffdistill.schedules import Schedule
+
+    path = Path(config_file)
+    text = (path if path.is_absolute() or path.exists() else ROOT / path).read_text()
+    check_yaml_text(text, config_file)
+    return Schedule.from_config(validate(yaml.safe_load(text) or {}))
 
 
 def median_seconds(fn, warmup: int = 1, repeats: int = 5) -> float:

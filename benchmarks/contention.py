@@ -1,11 +1,11 @@
-"""Benchmark 7: contention. Median seconds per training iteration (the default teacher's
+"""Contention: median seconds per training iteration (the default teacher's
 network, batch 128, EDM loss) and sampling throughput (Euler, NFE 10), first on a quiet
 machine, then beside two competing busy processes (plain, not niced, single-thread
 loops), with the same thread settings, in one run: one thread (each parallel job of the
 default pipeline), and all cores with OpenMP's default wait policy and with
 OMP_WAIT_POLICY=PASSIVE (what the diffdistill command sets).
 
-    python benchmarks/contention.py --out results/benchmark-runs
+    python -m benchmarks.contention --out results/benchmark-runs
 """
 from __future__ import annotations
 
@@ -17,38 +17,41 @@ import subprocess
 import sys
 import time
 
-from common import run, write
+import torch
 
-WORKER = r"""
-import json, statistics, sys, time, torch
-sys.path.insert(0, "benchmarks")
-from timing import digits_net, sampling_images_per_second
-from diffdistill.methods.teacher import Teacher
-torch.set_num_threads(int(sys.argv[1]))
-net = digits_net()
-images = torch.rand(512, 1, 8, 8) * 2 - 1
-m = Teacher.__new__(Teacher)
-m.model, m.images, m.batch_size, m.sigma_data = net, images, 128, 0.5
-opt = torch.optim.Adam(net.parameters(), lr=1e-4)
-def step(loss):
-    opt.zero_grad(); loss.backward(); opt.step()
-times = []
-for it in range(int(sys.argv[2]) + 2):
-    t0 = time.perf_counter()
-    step(m.loss(images[:128], torch.Generator().manual_seed(it)))
-    times.append(time.perf_counter() - t0)
-ips = sampling_images_per_second(net, (1, 8, 8), 500, 250, nfe=10)
-print(json.dumps({"s_per_iter": statistics.median(times[2:]), "images_per_s": ips}))
-"""
+from .common import ROOT, config_option, config_schedule, run, write
+from .timing import digits_net, sampling_images_per_second
 
 
-def measure(threads: int, iters: int, passive: bool) -> dict:
-    """One fresh process (OpenMP reads its wait policy when torch loads)."""
+def worker(threads: int, iters: int, config: str) -> dict:
+    """In a fresh process: median seconds of one teacher training iteration (EDM loss,
+    batch 128, Adam) and images per second of sampling (Euler, NFE 10), on `threads`."""
+    from diffdistill.methods.teacher import edm_loss
+
+    torch.set_num_threads(threads)
+    net = digits_net()
+    images = torch.rand(512, 1, 8, 8) * 2 - 1
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    times = []
+    for it in range(iters + 2):
+        t0 = time.perf_counter()
+        loss = edm_loss(net, images[:128], torch.Generator().manual_seed(it))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    ips = sampling_images_per_second(net, (1, 8, 8), 500, 250, config_schedule(config), nfe=10)
+    return {"s_per_iter": statistics.median(times[2:]), "images_per_s": ips}
+
+
+def measure(threads: int, iters: int, passive: bool, config: str) -> dict:
+    """`worker` in one fresh process (OpenMP reads its wait policy when torch loads)."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if passive:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
-    r = subprocess.run([sys.executable, "-c", WORKER, str(threads), str(iters)], env=env, capture_output=True,
-                       text=True, check=True)
+    r = subprocess.run([sys.executable, "-m", "benchmarks.contention", "--worker", str(threads), str(iters),
+                        "--config", config, "--out", "-"], cwd=ROOT, env=env, capture_output=True, text=True,
+                       check=True)
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -56,15 +59,20 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="threads of the multi-thread runs")
     ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--worker", type=int, nargs=2, metavar=("THREADS", "ITERS"), help=argparse.SUPPRESS)
+    config_option(ap)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    if a.worker:
+        print(json.dumps(worker(*a.worker, a.config)))
+        return
     rows = []
     for threads, passive in ((1, False), (a.threads, False), (a.threads, True)):
-        quiet = measure(threads, a.iters, passive)
+        quiet = measure(threads, a.iters, passive, a.config)
         busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
         try:
             time.sleep(1)
-            loaded = measure(threads, a.iters, passive)
+            loaded = measure(threads, a.iters, passive, a.config)
         finally:
             for p in busy:
                 p.kill()

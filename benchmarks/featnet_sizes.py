@@ -6,7 +6,7 @@ size: one stride-2 convolution per halving down to 4x4. The digits upsampled car
 more information than at 8x8, so equal accuracy says the deeper nets train as well;
 the times say what a larger custom dataset's classifier costs.
 
-    .venv/bin/python benchmarks/featnet_sizes.py --out results/benchmark-runs
+    python -m benchmarks.featnet_sizes --out results/benchmark-runs
 """
 from __future__ import annotations
 
@@ -17,8 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import run, write  # noqa: E402
+from .common import run, write
 
 
 def main() -> None:

@@ -15,8 +15,8 @@ One command runs, on the device it is given:
    whole batch to float32 rounding;
 and writes <out>/gpu_check.json and <out>/gpu_check.md naming the device.
 
-    python benchmarks/gpu_check.py --device cuda --out results/benchmark-runs
-    python benchmarks/gpu_check.py --device cpu --tiny --out /tmp/gpu-check   # the same paths, toy sizes
+    python -m benchmarks.gpu_check --device cuda --out results/benchmark-runs
+    python -m benchmarks.gpu_check --device cpu --tiny --out /tmp/gpu-check   # the same paths, toy sizes
 
 `--tiny` keeps every code path at toy size (the digits network, a handful of images) so
 that the fast test tier runs the script and it cannot rot between GPU runs.
@@ -36,8 +36,8 @@ from pathlib import Path
 
 import torch
 import torch.multiprocessing as mp
-from common import machine, run, write
-from timing import CIFAR10_NET, digits_net, sfd_step_seconds
+from .common import config_schedule, machine, run, write
+from .timing import CIFAR10_NET, digits_net, sfd_step_seconds
 
 from diffdistill.io import UserError
 from diffdistill.precond import build_denoiser
@@ -97,13 +97,13 @@ def smoke_dag(work: Path, device, tiny: bool, cores: int) -> dict:
             "smoke_tables": tables, "smoke_ok": bool(ok)}
 
 
-def sfd_iteration(tiny: bool, device) -> list[dict]:
+def sfd_iteration(tiny: bool, device, schedule) -> list[dict]:
     rows = []
     for amp in (False, True):
         model, shape = network(tiny, device)
         _reset(device)
         with autocast(device, amp):
-            times = sfd_step_seconds(model, shape, SIZES["sfd_batch"][tiny], iters=SIZES["sfd_iters"][tiny],
+            times = sfd_step_seconds(model, shape, SIZES["sfd_batch"][tiny], schedule, iters=SIZES["sfd_iters"][tiny],
                                      device=device)
         s = statistics.median(times)
         rows.append({"measure": f"SFD iteration, batch {SIZES['sfd_batch'][tiny]}, {'bf16 autocast' if amp else 'fp32'}",
@@ -113,7 +113,7 @@ def sfd_iteration(tiny: bool, device) -> list[dict]:
     return rows
 
 
-def sampling(tiny: bool, device) -> list[dict]:
+def sampling(tiny: bool, device, schedule) -> list[dict]:
     from diffdistill.sampling import generate_images
     from diffdistill.schedules import timesteps
 
@@ -121,7 +121,7 @@ def sampling(tiny: bool, device) -> list[dict]:
     n, batch = SIZES["images"][tiny], SIZES["sample_batch"][tiny]
     rows = []
     for nfe, solver, afs, grid in ((2, "euler", True, "edm"), (35, "heun", False, "edm_zero")):
-        ts = timesteps(grid, nfe, afs, solver, 0.002, 80.0, 7.0)
+        ts = timesteps(grid, nfe, afs, solver, schedule)
         kw = dict(batch_size=batch, img_shape=shape, device=device, progress=False)
         generate_images(model, list(range(batch)), ts, solver, afs, **kw)
         _reset(device)
@@ -224,7 +224,8 @@ def main(argv=None):
         (tmp / "work").mkdir()
         smoke = smoke_dag(tmp / "work", device, a.tiny, a.cores)
         weights = a.inception_weights or tmp / "work/downloads/smoke/inception-2015-12-05.pt"
-        rows = sfd_iteration(a.tiny, device) + sampling(a.tiny, device) + [inception(a.tiny, device, weights)]
+        sched = config_schedule("config/cifar10.yaml")  # the CIFAR-10 path's timestamps
+        rows = sfd_iteration(a.tiny, device, sched) + sampling(a.tiny, device, sched) + [inception(a.tiny, device, weights)]
         (tmp / "ddp").mkdir()
         ddp = ddp_check(device, tmp / "ddp", SIZES["ddp_batch"][a.tiny])
     rows.append(ddp)

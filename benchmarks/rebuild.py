@@ -1,10 +1,10 @@
-"""Benchmark 4: rebuild cost on the built default DAG.
+"""Rebuild cost on the built default DAG: seconds of a no-op plan and a no-op run, and of one more ablation row.
 
 A no-op `snakemake -n` and a no-op `snakemake --cores all results/tables` (target: at most
 5 s each), then one more ablation value (t_min 0.1): the jobs it plans and the wall clock
 of building its row (its cache, its student, sampling and metrics).
 
-    python benchmarks/rebuild.py --out results/benchmark-runs     (in a checkout whose results/tables exist)
+    python -m benchmarks.rebuild --out results/benchmark-runs     (in a checkout whose results/tables exist)
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import run, write
+from .common import run, write
 
 SMK = [sys.executable, "-m", "snakemake", "--nolock"]  # inside the benchmark job of a running Snakemake
 

@@ -1,8 +1,8 @@
-"""Benchmark 6: against the machine's limit. The fp32 FLOP/s reached when sampling with the
+"""Sampling FLOP/s against the machine's limit: the fp32 FLOP/s reached when sampling with the
 default network (FLOPs counted by FlopCounterMode), against this machine's matmul peak
 measured in the same run with the same threads.
 
-    python benchmarks/roofline.py --teacher results/teacher/model.pt --out results/benchmark-runs
+    python -m benchmarks.roofline --teacher results/teacher/model.pt --out results/benchmark-runs
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import argparse
 import time
 
 import torch
-from common import median_seconds, run, write
+from .common import config_option, config_schedule, median_seconds, run, write
 from torch.utils.flop_counter import FlopCounterMode
 
 from diffdistill.precond import image_shape, load_denoiser
@@ -30,11 +30,12 @@ def main():
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--nfe", type=int, default=10)
+    config_option(ap)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     model, spec = load_denoiser(a.teacher)
     shape = image_shape(spec)
-    ts = timesteps("edm", a.nfe, False, "euler", 0.006, 80.0, 7.0)
+    ts = timesteps("edm", a.nfe, False, "euler", config_schedule(a.config))
     run = lambda n: generate_images(model, list(range(n)), ts, "euler", False, batch_size=a.batch,  # noqa: E731
                                     img_shape=shape, progress=False)
     with FlopCounterMode(display=False) as fc, torch.inference_mode():

@@ -1,18 +1,18 @@
-"""Benchmark 2: sampler overhead.
+"""Sampler overhead: sampling time against the bare network calls it makes, per solver and NFE.
 
 For each solver at NFE 2..5 (on EDM's grid, as the baseline rows), and the reference (Heun
 at 35 NFE): one sampling run of `--images` images against the same number of bare network
 calls at the same batch size (the network alone: no noise drawing, no solver arithmetic).
 Medians of 3 runs each. Target: at most 5 %.
 
-    python benchmarks/sampler_overhead.py --teacher results/teacher/model.pt --out results/benchmark-runs
+    python -m benchmarks.sampler_overhead --teacher results/teacher/model.pt --out results/benchmark-runs
 """
 from __future__ import annotations
 
 import argparse
 
 import torch
-from common import median_seconds, run, write
+from .common import config_option, config_schedule, median_seconds, run, write
 
 from diffdistill.precond import image_shape, load_denoiser
 from diffdistill.sampling import generate_images
@@ -26,8 +26,10 @@ def main():
     ap.add_argument("--images", type=int, default=250)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reference-nfe", type=int, default=35)
+    config_option(ap)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    sched = config_schedule(a.config)
     torch.set_num_threads(a.threads)
     model, spec = load_denoiser(a.teacher)
     shape = image_shape(spec)
@@ -38,7 +40,7 @@ def main():
     rows = []
     with torch.inference_mode():
         for solver, nfe, afs, grid in cases:
-            ts = timesteps(grid, nfe, afs, solver, 0.006, 80.0, 7.0)
+            ts = timesteps(grid, nfe, afs, solver, sched)
             counter = CountingDenoiser(model)
             generate_images(counter, [0], ts, solver, afs, batch_size=1, img_shape=shape, progress=False)
             calls = counter.nfe  # network calls of one sample

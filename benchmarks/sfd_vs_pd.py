@@ -1,4 +1,4 @@
-"""Benchmark 1: SFD against PD at equal quality.
+"""SFD against PD at equal quality: training seconds each method needs to reach the other's NFE-2 FID.
 
 From the FID-during-training curves (the same curve seeds for both): the training wall
 clock each method needs to reach the worse of the two final NFE-2 FIDs, and the ratio.
@@ -7,7 +7,7 @@ time to the target; SFD's counts the building of its trajectory cache (the teach
 work) plus its own time to the target. Crossings are interpolated linearly between
 curve points.
 
-    python benchmarks/sfd_vs_pd.py --sfd results/students/sfd/default/nfe2 \\
+    python -m benchmarks.sfd_vs_pd --sfd results/students/sfd/default/nfe2 \\
         --pd results/students/pd/default/nfe2 --out results/benchmark-runs
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import run, write
+from .common import run, write
 
 from diffdistill.curves import read_curve
 from diffdistill.io import read_meta

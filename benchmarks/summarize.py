@@ -1,6 +1,6 @@
 """Collect the benchmark reports into one folder with a README of their headlines.
 
-    python benchmarks/summarize.py results/benchmark-runs/*.json --out results/benchmarks
+    python -m benchmarks.summarize results/benchmark-runs/*.json --out results/benchmarks
 """
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from common import machine, run
+from .common import machine, run
 
 from diffdistill.io import atomic_dir, read_json
 

@@ -1,5 +1,7 @@
-"""Timing helpers shared by the scaling, roofline and contention benchmarks: one SFD
-iteration, a block of sampling, a model of the default or the CIFAR-10 size."""
+"""Timing helpers shared by the scaling, GPU-check and contention benchmarks: seconds of
+SFD iterations, images per second of sampling, a network of the default or the CIFAR-10
+size. Timestamps come from a `Schedule` the caller reads from a config
+(`common.config_schedule`)."""
 from __future__ import annotations
 
 import time
@@ -8,7 +10,7 @@ import torch
 
 from diffdistill.precond import build_denoiser
 from diffdistill.sampling import generate_images
-from diffdistill.schedules import timesteps
+from diffdistill.schedules import Schedule, timesteps
 
 CIFAR10_NET = {"net": "songunet", "precond": "vp", "net_kwargs": {
     "img_resolution": 32, "in_channels": 3, "out_channels": 3, "model_channels": 128, "channel_mult": [2, 2, 2],
@@ -24,7 +26,7 @@ def digits_net(resolution: int = 8, channels: int = 1):
         "num_blocks": 2, "dropout": 0.0}})
 
 
-def sfd_step_seconds(model, shape, batch: int, nfe: int = 2, iters: int = 5, warmup: int = 1,
+def sfd_step_seconds(model, shape, batch: int, schedule: Schedule, nfe: int = 2, iters: int = 5, warmup: int = 1,
                      wrap=lambda m: m, device="cpu") -> list[float]:
     """Seconds of SFD iterations (one Euler step per network step, backward, Adam) on random
     trajectories at the student timestamps of `nfe` with AFS, held on `device` (each
@@ -34,7 +36,7 @@ def sfd_step_seconds(model, shape, batch: int, nfe: int = 2, iters: int = 5, war
     from diffdistill.methods.sfd import SFDBatches
     from diffdistill.trajectories import TrajectoryBatches
 
-    ts = timesteps("edm", nfe, True, "euler", 0.006, 80.0, 7.0)
+    ts = timesteps("edm", nfe, True, "euler", schedule)
     states = (torch.randn(max(batch, 64), len(ts), *shape) * ts.float().view(1, -1, *[1] * len(shape))).to(device)
     model.train().requires_grad_(True)
     net = wrap(model)
@@ -54,8 +56,10 @@ def sfd_step_seconds(model, shape, batch: int, nfe: int = 2, iters: int = 5, war
     return out[warmup:]
 
 
-def sampling_images_per_second(model, shape, images: int, batch: int, nfe: int = 2, solver: str = "euler") -> float:
-    ts = timesteps("edm", nfe, True, solver, 0.006, 80.0, 7.0)
+def sampling_images_per_second(model, shape, images: int, batch: int, schedule: Schedule, nfe: int = 2,
+                               solver: str = "euler") -> float:
+    """Images per second of sampling `images` images (Euler by default, AFS) after one warm-up batch."""
+    ts = timesteps("edm", nfe, True, solver, schedule)
     model.eval()
     with torch.inference_mode():
         generate_images(model, list(range(min(batch, images))), ts, solver, True, batch_size=batch, img_shape=shape,

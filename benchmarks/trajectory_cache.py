@@ -1,11 +1,11 @@
-"""Benchmark 3: the trajectory cache.
+"""The trajectory cache: seconds to build, size and load time, and SFD training with and without it.
 
 `--runs` SFD runs that share one teacher setting (the ablations' and seeds' situation),
 once reading one cache built for all of them and once regenerating the teacher's
 trajectories for every batch (the reference code's way): total wall clock and ratio, the
 cache's size on disk and its read throughput.
 
-    python benchmarks/trajectory_cache.py --teacher results/teacher/model.pt --out results/benchmark-runs
+    python -m benchmarks.trajectory_cache --teacher results/teacher/model.pt --out results/benchmark-runs
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import run, write
+from .common import config_option, config_schedule, run, write
 
 from diffdistill.cli import build_parser
 from diffdistill.methods import get
@@ -42,16 +42,18 @@ def main():
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--nfe", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
+    config_option(ap)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    sched = config_schedule(a.config)
     torch.set_num_threads(a.threads)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         cache = tmp / "traj.pt"
         seeds = f"100000-{100000 + a.pool - 1}"
         t0 = time.perf_counter()
-        build_cache(a.teacher, cache, student_t=timesteps("edm", a.nfe, True, "euler", 0.006, 80.0, 7.0), K=4,
-                    solver="dpmpp3m", final_step="force", thresholding=False, rho=7.0, seeds=seeds,
+        build_cache(a.teacher, cache, student_t=timesteps("edm", a.nfe, True, "euler", sched), K=4,
+                    solver="dpmpp3m", final_step="force", thresholding=False, rho=sched.rho, seeds=seeds,
                     batch_size=500, progress=False)
         build = time.perf_counter() - t0
         size = cache.stat().st_size

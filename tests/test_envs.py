@@ -13,7 +13,7 @@ import yaml
 
 from conftest import ROOT, VENV_BIN, copy_workflow
 
-TEST_TOOLS = {"pytest", "pytest-xdist", "import-linter", "prdc"}  # the venv's test tools: not in the rules' environment
+TEST_TOOLS = {"pytest", "pytest-xdist", "import-linter", "prdc", "snakefmt"}  # the venv's test tools: not in the rules' environment
 
 
 def _pins(lines) -> dict:

@@ -8,8 +8,8 @@ from conftest import ROOT, VENV_BIN
 
 
 def test_cpu_mode_runs_every_part(tmp_path, cli_env):
-    r = subprocess.run([str(VENV_BIN / "python"), str(ROOT / "benchmarks/gpu_check.py"), "--device", "cpu", "--tiny",
-                        "--cores", "1", "--out", str(tmp_path / "out")], cwd=tmp_path, env=cli_env,
+    r = subprocess.run([str(VENV_BIN / "python"), "-m", "benchmarks.gpu_check", "--device", "cpu", "--tiny",
+                        "--cores", "1", "--out", str(tmp_path / "out")], cwd=tmp_path, env={**cli_env, "PYTHONPATH": str(ROOT)},
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads((tmp_path / "out/gpu_check.json").read_text())
@@ -27,8 +27,8 @@ def test_cuda_without_a_gpu_is_one_line(tmp_path, cli_env):
     import torch
     if torch.cuda.is_available():
         return
-    r = subprocess.run([str(VENV_BIN / "python"), str(ROOT / "benchmarks/gpu_check.py"), "--device", "cuda",
-                        "--out", str(tmp_path / "out")], cwd=tmp_path, env=cli_env, capture_output=True, text=True,
+    r = subprocess.run([str(VENV_BIN / "python"), "-m", "benchmarks.gpu_check", "--device", "cuda",
+                        "--out", str(tmp_path / "out")], cwd=tmp_path, env={**cli_env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "no CUDA" in r.stderr, r.stderr
     assert not (tmp_path / "out").exists()

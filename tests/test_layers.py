@@ -40,3 +40,21 @@ def test_snakemake_lint_is_clean(cfg, tmp_path, cli_env):
     r = subprocess.run([str(VENV_BIN / "snakemake"), "--lint", "--configfile", cfg], cwd=tmp_path, env=cli_env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "good condition" in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]
+
+
+def test_rule_files_pass_snakefmt(cli_env):
+    """`snakefmt --check` (the catalog's second check) leaves every rule file as it is."""
+    r = subprocess.run([str(VENV_BIN / "snakefmt"), "--check", "Snakefile", "workflow/"], cwd=ROOT, env=cli_env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+
+
+def test_training_rules_are_made_from_the_one_training_rule():
+    """Every method's training rule is `use rule _train as ... with:` (threads, resources,
+    conda, log handling and shell written once) and lists the config sections it reads."""
+    for f in sorted((ROOT / "workflow/rules/methods").glob("*.smk")):
+        text = f.read_text()
+        if "diffdistill train" in text or "train_args(" in text:
+            assert "use rule _train as " in text, f.name
+            for block in ("threads:", "conda:", "shell:"):
+                assert block not in text.split("rule import_teacher")[0], (f.name, block)

@@ -190,3 +190,20 @@ def test_students_from_the_teacher_need_a_unet(tmp_path):
     with pytest.raises(UserError, match="init scratch"):
         build_method("o2mkd", ["--teacher", tmp_path / "edm.pt", "--num-students", 2, "--dataset", "npz",
                                "--dataset-path", _npz(tmp_path, 3, 16), "--init", "teacher", "--out", tmp_path / "o.pt"])
+
+
+def test_a_training_rule_gets_its_flags_from_the_config_sections_it_lists():
+    """methods.rule_flags (train_args in the rule files): the flags come from the listed
+    sections alone; a list that differs from what the method reads is refused in one line."""
+    from types import SimpleNamespace
+
+    from diffdistill import methods
+
+    cfg = methods.validate({})
+    keys = methods.config_keys(methods.get("pd"))
+    assert set(keys) >= {"seed", "device", "dataset", "schedule", "pd"}
+    flags = methods.rule_flags("pd", cfg, keys)(SimpleNamespace(nfe="2"), SimpleNamespace(teacher="t.pt", ref="r.npz"),
+                                                SimpleNamespace(model="m.pt", curve="c.json"))
+    assert "--t-min 0.006" in flags and f"--lr {cfg['pd']['lr']}" in flags
+    with pytest.raises(UserError, match="lists config sections seed, pd; it reads"):
+        methods.rule_flags("pd", cfg, ("seed", "pd"))

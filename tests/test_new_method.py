@@ -69,7 +69,7 @@ class WidthKD(Method):
 RULES = '''# A test method: output KD of the teacher into a copy of itself.
 
 
-rule distill_widthkd:
+use rule _train as distill_widthkd with:
     input:
         unpack(train_input("widthkd")),
     output:
@@ -77,10 +77,8 @@ rule distill_widthkd:
     log:
         "results/logs/distill/widthkd/nfe{nfe}.log",
     params:
-        args=train_args("widthkd"),
-    threads: THREADS
-    shell:
-        "diffdistill train widthkd {params.args} --out {output.model} --threads {threads} 2> {log}"
+        method="widthkd",
+        args=train_args("widthkd", "seed", "device", "amp", "dataset", "schedule", "widthkd"),
 '''
 
 SCHEMA = '''  widthkd:

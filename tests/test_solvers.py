@@ -95,14 +95,41 @@ def test_nfe_counts_and_afs():
     assert num_timestamps(2, True, "heun") is None
 
 
-def test_afs_is_exact_for_gaussian_at_large_t():
-    # AFS assumes the data is negligible next to t_max: for zero-mean, small-s data the
-    # analytic step matches the exact one closely
-    global MU
-    t = torch.tensor(80.0, dtype=torch.float64)
-    x = torch.randn(8, dtype=torch.float64) * 80
-    from diffdistill.solvers import afs_denoised
-    assert torch.allclose(afs_denoised(x, t), torch.zeros_like(x), atol=0.02)
+def test_afs_is_the_exact_first_step_of_a_gaussian_whose_denoiser_it_equals_at_t_max():
+    # AFS takes d = x / sqrt(1 + t0^2), i.e. D(x; t0) = (1 - t0 / sqrt(1 + t0^2)) x. Zero-mean
+    # Gaussian data of variance s^2 has D(x; t) = s^2 / (s^2 + t^2) x, which equals it at t0
+    # for s^2 = a t0^2 / (1 - a), a = 1 - t0 / sqrt(1 + t0^2) (s^2 -> 1/2 as t0 grows).
+    # The first step through the driver, with AFS and no network call, must equal the Euler
+    # step with that Gaussian's closed-form denoiser to float64 rounding; the later steps
+    # call the denoiser as usual.
+    t0, t1, t2 = 80.0, 10.9293, 0.6699
+    a = 1 - t0 / math.sqrt(1 + t0 ** 2)
+    s2 = a * t0 ** 2 / (1 - a)
+    assert abs(s2 - 0.5) < 1e-4
+
+    def gauss(x, t):
+        return s2 / (s2 + t ** 2) * x
+
+    calls = []
+
+    def net(x, t):
+        calls.append(float(t))
+        return gauss(x, t)
+
+    torch.manual_seed(0)
+    x_T = torch.randn(64, dtype=torch.float64) * t0
+    with_afs = sample(net, x_T.clone(), [t0, t1, t2], solver="euler", afs=True)
+    assert calls == [t1]  # no call at t0
+    exact_first = x_T + (t1 - t0) * (x_T - gauss(x_T, t0)) / t0
+    first = sample(gauss, x_T.clone(), [t0, t1], solver="euler")
+    assert torch.allclose(first, exact_first, rtol=1e-13, atol=0)
+    assert torch.allclose(sample(gauss, x_T.clone(), [t0, t1], solver="euler", afs=True), exact_first,
+                          rtol=1e-12, atol=0)
+    x1 = exact_first
+    assert torch.allclose(with_afs, x1 + (t2 - t1) * (x1 - gauss(x1, t1)) / t1, rtol=1e-12, atol=0)
+    # a first step that takes D = 0 instead (data at the origin) is off by about 1e-4 relative
+    zero_first = x_T + (t1 - t0) * x_T / t0
+    assert not torch.allclose(zero_first, exact_first, rtol=1e-9, atol=0)
 
 
 def test_schedule_matches_sfd_paper_timestamps():

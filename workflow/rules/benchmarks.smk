@@ -1,13 +1,28 @@
-# Benchmarks (benchmarks/*.py): measure, never pass or fail. Each runs alone (it takes
-# every core) after the main job: `snakemake --cores all results/benchmarks` writes the
-# reports and results/benchmarks/README.md with their headline ratios.
-BENCHMARKS = ["sfd_vs_pd", "sampler_overhead", "trajectory_cache", "rebuild", "scaling", "roofline", "contention",
-              "featnet_sizes"]
+# Benchmarks (the package benchmarks/, run as python -m benchmarks.<name> from the
+# repository): measure, never pass or fail. Each runs alone (it takes every core) after the
+# main job: `snakemake --cores all results/benchmarks` writes the reports and
+# results/benchmarks/README.md with their headline ratios.
+BENCHMARKS_ROOT = str(Path(workflow.current_basedir).parents[1])  # the folder holding benchmarks/
+BENCHMARKS = [
+    "sfd_vs_pd",
+    "sampler_overhead",
+    "trajectory_cache",
+    "rebuild",
+    "scaling",
+    "roofline",
+    "contention",
+    "featnet_sizes",
+]
 
 
-# the inputs of each benchmark (benchmarks/*.py): the built default's models and curves
-BENCHMARK_ARGS = {"sfd_vs_pd": f"--sfd {naming.student_dir('sfd', 'default', 2)} --pd {naming.student_dir('pd', 'default', 2)}",
-                  "rebuild": "", "scaling": "", "contention": "", "featnet_sizes": ""}
+# the inputs of each benchmark: the built default's models and curves
+BENCHMARK_ARGS = {
+    "sfd_vs_pd": f"--sfd {naming.student_dir('sfd', 'default', 2)} --pd {naming.student_dir('pd', 'default', 2)}",
+    "rebuild": "",
+    "scaling": "",
+    "contention": "",
+    "featnet_sizes": "",
+}
 
 
 rule run_benchmark:
@@ -20,15 +35,16 @@ rule run_benchmark:
         "results/logs/benchmarks/{name}.log",
     wildcard_constraints:
         name="|".join(BENCHMARKS),
-    params:
-        args=lambda w: BENCHMARK_ARGS.get(w.name, f"--teacher {naming.TEACHER}"),
-        python=sys.executable,
-    threads: ALL_CORES
     localrule: True
     conda:
         CONDA_ENV
+    threads: ALL_CORES
+    params:
+        args=lambda w: BENCHMARK_ARGS.get(w.name, f"--teacher {naming.TEACHER}"),
+        python=sys.executable,
+        root=BENCHMARKS_ROOT,
     shell:
-        "{params.python} benchmarks/{wildcards.name}.py {params.args} --out results/benchmark-runs > {log} 2>&1"
+        "PYTHONPATH={params.root} {params.python} -m benchmarks.{wildcards.name} {params.args} --out results/benchmark-runs > {log} 2>&1"
 
 
 rule benchmarks:
@@ -38,10 +54,11 @@ rule benchmarks:
         directory("results/benchmarks"),
     log:
         "results/logs/benchmarks/summary.log",
-    params:
-        python=sys.executable,
     localrule: True
     conda:
         CONDA_ENV
+    params:
+        python=sys.executable,
+        root=BENCHMARKS_ROOT,
     shell:
-        "{params.python} benchmarks/summarize.py {input} --out {output} > {log} 2>&1"
+        "PYTHONPATH={params.root} {params.python} -m benchmarks.summarize {input} --out {output} > {log} 2>&1"

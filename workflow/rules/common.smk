@@ -25,21 +25,12 @@ THREADS = config["threads_per_job"]
 ALL_CORES = workflow.global_resources["_cores"].value or 1  # jobs that run alone (unset in --report)
 EVAL = config["eval"]
 GPU = 1 if config["device"] == "cuda" else 0  # resources gpu=GPU (the SLURM executor: --gpus)
-CONDA_ENV = str(Path(workflow.basedir, "envs", "environment.yaml"))  # any rules folder
-SMALL_JOB = dict(mem_mb=2000, runtime=30, gpu=GPU)  # sampling, metrics: resources of one job (SLURM)
-NETWORK_JOB = dict(mem_mb=4000, runtime=60, gpu=GPU)  # training, trajectories, reference statistics
+CONDA_ENV = str(Path(workflow.current_basedir, "..", "..", "envs", "environment.yaml").resolve())  # any rules folder
 REFERENCE = rowlib.reference(ROWS.values())
 TEACHER_FILES = {"teacher_samples": rowlib.samples_path(REFERENCE), "teacher_features": rowlib.features_path(REFERENCE)}
 # jobs call `diffdistill`: not on PATH but beside this Python (.venv/bin/snakemake), its folder goes on PATH
 if shutil.which("diffdistill") is None and Path(sys.executable).with_name("diffdistill").exists():
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-
-
-def launch(wildcards, resources):
-    """Training rules run under torchrun when their resources ask for more than one GPU
-    (the SLURM profile's set-resources): one data-parallel process per GPU."""
-    n = int(getattr(resources, "gpu", 0) or 0)
-    return f"torchrun --no-python --standalone --nproc_per_node {n} " if n > 1 else ""
 
 
 def eval_keys(*keys):
@@ -50,20 +41,6 @@ def eval_keys(*keys):
 def as_flags(**values):
     """`--name value` for each value that is not None."""
     return " ".join(f"--{k.replace('_', '-')} {render(v)}" for k, v in values.items() if v is not None)
-
-
-def train_input(method):
-    """Input function of a method's training rule (the method module says what it reads)."""
-    cls = methods.get(method)
-    return lambda wildcards: cls.rule_inputs(config, wildcards)
-
-
-def train_args(method):
-    """Params function of a method's training rule: its flags, from the config and the
-    rule's wildcards, inputs and outputs."""
-    cls = methods.get(method)
-    return lambda wildcards, input, output: methods.cli_flags(method, config,
-                                                              **cls.rule_values(config, wildcards, input, output))
 
 
 def fid_files(table):
@@ -77,10 +54,6 @@ def row(wildcards, name=None):
     return ROWS[name]
 
 
-def sample_input(wildcards):
-    return {"model": row(wildcards).model}
-
-
 def sample_args(wildcards):
     r = row(wildcards)
     return f"{r.sample_flags()} --seeds {r.seeds(EVAL['num_samples'], SETS)}"
@@ -90,15 +63,20 @@ def metrics_input(wildcards, name=None):
     """A row's samples and the features' inputs; for every row but the reference, the
     reference row's samples and features (agreement with the teacher on the same seeds)."""
     r = row(wildcards, name)
-    return {"samples": rowlib.samples_path(r), "featnet": featnet_input(), "ref": naming.REF_STATS,
-            **(TEACHER_FILES if r is not REFERENCE else {})}
+    return {
+        "samples": rowlib.samples_path(r),
+        "featnet": featnet_input(),
+        "ref": naming.REF_STATS,
+        **(TEACHER_FILES if r is not REFERENCE else {}),
+    }
 
 
 def metrics_args(wildcards, name=None):
     r = row(wildcards, name)
     teacher = TEACHER_FILES if r is not REFERENCE else {}
     return as_flags(row=r.to_dict(), seed_sets=SETS, seeds=r.seeds(EVAL["num_samples"], SETS), **teacher) + (
-        " --noise-floor" if r.noise_floor else "")
+        " --noise-floor" if r.noise_floor else ""
+    )
 
 
 def profile_input(wildcards):
@@ -106,13 +84,11 @@ def profile_input(wildcards):
 
 
 def profile_args(wildcards):
-    rows = [{"name": r.name, "model": r.model, "recipe": r.recipe.to_dict()}
-            for r in rowlib.profiled(ROWS.values(), wildcards.table)]
+    rows = [
+        {"name": r.name, "model": r.model, "recipe": r.recipe.to_dict()}
+        for r in rowlib.profiled(ROWS.values(), wildcards.table)
+    ]
     return f"--rows {shlex.quote(json.dumps(rows, separators=(',', ':')))}"
-
-
-def cache_input(wildcards):
-    return {"teacher": naming.cache_args(wildcards.cache)["teacher"]}
 
 
 def cache_args(wildcards):
@@ -141,11 +117,31 @@ def run_args(amp=True):
     return as_flags(device=config["device"], amp=config["amp"] if amp else None)
 
 
+def launch(wildcards, resources):
+    """Training rules run under torchrun when their resources ask for more than one GPU
+    (the SLURM profile's set-resources): one data-parallel process per GPU."""
+    n = int(getattr(resources, "gpu", 0) or 0)
+    return f"torchrun --no-python --standalone --nproc_per_node {n} " if n > 1 else ""
+
+
+def train_input(method):
+    """Input function of a method's training rule (the method module says what it reads)."""
+    cls = methods.get(method)
+    return lambda wildcards: cls.rule_inputs(config, wildcards)
+
+
+def train_args(method, *keys):
+    """Params function of a method's training rule: its flags from the config sections
+    `keys` alone (the rule lists them; they must be the ones the method reads) and the
+    rule's wildcards, inputs and outputs."""
+    try:
+        return methods.rule_flags(method, config, keys)
+    except methods.UserError as e:
+        raise SystemExit(f"workflow error: {e}") from None
+
+
 def report_dir(name, ext="csv", category="Tables"):
     """results/<name>, a folder of files the HTML report shows with ../report/<name>.rst."""
-    return report(directory(f"results/{name}"), patterns=[f"{{name}}.{ext}"], caption=f"../report/{name}.rst",
-                  category=category)
-
-
-def yaml_dump(obj):
-    return yaml.safe_dump(obj, sort_keys=False)
+    return report(
+        directory(f"results/{name}"), patterns=[f"{{name}}.{ext}"], caption=f"../report/{name}.rst", category=category
+    )

@@ -5,25 +5,28 @@
 # same for every row.
 
 
-
 rule sample:
     input:
-        unpack(sample_input),
+        model=lambda w: row(w).model,
     output:
         samples="results/samples/{row}/samples.npz",
-        png=report("results/samples/{row}/grid.png", caption="../report/samples.rst", category="Samples",
-                   labels={"row": "{row}"}),
+        png=report(
+            "results/samples/{row}/grid.png",
+            caption="../report/samples.rst",
+            category="Samples",
+            labels={"row": "{row}"},
+        ),
     log:
         "results/logs/samples/{row}.log",
+    conda:
+        CONDA_ENV
+    threads: THREADS
+    resources:
+        gpu=GPU,
     params:
         args=sample_args,
         e=eval_keys("batch_size", "grid_count"),
         run=run_args(),
-    threads: THREADS
-    resources:
-        **SMALL_JOB,
-    conda:
-        CONDA_ENV
     shell:
         "diffdistill sample --model {input.model} {params.args}"
         " --batch-size {params.e[batch_size]} --out {output.samples} --png {output.png}"
@@ -37,17 +40,17 @@ rule fid:
         fid="results/fid/{row}/fid.json",
     log:
         "results/logs/fid/{row}.log",
+    conda:
+        CONDA_ENV
+    threads: THREADS
+    resources:
+        gpu=GPU,
     params:
         args=metrics_args,
         features=features_args(),
         e=eval_keys("num_samples", "batch_size", "kid_subsets", "kid_subset_size", "prdc_k", "prdc_samples"),
         run=run_args(amp=False),
         extra="",
-    threads: THREADS
-    resources:
-        **SMALL_JOB,
-    conda:
-        CONDA_ENV
     shell:
         "diffdistill fid --samples {input.samples} --ref {input.ref} {params.features}"
         " --num-samples {params.e[num_samples]} --batch-size {params.e[batch_size]} {params.args}"
@@ -82,15 +85,15 @@ rule profile:
         "results/profiles/{table}.json",
     log:
         "results/logs/profiles/{table}.log",
+    conda:
+        CONDA_ENV
+    threads: ALL_CORES
+    resources:
+        gpu=GPU,
     params:
         args=profile_args,
         p=EVAL["profile"],
         run=run_args(amp=False),
-    threads: ALL_CORES
-    resources:
-        **SMALL_JOB,
-    conda:
-        CONDA_ENV
     shell:
         "diffdistill profile {params.args} --num-images {params.p[num_images]} --batch-size {params.p[batch_size]}"
         " --repeats {params.p[repeats]} --out {output} {params.run} --threads {threads} 2> {log}"

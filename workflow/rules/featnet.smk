@@ -10,17 +10,14 @@ rule train_featnet:
         meta="results/featnet/model.pt.meta.json",
     log:
         "results/logs/train_featnet.log",
+    conda:
+        CONDA_ENV
+    threads: THREADS
     params:
         f=config["featnet"],
         data=data_args(),
         seed=config["seed"],
         run=run_args(amp=False),
-    threads: THREADS
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    conda:
-        CONDA_ENV
     shell:
         "diffdistill train-featnet --out {output.model} {params.data} --iters {params.f[iters]}"
         " --batch-size {params.f[batch_size]} --lr {params.f[lr]} --seed {params.seed}"
@@ -37,6 +34,11 @@ rule reference_stats:
         floor="results/featnet/floor.json",
     log:
         "results/logs/reference_stats.log",
+    conda:
+        CONDA_ENV
+    threads: THREADS
+    resources:
+        gpu=GPU,
     params:
         data=data_args(),
         features=features_args(),
@@ -44,11 +46,6 @@ rule reference_stats:
         seed=config["seed"],
         e=eval_keys("batch_size", "floor_splits", "ref_features"),
         run=run_args(amp=False),
-    threads: THREADS
-    resources:
-        **NETWORK_JOB,
-    conda:
-        CONDA_ENV
     shell:
         "diffdistill ref-stats {params.data} {params.features} --batch-size {params.e[batch_size]}"
         " --floor-splits {params.e[floor_splits]} --seed {params.seed} {params.ref} --out {output.stats}"

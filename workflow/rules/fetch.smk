@@ -15,11 +15,11 @@ for _name, _path, _url, _what in downloads(config):
             _path,
         log:
             f"results/logs/fetch/{_name}.log",
-        params:
-            url=_url,
-            what=_what,
         localrule: True
         conda:
             CONDA_ENV
+        params:
+            url=_url,
+            what=_what,
         shell:
             "diffdistill fetch --url {params.url} --out {output} --what '{params.what}' 2> {log}"

@@ -13,12 +13,12 @@ rule run_config:
     output:
         report("results/config.yaml", caption="../report/config.rst", category="Config"),
         params=[f"results/params/{name}.yaml" for name in STAGE_PARAMS],
-    params:
-        text=yaml_dump(config),
-        stages=[yaml_dump(p) for p in STAGE_PARAMS.values()],
     log:
         "results/logs/run_config.log",
     localrule: True
+    params:
+        text=yaml.safe_dump(config, sort_keys=False),
+        stages=[yaml.safe_dump(p, sort_keys=False) for p in STAGE_PARAMS.values()],
     run:
         from diffdistill.io import write_text
 
@@ -32,6 +32,7 @@ rule tables:
         fid=fid_files("main") + fid_files("o2mkd"),
         floor="results/fid/floor.json",
         profiles=[f"results/profiles/{t}.json" for t in ("main", "o2mkd") if rowlib.profiled(ROWS.values(), t)],
+        meta=methods.report_inputs(config, ("main", "o2mkd")),  # wall times, costs
     output:
         report_dir("tables"),
     log:
@@ -67,11 +68,11 @@ rule claims:
         report_dir("claims"),
     log:
         "results/logs/claims.log",
+    conda:
+        CONDA_ENV
     params:
         benchmark="results/benchmarks/sfd_vs_pd.json",
         n=config["o2mkd"]["claim_students"],
-    conda:
-        CONDA_ENV
     shell:
         "diffdistill claims --fid {input} --benchmark {params.benchmark} --o2mkd-students {params.n}"
         " --out-dir {output} 2> {log}"
@@ -84,6 +85,7 @@ rule figures:
         fid=fid_files("main") + fid_files("ablations"),
         floor="results/fid/floor.json",
         profile="results/profiles/main.json",
+        meta=methods.report_inputs(config, ("main",)),  # fine-tuning seconds
     output:
         report_dir("figures", "png", "Figures"),
     log:

@@ -4,11 +4,9 @@
 # stores the same key with the teacher's hash, and readers check it.
 
 
-
 rule teacher_trajectories:
-    priority: 40
     input:
-        unpack(cache_input),
+        teacher=lambda w: naming.cache_args(w.cache)["teacher"],
     output:
         traj="results/trajectories/{cache}/nfe{nfe}/traj.pt",
         meta="results/trajectories/{cache}/nfe{nfe}/traj.pt.meta.json",
@@ -17,15 +15,16 @@ rule teacher_trajectories:
     wildcard_constraints:
         cache=r"[^/]+",
         nfe=r"\d+",
+    priority: 40
+    conda:
+        CONDA_ENV
+    threads: THREADS
+    resources:
+        gpu=GPU,
     params:
         args=cache_args,
         bs=config["trajectories"]["batch_size"],
         run=run_args(),
-    threads: THREADS
-    resources:
-        **NETWORK_JOB,
-    conda:
-        CONDA_ENV
     shell:
         "diffdistill trajectories {params.args} --batch-size {params.bs} --out {output.traj} {params.run} --threads {threads} 2> {log}"
 

@@ -28,7 +28,8 @@ has jobs in two stages, or when a stage reads another stage's output that is not
 its DVC deps (DVC would not rerun it when that output changes). `--check` runs these
 checks for every stage without running anything and lists outputs no stage declares.
 
-The plan (a Snakemake dry run, ~4 s) is kept in .dvc/tmp/dvc_stage_plan.json and reused
+The plan (a Snakemake dry run in this process, ~4 s, read from the structured job records
+of Snakemake's logger) is kept in .dvc/tmp/dvc_stage_plan.json and reused
 by later stages, and later repros, while its key holds: the contents of the Snakefile,
 workflow/, config/, profiles/ and the diffdistill package (rows come from its methods),
 the Snakemake version, $SNAKEMAKE_PROFILE and the extra arguments.
@@ -44,7 +45,6 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -55,8 +55,6 @@ import yaml
 from diffdistill.io import write_json  # atomic: a killed stage leaves no half-written plan
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-JOB_RE = re.compile(r"^(?:local)?(?:rule|checkpoint) (\S+):$")
-FIELD_RE = re.compile(r"^\s+(input|output): (.*)$")
 
 
 class StageError(Exception):
@@ -76,25 +74,40 @@ def under(path: str, roots) -> bool:
 
 
 def snakemake_jobs(extra: list[str]) -> list[tuple[str, list[str], list[str]]]:
-    """(rule, inputs, outputs) of every job of the default target, from a dry run."""
-    r = subprocess.run([*SNAKEMAKE, "--dry-run", "--forceall", "--nocolor", *extra],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.stderr.write(r.stdout[-3000:] + r.stderr[-3000:])
+    """(rule, inputs, outputs) of every job of the default target, from a dry run in this
+    process: Snakemake's logger reports each planned job as a structured record (event
+    JOB_INFO, with its rule name, input and output files), which a filter on that logger
+    collects; nothing is read from the human-readable text."""
+    import contextlib
+    import io
+    import logging
+
+    from snakemake.cli import main as snakemake_main
+    from snakemake.logging import logger
+    from snakemake_interface_logger_plugins.common import LogEvent
+
+    jobs = []
+
+    class Collect(logging.Filter):
+        def filter(self, record):
+            if getattr(record, "event", None) == LogEvent.JOB_INFO:
+                jobs.append((record.rule_name, [os.path.normpath(f) for f in record.input or []],
+                             [os.path.normpath(f) for f in record.output or []]))
+            return True
+
+    collect, text = Collect(), io.StringIO()
+    logger.addFilter(collect)
+    try:
+        with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
+            snakemake_main(["all", "--dry-run", "--forceall", "--nocolor", *extra])
+        status = 0
+    except SystemExit as e:
+        status = e.code
+    finally:
+        logger.removeFilter(collect)
+    if status:
+        sys.stderr.write(text.getvalue()[-3000:])
         raise StageError("snakemake could not plan the workflow (see above)")
-    jobs, cur = [], None
-    for line in r.stdout.splitlines():
-        m = JOB_RE.match(line)
-        if m:
-            cur = (m.group(1), [], [])
-            jobs.append(cur)
-            continue
-        m = FIELD_RE.match(line)
-        if m and cur is not None:
-            files = [os.path.normpath(f) for f in m.group(2).split(", ") if f]
-            (cur[1] if m.group(1) == "input" else cur[2]).extend(files)
-        elif not line.strip():
-            cur = None
     if not jobs:
         raise StageError("snakemake's dry run listed no jobs")
     return jobs

@@ -9,6 +9,7 @@ and DVC stages find it through this registry and its rows.
 from __future__ import annotations
 
 import importlib
+from typing import Callable
 import pkgutil
 
 from ..io import UserError
@@ -71,6 +72,25 @@ def cli_flags(name: str, config: dict, **values) -> str:
     return flags(config, all_options(get(name)), **values)
 
 
+def config_keys(cls) -> tuple[str, ...]:
+    """The config sections a method's training command reads: the shared ones, its own,
+    the others it `reads`, and `eval` for its FID curves' features."""
+    return tuple(dict.fromkeys([*cls.shared_keys, cls.section, *cls.reads, *(["eval"] if cls.curves else [])]))
+
+
+def rule_flags(name: str, config: dict, keys) -> Callable:
+    """Params function of a training rule that lists `keys`, the config sections that
+    reach its command: its flags from those sections alone and the rule's wildcards,
+    inputs and outputs. A list that differs from the method's `config_keys` is refused."""
+    cls = get(name)
+    if set(keys) != set(config_keys(cls)):
+        raise UserError(f"the rule of method '{name}' lists config sections {', '.join(keys)}; "
+                        f"it reads {', '.join(config_keys(cls))}")
+    sections = {k: config[k] for k in keys}
+    return lambda wildcards, input, output: cli_flags(name, sections,
+                                                      **cls.rule_values(sections, wildcards, input, output))
+
+
 def rows(config: dict) -> list:
     """Every result row of every method for a validated config (merged by name)."""
     from ..rows import merge
@@ -109,6 +129,22 @@ def trajectory_caches(config: dict, method_rows: dict | None = None) -> list[str
     return sorted(out)
 
 
+def report_inputs(config: dict, tables) -> list[str]:
+    """The metadata files the tables and figures read for the rows of `tables` (wall
+    times and costs): every model's sidecar and those of the teacher trajectory caches
+    it was trained on, which the `tables` and `figures` rules declare as inputs."""
+    from ..io import meta_path
+
+    out = set()
+    for m in ordered():
+        for model in {r.model for r in m.rows(config) if r.model and set(r.tables) & set(tables)}:
+            out.add(model)
+            wc = _model_wildcards(m, model)
+            for v in (m.rule_inputs(config, wc).values() if wc else ()):
+                out.update(f for f in ([v] if isinstance(v, str) else v) if f.endswith("/traj.pt"))
+    return sorted(str(meta_path(f)) for f in out)
+
+
 def stage_params(config: dict) -> dict:
     """DVC's params of each stage that builds models ({stage: values}, written to
     results/params/<stage>.yaml): for each method its `shared_keys`, its own section and
@@ -123,8 +159,7 @@ def stage_params(config: dict) -> dict:
         if not rows_of_m:  # not run with this config (disabled, or no NFE listed): nothing it reads matters
             out[m.name] = {"runs": False}
             continue
-        keys = dict.fromkeys([*m.shared_keys, m.section, *m.reads])
-        params = {k: config[k] for k in keys if k in config}
+        params = {k: config[k] for k in config_keys(m) if k in config and k != "eval"}
         if m.curves:  # its FID-during-training curves
             params["eval"] = {k: config["eval"][k] for k in ("features", "inception_weights")}
         out[m.name] = params
@@ -136,7 +171,7 @@ def dvc_stages() -> dict:
     method's Snakemake jobs (workflow/scripts/dvc_stage.py), its params are
     results/params/<name>.yaml (`stage_params`), its deps the other stages' folders it
     reads, its outs its own folders. tests/test_dvc.py keeps dvc.yaml in step with this."""
-    code = ["src/diffdistill", "workflow/rules", "Snakefile"]
+    code = ["src/diffdistill", "workflow/rules", "workflow/Snakefile", "Snakefile"]
     return {m.name: {"cmd": f"${{run}} {m.name}", "deps": [*m.stage_inputs, *code],
                      "params": [{f"results/params/{m.name}.yaml": None}], "outs": list(m.stage_outputs())}
             for m in ordered()}

@@ -17,6 +17,21 @@ from ..schedules import num_timestamps
 from . import register
 from .base import Method, solver_row, teacher_row
 
+def edm_loss(net, y: torch.Tensor, gen: torch.Generator, P_mean: float = -1.2, P_std: float = 1.2,
+             sigma_data: float = 0.5) -> torch.Tensor:
+    """EDM's training loss of the denoiser `net` on images y: sigma ~ logN(P_mean, P_std),
+    lambda(sigma) ||D(y + sigma n; sigma) - y||^2 with lambda = (sigma^2 + sigma_data^2) /
+    (sigma sigma_data)^2. The noise is drawn for the whole batch on every rank; each rank
+    keeps its share."""
+    rnd = torch.randn(y.shape[0], 1, 1, 1, generator=gen).to(y.device)
+    sigma = (rnd * P_std + P_mean).exp()
+    weight = (sigma ** 2 + sigma_data ** 2) / (sigma * sigma_data) ** 2
+    n = torch.randn(y.shape, generator=gen).to(y.device) * sigma
+    y, sigma, weight, n = (rank_slice(t) for t in (y, sigma, weight, n))
+    D = net(y + n, sigma)
+    return (weight * (D - y) ** 2).mean()
+
+
 @register
 class Teacher(Method):
     name = "teacher"
@@ -44,15 +59,7 @@ class Teacher(Method):
         self.counters = {"images_seen": 0}
 
     def loss(self, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """sigma ~ logN(P_mean, P_std); lambda(sigma) ||D(y + sigma n; sigma) - y||^2."""
-        rnd = torch.randn(y.shape[0], 1, 1, 1, generator=gen).to(y.device)
-        sigma = (rnd * self.P_std + self.P_mean).exp()
-        weight = (sigma ** 2 + self.sigma_data ** 2) / (sigma * self.sigma_data) ** 2
-        n = torch.randn(y.shape, generator=gen).to(y.device) * sigma
-        # noise is drawn for the whole batch on every rank; each rank keeps its share
-        y, sigma, weight, n = (rank_slice(t) for t in (y, sigma, weight, n))
-        D = self.train_model(y + n, sigma)
-        return (weight * (D - y) ** 2).mean()
+        return edm_loss(self.train_model, y, gen, self.P_mean, self.P_std, self.sigma_data)
 
     def train_step(self, iteration, gen, opt_step) -> dict:
         idx = torch.randint(len(self.images), (self.batch_size,), generator=gen)

@@ -4,8 +4,7 @@
 # profile rule (evaluate.smk) measures parameters, MACs and throughput of its table.
 
 
-rule distill_o2mkd:
-    priority: 40
+use rule _train as distill_o2mkd with:
     input:
         unpack(train_input("o2mkd")),
     output:
@@ -15,13 +14,7 @@ rule distill_o2mkd:
         "results/logs/distill/o2mkd/{variant}.log",
     wildcard_constraints:
         variant=r"N\d+[A-Za-z0-9_.+-]*",
+    priority: 40
     params:
-        args=train_args("o2mkd"),
-        launch=launch,
-    threads: THREADS
-    resources:
-        **NETWORK_JOB,
-    conda:
-        CONDA_ENV
-    shell:
-        "{params.launch}diffdistill train o2mkd {params.args} --out {output.model} --threads {threads} 2> {log}"
+        method="o2mkd",
+        args=train_args("o2mkd", "seed", "device", "amp", "dataset", "schedule", "o2mkd"),

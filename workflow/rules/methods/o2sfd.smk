@@ -2,8 +2,7 @@
 # SFD's loss on SFD's trajectory caches.
 
 
-rule distill_o2sfd:
-    priority: 40
+use rule _train as distill_o2sfd with:
     input:
         unpack(train_input("o2sfd")),
     output:
@@ -14,13 +13,7 @@ rule distill_o2sfd:
     wildcard_constraints:
         variant=r"N\d+",
         nfe=r"\d+",
+    priority: 40
     params:
-        args=train_args("o2sfd"),
-        launch=launch,
-    threads: THREADS
-    resources:
-        **NETWORK_JOB,
-    conda:
-        CONDA_ENV
-    shell:
-        "{params.launch}diffdistill train o2sfd {params.args} --out {output.model} --threads {threads} 2> {log}"
+        method="o2sfd",
+        args=train_args("o2sfd", "seed", "device", "amp", "dataset", "schedule", "o2sfd", "sfd", "trajectories"),

@@ -3,9 +3,7 @@
 # round k leaves every earlier round untouched.
 
 
-rule distill_pd:
-    # the rounds form a serial chain: start it as soon as the teacher exists
-    priority: 50
+use rule _train as distill_pd with:
     input:
         unpack(train_input("pd")),
     output:
@@ -16,13 +14,8 @@ rule distill_pd:
         "results/logs/distill/pd/default/nfe{nfe}.log",
     wildcard_constraints:
         nfe=r"\d+",
+    # the rounds form a serial chain: start it as soon as the teacher exists
+    priority: 50
     params:
-        args=train_args("pd"),
-        launch=launch,
-    threads: THREADS
-    resources:
-        **NETWORK_JOB,
-    conda:
-        CONDA_ENV
-    shell:
-        "{params.launch}diffdistill train pd {params.args} --out {output.model} --threads {threads} 2> {log}"
+        method="pd",
+        args=train_args("pd", "seed", "device", "amp", "dataset", "schedule", "pd", "eval"),

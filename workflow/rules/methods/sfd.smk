@@ -3,9 +3,7 @@
 # ablation suite (SFD's Table 1) is more folders of the same rule.
 
 
-rule distill_sfd:
-    # long jobs first, so the short sampling and FID jobs fill the gaps at the end
-    priority: 40
+use rule _train as distill_sfd with:
     input:
         unpack(train_input("sfd")),
     output:
@@ -17,13 +15,10 @@ rule distill_sfd:
     wildcard_constraints:
         nfe=r"\d+",
         variant=r"[A-Za-z0-9_.+-]+",
+    # long jobs first, so the short sampling and FID jobs fill the gaps at the end
+    priority: 40
     params:
-        args=train_args("sfd"),
-        launch=launch,
-    threads: THREADS
-    resources:
-        **NETWORK_JOB,
-    conda:
-        CONDA_ENV
-    shell:
-        "{params.launch}diffdistill train sfd {params.args} --out {output.model} --threads {threads} 2> {log}"
+        method="sfd",
+        args=train_args(
+            "sfd", "seed", "device", "amp", "dataset", "schedule", "sfd", "trajectories", "ablations", "eval"
+        ),

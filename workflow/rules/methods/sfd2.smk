@@ -5,8 +5,7 @@
 
 if config["sfd2"]["enabled"]:
 
-    rule distill_sfd2:
-        priority: 40
+    use rule _train as distill_sfd2 with:
         input:
             unpack(train_input("sfd2")),
         output:
@@ -14,15 +13,7 @@ if config["sfd2"]["enabled"]:
             meta=f"{naming.student_model('sfd2', 'default', 1)}.meta.json",
         log:
             "results/logs/distill/sfd2/default/nfe1.log",
+        priority: 40
         params:
-            args=train_args("sfd2"),
-            launch=launch,
-        threads: THREADS
-        resources:
-            mem_mb=4000,
-            runtime=60,
-            gpu=GPU,
-        conda:
-            CONDA_ENV
-        shell:
-            "{params.launch}diffdistill train sfd2 {params.args} --out {output.model} --threads {threads} 2> {log}"
+            method="sfd2",
+            args=train_args("sfd2", "seed", "device", "amp", "dataset", "schedule", "sfd2", "sfd", "trajectories"),

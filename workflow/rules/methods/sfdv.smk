@@ -3,8 +3,7 @@
 
 if config["sfdv"]["enabled"]:
 
-    rule distill_sfdv:
-        priority: 45
+    use rule _train as distill_sfdv with:
         input:
             unpack(train_input("sfdv")),
         output:
@@ -12,15 +11,7 @@ if config["sfdv"]["enabled"]:
             meta=f"{naming.student_model('sfdv')}.meta.json",
         log:
             "results/logs/distill/sfdv/default.log",
+        priority: 45
         params:
-            args=train_args("sfdv"),
-            launch=launch,
-        threads: THREADS
-        resources:
-            mem_mb=4000,
-            runtime=120,
-            gpu=GPU,
-        conda:
-            CONDA_ENV
-        shell:
-            "{params.launch}diffdistill train sfdv {params.args} --out {output.model} --threads {threads} 2> {log}"
+            method="sfdv",
+            args=train_args("sfdv", "seed", "device", "amp", "dataset", "schedule", "sfdv", "sfd", "trajectories"),

@@ -11,7 +11,7 @@ else:
     ruleorder: train_teacher > import_teacher
 
 
-rule train_teacher:
+use rule _train as train_teacher with:
     input:
         unpack(train_input("teacher")),
     output:
@@ -20,17 +20,8 @@ rule train_teacher:
     log:
         "results/logs/train_teacher.log",
     params:
-        args=train_args("teacher"),
-        launch=launch,
-    threads: THREADS
-    resources:
-        mem_mb=4000,
-        runtime=120,
-        gpu=GPU,
-    conda:
-        CONDA_ENV
-    shell:
-        "{params.launch}diffdistill train teacher {params.args} --out {output.model} --threads {threads} 2> {log}"
+        method="teacher",
+        args=train_args("teacher", "seed", "device", "amp", "dataset", "teacher"),
 
 
 rule import_teacher:
@@ -41,9 +32,6 @@ rule import_teacher:
         meta=f"{naming.TEACHER}.meta.json",
     log:
         "results/logs/import_teacher.log",
-    resources:
-        mem_mb=4000,
-        runtime=10,
     conda:
         CONDA_ENV
     shell:

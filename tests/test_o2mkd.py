@@ -201,3 +201,24 @@ def test_students_from_the_teacher_must_keep_its_depth():
     with pytest.raises(UserError, match="keeps the teacher's depth"):
         student_spec(spec, {"model_channels": 16, "channel_mult": [1, 2, 2]}, init="teacher")
     assert student_spec(spec, {"model_channels": 16}, init="teacher")["net_kwargs"]["model_channels"] == 16
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_an_update_gives_every_student_a_batch_of_the_configured_size(tmp_path, n):
+    """Each O2MKD update: for every student `batch_size` samples, all inside its own noise
+    range (the router's owner), each student's network called once on exactly those; the
+    teacher's count and images seen grow by N x batch_size."""
+    save_tiny_teacher(tmp_path / "t.pt")
+    m = build_method("o2mkd", ["--teacher", tmp_path / "t.pt", "--num-students", n, "--batch-size", 24,
+                               "--student-kwargs", '{"model_channels": 8}', "--out", tmp_path / "o.pt"])
+    m.train_model = m.model
+    y, sigma, _ = m.draw_batch(torch.Generator().manual_seed(0))
+    assert len(y) == len(sigma) == 24 * n
+    assert torch.bincount(m.model.owner(sigma), minlength=n).tolist() == [24] * n
+    seen = []
+    hooks = [s.register_forward_hook(lambda mod, args, out: seen.append(len(args[0]))) for s in m.model.students]
+    m.train_step(0, torch.Generator().manual_seed(0), lambda loss: loss.backward())
+    for h in hooks:
+        h.remove()
+    assert seen == [24] * n
+    assert m.counters["teacher_nfe"] == m.counters["images_seen"] == 24 * n

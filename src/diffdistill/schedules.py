@@ -55,6 +55,11 @@ class Schedule:
     def sigma_at(self, u):
         return sigma_at(u, self.t_min, self.t_max, self.rho)
 
+    def u_at(self, sigma):
+        """The inverse of `sigma_at`: u in [0, 1] of a noise level in [t_min, t_max]."""
+        a, b = self.t_max ** (1 / self.rho), self.t_min ** (1 / self.rho)
+        return (sigma ** (1 / self.rho) - a) / (b - a)
+
 
 def sigma_at(u, t_min: float, t_max: float, rho: float):
     """sigma(u) = (t_max^(1/rho) + u (t_min^(1/rho) - t_max^(1/rho)))^rho for u in [0, 1];

@@ -177,12 +177,13 @@ def write_tables(records: list[dict], profile: dict, out) -> None:
 class O2MKD(Method):
     """KD of a teacher into a Router (N = 1: the one-to-one baseline).
 
-    Each iteration: a batch of training images, sigma uniform in t^(1/rho) over
-    [t_min, t_max] (the students' ranges partition it, so with N students each sees
-    its own range and, on average, batch / N samples; the total budget is that of the
-    one-to-one student), the teacher's denoised value as target, EDM's loss weight
-    (sigma^2 + sd^2) / (sigma sd)^2. 'output+feature' adds `feature_weight` times the
-    distance between the bottleneck attention maps of student and teacher."""
+    Each iteration: for every student a full batch of `batch_size` training images with
+    sigma uniform in t^(1/rho) within that student's range (the students' ranges
+    partition [t_min, t_max]; N = 1 draws over the whole schedule), so each student gets
+    as many samples per update as the one-to-one student; the teacher's denoised value
+    as target, EDM's loss weight (sigma^2 + sd^2) / (sigma sd)^2, one Adam step for all.
+    'output+feature' adds `feature_weight` times the distance between the bottleneck
+    attention maps of student and teacher."""
 
     name = "o2mkd"
     label = "O2MKD"
@@ -221,11 +222,21 @@ class O2MKD(Method):
             self._t_feat = _Capture(_feature_module(self.teacher))
             self._s_feat = [_Capture(_feature_module(s)) for s in self.model.students]
 
-    def sample_sigma(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        u = torch.rand(n, generator=gen, dtype=torch.float64)
+    def student_ranges(self) -> list[tuple[float, float]]:
+        """Each student's range of u (sigma = schedule.sigma_at(u)), from t_max (u = 0) for
+        student 0 to t_min (u = 1) for the last; the boundaries split them."""
+        u = [0.0, *(float(self.schedule.u_at(b)) for b in self.boundaries), 1.0]
+        return list(zip(u[:-1], u[1:]))
+
+    def sample_sigma(self, n: int, gen: torch.Generator, u_range=(0.0, 1.0)) -> torch.Tensor:
+        """n noise levels uniform in t^(1/rho) within u_range (the whole schedule by default)."""
+        lo, hi = u_range
+        u = lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float64)
         return self.schedule.sigma_at(u).float()
 
     def loss(self, y: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Summed over the samples and divided by the batch size: with every student's
+        batch in y, each student's gradient is that of its own batch mean."""
         x = y + sigma.view(-1, 1, 1, 1) * noise
         with torch.no_grad():
             target = self.teacher(x, sigma)
@@ -240,17 +251,27 @@ class O2MKD(Method):
                 a_s = attention_map(self._s_feat[j].out, size)
                 a_t = attention_map(self._t_feat.out[own == j], size)
                 total = total + self.args.feature_weight * (a_s - a_t).pow(2).sum(1).sum() * a_s.shape[1]
-        return total / len(y)
+        return total * self.args.num_students / len(y)
+
+    def draw_batch(self, gen: torch.Generator):
+        """Images, noise levels and noise of one update: for every student a full batch
+        (`batch_size` images, sigma uniform in t^(1/rho) within its own range), so each
+        student sees as many samples per update as the one-to-one student (N = 1 draws
+        exactly what the one-to-one baseline always drew)."""
+        parts = []
+        for u_range in self.student_ranges():
+            idx = torch.randint(len(self.images), (self.batch_size,), generator=gen)
+            y = self.images[idx.to(self.images.device)]
+            sigma = self.sample_sigma(self.batch_size, gen, u_range).to(y.device)
+            parts.append((y, sigma, torch.randn(y.shape, generator=gen).to(y.device)))
+        return [torch.cat(v) for v in zip(*parts)]
 
     def train_step(self, iteration, gen, opt_step) -> dict:
-        idx = torch.randint(len(self.images), (self.batch_size,), generator=gen)
-        y = self.images[idx.to(self.images.device)]
-        sigma = self.sample_sigma(self.batch_size, gen).to(y.device)
-        noise = torch.randn(y.shape, generator=gen).to(y.device)
+        y, sigma, noise = self.draw_batch(gen)
         loss = self.loss(*(rank_slice(v) for v in (y, sigma, noise)))
         opt_step(loss)
-        self.counters["teacher_nfe"] += self.batch_size
-        self.counters["images_seen"] += self.batch_size
+        self.counters["teacher_nfe"] += len(y)
+        self.counters["images_seen"] += len(y)
         return {"loss": loss.item()}
 
     def recipe(self) -> Recipe:

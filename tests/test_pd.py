@@ -89,3 +89,38 @@ def test_pd_step_lowers_loss_on_fixed_batch(tmp_path):
     # counters: two teacher evaluations per image and iteration
     pd.train_step(0, torch.Generator().manual_seed(1), lambda l: None)
     assert pd.counters["teacher_nfe"] == 64
+
+
+def test_the_first_teacher_and_its_sweep_come_from_the_config():
+    """PD's first teacher is DDIM at pd.n0 steps on its grid (not a fixed 16), its rounds
+    start there, and pd.first_teacher_steps adds the DDIM sweep (table ablations_pd) whose
+    default row is the n0 one."""
+    from diffdistill import methods
+    from diffdistill.methods.pd import ProgressiveDistillation as PD
+
+    cfg = methods.validate({"pd": {"n0": 64, "nfe": [16, 8], "first_teacher_steps": [32, 128]}})
+    rows = {r.name: r for r in methods.rows(cfg)}
+    first = rows["pd-teacher/nfe64"]
+    assert first.recipe.nfe == 64 and first.recipe.grid == "pd" and set(first.tables) == {"main", "ablations_pd"}
+    assert first.meta["factor"] == "default"
+    assert [n for n in (32, 128) if rows[f"pd-teacher/nfe{n}"].meta["factor"] == "steps"] == [32, 128]
+    assert "pd-teacher/nfe16" not in rows and PD.rounds(cfg) == [32, 16, 8]
+    none = methods.validate({"pd": {"first_teacher_steps": []}})
+    assert not [r for r in methods.rows(none) if "ablations_pd" in r.tables]
+
+
+def test_a_sampler_ablation_has_no_training_spread_and_is_read_against_the_reference():
+    from diffdistill.report import ablation_table
+
+    def rec(name, kind, fids, factor, tables=("ablations_pd",)):
+        return {"name": name, "row": name, "label": name, "kind": kind, "nfe": 16, "family": "pd", "tables": tables,
+                "fid": fids[0], "fid_inf": sum(fids) / len(fids), "fid_inf_sets": fids,
+                "meta": {"factor": factor, "value": "" if factor == "default" else "32"}}
+
+    records = [rec("ref", "reference", [10.0, 10.2, 9.9], None, ("main",)),
+               rec("d16", "baseline", [30.0, 30.5, 29.8], "default"), rec("d32", "baseline", [10.1, 10.4, 9.9], "steps")]
+    df, spread = ablation_table(records, "ablations_pd")
+    row = df[df["value"] == "32"].iloc[0]
+    assert row["significance"] == "larger than noise" and row["- default"] < 0  # paired, no training spread
+    assert row["vs reference"] == "within noise" and abs(row["- reference"] - 0.1) < 1e-9
+    assert df[df["factor"] == "default"].iloc[0]["vs reference"] == "larger than noise"

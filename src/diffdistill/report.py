@@ -343,18 +343,25 @@ def ablation_table(records: list[dict], table: str = "ablations") -> tuple[pd.Da
         raise UserError(f"the rows of {table} lack the default row")
     seeds = [default] + [r for r in recs if r.get("meta", {}).get("factor") == "train_seed"]
     means = [r[Q] for r in seeds]
-    s_train = float(np.std(means, ddof=1)) if len(means) > 1 else float("nan")
+    trained = default.get("kind") == "distilled"  # a training-free sampler has no training-seed spread
+    s_train = (float(np.std(means, ddof=1)) if len(means) > 1 else float("nan")) if trained else 0.0
+    ref = reference(records)
     rows = []
     for r in recs:
         m = r.get("meta", {})
         d = stats.paired(values(r), values(default), train_sd=s_train, train_seeds=len(means))
         mark = "" if r is default else ("no spread measured" if d["se"] != d["se"] else
                                         "larger than noise" if stats.significant(d) else "within noise")
-        rows.append({"factor": "default" if m.get("factor") == "default" else m.get("factor_name", m.get("factor")),
-                     "value": m.get("value", ""), "NFE": r["nfe"], "FID (n)": r["fid"], "FID inf": r[Q],
-                     "FID inf std": r.get(f"{Q}_std", float("nan")), "- default": d["diff"], "- default std": d["se"],
-                     "p": d["p"], "vs default": r[Q] / default[Q] if default[Q] else float("nan"),
-                     "significance": mark, "_paired": d})
+        row = {"factor": "default" if m.get("factor") == "default" else m.get("factor_name", m.get("factor")),
+               "value": m.get("value", ""), "NFE": r["nfe"], "FID (n)": r["fid"], "FID inf": r[Q],
+               "FID inf std": r.get(f"{Q}_std", float("nan")), "- default": d["diff"], "- default std": d["se"],
+               "p": d["p"], "vs default": r[Q] / default[Q] if default[Q] else float("nan"),
+               "significance": mark, "_paired": d}
+        if ref is not None and not trained:  # samplers: also against the reference sampler, paired
+            e = stats.paired(values(r), values(ref))
+            row |= {"- reference": e["diff"], "- reference std": e["se"], "p (reference)": e["p"],
+                    "vs reference": "larger than noise" if stats.significant(e) else "within noise"}
+        rows.append(row)
     spread = {"train_seeds": len(means), "fid_mean": float(np.mean(means)), "fid_std": s_train,
               "description": default.get("meta", {}).get("description", "")}
     return pd.DataFrame(rows), spread
@@ -373,7 +380,10 @@ def write_ablation_dir(fid_files, out_dir, parts: Parts = Parts()) -> None:
             shown = df.copy()
             shown["vs default"] = shown["vs default"].map(lambda v: f"{v:.2f}x")
             note = SIGNIFICANCE_RULE
-            if spread["train_seeds"] > 1:
+            if "- reference" in df:
+                note = ("Training-free samplers: no training-seed spread enters; '- reference' is each row minus the "
+                        f"reference sampler, paired the same way.\n\n{note}")
+            elif spread["train_seeds"] > 1:
                 note = (f"Default over {spread['train_seeds']} training seeds: FID at infinite n "
                         f"{spread['fid_mean']:.2f} ± {spread['fid_std']:.2f}.\n\n{note}")
             intro = (f"Each row changes one factor of the default and keeps the rest; FID at NFE "

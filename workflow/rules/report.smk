@@ -7,6 +7,7 @@ FIGURE_SAMPLES = [rowlib.samples_path(r) for r in ROWS.values() if r.figure]
 CURVES = [r.meta["curve"] for r in rowlib.in_table(ROWS.values(), "ablations") if "curve" in r.meta]
 STAGE_PARAMS = methods.stage_params(config)  # DVC's params of each method's stage (dvc.yaml)
 ABLATION_FID = [rowlib.fid_path(r) for r in ROWS.values() if any(t.startswith("ablations") for t in r.tables)]
+ABLATION_FID += [rowlib.fid_path(REFERENCE)] if ABLATION_FID else []  # training-free rows: also against it
 
 
 rule run_config:
@@ -63,7 +64,7 @@ rule ablation_table:
 # equal-quality benchmark where `results/benchmarks` has been built (else "not measured").
 rule claims:
     input:
-        fid_files("main") + fid_files("o2mkd") + ABLATION_FID,
+        list(dict.fromkeys(fid_files("main") + fid_files("o2mkd") + ABLATION_FID)),
     output:
         report_dir("claims"),
     log:

@@ -160,9 +160,26 @@ class ProgressiveDistillation(Method):
             return []  # PD is not run: no students, and no row for its first teacher either
         first = teacher_row(cfg, f"pd-teacher/nfe{pd['n0']}", "PD first teacher (DDIM on the PD grid)", pd["n0"],
                             "euler", grid="pd", family="pd")
-        return [first] + [Row(name=f"students/pd/default/nfe{n}", label="PD (progressive distillation)", nfe=n,
-                              family="pd", model=student_model("pd", "default", n), all_seed_sets=True, figure=True)
-                          for n in pd["nfe"]]
+        students = [Row(name=f"students/pd/default/nfe{n}", label="PD (progressive distillation)", nfe=n,
+                        family="pd", model=student_model("pd", "default", n), all_seed_sets=True, figure=True)
+                    for n in pd["nfe"]]
+        return [first, *ProgressiveDistillation.first_teacher_rows(cfg), *students]
+
+    @staticmethod
+    def first_teacher_rows(cfg: dict) -> list:
+        """DDIM on PD's grid at each of `pd.first_teacher_steps` (table ablations_pd): the
+        row at n0 is the default the others are compared with; the ablation table also
+        compares each with the reference sampler."""
+        pd, out = cfg["pd"], []
+        steps = sorted(set(pd["first_teacher_steps"]) | ({pd["n0"]} if pd["first_teacher_steps"] else set()))
+        for n in steps:
+            meta = {"factor": "default" if n == pd["n0"] else "steps", "factor_name": "DDIM steps (PD grid)",
+                    "value": "" if n == pd["n0"] else str(n),
+                    "description": f"PD's first teacher, DDIM {pd['n0']} steps on the PD grid (pd.n0)"}
+            label = "PD first teacher (DDIM on the PD grid)" if n == pd["n0"] else f"DDIM {n} steps (PD grid)"
+            out.append(teacher_row(cfg, f"pd-teacher/nfe{n}", label, n, "euler", grid="pd", family="pd",
+                                   tables=("ablations_pd",), meta=meta))
+        return out
 
     @staticmethod
     def check_config(cfg: dict) -> None:

@@ -27,8 +27,9 @@ def main():
         for path in sorted(a.reports):
             r = read_json(path)
             lines.append(f"| [{r['title']}]({r['benchmark']}.md) | {r.get('headline', '')} |")
-            for ext in (".json", ".md"):
-                shutil.copy(Path(path).with_suffix(ext), out / f"{r['benchmark']}{ext}")
+            for ext in (".json", ".md", ".png", ".pdf"):  # a figure where the benchmark drew one
+                if ext in (".json", ".md") or Path(path).with_suffix(ext).exists():
+                    shutil.copy(Path(path).with_suffix(ext), out / f"{r['benchmark']}{ext}")
         (out / "README.md").write_text("\n".join(lines) + "\n")
 
 

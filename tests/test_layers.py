@@ -58,3 +58,13 @@ def test_training_rules_are_made_from_the_one_training_rule():
             assert "use rule _train as " in text, f.name
             for block in ("threads:", "conda:", "shell:"):
                 assert block not in text.split("rule import_teacher")[0], (f.name, block)
+
+
+def test_the_default_target_is_rule_all(tmp_path, cli_env):
+    """The top-level Snakefile includes workflow/Snakefile keeping its default target, so a
+    command without targets (`snakemake -n`, `--report`) plans rule all."""
+    copy_workflow(tmp_path)
+    r = subprocess.run([str(VENV_BIN / "snakemake"), "-n", "--configfile", "config/test.yaml"], cwd=tmp_path,
+                       env=cli_env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
+    assert any(line.split()[:2] == ["all", "1"] for line in r.stdout.splitlines()), r.stdout[-2000:]

@@ -130,11 +130,10 @@ def trajectory_caches(config: dict, method_rows: dict | None = None) -> list[str
 
 
 def report_inputs(config: dict, tables) -> list[str]:
-    """The metadata files the tables and figures read for the rows of `tables` (wall
-    times and costs): every model's sidecar and those of the teacher trajectory caches
-    it was trained on, which the `tables` and `figures` rules declare as inputs."""
-    from ..io import meta_path
-
+    """The files whose metadata sidecars the tables and figures read for the rows of
+    `tables` (wall times and costs): every model and the trajectory caches it was trained
+    on, which the `tables` and `figures` rules declare as inputs (the job that writes a
+    file writes its sidecar)."""
     out = set()
     for m in ordered():
         for model in {r.model for r in m.rows(config) if r.model and set(r.tables) & set(tables)}:
@@ -142,7 +141,7 @@ def report_inputs(config: dict, tables) -> list[str]:
             wc = _model_wildcards(m, model)
             for v in (m.rule_inputs(config, wc).values() if wc else ()):
                 out.update(f for f in ([v] if isinstance(v, str) else v) if f.endswith("/traj.pt"))
-    return sorted(str(meta_path(f)) for f in out)
+    return sorted(out)
 
 
 def stage_params(config: dict) -> dict:

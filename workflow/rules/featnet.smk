@@ -10,6 +10,9 @@ rule train_featnet:
         meta="results/featnet/model.pt.meta.json",
     log:
         "results/logs/train_featnet.log",
+    # every FID curve (SFD, PD) and every metrics job waits on the feature network and the
+    # reference statistics: they run right after the teacher, before the long jobs
+    priority: 60
     conda:
         CONDA_ENV
     threads: THREADS
@@ -34,6 +37,7 @@ rule reference_stats:
         floor="results/featnet/floor.json",
     log:
         "results/logs/reference_stats.log",
+    priority: 60
     conda:
         CONDA_ENV
     threads: THREADS

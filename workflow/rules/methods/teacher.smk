@@ -19,6 +19,8 @@ use rule _train as train_teacher with:
         meta=f"{naming.TEACHER}.meta.json",
     log:
         "results/logs/train_teacher.log",
+    # the root of the DAG: first
+    priority: 70
     params:
         method="teacher",
         args=train_args("teacher", "seed", "device", "amp", "dataset", "teacher"),

@@ -4,6 +4,7 @@
 import copy
 import json
 import os
+import re
 import shlex
 import shutil
 import sys

@@ -59,6 +59,18 @@ rule fid:
         " {params.extra} --out {output.fid} {params.run} --threads {threads} 2> {log}"
 
 
+# The reference row's samples and metrics gate every other row's metrics: they run as
+# soon as the teacher and the feature network exist, so the metrics jobs fill the gaps
+# between the training jobs instead of waiting for the end.
+use rule sample as sample_reference with:
+    wildcard_constraints:
+        row=re.escape(REFERENCE.name),
+    priority: 60
+
+
+ruleorder: sample_reference > sample
+
+
 # The reference row's metrics also write its features, which every other row's metrics
 # read (same-seed agreement, the Frechet distance to the teacher's own samples).
 use rule fid as fid_reference with:
@@ -69,6 +81,7 @@ use rule fid as fid_reference with:
         features=TEACHER_FILES["teacher_features"],
     log:
         f"results/logs/fid/{REFERENCE.name}.log",
+    priority: 60
     params:
         args=lambda w: metrics_args(w, REFERENCE.name),
         extra=f"--features-out {TEACHER_FILES['teacher_features']}",

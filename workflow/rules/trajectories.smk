@@ -15,7 +15,8 @@ rule teacher_trajectories:
     wildcard_constraints:
         cache=r"[^/]+",
         nfe=r"\d+",
-    priority: 40
+    # SFD-v, the longest job, waits on every NFE's cache: build them first
+    priority: 55
     conda:
         CONDA_ENV
     threads: THREADS

@@ -11,7 +11,8 @@ if config["sfdv"]["enabled"]:
             meta=f"{naming.student_model('sfdv')}.meta.json",
         log:
             "results/logs/distill/sfdv/default.log",
-        priority: 45
+        # the longest job of the main target: before the PD chain (50) and the others (40)
+        priority: 52
         params:
             method="sfdv",
             args=train_args("sfdv", "seed", "device", "amp", "dataset", "schedule", "sfdv", "sfd", "trajectories"),

@@ -386,8 +386,10 @@ def write_ablation_dir(fid_files, out_dir, parts: Parts = Parts()) -> None:
             elif spread["train_seeds"] > 1:
                 note = (f"Default over {spread['train_seeds']} training seeds: FID at infinite n "
                         f"{spread['fid_mean']:.2f} ± {spread['fid_std']:.2f}.\n\n{note}")
-            intro = (f"Each row changes one factor of the default and keeps the rest; FID at NFE "
-                     f"{int(df['NFE'].iloc[0])} at the evaluated n and at infinite n (lower is better; means over "
+            nfe = sorted(set(df["NFE"]))
+            at = f"NFE {int(nfe[0])}" if len(nfe) == 1 else "each row's NFE"
+            intro = (f"Each row changes one factor of the default and keeps the rest; FID at {at}"
+                     f" at the evaluated n and at infinite n (lower is better; means over "
                      f"the evaluation seed sets); 'vs default': the ratio of FIDs at infinite n. Default: "
                      f"{spread['description'] or 'the config'}.")
             family = next(r.get("family", "") for r in in_table(records, table))

@@ -3,7 +3,6 @@ timed runs, and one JSON + one markdown report per benchmark. Benchmarks measure
 never pass or fail."""
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics

@@ -7,7 +7,6 @@ measured in the same run with the same threads.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 from .common import config_option, config_schedule, median_seconds, run, write

@@ -9,8 +9,8 @@ and DVC stages find it through this registry and its rows.
 from __future__ import annotations
 
 import importlib
-from typing import Callable
 import pkgutil
+from typing import Callable
 
 from ..io import UserError
 
@@ -107,6 +107,15 @@ def _model_wildcards(cls, model: str):
     return SimpleNamespace(variant=m.group(1), nfe=m.group(2)) if m else None
 
 
+def _training_inputs(cls, config: dict, model: str | None) -> list[str]:
+    """The input files of the training job that writes `model` (none when the method's
+    rule does not write it: a teacher row, a cache row)."""
+    wc = _model_wildcards(cls, model) if model else None
+    if wc is None:
+        return []
+    return [f for v in cls.rule_inputs(config, wc).values() for f in ([v] if isinstance(v, str) else v)]
+
+
 def trajectory_caches(config: dict, method_rows: dict | None = None) -> list[str]:
     """Every cache of the teacher's trajectories the workflow builds for `config` (under
     results/trajectories; its folder name holds every setting that shapes it): the
@@ -121,11 +130,7 @@ def trajectory_caches(config: dict, method_rows: dict | None = None) -> list[str
         for r in rows_of_m:
             if r.samples and r.samples.startswith(prefix):
                 out.add(r.samples)
-            wc = _model_wildcards(m, r.model) if r.model else None
-            if wc is None:
-                continue
-            for v in m.rule_inputs(config, wc).values():
-                out.update(f for f in ([v] if isinstance(v, str) else v) if f.startswith(prefix))
+            out.update(f for f in _training_inputs(m, config, r.model) if f.startswith(prefix))
     return sorted(out)
 
 
@@ -138,9 +143,7 @@ def report_inputs(config: dict, tables) -> list[str]:
     for m in ordered():
         for model in {r.model for r in m.rows(config) if r.model and set(r.tables) & set(tables)}:
             out.add(model)
-            wc = _model_wildcards(m, model)
-            for v in (m.rule_inputs(config, wc).values() if wc else ()):
-                out.update(f for f in ([v] if isinstance(v, str) else v) if f.endswith("/traj.pt"))
+            out.update(f for f in _training_inputs(m, config, model) if f.endswith("/traj.pt"))
     return sorted(out)
 
 

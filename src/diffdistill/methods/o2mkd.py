@@ -211,6 +211,9 @@ class O2MKD(Method):
                                            grid_steps=args.split_grid)
         self.spec = router_spec(student_spec(tspec, args.student_kwargs, args.init), args.num_students,
                                 self.boundaries)
+        # each student's range of u (sigma = schedule.sigma_at(u)): t_max (u = 0) for student 0 .. t_min (u = 1)
+        u = [0.0, *(float(self.schedule.u_at(b)) for b in self.boundaries), 1.0]
+        self.u_ranges = list(zip(u[:-1], u[1:]))
         torch.manual_seed(args.seed)
         self.model = build_denoiser(self.spec).to(device)
         if args.init == "teacher":
@@ -221,12 +224,6 @@ class O2MKD(Method):
         if args.kd == "output+feature":
             self._t_feat = _Capture(_feature_module(self.teacher))
             self._s_feat = [_Capture(_feature_module(s)) for s in self.model.students]
-
-    def student_ranges(self) -> list[tuple[float, float]]:
-        """Each student's range of u (sigma = schedule.sigma_at(u)), from t_max (u = 0) for
-        student 0 to t_min (u = 1) for the last; the boundaries split them."""
-        u = [0.0, *(float(self.schedule.u_at(b)) for b in self.boundaries), 1.0]
-        return list(zip(u[:-1], u[1:]))
 
     def sample_sigma(self, n: int, gen: torch.Generator, u_range=(0.0, 1.0)) -> torch.Tensor:
         """n noise levels uniform in t^(1/rho) within u_range (the whole schedule by default)."""
@@ -259,7 +256,7 @@ class O2MKD(Method):
         student sees as many samples per update as the one-to-one student (N = 1 draws
         exactly what the one-to-one baseline always drew)."""
         parts = []
-        for u_range in self.student_ranges():
+        for u_range in self.u_ranges:
             idx = torch.randint(len(self.images), (self.batch_size,), generator=gen)
             y = self.images[idx.to(self.images.device)]
             sigma = self.sample_sigma(self.batch_size, gen, u_range).to(y.device)

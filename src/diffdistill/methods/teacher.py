@@ -17,6 +17,7 @@ from ..schedules import num_timestamps
 from . import register
 from .base import Method, solver_row, teacher_row
 
+
 def edm_loss(net, y: torch.Tensor, gen: torch.Generator, P_mean: float = -1.2, P_std: float = 1.2,
              sigma_data: float = 0.5) -> torch.Tensor:
     """EDM's training loss of the denoiser `net` on images y: sigma ~ logN(P_mean, P_std),

@@ -75,3 +75,13 @@ def mean_scalar(x: torch.Tensor) -> torch.Tensor:
     y = x.detach().clone()
     dist.all_reduce(y)
     return y / world_size()
+
+
+def main_says(flag: bool, device: torch.device | None = None) -> bool:
+    """Rank 0's value of `flag` on every rank (a decision only rank 0 can take, e.g. from
+    the FID curve it alone evaluates)."""
+    if world_size() == 1:
+        return bool(flag)
+    y = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.broadcast(y, src=0)
+    return bool(y.item())

@@ -55,6 +55,7 @@ class TrainConfig:
     ckpt_every: int = 100               # iterations between resume checkpoints
     max_iters_this_run: Optional[int] = None  # stop early (tests: simulate an interruption)
     eval_every: int = 0                 # iterations between evaluations (FID curve), 0 = off
+    stop_flat: Optional[float] = None   # end when the curve gains less than this fraction per point
     amp: bool = False                   # bfloat16 autocast of the training step
 
 
@@ -66,6 +67,15 @@ def lr_at(cfg: TrainConfig, it: int) -> float:
     if cfg.lr_schedule == "linear":
         return cfg.lr * (1 - it / cfg.iters)
     raise UserError(f"unknown lr_schedule '{cfg.lr_schedule}' (constant, step, linear)")
+
+
+def is_flat(curve: list, tol: Optional[float]) -> bool:
+    """Whether the last point of an FID curve (lower is better) gained less than `tol`
+    (a fraction of the point before it): the `stop_flat` rule."""
+    if tol is None or len(curve) < 2:
+        return False
+    before, last = curve[-2]["value"], curve[-1]["value"]
+    return before - last < tol * abs(before)
 
 
 def ema_decay(ema: float, it: int) -> float:
@@ -83,6 +93,7 @@ class TrainResult:
     final_loss: float = float("nan")
     resumed_from: int = 0
     curve: list = field(default_factory=list)  # [{iteration, value, wall_time}] of `evaluate`
+    stopped_flat: bool = False          # ended before `iters` because the curve was flat (complete)
 
 
 # ---- options every training command has ----------------------------------------------
@@ -108,6 +119,10 @@ def options(section: str, schema_section: dict, curves: bool = False) -> list[Op
                  Opt("features", key="eval.features"),
                  Opt("featnet", help="feature classifier checkpoint (features classifier)"),
                  Opt("inception_weights", key="eval.inception_weights")]
+        if "stop_flat" in schema_section["properties"]:
+            opts.append(Opt("stop_flat", key=f"{section}.stop_flat",
+                            help="end training (complete) once one curve point gains less than this fraction of "
+                                 "the previous FID (needs --curve-out)"))
     return opts
 
 
@@ -116,7 +131,7 @@ def config_from_args(args) -> TrainConfig:
                        grad_clip=getattr(args, "grad_clip", None), ema=getattr(args, "ema", None), seed=args.seed,
                        ckpt_every=args.ckpt_every, max_iters_this_run=args.max_iters_this_run,
                        eval_every=getattr(args, "curve_every", 0) if getattr(args, "curve_out", None) else 0,
-                       amp=args.amp)
+                       stop_flat=getattr(args, "stop_flat", None), amp=args.amp)
 
 
 def used_args(args) -> dict:
@@ -188,7 +203,7 @@ class _Loop:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.Adam(self.params, lr=cfg.lr, betas=ADAM_BETAS)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False) if cfg.ema else None
-        self.state = {"iteration": 0, "optimizer_steps": 0, "wall_time": 0.0, "curve": []}
+        self.state = {"iteration": 0, "optimizer_steps": 0, "wall_time": 0.0, "curve": [], "stopped_flat": False}
         self.resume = run_dir / "resume.pt"
         self.main = distributed.is_main()
         if self.resume.exists() and restart and self.main:
@@ -207,7 +222,7 @@ class _Loop:
         if self.ema is not None:
             self.ema.load_state_dict(ck["ema"])
         self.method.counters.update(ck["counters"])
-        self.state = {"curve": [], **ck["state"]}
+        self.state = {"curve": [], "stopped_flat": False, **ck["state"]}
         print(f"resuming from {self.resume} at iteration {self.state['iteration']}", file=sys.stderr)
 
     def save_resume(self) -> None:
@@ -285,9 +300,13 @@ class _Loop:
             if cfg.eval_every and ((it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iters):
                 self.record_eval()
                 t0 = time.perf_counter()  # evaluation is not training time
+                if cfg.stop_flat is not None and distributed.main_says(
+                        is_flat(state["curve"], cfg.stop_flat), distributed.module_device(self.model)):
+                    state["stopped_flat"] = True  # complete: the curve has flattened
+                    break
             if (it + 1) % cfg.ckpt_every == 0 and it + 1 < cfg.iters:
                 self.save_resume()
-        if state["iteration"] < cfg.iters:  # stopped early on purpose: keep the resume point
+        if state["iteration"] < cfg.iters and not state["stopped_flat"]:  # stopped on purpose: keep the resume point
             self.save_resume()
         return last_loss
 
@@ -309,7 +328,7 @@ def train(method, cfg: TrainConfig, run_dir, progress: bool = True,
     return TrainResult(model=loop.exported().eval().requires_grad_(False), iterations=s["iteration"],
                        optimizer_steps=s["optimizer_steps"], wall_time=s["wall_time"],
                        counters=dict(method.counters), final_loss=last_loss, resumed_from=loop.resumed_from,
-                       curve=list(s["curve"]))
+                       curve=list(s["curve"]), stopped_flat=s["stopped_flat"])
 
 
 def _progress(it, enabled, **kw):
@@ -337,7 +356,7 @@ def run(method_cls, args) -> int:
     res = train(method, cfg, out.parent, progress=not args.quiet, evaluate=evaluate,
                 signature=signature(args), restart=args.restart,
                 log_dir=args.tensorboard_dir or default_log_dir(out))
-    if res.iterations < args.iters:
+    if res.iterations < args.iters and not res.stopped_flat:
         print(f"stopped at iteration {res.iterations} of {args.iters}; rerun to resume", file=sys.stderr)
         return 3
     if not distributed.is_main():
@@ -345,7 +364,7 @@ def run(method_cls, args) -> int:
     method.save(out, res)
     write_meta(out, used_args(args), args.seed, method=method.name, wall_time=res.wall_time,
                iterations=res.iterations, optimizer_steps=res.optimizer_steps, final_loss=res.final_loss,
-               resumed_from=res.resumed_from, num_params=sum(p.numel() for p in res.model.parameters()),
+               resumed_from=res.resumed_from, stopped_flat=res.stopped_flat, num_params=sum(p.numel() for p in res.model.parameters()),
                **{**res.counters, **method.meta(res)})
     if getattr(args, "curve_out", None):
         method.write_curve(args, res)

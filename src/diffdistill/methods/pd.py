@@ -140,7 +140,16 @@ class ProgressiveDistillation(Method):
 
     @classmethod
     def rule_values(cls, cfg: dict, wildcards, input, output) -> dict:
-        return {"teacher": input.teacher, "nfe": wildcards.nfe, **curve_values(cfg, input, output)}
+        return {"teacher": input.teacher, "nfe": wildcards.nfe, "iters": cls.round_iters(cfg, int(wildcards.nfe)),
+                **curve_values(cfg, input, output)}
+
+    @classmethod
+    def round_iters(cls, cfg: dict, nfe: int) -> int:
+        """Training iterations of the round whose student takes `nfe` steps: its entry of
+        pd.round_iters (first round first), else pd.iters."""
+        pd, rounds = cfg["pd"], cls.rounds(cfg)
+        k = rounds.index(nfe) if nfe in rounds else len(rounds)
+        return pd["round_iters"][k] if k < len(pd["round_iters"]) else pd["iters"]
 
     @staticmethod
     def rounds(cfg: dict) -> list[int]:
@@ -183,7 +192,14 @@ class ProgressiveDistillation(Method):
 
     @staticmethod
     def check_config(cfg: dict) -> None:
-        n0 = cfg["pd"]["n0"]
+        n0, pd = cfg["pd"]["n0"], cfg["pd"]
+        if pd["stop_flat"] is not None and not pd["curve_every"]:
+            raise UserError("config key pd.stop_flat: a round stops on a flat FID curve, but pd.curve_every is 0 "
+                            "(no curve)")
+        if len(pd["round_iters"]) > len(ProgressiveDistillation.rounds(cfg)):
+            raise UserError(f"config key pd.round_iters: {len(pd['round_iters'])} values for "
+                            f"{len(ProgressiveDistillation.rounds(cfg))} rounds ({pd['n0']} steps down to "
+                            f"{min(pd['nfe'], default=n0)})")
         for n in cfg["pd"]["nfe"]:
             halvings = n0 // n if n0 % n == 0 else 0
             if n >= n0 or halvings < 2 or halvings & (halvings - 1):

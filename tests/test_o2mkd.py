@@ -222,3 +222,72 @@ def test_an_update_gives_every_student_a_batch_of_the_configured_size(tmp_path, 
         h.remove()
     assert seen == [24] * n
     assert m.counters["teacher_nfe"] == m.counters["images_seen"] == 24 * n
+
+
+def test_the_study_trains_both_n_over_training_seeds_and_measures_each_recipe_once():
+    """o2mkd.study: N = 1 and the claim's N, each over `train_seeds` seeds at the study's
+    budget (null: 4 x o2mkd.iters), plus each EMA / LR-schedule variant on the first seed;
+    each router's folder names what differs, and its training flags carry it (iterations,
+    seed, recipe, curve); train_seeds 0 runs no study."""
+    from types import SimpleNamespace
+
+    from diffdistill import methods
+    from diffdistill.methods.o2mkd import O2MKD
+
+    cfg = methods.validate({"o2mkd": {"iters": 150, "claim_students": 3, "num_students": [1, 3]}})
+    runs = O2MKD.study_runs(cfg)
+    assert [r["variant"] for r in runs] == [
+        "it600-N1-seed0", "it600-N1-seed1", "it600-N1-seed2", "it600-N1-ema0.999-seed0", "it600-N1-lrsstep-seed0",
+        "it600-N3-seed0", "it600-N3-seed1", "it600-N3-seed2", "it600-N3-ema0.999-seed0", "it600-N3-lrsstep-seed0"]
+    rows = [r for r in methods.rows(cfg) if "ablations_o2mkd_study" in r.tables]
+    assert len(rows) == 10 and {r.nfe for r in rows} == {20} and {r.recipe.solver for r in rows} == {"euler"}
+    assert rows[3].meta["recipe"] == "ema 0.999" and rows[0].meta["recipe"] == "config"
+    keys = methods.config_keys(methods.get("o2mkd"))
+    words = methods.rule_flags("o2mkd", cfg, keys)(
+        SimpleNamespace(variant="it600-N3-ema0.999-seed1"), SimpleNamespace(teacher="t.pt", ref="r.npz"),
+        SimpleNamespace(model="m.pt", curve="c.json")).split()
+    flag = {w: words[i + 1] for i, w in enumerate(words) if w.startswith("--") and i + 1 < len(words)}
+    assert (flag["--iters"], flag["--seed"], flag["--ema"], flag["--num-students"]) == ("600", "1", "0.999", "3")
+    assert (flag["--curve-every"], flag["--curve-nfe"], flag["--curve-out"]) == ("75", "20", "c.json")
+    main = methods.rule_flags("o2mkd", cfg, keys)(SimpleNamespace(variant="N3"), SimpleNamespace(teacher="t.pt",
+                                                  ref="r.npz"), SimpleNamespace(model="m.pt", curve="c.json"))
+    assert "--iters 150" in main and "--curve-every 0" in main and "--ema" not in main
+    none = methods.validate({"o2mkd": {"study": {"train_seeds": 0}}})
+    assert not [r for r in methods.rows(none) if "ablations_o2mkd_study" in r.tables]
+
+
+def _study_record(n, seed, recipe, sets, curve):
+    return {"name": f"students/o2mkd/N{n}-{recipe}-{seed}", "label": f"N={n}", "nfe": 20, "family": "o2mkd",
+            "kind": "distilled", "tables": ["ablations_o2mkd_study"], "fid_inf": sum(sets) / len(sets),
+            "fid_inf_sets": sets, "fid": sum(sets) / len(sets) + 5,
+            "meta": {"students": n, "train_seed": seed, "recipe": recipe, "iters": 600, "curve": str(curve)}}
+
+
+def test_the_claim_reads_the_study_over_its_training_seeds(tmp_path):
+    """With the study's rows, 'O2MKD beats one-to-one KD' is decided over the training
+    seeds (their spread widens the interval), and the ablation target writes its table
+    and learning curves."""
+    import numpy as np
+
+    from diffdistill.claims import claims
+    from diffdistill.curves import write_curve
+    from diffdistill.methods import report_parts
+    from diffdistill.methods.o2mkd import study_table
+
+    curve = tmp_path / "c.json"
+    write_curve(curve, [{"iteration": i, "value": v, "wall_time": i} for i, v in [(0, 90.0), (75, 60.0), (150, 59.0)]],
+                row="r", label="l", nfe=20, seeds="0-9", num_samples=10)
+    shared = np.array([0.0, 1.0, -1.0, 0.5, -0.5])
+    recs = []
+    for seed, (kd_off, o2_off) in enumerate([(0.0, 0.3), (0.4, -0.2), (-0.3, 0.1)]):
+        recs.append(_study_record(1, seed, "config", list(50 + kd_off + shared), curve))
+        recs.append(_study_record(3, seed, "config", list(44 + o2_off + shared), curve))
+    recs.append(_study_record(3, 0, "ema 0.999", list(43 + shared), curve))
+    df, v = study_table(recs, {str(curve): {"points": [{"iteration": 0, "fid": 60.0}, {"iteration": 75, "fid": 59.0}]}})
+    assert list(df["training seeds"]) == [3, 3, 1] and abs(v["d"]["diff"] - (6.0 + 0.1 / 3 - 0.2 / 3)) < 1e-9 and v["d"]["train_seeds"] == 3
+    assert abs(df["curve: last gain"].iloc[0] - 1 / 60) < 1e-9
+    assert abs(df["- config recipe"].iloc[2] - (43 - 44.3)) < 1e-9
+    row = claims(recs, o2mkd_students=3).set_index("claim").loc["O2MKD beats one-to-one KD at equal cost per step"]
+    assert row["verdict"] == "holds" and "3 training seeds each" in row["ours"]
+    report_parts().ablation_tables["ablations_o2mkd_study"](recs, tmp_path)
+    assert (tmp_path / "ablations_o2mkd_study.md").exists() and (tmp_path / "o2mkd_study.png").stat().st_size > 0

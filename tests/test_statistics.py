@@ -136,3 +136,22 @@ def test_metrics_commands_end_to_end(tmp_path):
         evaluate_samples(tmp_path / "other.npz", tmp_path / "ref.npz", ext, tmp_path / "o.json", row={"name": "o"},
                          **kw)
     assert not (tmp_path / "o.json").exists()
+
+
+def test_comparing_over_training_seeds_keeps_its_false_positive_rate():
+    """Two methods of equal quality, each trained with 3 seeds (training noise sd 1) and
+    evaluated on 5 shared seed sets: paired_over_seeds calls them different at most at its
+    5 % rate, where pairing the seed means alone (training noise left out) would not."""
+    rng = np.random.default_rng(5)
+    hits = naive = 0
+    trials = 1000
+    for _ in range(trials):
+        common = rng.normal(0, 1.0, 5)
+        a = [10 + rng.normal() + common + rng.normal(0, 0.2, 5) for _ in range(3)]
+        b = [10 + rng.normal() + common + rng.normal(0, 0.2, 5) for _ in range(3)]
+        s = stats.paired_over_seeds(a, b)
+        hits += stats.significant(s)
+        naive += stats.significant(stats.paired(np.mean(a, 0), np.mean(b, 0)))
+    assert hits / trials <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / trials) and naive / trials > 0.2
+    one = stats.paired_over_seeds([[1.0, 2.0, 3.0]], [[0.5, 1.0, 2.5]])
+    assert one["diff"] == stats.paired([1.0, 2.0, 3.0], [0.5, 1.0, 2.5])["diff"] and one["train_seeds"] == 1

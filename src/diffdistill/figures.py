@@ -207,6 +207,31 @@ def plot_curves(curves: list[tuple[str, str, dict]], out: Path) -> None:
     _save(fig, out, "fid_curves")
 
 
+def plot_seed_curves(groups: dict[str, list[dict]], out: Path, name: str, title: str) -> None:
+    """groups: {label: curve dicts, one per training seed}: each seed a thin line, the
+    groups' mean over seeds a thick one, one colour per group."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
+    for i, (label, curves) in enumerate(groups.items()):
+        colour = EXTRA_COLOURS[i % len(EXTRA_COLOURS)]
+        for c in curves:
+            pts = c["points"]
+            ax.plot([p["iteration"] for p in pts], [p["fid"] for p in pts], color=colour, lw=0.7, alpha=0.5)
+        iters = sorted(set.intersection(*(set(p["iteration"] for p in c["points"]) for c in curves)))
+        mean = [sum(p["fid"] for c in curves for p in c["points"] if p["iteration"] == it) / len(curves)
+                for it in iters]
+        ax.plot(iters, mean, color=colour, lw=2, marker=MARKERS[i % len(MARKERS)], ms=4,
+                label=f"{label} ({len(curves)} seed{'s' if len(curves) > 1 else ''})")
+    ax.set_yscale("log")
+    _plain_log_axis(ax.yaxis)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("FID (curve seeds, lower is better)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=10)
+    _save(fig, out, name)
+
+
 def plot_samples(samples: list[tuple[str, str]], out: Path, count: int = 10) -> None:
     """samples: (row label, samples .npz); every file holds the same seeds, first `count` shown."""
     import numpy as np

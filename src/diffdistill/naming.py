@@ -38,6 +38,8 @@ FIELDS: dict[str, tuple[str, type]] = {
     "split": ("split", str),
     "kd": ("kd", str),
     "model_channels": ("ch", int),
+    "lr_schedule": ("lrs", str),
+    "ema": ("ema", float),
     "train_seed": ("seed", int),
 }
 SCHEDULE_KEYS = ("t_min", "t_max", "rho")  # a whole schedule (diffdistill.schedules.Schedule)

@@ -31,6 +31,7 @@ class Parts:
     colours: dict = field(default_factory=dict)   # family -> its colour in the figures
     compare: tuple = ()                           # (fast, slow): families compared at equal NFE (cost table)
     tables: tuple = ()                            # callables (records, profile, out_dir): a method's own tables
+    ablation_tables: dict = field(default_factory=dict)  # table -> callable (records, out_dir) of the ablation target
 
 
 def load_records(files) -> list[dict]:
@@ -375,6 +376,9 @@ def write_ablation_dir(fid_files, out_dir, parts: Parts = Parts()) -> None:
     tables = list(dict.fromkeys(t for r in records for t in r.get("tables", ()) if t.startswith("ablations")))
     with atomic_dir(out_dir) as out:
         for table in tables:
+            if table in parts.ablation_tables:  # a method writes this one itself
+                parts.ablation_tables[table](records, out)
+                continue
             df, spread = ablation_table(records, table)
             df = df.drop(columns="_paired")
             shown = df.copy()

@@ -51,6 +51,22 @@ def paired(a, b, train_sd: float | None = None, train_seeds: int = 0) -> dict:
             "sets": k}
 
 
+def paired_over_seeds(a_runs, b_runs) -> dict:
+    """`paired` for two models trained with T seeds each: a_runs and b_runs hold, per
+    training seed, the per-set values on the shared evaluation seed sets. The difference
+    is that of the per-set means over the seeds; the spread of the per-seed differences
+    of the means, sd(d_s) / sqrt(T), enters as the training noise (T - 1 degrees of
+    freedom). With one seed, plain `paired`."""
+    t = min(len(a_runs), len(b_runs))
+    k = min(len(v) for v in [*a_runs[:t], *b_runs[:t]])
+    a = np.mean([np.asarray(v[:k], float) for v in a_runs[:t]], axis=0)
+    b = np.mean([np.asarray(v[:k], float) for v in b_runs[:t]], axis=0)
+    if t < 2:
+        return {**paired(a, b), "train_seeds": t}
+    d_s = [float(np.mean(x[:k]) - np.mean(y[:k])) for x, y in zip(a_runs[:t], b_runs[:t])]
+    return {**paired(a, b, train_sd=float(np.std(d_s, ddof=1)) / math.sqrt(t), train_seeds=t), "train_seeds": t}
+
+
 def significant(s: dict) -> bool:
     return s["p"] == s["p"] and s["p"] < 0.05
 

@@ -8,6 +8,9 @@ CURVES = [r.meta["curve"] for r in rowlib.in_table(ROWS.values(), "ablations") i
 STAGE_PARAMS = methods.stage_params(config)  # DVC's params of each method's stage (dvc.yaml)
 ABLATION_FID = [rowlib.fid_path(r) for r in ROWS.values() if any(t.startswith("ablations") for t in r.tables)]
 ABLATION_FID += [rowlib.fid_path(REFERENCE)] if ABLATION_FID else []  # training-free rows: also against it
+ABLATION_CURVES = [
+    r.meta["curve"] for r in ROWS.values() if "curve" in r.meta and any(t.startswith("ablations") for t in r.tables)
+]
 
 
 rule run_config:
@@ -49,7 +52,8 @@ rule tables:
 # stays within the CPU budget of `snakemake --cores all results/tables`.
 rule ablation_table:
     input:
-        ABLATION_FID,
+        fid=ABLATION_FID,
+        curves=ABLATION_CURVES,  # learning curves the ablation tables plot
     output:
         report_dir("ablations"),
     log:
@@ -57,7 +61,7 @@ rule ablation_table:
     conda:
         CONDA_ENV
     shell:
-        "diffdistill ablation-table --fid {input} --out-dir {output} 2> {log}"
+        "diffdistill ablation-table --fid {input.fid} --out-dir {output} 2> {log}"
 
 
 # The papers' claims against our numbers: reads the ablations, and the SFD-vs-PD

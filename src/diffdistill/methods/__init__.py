@@ -54,7 +54,8 @@ def report_parts():
     return Parts(labels={m.name: m.label or m.name.upper() for m in ms},
                  colours={m.name: m.colour for m in ms if m.colour},
                  compare=next(((m.name, m.compare_with) for m in ms if m.compare_with), ()),
-                 tables=tuple(m.write_tables for m in ms if m.write_tables))
+                 tables=tuple(m.write_tables for m in ms if m.write_tables),
+                 ablation_tables={t: f for m in ms for t, f in m.ablation_tables.items()})
 
 
 def all_options(cls) -> list:

@@ -111,11 +111,13 @@ class Method:
         from ..io import write_meta
         from ..runner import used_args
 
-        write_curve(args.curve_out, res.curve, row=str(args.out), label=f"{self.name} NFE {args.nfe}",
-                    nfe=args.nfe, seeds=f"0-{args.curve_samples - 1}", num_samples=args.curve_samples)
+        nfe = getattr(args, "nfe", None) or args.curve_nfe  # a model of one NFE, or the curve's sampler's
+        write_curve(args.curve_out, res.curve, row=str(args.out), label=f"{self.name} NFE {nfe}",
+                    nfe=nfe, seeds=f"0-{args.curve_samples - 1}", num_samples=args.curve_samples)
         write_meta(args.curve_out, used_args(args), args.seed)
 
     write_tables = None  # or a function (records, profile, out_dir) writing its own tables into results/tables
+    ablation_tables: ClassVar[dict] = {}  # table -> function (records, out_dir) writing it into results/ablations
 
     @classmethod
     def stage_outputs(cls) -> tuple[str, ...]:

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 import torch
 from torch import nn
@@ -24,13 +28,15 @@ from ..naming import student_model
 from ..options import DATA_OPTIONS, SCHEDULE_OPTIONS, Opt, positive_int
 from ..nets.router import Router, router_spec
 from ..precond import build_denoiser, load_teacher
-from ..report import Q, _cell, in_table, write_table
+from .. import stats
+from ..claims import O2MKD_STUDY
+from ..report import Q, _cell, in_table, values, write_table
 from ..rows import Row
 from ..sampling import Recipe
-from ..schedules import Schedule, num_timestamps, sigma_at
+from ..schedules import Schedule, num_timestamps, sigma_at, timesteps
 from ..solvers import SOLVER_NAMES
 from . import register
-from .base import Method, solver_row
+from .base import Method, curve_inputs, curve_values, solver_row
 
 SPLITS = ("log_sigma", "rho", "steps")
 KD_KINDS = ("output", "output+feature")
@@ -173,6 +179,81 @@ def write_tables(records: list[dict], profile: dict, out) -> None:
         write_o2mkd_table(out, o2mkd_table(records, profile))
 
 
+def study_groups(records: list[dict]) -> dict:
+    """The study's records by router: {(N, recipe): [records, by training seed]}."""
+    groups: dict = {}
+    for r in sorted(in_table(records, O2MKD_STUDY), key=lambda r: r["meta"]["train_seed"]):
+        groups.setdefault((r["meta"]["students"], r["meta"]["recipe"]), []).append(r)
+    return dict(sorted(groups.items(), key=lambda kv: (kv[0][1] != "config", kv[0])))
+
+
+def _last_gain(curve: dict) -> float:
+    """The last curve point's gain on the point before, as a fraction of it."""
+    pts = curve["points"]
+    return (pts[-2]["fid"] - pts[-1]["fid"]) / pts[-2]["fid"] if len(pts) > 1 else float("nan")
+
+
+def study_table(records: list[dict], curves: dict) -> tuple[pd.DataFrame, dict | None]:
+    """One row per router of the study: FID at infinite n over its training seeds (mean,
+    and their spread), its curves' last gain; a recipe variant (first seed) against the
+    config's recipe of the same N, paired, the config recipe's training spread added.
+    And KD minus the claim's N over the training seeds (`stats.paired_over_seeds`)."""
+    groups = study_groups(records)
+    rows = []
+    for (n, recipe), recs in groups.items():
+        means = [r[Q] for r in recs]
+        base = groups.get((n, "config"), [])
+        row = {"router": recs[0]["label"], "N": n, "recipe": recipe, "iterations": recs[0]["meta"]["iters"],
+               "training seeds": len(recs), "FID inf": float(np.mean(means)),
+               "FID inf std (training)": float(np.std(means, ddof=1)) if len(means) > 1 else float("nan"),
+               "curve: last gain": float(np.mean([_last_gain(curves[r["meta"]["curve"]]) for r in recs
+                                                 if r["meta"]["curve"] in curves] or [float("nan")]))}
+        if recipe != "config" and base:
+            spread = float(np.std([r[Q] for r in base], ddof=1)) if len(base) > 1 else None
+            d = stats.paired(values(recs[0]), values(base[0]), train_sd=spread, train_seeds=len(base))
+            row |= {"- config recipe": d["diff"], "- config recipe std": d["se"], "p": d["p"]}
+        rows.append(row)
+    ns = sorted({n for n, _ in groups})
+    verdict = None
+    if len(ns) > 1 and (1, "config") in groups and (ns[-1], "config") in groups:
+        kd, o2 = groups[(1, "config")], groups[(ns[-1], "config")]
+        verdict = {"students": ns[-1], "iters": kd[0]["meta"]["iters"], "nfe": kd[0]["nfe"],
+                   "kd": float(np.mean([r[Q] for r in kd])), "o2mkd": float(np.mean([r[Q] for r in o2])),
+                   "d": stats.paired_over_seeds([values(r) for r in kd], [values(r) for r in o2])}
+    return pd.DataFrame(rows), verdict
+
+
+def write_study(records: list[dict], out) -> None:
+    """The study's table (ablations_o2mkd_study.{csv,md,tex}) and its learning curves
+    (o2mkd_study.png): FID during training, a thin line per training seed."""
+    from ..curves import read_curve
+    from ..figures import plot_seed_curves
+
+    curves = {r["meta"]["curve"]: read_curve(r["meta"]["curve"]) for r in in_table(records, O2MKD_STUDY)
+              if Path(r["meta"]["curve"]).exists()}
+    df, v = study_table(records, curves)
+    note = ("A recipe variant (first training seed) minus the config's recipe of the same N: paired over the "
+            "evaluation seed sets, the config recipe's training-seed spread added (Welch-Satterthwaite). "
+            "'curve: last gain': the last FID-curve point's improvement on the one before, as a fraction "
+            "(near 0: flat).")
+    if v:
+        note = (f"One-to-one KD minus O2MKD N={v['students']} at {v['iters']} iterations, DDIM {v['nfe']}, over "
+                f"{v['d']['train_seeds']} training seeds each: {stats.fmt(v['d'])}; the smallest difference this "
+                f"run detects: {v['d']['detectable']:.2f} (per-set differences of the seed means, the spread of "
+                f"the per-seed differences added).\n\n{note}")
+    write_table(out, O2MKD_STUDY, df, "O2MKD against one-to-one KD: learning curves and training seeds", note,
+                intro=f"Each router trained with the config's recipe over several training seeds, and with each "
+                      f"recipe variant on the first seed; FID at infinite n at DDIM steps of the study (lower is "
+                      f"better). Learning curves: o2mkd_study.png.")
+    groups: dict = {}
+    for (n, recipe), recs in study_groups(records).items():
+        label = ("one-to-one KD (N=1)" if n == 1 else f"O2MKD N={n}") + ("" if recipe == "config" else f", {recipe}")
+        groups[label] = [curves[r["meta"]["curve"]] for r in recs if r["meta"]["curve"] in curves]
+    groups = {k: c for k, c in groups.items() if c and all(c_["points"] for c_ in c)}
+    if groups:
+        plot_seed_curves(groups, Path(out), "o2mkd_study", "O2MKD against one-to-one KD: FID during training")
+
+
 @register
 class O2MKD(Method):
     """KD of a teacher into a Router (N = 1: the one-to-one baseline).
@@ -189,16 +270,20 @@ class O2MKD(Method):
     label = "O2MKD"
     colour = "tab:green"
     write_tables = staticmethod(write_tables)
+    ablation_tables = {O2MKD_STUDY: write_study}
     section = "o2mkd"
     order = 50
     summary = "O2MKD: N small students over contiguous noise ranges (N = 1: one-to-one KD)"
     find_unused = True
+    curves = True
     options = (Opt("teacher", required=True, help="teacher checkpoint"),
                Opt("num_students", required=True, help="students N (1: one-to-one KD)", kwargs={"type": positive_int}),
                Opt("split", key="o2mkd.split"), Opt("split_grid", key="o2mkd.split_grid"),
                Opt("student_kwargs", key="o2mkd.student_kwargs"), Opt("kd", key="o2mkd.kd"),
                Opt("init", key="o2mkd.init"),
-               Opt("feature_weight", key="o2mkd.feature_weight")) + DATA_OPTIONS + SCHEDULE_OPTIONS
+               Opt("feature_weight", key="o2mkd.feature_weight"),
+               Opt("curve_nfe", key="o2mkd.study.nfe", help="DDIM steps of the FID curve",
+                   kwargs={"type": positive_int})) + DATA_OPTIONS + SCHEDULE_OPTIONS
 
     def __init__(self, args, device):
         self.args = args
@@ -271,6 +356,11 @@ class O2MKD(Method):
         self.counters["images_seen"] += len(y)
         return {"loss": loss.item()}
 
+    def curve_sampler(self) -> dict:
+        """DDIM at `curve_nfe` steps on EDM's grid (the rows' sampler)."""
+        return {"timesteps": timesteps("edm", self.args.curve_nfe, False, "euler", self.schedule), "afs": False,
+                "solver": "euler"}
+
     def recipe(self) -> Recipe:
         """Any step count: rows name the solver and NFE (DDIM, a fast solver)."""
         return Recipe(solver="euler", afs=False, grid="edm", final_step="force", schedule=self.schedule)
@@ -301,8 +391,38 @@ class O2MKD(Method):
         kw = {**cfg["o2mkd"]["student_kwargs"]}
         if "model_channels" in s:
             kw["model_channels"] = s["model_channels"]
+        study = {"iters": s["iters"], "curve_every": O2MKD.study_budget(cfg)[1]} if "iters" in s else {}
         return {"teacher": input.teacher, "num_students": s["num_students"], "student_kwargs": kw,
-                **{k: s[k] for k in ("split", "kd", "init") if k in s}}
+                **{k: s[k] for k in ("split", "kd", "init", "ema", "lr_schedule") if k in s},
+                **({"seed": s["train_seed"]} if "train_seed" in s else {}), **study,
+                **curve_values(cfg, input, output)}
+
+    @staticmethod
+    def study_budget(cfg: dict) -> tuple[int, int]:
+        """The study's iterations and its curves' spacing (the nulls resolved)."""
+        o, st = cfg["o2mkd"], cfg["o2mkd"]["study"]
+        iters = st["iters"] or 4 * o["iters"]
+        return iters, max(1, iters // 8) if st["curve_every"] is None else st["curve_every"]
+
+    @staticmethod
+    def study_runs(cfg: dict) -> list[dict]:
+        """The study's routers: {students, train_seed, recipe, variant} for N = 1 and the
+        claim's N, every training seed with the config's recipe, and the first seed with
+        each recipe variant (EMA decays, LR schedules) of `o2mkd.study`."""
+        o, st = cfg["o2mkd"], cfg["o2mkd"]["study"]
+        recipes = [{}] + [{"ema": e} for e in st["ema"] if e != o["ema"]] + \
+            [{"lr_schedule": v} for v in st["lr_schedule"] if v != o["lr_schedule"]]
+        runs = []
+        if not st["train_seeds"]:
+            return runs
+        for n in dict.fromkeys([1, o["claim_students"]]):
+            for k, recipe in enumerate(recipes):
+                for i in range(st["train_seeds"] if k == 0 else 1):
+                    seed = cfg["seed"] + i
+                    name = naming.name({"iters": O2MKD.study_budget(cfg)[0], "num_students": n, **recipe,
+                                        "train_seed": seed})
+                    runs.append({"students": n, "train_seed": seed, "recipe": recipe, "variant": name})
+        return runs
 
     @staticmethod
     def _router_rows(cfg: dict, variant: str, label: str, cols, tables, meta=None) -> list:
@@ -338,6 +458,22 @@ class O2MKD(Method):
                                        f"from the {'teacher' if d['init'] == 'teacher' else 'scratch'}, "
                                        f"{cfg['o2mkd']['iters']} iterations; FID at DDIM {abl['nfe']}")
             rows += O2MKD._router_rows(cfg, var, label, [("euler", abl["nfe"])], ("ablations_o2mkd",), meta)
+        return rows + O2MKD.study_rows(cfg)
+
+    @staticmethod
+    def study_rows(cfg: dict) -> list:
+        """The study's rows (table ablations_o2mkd_study): each router with DDIM study.nfe."""
+        k, rows = cfg["o2mkd"]["study"]["nfe"], []
+        for run in O2MKD.study_runs(cfg):
+            n, var = run["students"], run["variant"]
+            recipe = ", ".join(f"{key.replace('_', ' ')} {v}" for key, v in run["recipe"].items())
+            label = ("one-to-one KD (N=1)" if n == 1 else f"O2MKD N={n}") + (f" ({recipe})" if recipe else "")
+            model = student_model("o2mkd", var)
+            rows.append(Row(name=f"students/o2mkd/{var}-euler/nfe{k}", label=label, nfe=k, family="o2mkd",
+                            model=model, recipe=Recipe(solver="euler", nfe=k), tables=(O2MKD_STUDY,),
+                            meta={"students": n, "train_seed": run["train_seed"], "recipe": recipe or "config",
+                                  "iters": O2MKD.study_budget(cfg)[0],
+                                  "curve": model.replace("model.pt", "fid_curve.json")}))
         return rows
 
     @staticmethod

@@ -46,7 +46,7 @@ def test_cache_names_round_trip_and_name_what_shapes_them():
     cfg = _config()
     settings = SFD.cache_settings(cfg, SFD.defaults(cfg))
     name = naming.cache_name(settings)
-    assert name == "fromteacher-solverdpmpp3m-K4-finalforce-thr0-tmin0.006-tmax80-rho7-afs1-tafs0-n3000-s100000"
+    assert name == "fromteacher-solverdpmpp3m-K4-finalforce-thr0-tmin0.006-tmax80-rho7-afs1-tafs0-n2000-s100000"
     assert naming.parse_cache(name) == settings
     assert naming.source_model(naming.parse_cache(name)["source"]) == naming.TEACHER
     assert naming.source_model("sfdnfe5") == "results/students/sfd/default/nfe5/model.pt"
@@ -62,6 +62,7 @@ def test_non_canonical_or_unknown_names_are_refused(bad):
 def test_rows_of_the_default_config():
     cfg = _config()
     cfg["baselines"]["afs"] = [False, True]  # DDIM without AFS is a main-table baseline too
+    cfg["o2mkd"]["ddim_nfe"] = [5, 10, 20]  # and a column of the O2MKD table
     rs = {r.name: r for r in rows(cfg)}
     assert rs["students/sfd/default/nfe2"].tables == ("main", "ablations")  # the ablation default is the main student
     assert rs["students/sfdv/default/nfe3"].model == "results/students/sfdv/default/model.pt"

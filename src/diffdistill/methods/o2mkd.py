@@ -410,7 +410,7 @@ class O2MKD(Method):
         claim's N, every training seed with the config's recipe, and the first seed with
         each recipe variant (EMA decays, LR schedules) of `o2mkd.study`."""
         o, st = cfg["o2mkd"], cfg["o2mkd"]["study"]
-        recipes = [{}] + [{"ema": e} for e in st["ema"] if e != o["ema"]] + \
+        recipes = [{}] + [{"ema": e} for e in st["ema"] if (e or None) != (o["ema"] or None)] + \
             [{"lr_schedule": v} for v in st["lr_schedule"] if v != o["lr_schedule"]]
         runs = []
         if not st["train_seeds"]:
@@ -466,7 +466,8 @@ class O2MKD(Method):
         k, rows = cfg["o2mkd"]["study"]["nfe"], []
         for run in O2MKD.study_runs(cfg):
             n, var = run["students"], run["variant"]
-            recipe = ", ".join(f"{key.replace('_', ' ')} {v}" for key, v in run["recipe"].items())
+            recipe = ", ".join("no EMA" if key == "ema" and not v else f"{key.replace('_', ' ')} {v}"
+                               for key, v in run["recipe"].items())
             label = ("one-to-one KD (N=1)" if n == 1 else f"O2MKD N={n}") + (f" ({recipe})" if recipe else "")
             model = student_model("o2mkd", var)
             rows.append(Row(name=f"students/o2mkd/{var}-euler/nfe{k}", label=label, nfe=k, family="o2mkd",

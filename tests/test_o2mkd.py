@@ -269,7 +269,7 @@ def test_the_claim_reads_the_study_over_its_training_seeds(tmp_path):
     and learning curves."""
     import numpy as np
 
-    from diffdistill.claims import claims
+    from diffdistill.claims import claims, study_groups
     from diffdistill.curves import write_curve
     from diffdistill.methods import report_parts
     from diffdistill.methods.o2mkd import study_table
@@ -283,7 +283,8 @@ def test_the_claim_reads_the_study_over_its_training_seeds(tmp_path):
         recs.append(_study_record(1, seed, "config", list(50 + kd_off + shared), curve))
         recs.append(_study_record(3, seed, "config", list(44 + o2_off + shared), curve))
     recs.append(_study_record(3, 0, "ema 0.999", list(43 + shared), curve))
-    df, v = study_table(recs, {str(curve): {"points": [{"iteration": 0, "fid": 60.0}, {"iteration": 75, "fid": 59.0}]}})
+    df, v = study_table(study_groups(recs),
+                        {str(curve): {"points": [{"iteration": 0, "fid": 60.0}, {"iteration": 75, "fid": 59.0}]}})
     assert list(df["training seeds"]) == [3, 3, 1] and abs(v["d"]["diff"] - (6.0 + 0.1 / 3 - 0.2 / 3)) < 1e-9 and v["d"]["train_seeds"] == 3
     assert abs(df["curve: last gain"].iloc[0] - 1 / 60) < 1e-9
     assert abs(df["- config recipe"].iloc[2] - (43 - 44.3)) < 1e-9

@@ -31,6 +31,7 @@ RULE = ("Verdicts: differences are paired over the evaluation seed sets (Student
         "missing. Each rule gives *holds* on the paper's own numbers (its evidence column).")
 NOT_MEASURED = ("not measured", "not measured")
 O2MKD_STUDY = "ablations_o2mkd_study"  # the O2MKD study's rows (learning curves, training seeds)
+CONFIG_RECIPE = "config"               # a study router trained with the config's recipe
 
 
 def exact(diff: float) -> dict:
@@ -200,21 +201,35 @@ def _pd_rounds(d: Data):
     return f"FID inf ratio of each round to its teacher: {text}", {"rounds": rounds}
 
 
-def _o2mkd_study(d: Data):
-    """The study's routers with the config's recipe: KD minus the claim's N over their
-    training seeds, at the study's budget (None when the study was not built)."""
-    runs: dict = {}
-    for r in in_table(d.records, O2MKD_STUDY):
-        if r.get("meta", {}).get("recipe") == "config":
-            runs.setdefault(r["meta"]["students"], []).append(r)
-    kd, o2 = runs.get(1), runs.get(d.o2mkd_students)
+def study_groups(records: list[dict]) -> dict:
+    """The O2MKD study's records by router: {(N, recipe): [records, by training seed]},
+    the config's recipe first."""
+    groups: dict = {}
+    for r in sorted(in_table(records, O2MKD_STUDY), key=lambda r: r["meta"]["train_seed"]):
+        groups.setdefault((r["meta"]["students"], r["meta"]["recipe"]), []).append(r)
+    return dict(sorted(groups.items(), key=lambda kv: (kv[0][1] != CONFIG_RECIPE, kv[0])))
+
+
+def study_difference(groups: dict, students: int) -> dict | None:
+    """One-to-one KD minus O2MKD with `students` students, both with the config's recipe,
+    over their training seeds (`stats.paired_over_seeds`); None when either is missing."""
+    kd, o2 = groups.get((1, CONFIG_RECIPE)), groups.get((students, CONFIG_RECIPE))
     if not kd or not o2:
         return None
-    kd, o2 = (sorted(x, key=lambda r: r["meta"]["train_seed"]) for x in (kd, o2))
-    s = stats.paired_over_seeds([values(r) for r in kd], [values(r) for r in o2])
-    m_kd, m_o2 = (float(np.mean([r[Q] for r in x])) for x in (kd, o2))
-    return (f"DDIM {kd[0]['nfe']}, {kd[0]['meta']['iters']} iterations, {s['train_seeds']} training seeds each: "
-            f"one-to-one KD (FID inf {m_kd:.2f}) minus O2MKD N={d.o2mkd_students} ({m_o2:.2f}): {_pm(s)}; "
+    return {"students": students, "iters": kd[0]["meta"]["iters"], "nfe": kd[0]["nfe"],
+            "kd": float(np.mean([r[Q] for r in kd])), "o2mkd": float(np.mean([r[Q] for r in o2])),
+            "d": stats.paired_over_seeds([values(r) for r in kd], [values(r) for r in o2])}
+
+
+def _o2mkd_study(d: Data):
+    """The study's KD minus the claim's N over their training seeds, at the study's
+    budget (None when the study was not built)."""
+    v = study_difference(study_groups(d.records), d.o2mkd_students)
+    if v is None:
+        return None
+    s = v["d"]
+    return (f"DDIM {v['nfe']}, {v['iters']} iterations, {s['train_seeds']} training seeds each: one-to-one KD "
+            f"(FID inf {v['kd']:.2f}) minus O2MKD N={d.o2mkd_students} ({v['o2mkd']:.2f}): {_pm(s)}; "
             f"detectable {s['detectable']:.2f} (results/ablations)", {"d": s})
 
 

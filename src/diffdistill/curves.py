@@ -52,3 +52,9 @@ def read_curve(path) -> dict:
     if its != sorted(set(its)):
         raise UserError(f"FID curve {path}: iterations are not strictly increasing")
     return d
+
+
+def gain(before: float, last: float) -> float:
+    """A curve point's improvement on the point before (FID: lower is better), as a
+    fraction of that point: the runner's stop_flat rule and the tables' 'last gain'."""
+    return (before - last) / abs(before)

@@ -72,10 +72,9 @@ def lr_at(cfg: TrainConfig, it: int) -> float:
 def is_flat(curve: list, tol: Optional[float]) -> bool:
     """Whether the last point of an FID curve (lower is better) gained less than `tol`
     (a fraction of the point before it): the `stop_flat` rule."""
-    if tol is None or len(curve) < 2:
-        return False
-    before, last = curve[-2]["value"], curve[-1]["value"]
-    return before - last < tol * abs(before)
+    from .curves import gain
+
+    return tol is not None and len(curve) > 1 and gain(curve[-2]["value"], curve[-1]["value"]) < tol
 
 
 def ema_decay(ema: float, it: int) -> float:
@@ -364,7 +363,8 @@ def run(method_cls, args) -> int:
     method.save(out, res)
     write_meta(out, used_args(args), args.seed, method=method.name, wall_time=res.wall_time,
                iterations=res.iterations, optimizer_steps=res.optimizer_steps, final_loss=res.final_loss,
-               resumed_from=res.resumed_from, stopped_flat=res.stopped_flat, num_params=sum(p.numel() for p in res.model.parameters()),
+               resumed_from=res.resumed_from, stopped_flat=res.stopped_flat,
+               num_params=sum(p.numel() for p in res.model.parameters()),
                **{**res.counters, **method.meta(res)})
     if getattr(args, "curve_out", None):
         method.write_curve(args, res)

@@ -29,14 +29,14 @@ from ..options import DATA_OPTIONS, SCHEDULE_OPTIONS, Opt, positive_int
 from ..nets.router import Router, router_spec
 from ..precond import build_denoiser, load_teacher
 from .. import stats
-from ..claims import O2MKD_STUDY
+from ..claims import CONFIG_RECIPE, O2MKD_STUDY, study_difference, study_groups
 from ..report import Q, _cell, in_table, values, write_table
 from ..rows import Row
 from ..sampling import Recipe
 from ..schedules import Schedule, num_timestamps, sigma_at, timesteps
 from ..solvers import SOLVER_NAMES
 from . import register
-from .base import Method, curve_inputs, curve_values, solver_row
+from .base import Method, curve_values, solver_row
 
 SPLITS = ("log_sigma", "rho", "steps")
 KD_KINDS = ("output", "output+feature")
@@ -179,47 +179,39 @@ def write_tables(records: list[dict], profile: dict, out) -> None:
         write_o2mkd_table(out, o2mkd_table(records, profile))
 
 
-def study_groups(records: list[dict]) -> dict:
-    """The study's records by router: {(N, recipe): [records, by training seed]}."""
-    groups: dict = {}
-    for r in sorted(in_table(records, O2MKD_STUDY), key=lambda r: r["meta"]["train_seed"]):
-        groups.setdefault((r["meta"]["students"], r["meta"]["recipe"]), []).append(r)
-    return dict(sorted(groups.items(), key=lambda kv: (kv[0][1] != "config", kv[0])))
-
-
 def _last_gain(curve: dict) -> float:
     """The last curve point's gain on the point before, as a fraction of it."""
+    from ..curves import gain
+
     pts = curve["points"]
-    return (pts[-2]["fid"] - pts[-1]["fid"]) / pts[-2]["fid"] if len(pts) > 1 else float("nan")
+    return gain(pts[-2]["fid"], pts[-1]["fid"]) if len(pts) > 1 else float("nan")
 
 
-def study_table(records: list[dict], curves: dict) -> tuple[pd.DataFrame, dict | None]:
+def router_label(n: int) -> str:
+    return "one-to-one KD (N=1)" if n == 1 else f"O2MKD N={n}"
+
+
+def study_table(groups: dict, curves: dict) -> tuple[pd.DataFrame, dict | None]:
     """One row per router of the study: FID at infinite n over its training seeds (mean,
     and their spread), its curves' last gain; a recipe variant (first seed) against the
     config's recipe of the same N, paired, the config recipe's training spread added.
-    And KD minus the claim's N over the training seeds (`stats.paired_over_seeds`)."""
-    groups = study_groups(records)
+    And KD minus the claim's N over the training seeds. `groups`: `claims.study_groups`."""
     rows = []
     for (n, recipe), recs in groups.items():
         means = [r[Q] for r in recs]
-        base = groups.get((n, "config"), [])
+        base = groups.get((n, CONFIG_RECIPE), [])
         row = {"router": recs[0]["label"], "N": n, "recipe": recipe, "iterations": recs[0]["meta"]["iters"],
                "training seeds": len(recs), "FID inf": float(np.mean(means)),
                "FID inf std (training)": float(np.std(means, ddof=1)) if len(means) > 1 else float("nan"),
                "curve: last gain": float(np.mean([_last_gain(curves[r["meta"]["curve"]]) for r in recs
                                                  if r["meta"]["curve"] in curves] or [float("nan")]))}
-        if recipe != "config" and base:
+        if recipe != CONFIG_RECIPE and base:
             spread = float(np.std([r[Q] for r in base], ddof=1)) if len(base) > 1 else None
             d = stats.paired(values(recs[0]), values(base[0]), train_sd=spread, train_seeds=len(base))
             row |= {"- config recipe": d["diff"], "- config recipe std": d["se"], "p": d["p"]}
         rows.append(row)
-    ns = sorted({n for n, _ in groups})
-    verdict = None
-    if len(ns) > 1 and (1, "config") in groups and (ns[-1], "config") in groups:
-        kd, o2 = groups[(1, "config")], groups[(ns[-1], "config")]
-        verdict = {"students": ns[-1], "iters": kd[0]["meta"]["iters"], "nfe": kd[0]["nfe"],
-                   "kd": float(np.mean([r[Q] for r in kd])), "o2mkd": float(np.mean([r[Q] for r in o2])),
-                   "d": stats.paired_over_seeds([values(r) for r in kd], [values(r) for r in o2])}
+    ns = sorted(n for n, _ in groups if n != 1)
+    verdict = study_difference(groups, ns[-1]) if ns else None
     return pd.DataFrame(rows), verdict
 
 
@@ -231,7 +223,8 @@ def write_study(records: list[dict], out) -> None:
 
     curves = {r["meta"]["curve"]: read_curve(r["meta"]["curve"]) for r in in_table(records, O2MKD_STUDY)
               if Path(r["meta"]["curve"]).exists()}
-    df, v = study_table(records, curves)
+    groups = study_groups(records)
+    df, v = study_table(groups, curves)
     note = ("A recipe variant (first training seed) minus the config's recipe of the same N: paired over the "
             "evaluation seed sets, the config recipe's training-seed spread added (Welch-Satterthwaite). "
             "'curve: last gain': the last FID-curve point's improvement on the one before, as a fraction "
@@ -242,16 +235,15 @@ def write_study(records: list[dict], out) -> None:
                 f"run detects: {v['d']['detectable']:.2f} (per-set differences of the seed means, the spread of "
                 f"the per-seed differences added).\n\n{note}")
     write_table(out, O2MKD_STUDY, df, "O2MKD against one-to-one KD: learning curves and training seeds", note,
-                intro=f"Each router trained with the config's recipe over several training seeds, and with each "
-                      f"recipe variant on the first seed; FID at infinite n at DDIM steps of the study (lower is "
-                      f"better). Learning curves: o2mkd_study.png.")
-    groups: dict = {}
-    for (n, recipe), recs in study_groups(records).items():
-        label = ("one-to-one KD (N=1)" if n == 1 else f"O2MKD N={n}") + ("" if recipe == "config" else f", {recipe}")
-        groups[label] = [curves[r["meta"]["curve"]] for r in recs if r["meta"]["curve"] in curves]
-    groups = {k: c for k, c in groups.items() if c and all(c_["points"] for c_ in c)}
-    if groups:
-        plot_seed_curves(groups, Path(out), "o2mkd_study", "O2MKD against one-to-one KD: FID during training")
+                intro="Each router trained with the config's recipe over several training seeds, and with each "
+                      "recipe variant on the first seed; FID at infinite n at DDIM steps of the study (lower is "
+                      "better). Learning curves: o2mkd_study.png.")
+    lines = {router_label(n) + ("" if recipe == CONFIG_RECIPE else f", {recipe}"):
+             [curves[r["meta"]["curve"]] for r in recs if r["meta"]["curve"] in curves]
+             for (n, recipe), recs in groups.items()}
+    lines = {k: c for k, c in lines.items() if c and all(c_["points"] for c_ in c)}
+    if lines:
+        plot_seed_curves(lines, Path(out), "o2mkd_study", "O2MKD against one-to-one KD: FID during training")
 
 
 @register
@@ -412,16 +404,16 @@ class O2MKD(Method):
         o, st = cfg["o2mkd"], cfg["o2mkd"]["study"]
         recipes = [{}] + [{"ema": e} for e in st["ema"] if (e or None) != (o["ema"] or None)] + \
             [{"lr_schedule": v} for v in st["lr_schedule"] if v != o["lr_schedule"]]
-        runs = []
+        iters, runs = O2MKD.study_budget(cfg)[0], []
         if not st["train_seeds"]:
             return runs
         for n in dict.fromkeys([1, o["claim_students"]]):
             for k, recipe in enumerate(recipes):
                 for i in range(st["train_seeds"] if k == 0 else 1):
                     seed = cfg["seed"] + i
-                    name = naming.name({"iters": O2MKD.study_budget(cfg)[0], "num_students": n, **recipe,
-                                        "train_seed": seed})
-                    runs.append({"students": n, "train_seed": seed, "recipe": recipe, "variant": name})
+                    name = naming.name({"iters": iters, "num_students": n, **recipe, "train_seed": seed})
+                    runs.append({"students": n, "train_seed": seed, "recipe": recipe, "iters": iters,
+                                 "variant": name})
         return runs
 
     @staticmethod
@@ -444,7 +436,7 @@ class O2MKD(Method):
             rows.append(solver_row(cfg, solver, k, False, tables=("o2mkd",), meta={"o2mkd": {"row": "teacher",
                                                                                            "col": col}}))
         for n in o["num_students"]:
-            label = "one-to-one KD (N=1)" if n == 1 else f"O2MKD N={n}"
+            label = router_label(n)
             rows += O2MKD._router_rows(cfg, O2MKD.variant(cfg, n), label, cols, ("o2mkd",))
         d = O2MKD.defaults(cfg)
         runs = [("default", "")] + [(f, v) for f in O2MKD.VARIED for v in abl[f] if v != d[f]]
@@ -468,12 +460,12 @@ class O2MKD(Method):
             n, var = run["students"], run["variant"]
             recipe = ", ".join("no EMA" if key == "ema" and not v else f"{key.replace('_', ' ')} {v}"
                                for key, v in run["recipe"].items())
-            label = ("one-to-one KD (N=1)" if n == 1 else f"O2MKD N={n}") + (f" ({recipe})" if recipe else "")
+            label = router_label(n) + (f" ({recipe})" if recipe else "")
             model = student_model("o2mkd", var)
             rows.append(Row(name=f"students/o2mkd/{var}-euler/nfe{k}", label=label, nfe=k, family="o2mkd",
                             model=model, recipe=Recipe(solver="euler", nfe=k), tables=(O2MKD_STUDY,),
-                            meta={"students": n, "train_seed": run["train_seed"], "recipe": recipe or "config",
-                                  "iters": O2MKD.study_budget(cfg)[0],
+                            meta={"students": n, "train_seed": run["train_seed"], "recipe": recipe or CONFIG_RECIPE,
+                                  "iters": run["iters"],
                                   "curve": model.replace("model.pt", "fid_curve.json")}))
         return rows
 

@@ -67,12 +67,13 @@ def ran_rules(out: str) -> set:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, _no_scontrol):
     """`snakemake --cores 2 all --configfile config/test.yaml` in a copy of the workflow,
-    run once per session: the end-to-end test reads it, the new-method test starts from
+    run once per session (its two tests share tests/test_workflow.py, so one worker
+    builds it under --dist loadfile): the end-to-end test reads it, the new-method test starts from
     its results (copied with their times and Snakemake's records)."""
     work = tmp_path_factory.mktemp("tiny")
     copy_workflow(work)
     cmd = [str(VENV_BIN / "snakemake"), "--cores", "2", "all", "--configfile", "config/test.yaml"]
-    r = subprocess.run(cmd, cwd=work, env=_subprocess_env(_no_scontrol), capture_output=True, text=True, timeout=900)
+    r = subprocess.run(cmd, cwd=work, env=_subprocess_env(_no_scontrol), capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, r.stderr[-3000:]
     return work, cmd
 

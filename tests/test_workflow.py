@@ -200,3 +200,21 @@ def test_a_new_method_needs_its_module_rules_schema_and_config_only(tmp_path, cl
     help_text = subprocess.run([str(VENV_BIN / "diffdistill"), "train", "--help"], env=env, capture_output=True,
                                text=True).stdout
     assert "widthkd" in help_text
+
+
+def test_tiny_run_users_share_one_file_under_loadfile():
+    """conftest.tiny_run is a session fixture: each pytest-xdist worker builds its own.
+    The slow tier (.ci/run) sends each file to one worker (--dist loadfile), so every test
+    that reads the tiny run must live in one file, or the run is built twice."""
+    import ast
+
+    from conftest import ROOT
+
+    users = set()
+    for path in (ROOT / "tests").glob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and any(a.arg == "tiny_run" for a in node.args.args):
+                users.add((path.name, node.name))
+    assert {f for f, _ in users} == {"test_workflow.py"} and len(users) == 2, users
+    ci = (ROOT / ".ci/run").read_text()
+    assert re.search(r"pytest -q -m slow -n \d+ --dist loadfile", ci), "the slow tier must run with --dist loadfile"

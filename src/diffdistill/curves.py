@@ -54,7 +54,11 @@ def read_curve(path) -> dict:
     return d
 
 
-def gain(before: float, last: float) -> float:
-    """A curve point's improvement on the point before (FID: lower is better), as a
-    fraction of that point: the runner's stop_flat rule and the tables' 'last gain'."""
-    return (before - last) / abs(before)
+def last_gain(points: list, key: str = "fid") -> float:
+    """The last point's improvement on the point before (FID: lower is better), as a
+    fraction of that point; NaN with fewer than two points. `key`: the value's field
+    ("fid" in a curve file). The runner's stop_flat rule and the tables' 'last gain'."""
+    if len(points) < 2:
+        return float("nan")
+    before, last = points[-2][key], points[-1][key]
+    return (before - last) / abs(before) if before else float("nan")

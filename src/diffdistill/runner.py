@@ -72,9 +72,9 @@ def lr_at(cfg: TrainConfig, it: int) -> float:
 def is_flat(curve: list, tol: Optional[float]) -> bool:
     """Whether the last point of an FID curve (lower is better) gained less than `tol`
     (a fraction of the point before it): the `stop_flat` rule."""
-    from .curves import gain
+    from .curves import last_gain
 
-    return tol is not None and len(curve) > 1 and gain(curve[-2]["value"], curve[-1]["value"]) < tol
+    return tol is not None and last_gain(curve, "value") < tol  # NaN (one point) is never below
 
 
 def ema_decay(ema: float, it: int) -> float:

@@ -30,6 +30,7 @@ from ..nets.router import Router, router_spec
 from ..precond import build_denoiser, load_teacher
 from .. import stats
 from ..claims import CONFIG_RECIPE, O2MKD_STUDY, study_difference, study_groups
+from ..curves import last_gain
 from ..report import Q, _cell, in_table, values, write_table
 from ..rows import Row
 from ..sampling import Recipe
@@ -179,14 +180,6 @@ def write_tables(records: list[dict], profile: dict, out) -> None:
         write_o2mkd_table(out, o2mkd_table(records, profile))
 
 
-def _last_gain(curve: dict) -> float:
-    """The last curve point's gain on the point before, as a fraction of it."""
-    from ..curves import gain
-
-    pts = curve["points"]
-    return gain(pts[-2]["fid"], pts[-1]["fid"]) if len(pts) > 1 else float("nan")
-
-
 def router_label(n: int) -> str:
     return "one-to-one KD (N=1)" if n == 1 else f"O2MKD N={n}"
 
@@ -203,7 +196,7 @@ def study_table(groups: dict, curves: dict) -> tuple[pd.DataFrame, dict | None]:
         row = {"router": recs[0]["label"], "N": n, "recipe": recipe, "iterations": recs[0]["meta"]["iters"],
                "training seeds": len(recs), "FID inf": float(np.mean(means)),
                "FID inf std (training)": float(np.std(means, ddof=1)) if len(means) > 1 else float("nan"),
-               "curve: last gain": float(np.mean([_last_gain(curves[r["meta"]["curve"]]) for r in recs
+               "curve: last gain": float(np.mean([last_gain(curves[r["meta"]["curve"]]["points"]) for r in recs
                                                  if r["meta"]["curve"] in curves] or [float("nan")]))}
         if recipe != CONFIG_RECIPE and base:
             spread = float(np.std([r[Q] for r in base], ddof=1)) if len(base) > 1 else None

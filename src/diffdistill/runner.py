@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -28,8 +28,9 @@ import torch
 from torch import nn
 
 from . import distributed
+from .convergence import CONTINUE, DECAY, STOP, Plateau, decide, lr_factor
 from .io import UserError, check_writable, torch_load, torch_save, write_meta
-from .options import Opt
+from .options import Opt, number
 from .runtime import autocast, resolve_device
 from .seeding import iteration_generator
 
@@ -54,27 +55,23 @@ class TrainConfig:
     seed: int = 0                       # base seed of the per-iteration RNG
     ckpt_every: int = 100               # iterations between resume checkpoints
     max_iters_this_run: Optional[int] = None  # stop early (tests: simulate an interruption)
-    eval_every: int = 0                 # iterations between evaluations (FID curve), 0 = off
-    stop_flat: Optional[float] = None   # end when the curve gains less than this fraction per point
+    eval_every: int = 0                 # iterations between curve points (validation on the curve seeds), 0 = off
+    monitor: str = "rmse"               # the curve's value the plateau rule reads (lower is better)
+    plateau: Plateau = Plateau()        # lr_schedule 'plateau': lower the rate, then stop, on a flat curve
     amp: bool = False                   # bfloat16 autocast of the training step
 
 
-def lr_at(cfg: TrainConfig, it: int) -> float:
+def lr_at(cfg: TrainConfig, it: int, decays: int = 0) -> float:
+    """The learning rate at iteration `it`; under 'plateau', after `decays` plateaus."""
+    if cfg.lr_schedule == "plateau":
+        return cfg.lr * lr_factor(decays, cfg.plateau)
     if cfg.lr_schedule == "constant":
         return cfg.lr
     if cfg.lr_schedule == "step":
         return cfg.lr * (STEP_DECAY if it >= STEP_DECAY_AT * cfg.iters else 1.0)
     if cfg.lr_schedule == "linear":
         return cfg.lr * (1 - it / cfg.iters)
-    raise UserError(f"unknown lr_schedule '{cfg.lr_schedule}' (constant, step, linear)")
-
-
-def is_flat(curve: list, tol: Optional[float]) -> bool:
-    """Whether the last point of an FID curve (lower is better) gained less than `tol`
-    (a fraction of the point before it): the `stop_flat` rule."""
-    from .curves import last_gain
-
-    return tol is not None and last_gain(curve, "value") < tol  # NaN (one point) is never below
+    raise UserError(f"unknown lr_schedule '{cfg.lr_schedule}' (constant, step, linear, plateau)")
 
 
 def ema_decay(ema: float, it: int) -> float:
@@ -91,8 +88,9 @@ class TrainResult:
     counters: dict = field(default_factory=dict)
     final_loss: float = float("nan")
     resumed_from: int = 0
-    curve: list = field(default_factory=list)  # [{iteration, value, wall_time}] of `evaluate`
-    stopped_flat: bool = False          # ended before `iters` because the curve was flat (complete)
+    curve: list = field(default_factory=list)  # [{iteration, <evaluate's values>, wall_time, lr}]
+    converged: bool = False             # ended by the plateau rule before `iters` (complete)
+    decays: int = 0                     # learning-rate decays the plateau rule made
 
 
 # ---- options every training command has ----------------------------------------------
@@ -111,26 +109,35 @@ def options(section: str, schema_section: dict, curves: bool = False) -> list[Op
              Opt("max_iters_this_run", help="stop after this many iterations (a rerun resumes)",
                  kwargs={"type": positive_int})]
     if curves and "curve_every" in schema_section.get("properties", {}):
-        opts += [Opt("curve_out", help="write the FID-during-training curve (JSON) here"),
+        opts += [Opt("curve_out", help="write the validation curve (JSON) here"),
                  Opt("curve_every", key=f"{section}.curve_every", kwargs={"type": nonneg_int}),
-                 Opt("curve_samples", key=f"{section}.curve_samples"),
+                 Opt("curve_seed_start", key="convergence.seed_start"),
+                 Opt("curve_samples", key="convergence.samples"),
                  Opt("ref", help="reference statistics (.npz) of the curve's FID"),
                  Opt("features", key="eval.features"),
                  Opt("featnet", help="feature classifier checkpoint (features classifier)"),
-                 Opt("inception_weights", key="eval.inception_weights")]
-        if "stop_flat" in schema_section["properties"]:
-            opts.append(Opt("stop_flat", key=f"{section}.stop_flat",
-                            help="end training (complete) once one curve point gains less than this fraction of "
-                                 "the previous FID (needs --curve-out)"))
+                 Opt("inception_weights", key="eval.inception_weights"), *PLATEAU_OPTIONS]
     return opts
 
 
-def config_from_args(args) -> TrainConfig:
+PLATEAU_OPTIONS = tuple(Opt(f"plateau_{f.name}", key=f"convergence.{f.name}") for f in fields(Plateau)
+                        if f.name != "tol") + (
+    Opt("plateau_tol", help="relative gain per curve point below which the curve is flat (the workflow passes "
+                            "convergence.tol of the method's monitored value)",
+        kwargs={"type": number(float, minimum=0), "default": Plateau.tol}),)
+
+
+def plateau_from_args(args) -> Plateau:
+    return Plateau(**{f.name: getattr(args, f"plateau_{f.name}") for f in fields(Plateau)
+                      if getattr(args, f"plateau_{f.name}", None) is not None})
+
+
+def config_from_args(args, monitor: str = "rmse") -> TrainConfig:
     return TrainConfig(iters=args.iters, lr=args.lr, lr_schedule=getattr(args, "lr_schedule", "constant"),
                        grad_clip=getattr(args, "grad_clip", None), ema=getattr(args, "ema", None), seed=args.seed,
                        ckpt_every=args.ckpt_every, max_iters_this_run=args.max_iters_this_run,
                        eval_every=getattr(args, "curve_every", 0) if getattr(args, "curve_out", None) else 0,
-                       stop_flat=getattr(args, "stop_flat", None), amp=args.amp)
+                       monitor=monitor, plateau=plateau_from_args(args), amp=args.amp)
 
 
 def used_args(args) -> dict:
@@ -194,7 +201,11 @@ def _check_resume(ck: dict, resume: Path, sig: dict | None) -> None:
 
 
 class _Loop:
-    """The state of one training run: optimizer, EMA, counters, resume point, curve."""
+    """The state of one training run: optimizer, EMA, counters, resume point, curve and
+    the plateau rule's progress (`decays`; `window_from`: the first curve point since the
+    last learning-rate change)."""
+
+    FRESH = {"curve": [], "converged": False, "decays": 0, "window_from": 0}
 
     def __init__(self, method, cfg: TrainConfig, run_dir: Path, evaluate, signature, restart: bool, log_dir):
         self.method, self.cfg, self.evaluate, self.signature = method, cfg, evaluate, signature
@@ -202,7 +213,7 @@ class _Loop:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.Adam(self.params, lr=cfg.lr, betas=ADAM_BETAS)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False) if cfg.ema else None
-        self.state = {"iteration": 0, "optimizer_steps": 0, "wall_time": 0.0, "curve": [], "stopped_flat": False}
+        self.state = {"iteration": 0, "optimizer_steps": 0, "wall_time": 0.0, **self.FRESH}
         self.resume = run_dir / "resume.pt"
         self.main = distributed.is_main()
         if self.resume.exists() and restart and self.main:
@@ -221,7 +232,7 @@ class _Loop:
         if self.ema is not None:
             self.ema.load_state_dict(ck["ema"])
         self.method.counters.update(ck["counters"])
-        self.state = {"curve": [], "stopped_flat": False, **ck["state"]}
+        self.state = {**self.FRESH, **ck["state"]}
         print(f"resuming from {self.resume} at iteration {self.state['iteration']}", file=sys.stderr)
 
     def save_resume(self) -> None:
@@ -256,15 +267,39 @@ class _Loop:
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            value = float(self.evaluate(model))
+            values = {k: float(v) for k, v in self.evaluate(model).items()}
         model.train(was_training)
-        curve.append({"iteration": self.state["iteration"], "value": value,
-                      "wall_time": round(self.state["wall_time"], 3)})
-        self.log.scalars(self.state["iteration"], fid_curve=value)
+        curve.append({"iteration": self.state["iteration"], **values, "wall_time": round(self.state["wall_time"], 3),
+                      "lr": self.lr(self.state["iteration"])})
+        self.log.scalars(self.state["iteration"], **{f"curve/{k}": v for k, v in values.items()})
+
+    def lr(self, it: int) -> float:
+        return lr_at(self.cfg, it, self.state["decays"])
+
+    def plateau_rule(self) -> str:
+        """The plateau rule after a curve point (lr_schedule 'plateau'): rank 0 decides,
+        every rank follows (CONTINUE, DECAY or STOP)."""
+        cfg, state = self.cfg, self.state
+        if cfg.lr_schedule != "plateau":
+            return CONTINUE
+        action = CONTINUE
+        if self.main:
+            if cfg.monitor not in (state["curve"][-1] if state["curve"] else {}):
+                raise UserError(f"the validation curve has no '{cfg.monitor}' for the plateau rule")
+            values = [p[cfg.monitor] for p in state["curve"][state["window_from"]:]]
+            action = decide(values, state["decays"], cfg.plateau)
+        device = distributed.module_device(self.model)
+        if distributed.main_says(action == STOP, device):
+            return STOP
+        if distributed.main_says(action == DECAY, device):
+            state["decays"] += 1
+            state["window_from"] = len(state["curve"]) - 1  # the point at the change opens the new window
+            return DECAY
+        return CONTINUE
 
     def iteration(self, it: int) -> dict:
         cfg = self.cfg
-        lr = lr_at(cfg, it)
+        lr = self.lr(it)
         for g in self.opt.param_groups:
             g["lr"] = lr
         with autocast(next(self.model.parameters()).device, cfg.amp):
@@ -299,23 +334,24 @@ class _Loop:
             if cfg.eval_every and ((it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iters):
                 self.record_eval()
                 t0 = time.perf_counter()  # evaluation is not training time
-                if cfg.stop_flat is not None and distributed.main_says(
-                        is_flat(state["curve"], cfg.stop_flat), distributed.module_device(self.model)):
-                    state["stopped_flat"] = True  # complete: the curve has flattened
+                if self.plateau_rule() == STOP:
+                    state["converged"] = True  # complete: flat after the learning rate was lowered
                     break
             if (it + 1) % cfg.ckpt_every == 0 and it + 1 < cfg.iters:
                 self.save_resume()
-        if state["iteration"] < cfg.iters and not state["stopped_flat"]:  # stopped on purpose: keep the resume point
+        if state["iteration"] < cfg.iters and not state["converged"]:  # stopped on purpose: keep the resume point
             self.save_resume()
         return last_loss
 
 
 def train(method, cfg: TrainConfig, run_dir, progress: bool = True,
-          evaluate: Optional[Callable[[nn.Module], float]] = None, signature: dict | None = None,
+          evaluate: Optional[Callable[[nn.Module], dict]] = None, signature: dict | None = None,
           restart: bool = False, log_dir=None) -> TrainResult:
-    """Train `method.model`. `evaluate(model)` (e.g. FID on fixed seeds) runs on the exported
-    weights at iteration 0, every `cfg.eval_every` iterations and at the end, on rank 0;
-    its time is not counted as training time, and its points survive a resume."""
+    """Train `method.model`. `evaluate(model)` ({name: value} on the curve seeds, e.g. the
+    agreement with the target and FID) runs on the exported weights at iteration 0, every
+    `cfg.eval_every` iterations and at the end, on rank 0; its time is not counted as
+    training time, and its points survive a resume. Under lr_schedule 'plateau' the
+    curve's `cfg.monitor` drives the plateau rule (`diffdistill.convergence`)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     loop = _Loop(method, cfg, run_dir, evaluate, signature, restart, log_dir)
@@ -327,7 +363,7 @@ def train(method, cfg: TrainConfig, run_dir, progress: bool = True,
     return TrainResult(model=loop.exported().eval().requires_grad_(False), iterations=s["iteration"],
                        optimizer_steps=s["optimizer_steps"], wall_time=s["wall_time"],
                        counters=dict(method.counters), final_loss=last_loss, resumed_from=loop.resumed_from,
-                       curve=list(s["curve"]), stopped_flat=s["stopped_flat"])
+                       curve=list(s["curve"]), converged=s["converged"], decays=s["decays"])
 
 
 def _progress(it, enabled, **kw):
@@ -350,12 +386,12 @@ def run(method_cls, args) -> int:
     distributed.init_from_env(use_cuda=device.type == "cuda")
     torch.manual_seed(args.seed)  # networks built from scratch start from the run's seed
     method = method_cls(args, device)
-    cfg = config_from_args(args)
+    cfg = config_from_args(args, monitor=method.monitor)
     evaluate = method.curve_evaluator(args, device) if cfg.eval_every else None
     res = train(method, cfg, out.parent, progress=not args.quiet, evaluate=evaluate,
                 signature=signature(args), restart=args.restart,
                 log_dir=args.tensorboard_dir or default_log_dir(out))
-    if res.iterations < args.iters and not res.stopped_flat:
+    if res.iterations < args.iters and not res.converged:
         print(f"stopped at iteration {res.iterations} of {args.iters}; rerun to resume", file=sys.stderr)
         return 3
     if not distributed.is_main():
@@ -363,7 +399,7 @@ def run(method_cls, args) -> int:
     method.save(out, res)
     write_meta(out, used_args(args), args.seed, method=method.name, wall_time=res.wall_time,
                iterations=res.iterations, optimizer_steps=res.optimizer_steps, final_loss=res.final_loss,
-               resumed_from=res.resumed_from, stopped_flat=res.stopped_flat,
+               resumed_from=res.resumed_from, converged=res.converged, lr_decays=res.decays,
                num_params=sum(p.numel() for p in res.model.parameters()),
                **{**res.counters, **method.meta(res)})
     if getattr(args, "curve_out", None):

@@ -81,7 +81,8 @@ def test_workflow_flags_have_no_default_that_differs_from_the_schema(tmp_path, c
     unkeyed_ok = {"--teacher", "--trajectories", "--curve-out", "--ref", "--featnet", "--model", "--seeds", "--row",
                   "--samples", "--png", "--solver", "--nfe", "--afs", "--grid", "--t-min", "--t-max", "--rho",
                   "--threads", "--quiet", "--out", "--floor-out", "--models", "--teacher-afs", "--default", "--profile", "--floor", "--seed-sets", "--noise-floor", "--rows",
-                  "--teacher-samples", "--teacher-features", "--features-out"}
+                  "--teacher-samples", "--teacher-features", "--features-out",
+                  "--plateau-tol"}  # convergence.tol of the method's monitored value
     checked = 0
     for cmd, rest in commands:
         if cmd in ("table", "ablation-table", "claims", "figures"):  # result files only, no settings

@@ -275,7 +275,7 @@ def test_the_claim_reads_the_study_over_its_training_seeds(tmp_path):
     from diffdistill.methods.o2mkd import study_table
 
     curve = tmp_path / "c.json"
-    write_curve(curve, [{"iteration": i, "value": v, "wall_time": i} for i, v in [(0, 90.0), (75, 60.0), (150, 59.0)]],
+    write_curve(curve, [{"iteration": i, "fid": v, "wall_time": i} for i, v in [(0, 90.0), (75, 60.0), (150, 59.0)]],
                 row="r", label="l", nfe=20, seeds="0-9", num_samples=10)
     shared = np.array([0.0, 1.0, -1.0, 0.5, -0.5])
     recs = []

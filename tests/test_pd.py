@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from conftest import SCHED, build_method, save_tiny_teacher, tiny_denoiser
+from conftest import SCHED, build_method, parse, save_tiny_teacher, tiny_denoiser
 from diffdistill.methods.pd import pd_target, two_teacher_steps
 from diffdistill.schedules import pd_timesteps
 from diffdistill.solvers import euler, sample
@@ -126,54 +126,23 @@ def test_a_sampler_ablation_has_no_training_spread_and_is_read_against_the_refer
     assert df[df["factor"] == "default"].iloc[0]["vs reference"] == "larger than noise"
 
 
-def test_each_round_takes_its_iterations_from_the_config():
-    """pd.round_iters gives each round its budget, first round first (short early rounds,
-    longer late ones); rounds beyond the list take pd.iters; a list longer than the
-    chain, or stop_flat without a curve, is refused naming the key."""
-    from types import SimpleNamespace
-
-    from diffdistill import methods
-    from diffdistill.io import UserError
-
-    cfg = methods.validate({"pd": {"n0": 16, "nfe": [8, 4, 2, 1], "iters": 7, "round_iters": [10, 20, 30],
-                                   "curve_every": 5, "stop_flat": 0.02}})
-    keys = methods.config_keys(methods.get("pd"))
-    got = {}
-    for n in (8, 4, 2, 1):
-        flags = methods.rule_flags("pd", cfg, keys)(SimpleNamespace(nfe=str(n)), SimpleNamespace(teacher="t.pt",
-                                                    ref="r.npz"), SimpleNamespace(model="m.pt", curve="c.json"))
-        words = flags.split()
-        got[n] = int(words[words.index("--iters") + 1])
-        assert words[words.index("--stop-flat") + 1] == "0.02"
-    assert got == {8: 10, 4: 20, 2: 30, 1: 7}
-    with pytest.raises(UserError, match="pd.round_iters: 5 values for 4 rounds"):
-        methods.validate({"pd": {"round_iters": [1, 2, 3, 4, 5]}})
-    with pytest.raises(UserError, match="pd.stop_flat"):
-        methods.validate({"pd": {"stop_flat": 0.02, "curve_every": 0}})
 
 
-def test_a_round_ends_complete_when_its_curve_is_flat(tmp_path):
-    """With stop_flat, training ends at the first curve point that gains less than that
-    fraction on the point before, complete (`stopped_flat`: the command exports it and
-    exits 0), and without it the same run goes on to `iters`."""
-    from diffdistill.runner import TrainConfig, is_flat, train
-
-    assert is_flat([{"value": 100.0}, {"value": 99.5}], 0.01) and not is_flat([{"value": 100.0}, {"value": 98.0}], 0.01)
-    assert not is_flat([{"value": 100.0}, {"value": 100.0}], None) and not is_flat([{"value": 1.0}], 0.5)
+def test_a_rounds_curve_is_its_held_out_loss_and_samples_only_at_few_steps(tmp_path):
+    """Every round's curve measures the held-out loss (the plateau rule's monitor): one
+    student step against the teacher's two on fixed curve-seed pairs, the same value each
+    time the same weights are measured. Rounds of at most curve_sample_steps steps also
+    sample the curve seeds: their agreement with the teacher's 2N steps."""
     save_tiny_teacher(tmp_path / "t.pt")
-    fids = iter([100.0, 60.0, 45.0, 44.9, 30.0, 20.0, 10.0])
 
-    def evaluate(model):
-        return next(fids)
+    def evaluator(nfe, sample_steps):
+        argv = ["--teacher", tmp_path / "t.pt", "--nfe", nfe, "--batch-size", 4, "--out", tmp_path / "m.pt",
+                "--curve-samples", 8, "--curve-sample-steps", sample_steps]
+        method = build_method("pd", argv)
+        return method, method.curve_evaluator(parse(["train", "pd", *argv]), "cpu")
 
-    def run(stop_flat, out):
-        method = build_method("pd", ["--teacher", tmp_path / "t.pt", "--nfe", 2, "--batch-size", 4,
-                                     "--out", tmp_path / out / "m.pt"])
-        cfg = TrainConfig(iters=12, lr=1e-4, eval_every=2, ckpt_every=2, stop_flat=stop_flat)
-        return train(method, cfg, tmp_path / out, progress=False, evaluate=evaluate)
-
-    res = run(0.01, "flat")
-    assert res.stopped_flat and res.iterations == 6 and [p["value"] for p in res.curve] == [100, 60, 45, 44.9]
-    fids = iter([100.0, 60.0, 45.0, 44.9, 30.0, 20.0, 10.0])
-    res = run(None, "full")
-    assert not res.stopped_flat and res.iterations == 12 and len(res.curve) == 7
+    method, evaluate = evaluator(4, 2)
+    first, again = evaluate(method.model), evaluate(method.model)
+    assert set(first) == {"val_loss"} and first == again and first["val_loss"] > 0
+    method, evaluate = evaluator(2, 2)
+    assert set(evaluate(method.model)) == {"val_loss", "rmse"}

@@ -86,7 +86,7 @@ def test_fid_curve_format_and_resume_keeps_points(tmp_path):
 
     def evaluate(model):
         calls.append(1)
-        return float(sum(p.abs().sum() for p in model.parameters()))
+        return {"fid": float(sum(p.abs().sum() for p in model.parameters()))}
 
     def run(stop=None):
         method = build_method("sfd", ["--teacher", tmp_path / "t.pt", "--trajectories", tmp_path / "c.pt",
@@ -98,11 +98,12 @@ def test_fid_curve_format_and_resume_keeps_points(tmp_path):
     res = run()
     assert [p["iteration"] for p in res.curve] == [0, 2, 4, 6]
     assert all(p["wall_time"] >= 0 for p in res.curve)
-    assert res.curve[0]["value"] != res.curve[-1]["value"]
-    write_curve(tmp_path / "curve.json", res.curve, row="r", label="SFD NFE 2", nfe=2, seeds="0-9", num_samples=10)
+    assert res.curve[0]["fid"] != res.curve[-1]["fid"]
+    write_curve(tmp_path / "curve.json", res.curve, row="r", label="SFD NFE 2", nfe=2, seeds="0-9", num_samples=10,
+                monitor="fid", converged=False)
     d = read_curve(tmp_path / "curve.json")
     assert d["format"] == FORMAT and d["nfe"] == 2 and d["num_samples"] == 10
-    assert [sorted(p) for p in d["points"]] == [["fid", "iteration", "wall_time"]] * 4
+    assert [sorted(p) for p in d["points"]] == [["fid", "iteration", "lr", "wall_time"]] * 4
     assert [p["iteration"] for p in d["points"]] == [0, 2, 4, 6]
     bad = json.loads((tmp_path / "curve.json").read_text())
     bad["points"] = bad["points"][::-1]

@@ -116,7 +116,7 @@ def cmd_render(args):
     from .methods import report_parts
     parts = report_parts()
     if args.command == "table":
-        report.write_tables(args.fid, args.out_dir, floor=args.floor, profiles=args.profile or [], parts=parts)
+        report.write_tables(args.fid, args.out_dir, args.floor, args.profile or [], parts, tuple(args.tables))
     elif args.command == "ablation-table":
         report.write_ablation_dir(args.fid, args.out_dir, parts)
     elif args.command == "claims":
@@ -187,8 +187,8 @@ COMMANDS = [
       Opt("what", help="what it is, for messages", kwargs={"default": "file"})]),
     ("import-edm", cmd_import_edm, "convert an EDM snapshot pickle without running code from it",
      [Opt("key", help="entry of the snapshot dict", kwargs={"default": "ema"})]),
-    ("table", cmd_render, "render the result tables",
-     [FID, FLOOR, OUT_DIR, Opt("profile", help="profile JSON files", kwargs={"nargs": "*"})]),
+    ("table", cmd_render, "render the result tables", [FID, FLOOR, OUT_DIR, Opt("profile", help="profile JSON files",
+     kwargs={"nargs": "*"}), Opt("tables", help="row groups: main, extended", kwargs={"nargs": "+", "default": ["main"]})]),
     ("ablation-table", cmd_render, "render the ablation tables", [FID, OUT_DIR]),
     ("claims", cmd_render, "the papers' claims against the results (claims.{csv,md,tex})",
      [FID, OUT_DIR, Opt("benchmark", help="SFD-vs-PD benchmark JSON"), Opt("o2mkd_students", key="o2mkd.claim_students")]),

@@ -75,8 +75,10 @@ def cli_flags(name: str, config: dict, **values) -> str:
 
 def config_keys(cls) -> tuple[str, ...]:
     """The config sections a method's training command reads: the shared ones, its own,
-    the others it `reads`, and `eval` for its FID curves' features."""
-    return tuple(dict.fromkeys([*cls.shared_keys, cls.section, *cls.reads, *(["eval"] if cls.curves else [])]))
+    the others it `reads`, and for its validation curve `eval` (the FID's features) and
+    `convergence` (curve seeds, plateau rule)."""
+    return tuple(dict.fromkeys([*cls.shared_keys, cls.section, *cls.reads,
+                                *(["eval", "convergence"] if cls.curves else [])]))
 
 
 def rule_flags(name: str, config: dict, keys) -> Callable:
@@ -88,8 +90,9 @@ def rule_flags(name: str, config: dict, keys) -> Callable:
         raise UserError(f"the rule of method '{name}' lists config sections {', '.join(keys)}; "
                         f"it reads {', '.join(config_keys(cls))}")
     sections = {k: config[k] for k in keys}
+    tol = {"plateau_tol": config["convergence"]["tol"][cls.monitor]} if cls.curves else {}
     return lambda wildcards, input, output: cli_flags(name, sections,
-                                                      **cls.rule_values(sections, wildcards, input, output))
+                                                      **tol, **cls.rule_values(sections, wildcards, input, output))
 
 
 def rows(config: dict) -> list:
@@ -180,11 +183,39 @@ def dvc_stages() -> dict:
             for m in ordered()}
 
 
+def seed_spaces(cfg: dict) -> dict[str, range]:
+    """The noise seeds each use draws from: the evaluation seed sets (every row), the
+    trajectory pool (SFD's caches, the largest pool any ablation asks for) and the curve
+    seeds (validation curves and the plateau rule). They must not overlap: a curve
+    that stops training on evaluation seeds tunes on the test set, and one on the
+    trajectory pool measures the training data."""
+    ev, tr, cv = cfg["eval"], cfg["trajectories"], cfg["convergence"]
+    pool = max([tr["num"], *cfg["ablations"]["num"]])
+    return {"evaluation seeds (eval)": range(0, ev["num_samples"] * ev["seed_sets"]),
+            "trajectory pool (trajectories)": range(tr["seed_start"], tr["seed_start"] + pool),
+            "curve seeds (convergence)": range(cv["seed_start"], cv["seed_start"] + cv["samples"])}
+
+
+def check_seed_spaces(cfg: dict) -> None:
+    spaces = list(seed_spaces(cfg).items())
+    for i, (a, ra) in enumerate(spaces):
+        for b, rb in spaces[i + 1:]:
+            if ra.start < rb.stop and rb.start < ra.stop:
+                raise UserError(f"config keys convergence.seed_start / trajectories.seed_start / eval: the {a} "
+                                f"{ra.start}..{ra.stop - 1} overlap the {b} {rb.start}..{rb.stop - 1}; move a seed_start")
+
+
 def validate(config: dict) -> dict:
     """Schema validation, defaults and the cross-key checks of every method."""
     from ..config import validate as validate_schema
 
     cfg = validate_schema(config)
+    check_seed_spaces(cfg)
+    for m in ordered():
+        sec = cfg.get(m.section, {})
+        if sec.get("lr_schedule") == "plateau" and not (m.curves and sec.get("curve_every")):
+            raise UserError(f"config key {m.section}.lr_schedule: plateau ends training on a flat validation curve, "
+                            f"but {m.section}.curve_every is 0 (no curve)")
     for m in ordered():
         m.check_config(cfg)
     return cfg

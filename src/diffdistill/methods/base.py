@@ -34,7 +34,8 @@ class Method:
     subcommand and the results/students/<name> folder), `section` (its config section:
     defaults and allowed values of its options), `summary` (help), `options` (its own
     command-line options; the runner adds the training and run options) and `curves`
-    (whether it can log an FID-during-training curve).
+    (whether it measures a validation curve, which the plateau rule of
+    `diffdistill.convergence` reads: its `monitor` value).
 
     An instance is built from the parsed arguments: it loads its inputs, builds
     `self.model` (the trained module) and `self.spec` (the checkpoint's constructor
@@ -45,7 +46,8 @@ class Method:
     section: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     options: ClassVar[tuple[Opt, ...]] = ()
-    curves: ClassVar[bool] = False
+    curves: ClassVar[bool] = False         # a validation curve on the curve seeds (and the plateau rule)
+    monitor: ClassVar[str] = "rmse"        # the curve's value the plateau rule reads (lower is better)
     find_unused: ClassVar[bool] = False    # DDP: some parameters sit out some steps
     reads: ClassVar[tuple[str, ...]] = ()  # config sections it depends on besides its own
     order: ClassVar[int] = 100             # position of its rows in the tables
@@ -89,31 +91,39 @@ class Method:
         recipe = self.recipe()
         save_denoiser(out, res.model, self.spec, sampling=recipe.to_dict() if recipe else None)
 
-    # FID during training: methods with `curves` give the sampler of their result
+    # the validation curve: methods with `curves` say what it samples and what it must match
     def curve_sampler(self) -> dict:
-        raise UserError(f"method {self.name} has no FID curve")
+        raise UserError(f"method {self.name} has no validation curve")
+
+    def curve_probes(self, seeds: list[int], device) -> list:
+        """(sampler, target) pairs the validation curve measures on `seeds`: the result's
+        sampler (`curve_sampler`) and the images it is trained to reproduce for those seeds
+        (float [N, C, H, W] in [-1, 1]; None: no agreement)."""
+        return [(self.curve_sampler(), None)]
 
     def curve_evaluator(self, args, device):
-        from ..curves import fid_evaluator
+        """model -> the curve point's values on the curve seeds: the agreement with the
+        targets (rmse) and, with --ref, the FID of the samples."""
+        from ..curves import curve_evaluator, curve_seeds
         from ..metrics import feature_extractor
         from ..precond import image_shape
 
-        if not args.ref:
-            raise UserError("--curve-out needs --ref (reference statistics)")
-        s = self.curve_sampler()
-        return fid_evaluator(feature_extractor(args.features, args.featnet, args.inception_weights, device),
-                             args.ref, list(range(args.curve_samples)), s["timesteps"], s["afs"],
-                             image_shape(self.spec), batch_size=500, device=device, solver=s.get("solver", "euler"),
-                             model_kwargs=s.get("model_kwargs"))
+        seeds = curve_seeds(args.curve_seed_start, args.curve_samples)
+        extractor = feature_extractor(args.features, args.featnet, args.inception_weights, device) if args.ref \
+            else None
+        return curve_evaluator(self.curve_probes(seeds, device), seeds, image_shape(self.spec), extractor, args.ref,
+                               device=device)
 
     def write_curve(self, args, res) -> None:
-        from ..curves import write_curve
+        from ..curves import curve_seeds, seeds_text, write_curve
         from ..io import write_meta
         from ..runner import used_args
 
         nfe = getattr(args, "nfe", None) or args.curve_nfe  # a model of one NFE, or the curve's sampler's
-        write_curve(args.curve_out, res.curve, row=str(args.out), label=f"{self.name} NFE {nfe}",
-                    nfe=nfe, seeds=f"0-{args.curve_samples - 1}", num_samples=args.curve_samples)
+        nfe = nfe[0] if isinstance(nfe, list) else nfe
+        write_curve(args.curve_out, res.curve, row=str(args.out), label=f"{self.name} NFE {nfe}", nfe=nfe,
+                    seeds=seeds_text(curve_seeds(args.curve_seed_start, args.curve_samples)),
+                    num_samples=args.curve_samples, monitor=self.monitor, converged=res.converged)
         write_meta(args.curve_out, used_args(args), args.seed)
 
     write_tables = None  # or a function (records, profile, out_dir) writing its own tables into results/tables

@@ -346,6 +346,15 @@ class O2MKD(Method):
         return {"timesteps": timesteps("edm", self.args.curve_nfe, False, "euler", self.schedule), "afs": False,
                 "solver": "euler"}
 
+    def curve_probes(self, seeds, device) -> list:
+        """The router with DDIM `curve_nfe` against the teacher with the same sampler."""
+        from ..precond import image_shape
+        from ..sampling import generate_images
+        s = self.curve_sampler()
+        target = generate_images(self.teacher, seeds, s["timesteps"], "euler", False, img_shape=image_shape(self.spec),
+                                 progress=False, device=device)
+        return [(s, target)]
+
     def recipe(self) -> Recipe:
         """Any step count: rows name the solver and NFE (DDIM, a fast solver)."""
         return Recipe(solver="euler", afs=False, grid="edm", final_step="force", schedule=self.schedule)

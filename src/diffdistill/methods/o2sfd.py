@@ -19,13 +19,13 @@ from ..io import UserError, read_meta
 from ..naming import TEACHER, TRAJECTORIES, cache_path, student_model
 from ..options import SCHEDULE_OPTIONS, Opt, nfe_int
 from ..precond import build_denoiser, load_teacher
-from ..rows import Row
+from ..rows import EXTENDED, Row
 from ..sampling import Recipe
 from ..schedules import Schedule
 from . import register
-from .base import Method
+from .base import Method, curve_inputs, curve_values
 from .o2mkd import depth_mismatch, router_spec, student_spec, students_from_teacher
-from .sfd import TEACHER_OPTIONS, SFD, SFDBatches, euler_recipe, trajectory_batches
+from .sfd import TEACHER_OPTIONS, SFD, SFDBatches, euler_recipe, trajectory_batches, trajectory_targets
 
 
 def step_boundaries(timesteps, afs: bool, num_students: int, rho: float) -> list[float]:
@@ -48,6 +48,7 @@ class O2SFD(Method):
     reads = ("sfd", "trajectories")
     stage_inputs = ("results/teacher", "results/featnet", TRAJECTORIES)
     find_unused = True
+    curves = True
     teacher_afs = False
     summary = "O2MKD x SFD: small students, one per group of steps, fine-tuned with SFD's loss"
     options = (Opt("teacher", required=True, help="teacher checkpoint"),
@@ -75,6 +76,13 @@ class O2SFD(Method):
     def train_step(self, iteration, gen, opt_step) -> dict:
         return self.sfd.train_step(gen, opt_step, self.counters)
 
+    def curve_sampler(self) -> dict:
+        return {"timesteps": self.student_t, "afs": self.args.afs, "solver": "euler"}
+
+    def curve_probes(self, seeds, device) -> list:
+        return [(self.curve_sampler(), trajectory_targets(self.args, self.args.teacher, self.student_t,
+                                                          self.teacher_afs, seeds, device))]
+
     def recipe(self) -> Recipe:
         return replace(self.sampler, timesteps=tuple(self.student_t.tolist()))
 
@@ -93,7 +101,7 @@ class O2SFD(Method):
 
     @classmethod
     def rule_inputs(cls, cfg: dict, wildcards) -> dict:
-        inputs = {"teacher": TEACHER}
+        inputs = {"teacher": TEACHER, **curve_inputs(cfg)}
         if cfg["trajectories"]["cache"]:
             inputs["traj"] = cache_path(SFD.cache_settings(cfg, SFD.defaults(cfg)), wildcards.nfe)
         return inputs
@@ -101,7 +109,7 @@ class O2SFD(Method):
     @classmethod
     def rule_values(cls, cfg: dict, wildcards, input, output) -> dict:
         return {"teacher": input.teacher, "trajectories": input.get("traj"), "nfe": wildcards.nfe,
-                "num_students": int(wildcards.variant[1:])}
+                "num_students": int(wildcards.variant[1:]), **curve_values(cfg, input, output)}
 
     @staticmethod
     def rows(cfg: dict) -> list:
@@ -109,7 +117,8 @@ class O2SFD(Method):
             return []
         label = "O2MKD x SFD" + ("" if cfg["o2sfd"]["num_students"] else " (one student per step)")
         return [Row(name=f"students/o2sfd/{O2SFD.folder(cfg, n)}/nfe{n}", label=label, nfe=n, family="o2sfd",
-                    model=student_model("o2sfd", O2SFD.folder(cfg, n), n), all_seed_sets=True)
+                    model=student_model("o2sfd", O2SFD.folder(cfg, n), n), all_seed_sets=True, tables=EXTENDED,
+                    meta={"target": SFD.target_row(cfg, n)} if n in cfg["sfd"]["nfe"] else {})
                 for n in cfg["o2sfd"]["nfe"]]
 
     @staticmethod

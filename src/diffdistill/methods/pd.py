@@ -74,9 +74,11 @@ class ProgressiveDistillation(Method):
     order = 40
     summary = "one Progressive Distillation round: a student of N steps from a teacher of 2N"
     curves = True
+    monitor = "val_loss"
     options = (Opt("teacher", required=True, help="the trained teacher, or the previous round's student"),
                Opt("nfe", required=True, help="student steps N (the teacher takes 2N)",
-                   kwargs={"type": nfe_int})) + DATA_OPTIONS + SCHEDULE_OPTIONS
+                   kwargs={"type": nfe_int}), Opt("curve_sample_steps", key="pd.curve_sample_steps")
+               ) + DATA_OPTIONS + SCHEDULE_OPTIONS
 
     def __init__(self, args, device):
         self.args = args
@@ -104,10 +106,12 @@ class ProgressiveDistillation(Method):
         x = y + t * torch.randn(y.shape, generator=gen).to(y.device)
         return tuple(rank_slice(v) for v in (x, t, t_mid, t_next))
 
-    def loss(self, x, t, t_mid, t_next) -> torch.Tensor:
-        x_next = two_teacher_steps(self.teacher_denoise, x, t, t_mid, t_next)
-        target = pd_target(x, t, t_next, x_next)
-        denoised = self.train_model(x, t.flatten())
+    def target(self, x, t, t_mid, t_next) -> torch.Tensor:
+        return pd_target(x, t, t_next, two_teacher_steps(self.teacher_denoise, x, t, t_mid, t_next))
+
+    def loss(self, x, t, t_mid, t_next, target=None, model=None) -> torch.Tensor:
+        target = self.target(x, t, t_mid, t_next) if target is None else target
+        denoised = (model or self.train_model)(x, t.flatten())
         return (snr_weight(t) * (denoised - target) ** 2).flatten(1).mean(1).mean()
 
     def train_step(self, iteration, gen, opt_step) -> dict:
@@ -122,6 +126,39 @@ class ProgressiveDistillation(Method):
 
     def curve_sampler(self) -> dict:
         return {"timesteps": self.student_t, "afs": False, "solver": "euler"}
+
+    def validation_batch(self, seeds):
+        """The held-out loss's fixed batch: for curve seed k an image, noise and the student
+        timestamp k mod N (every step equally), with the teacher's targets computed once."""
+        gen = torch.Generator().manual_seed(seeds[0])
+        n, dev = len(seeds), self.images.device
+        y = self.images[torch.randint(len(self.images), (n,), generator=gen).to(dev)]
+        i = torch.arange(n) % self.num_steps
+        t, t_mid, t_next = (_col(self.teacher_t[2 * i + k].float(), y).to(dev) for k in range(3))
+        x = y + t * torch.randn(y.shape, generator=gen).to(dev)
+        return x, t, t_mid, t_next, self.target(x, t, t_mid, t_next)
+
+    def curve_evaluator(self, args, device):
+        """The held-out loss (`val_loss`, the monitor: one student step against the teacher's
+        two on the curve seeds, cheap at any step count) and, for rounds of at most
+        `curve_sample_steps` steps, the agreement of N-step samples with the teacher's 2N
+        steps and their FID."""
+        from ..curves import curve_seeds
+        seeds = curve_seeds(args.curve_seed_start, args.curve_samples)
+        val = self.validation_batch(seeds)
+        samples = super().curve_evaluator(args, device) if self.num_steps <= args.curve_sample_steps else None
+
+        def evaluate(model) -> dict:
+            out = {"val_loss": float(self.loss(*val, model=model))}
+            return {**out, **(samples(model) if samples else {})}
+        return evaluate
+
+    def curve_probes(self, seeds, device) -> list:
+        from ..precond import image_shape
+        from ..sampling import generate_images
+        target = generate_images(self.teacher, seeds, self.teacher_t, "euler", False, img_shape=image_shape(self.spec),
+                                 progress=False, device=device)
+        return [(self.curve_sampler(), target)]
 
     def meta(self, res) -> dict:
         prev = previous_costs(self.args.teacher)
@@ -140,16 +177,7 @@ class ProgressiveDistillation(Method):
 
     @classmethod
     def rule_values(cls, cfg: dict, wildcards, input, output) -> dict:
-        return {"teacher": input.teacher, "nfe": wildcards.nfe, "iters": cls.round_iters(cfg, int(wildcards.nfe)),
-                **curve_values(cfg, input, output)}
-
-    @classmethod
-    def round_iters(cls, cfg: dict, nfe: int) -> int:
-        """Training iterations of the round whose student takes `nfe` steps: its entry of
-        pd.round_iters (first round first), else pd.iters."""
-        pd, rounds = cfg["pd"], cls.rounds(cfg)
-        k = rounds.index(nfe) if nfe in rounds else len(rounds)
-        return pd["round_iters"][k] if k < len(pd["round_iters"]) else pd["iters"]
+        return {"teacher": input.teacher, "nfe": wildcards.nfe, **curve_values(cfg, input, output)}
 
     @staticmethod
     def rounds(cfg: dict) -> list[int]:
@@ -169,8 +197,12 @@ class ProgressiveDistillation(Method):
             return []  # PD is not run: no students, and no row for its first teacher either
         first = teacher_row(cfg, f"pd-teacher/nfe{pd['n0']}", "PD first teacher (DDIM on the PD grid)", pd["n0"],
                             "euler", grid="pd", family="pd")
+        def teacher_of(n):  # the row of what round n is trained to reproduce: its teacher, when evaluated
+            return first.name if 2 * n == pd["n0"] else f"students/pd/default/nfe{2 * n}" if 2 * n in pd["nfe"] else None
+
         students = [Row(name=f"students/pd/default/nfe{n}", label="PD (progressive distillation)", nfe=n,
-                        family="pd", model=student_model("pd", "default", n), all_seed_sets=True, figure=True)
+                        family="pd", model=student_model("pd", "default", n), all_seed_sets=True, figure=True,
+                        meta={"target": teacher_of(n)} if teacher_of(n) else {})
                     for n in pd["nfe"]]
         return [first, *ProgressiveDistillation.first_teacher_rows(cfg), *students]
 
@@ -193,13 +225,6 @@ class ProgressiveDistillation(Method):
     @staticmethod
     def check_config(cfg: dict) -> None:
         n0, pd = cfg["pd"]["n0"], cfg["pd"]
-        if pd["stop_flat"] is not None and not pd["curve_every"]:
-            raise UserError("config key pd.stop_flat: a round stops on a flat FID curve, but pd.curve_every is 0 "
-                            "(no curve)")
-        if len(pd["round_iters"]) > len(ProgressiveDistillation.rounds(cfg)):
-            raise UserError(f"config key pd.round_iters: {len(pd['round_iters'])} values for "
-                            f"{len(ProgressiveDistillation.rounds(cfg))} rounds ({pd['n0']} steps down to "
-                            f"{min(pd['nfe'], default=n0)})")
         for n in cfg["pd"]["nfe"]:
             halvings = n0 // n if n0 % n == 0 else 0
             if n >= n0 or halvings < 2 or halvings & (halvings - 1):

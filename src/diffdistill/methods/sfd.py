@@ -78,6 +78,17 @@ def trajectory_batches(args, teacher_path, student_t, teacher_afs: bool, device)
         args.K * (len(student_t) - 1) - int(teacher_afs)
 
 
+def trajectory_targets(args, teacher_path, student_t, teacher_afs: bool, seeds, device) -> torch.Tensor:
+    """The teacher's trajectory end points for `seeds`: what a student of `student_t`
+    is trained to reproduce (the validation curve's targets), [N, C, H, W] on the CPU."""
+    from ..precond import image_shape
+    teacher, spec = load_teacher(teacher_path, device=device)
+    with torch.inference_mode():
+        states = generate(teacher, seeds, student_t, args.K, args.solver, args.final_step, args.thresholding,
+                          args.rho, 500, image_shape(spec), progress=False, device=device, teacher_afs=teacher_afs)
+    return states[:, -1].cpu()
+
+
 class SFDBatches:
     """SFD's loss over one batch of trajectories: shared by SFD, SFD-v and the second stage."""
 
@@ -147,6 +158,10 @@ class SFD(Method):
 
     def curve_sampler(self) -> dict:
         return {"timesteps": self.student_t, "afs": self.args.afs, "solver": "euler"}
+
+    def curve_probes(self, seeds, device) -> list:
+        return [(self.curve_sampler(), trajectory_targets(self.args, self.args.teacher, self.student_t,
+                                                          self.teacher_afs, seeds, device))]
 
     def meta(self, res) -> dict:
         out = {"nfe": self.args.nfe, "timesteps": self.student_t.tolist()}
@@ -220,17 +235,27 @@ class SFD(Method):
                 f"trajectories, {iters} iterations")
 
     @staticmethod
+    def target_cache(cfg: dict, nfe: int) -> str:
+        """The default student's teacher trajectories for the evaluation seeds: its target row's samples."""
+        ev = cfg["eval"]
+        return cache_path({**SFD.cache_settings(cfg, SFD.defaults(cfg)), "num": ev["num_samples"] * ev["seed_sets"],
+                           "seed_start": 0}, nfe)
+
+    @staticmethod
+    def target_row(cfg: dict, nfe: int) -> str:
+        """Name of the target row of the default students of `nfe` (what they are trained to reproduce)."""
+        return f"target/{SFD.target_cache(cfg, nfe).split('/')[2]}/nfe{nfe}"
+
+    @staticmethod
     def rows(cfg: dict) -> list:
         d = SFD.defaults(cfg)
         rows = []
-        ev = cfg["eval"]
-        for nfe in cfg["sfd"]["nfe"][:1]:  # the first NFE's target, on the evaluation seeds: paired with every row
-            cache = cache_path({**SFD.cache_settings(cfg, d), "num": ev["num_samples"] * ev["seed_sets"],
-                                "seed_start": 0}, nfe)
-            rows.append(Row(name=f"target/{cache.split('/')[2]}/nfe{nfe}", label="SFD target (teacher trajectories)",
-                            nfe=nfe, family="sfd", kind="target", samples=cache))
+        for nfe in cfg["sfd"]["nfe"]:  # each NFE's target, on the evaluation seeds: paired with every row
+            rows.append(Row(name=SFD.target_row(cfg, nfe), label="SFD target (teacher trajectories)", nfe=nfe,
+                            family="sfd", kind="target", samples=SFD.target_cache(cfg, nfe)))
         rows += [Row(name=f"students/sfd/default/nfe{nfe}", label="SFD", nfe=nfe, family="sfd",
-                     model=student_model("sfd", "default", nfe), all_seed_sets=True, figure=True)
+                     model=student_model("sfd", "default", nfe), all_seed_sets=True, figure=True,
+                     meta={"target": SFD.target_row(cfg, nfe)})
                  for nfe in cfg["sfd"]["nfe"]]
         nfe = cfg["ablations"]["nfe"]
         for factor, value, var in SFD.ablation_runs(cfg):

@@ -13,9 +13,10 @@ from __future__ import annotations
 from ..io import UserError, read_meta
 from ..naming import TRAJECTORIES, cache_path, source_name, student_dir, student_model
 from ..options import SCHEDULE_OPTIONS, Opt
-from ..rows import Row
+from ..rows import EXTENDED, Row
 from ..schedules import Schedule
 from . import register
+from .base import curve_inputs, curve_values
 from .sfd import SFD
 
 
@@ -29,7 +30,6 @@ class SFD2(SFD):
     order = 30
     stage_inputs = ("results/teacher", "results/featnet", TRAJECTORIES, "results/students/sfd")
     summary = "SFD's second stage: a stage-1 SFD student teaches a 1-NFE student"
-    curves = False
     teacher_afs = True
     options = (Opt("teacher", required=True, help="the stage-1 SFD student"),
                Opt("trajectories", help="its trajectory cache (.pt); omitted: regenerate per batch"),
@@ -61,18 +61,19 @@ class SFD2(SFD):
 
     @classmethod
     def rule_inputs(cls, cfg: dict, wildcards=None) -> dict:
-        return {"teacher": student_model("sfd", "default", cfg["sfd2"]["teacher_nfe"]), "traj": SFD2.cache(cfg)}
+        return {"teacher": student_model("sfd", "default", cfg["sfd2"]["teacher_nfe"]), "traj": SFD2.cache(cfg),
+                **curve_inputs(cfg)}
 
     @classmethod
     def rule_values(cls, cfg: dict, wildcards, input, output) -> dict:
-        return {"teacher": input.teacher, "trajectories": input.traj}
+        return {"teacher": input.teacher, "trajectories": input.traj, **curve_values(cfg, input, output)}
 
     @staticmethod
     def rows(cfg: dict) -> list:
         if not cfg["sfd2"]["enabled"]:
             return []
         return [Row(name="students/sfd2/default/nfe1", label="SFD second stage", nfe=1, family="sfd2",
-                    model=student_model("sfd2", "default", 1), all_seed_sets=True, figure=True)]
+                    model=student_model("sfd2", "default", 1), all_seed_sets=True, figure=True, tables=EXTENDED)]
 
     @staticmethod
     def check_config(cfg: dict) -> None:

@@ -25,12 +25,12 @@ from ..naming import TEACHER, TRAJECTORIES, cache_path, student_model
 from ..options import SCHEDULE_OPTIONS, Opt
 from ..nets.stepcond import from_teacher, step_conditioned_spec
 from ..precond import load_teacher
-from ..rows import Row
+from ..rows import EXTENDED, Row
 from ..sampling import Recipe
 from ..schedules import Schedule
 from . import register
-from .base import Method
-from .sfd import SFD, TEACHER_OPTIONS, SFDBatches, student_timesteps, trajectory_batches
+from .base import Method, curve_inputs, curve_values
+from .sfd import SFD, TEACHER_OPTIONS, SFDBatches, student_timesteps, trajectory_batches, trajectory_targets
 
 
 @register
@@ -44,6 +44,7 @@ class SFDV(Method):
     stage_inputs = ("results/teacher", "results/featnet", TRAJECTORIES)
     summary = "SFD-v: one step-conditioned student for several NFE (each batch draws its NFE)"
     teacher_afs = False
+    curves = True
     options = (Opt("teacher", required=True, help="teacher checkpoint"),
                Opt("trajectories", required=True, help="one cache per --nfe value, same order",
                    kwargs={"nargs": "+"}),
@@ -73,6 +74,12 @@ class SFDV(Method):
         self.counters[f"batches_steps{n}"] += 1
         return {**self.per_nfe[n].train_step(gen, opt_step, self.counters, num_steps=n), "num_steps": n}
 
+    def curve_probes(self, seeds, device) -> list:
+        """Every NFE it serves, each against its own teacher targets: the curve is their mean."""
+        return [({"timesteps": torch.tensor(b.t), "afs": self.args.afs, "solver": "euler", "model_kwargs": {"num_steps": n}},
+                 trajectory_targets(self.args, self.args.teacher, torch.tensor(b.t), self.teacher_afs, seeds, device))
+                for n, b in self.per_nfe.items()]
+
     def recipe(self) -> Recipe:
         return Recipe(solver="euler", nfe=tuple(self.args.nfe), afs=self.args.afs, grid="edm", final_step="force",
                       schedule=self.schedule, step_conditioning=True)
@@ -84,16 +91,18 @@ class SFDV(Method):
     @classmethod
     def rule_inputs(cls, cfg: dict, wildcards=None) -> dict:
         d = SFD.defaults(cfg)
-        return {"teacher": TEACHER, "traj": [cache_path(SFD.cache_settings(cfg, d), n) for n in cfg["sfdv"]["nfe"]]}
+        return {"teacher": TEACHER, "traj": [cache_path(SFD.cache_settings(cfg, d), n) for n in cfg["sfdv"]["nfe"]],
+                **curve_inputs(cfg)}
 
     @classmethod
     def rule_values(cls, cfg: dict, wildcards, input, output) -> dict:
-        return {"teacher": input.teacher, "trajectories": list(input.traj)}
+        return {"teacher": input.teacher, "trajectories": list(input.traj), **curve_values(cfg, input, output)}
 
     @staticmethod
     def rows(cfg: dict) -> list:
         if not cfg["sfdv"]["enabled"]:
             return []
         return [Row(name=f"students/sfdv/default/nfe{n}", label="SFD-v (one model)", nfe=n, family="sfdv",
-                    model=student_model("sfdv"), recipe=Recipe(nfe=n), all_seed_sets=True, figure=True)
+                    model=student_model("sfdv"), recipe=Recipe(nfe=n), all_seed_sets=True, figure=True, tables=EXTENDED,
+                    meta={"target": SFD.target_row(cfg, n)} if n in cfg["sfd"]["nfe"] else {})
                 for n in cfg["sfdv"]["nfe"]]

@@ -8,6 +8,7 @@ use rule _train as distill_o2sfd with:
     output:
         model="results/students/o2sfd/{variant}/nfe{nfe}/model.pt",
         meta="results/students/o2sfd/{variant}/nfe{nfe}/model.pt.meta.json",
+        curve="results/students/o2sfd/{variant}/nfe{nfe}/fid_curve.json",
     log:
         "results/logs/distill/o2sfd/{variant}/nfe{nfe}.log",
     wildcard_constraints:
@@ -16,4 +17,16 @@ use rule _train as distill_o2sfd with:
     priority: 40
     params:
         method="o2sfd",
-        args=train_args("o2sfd", "seed", "device", "amp", "dataset", "schedule", "o2sfd", "sfd", "trajectories"),
+        args=train_args(
+            "o2sfd",
+            "seed",
+            "device",
+            "amp",
+            "dataset",
+            "schedule",
+            "o2sfd",
+            "sfd",
+            "trajectories",
+            "eval",
+            "convergence",
+        ),

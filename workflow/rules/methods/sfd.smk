@@ -20,5 +20,15 @@ use rule _train as distill_sfd with:
     params:
         method="sfd",
         args=train_args(
-            "sfd", "seed", "device", "amp", "dataset", "schedule", "sfd", "trajectories", "ablations", "eval"
+            "sfd",
+            "seed",
+            "device",
+            "amp",
+            "dataset",
+            "schedule",
+            "sfd",
+            "trajectories",
+            "ablations",
+            "eval",
+            "convergence",
         ),

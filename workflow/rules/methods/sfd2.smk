@@ -11,9 +11,22 @@ if config["sfd2"]["enabled"]:
         output:
             model=naming.student_model("sfd2", "default", 1),
             meta=f"{naming.student_model('sfd2', 'default', 1)}.meta.json",
+            curve=naming.student_model("sfd2", "default", 1).replace("model.pt", "fid_curve.json"),
         log:
             "results/logs/distill/sfd2/default/nfe1.log",
         priority: 40
         params:
             method="sfd2",
-            args=train_args("sfd2", "seed", "device", "amp", "dataset", "schedule", "sfd2", "sfd", "trajectories"),
+            args=train_args(
+                "sfd2",
+                "seed",
+                "device",
+                "amp",
+                "dataset",
+                "schedule",
+                "sfd2",
+                "sfd",
+                "trajectories",
+                "eval",
+                "convergence",
+            ),

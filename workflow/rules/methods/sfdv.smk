@@ -9,10 +9,23 @@ if config["sfdv"]["enabled"]:
         output:
             model=naming.student_model("sfdv"),
             meta=f"{naming.student_model('sfdv')}.meta.json",
+            curve=naming.student_model("sfdv").replace("model.pt", "fid_curve.json"),
         log:
             "results/logs/distill/sfdv/default.log",
         # the longest job of the main target: before the PD chain (50) and the others (40)
         priority: 52
         params:
             method="sfdv",
-            args=train_args("sfdv", "seed", "device", "amp", "dataset", "schedule", "sfdv", "sfd", "trajectories"),
+            args=train_args(
+                "sfdv",
+                "seed",
+                "device",
+                "amp",
+                "dataset",
+                "schedule",
+                "sfdv",
+                "sfd",
+                "trajectories",
+                "eval",
+                "convergence",
+            ),

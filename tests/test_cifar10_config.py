@@ -144,7 +144,7 @@ EDM64 = {"ffhq64": ("edm-ffhq-64x64-uncond-vp.pkl", "ffhq-64x64"), "afhqv2-64": 
 
 
 def _dry_run(tmp_path, cli_env, configfile):
-    r = subprocess.run([str(VENV_BIN / "snakemake"), "-n", "results/tables", "--configfile", configfile],
+    r = subprocess.run([str(VENV_BIN / "snakemake"), "-n", "results/tables", "results/extended", "--configfile", configfile],
                        cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=300)
     return r.returncode, r.stdout + r.stderr
 

@@ -47,8 +47,9 @@ def load_records(files) -> list[dict]:
     return list(by.values())
 
 
-def in_table(records, table: str) -> list[dict]:
-    return [r for r in records if table in r.get("tables", ())]
+def in_table(records, table: str | tuple) -> list[dict]:
+    tables = (table,) if isinstance(table, str) else table
+    return [r for r in records if set(tables) & set(r.get("tables", ()))]
 
 
 def _cell(r: dict, table: str) -> tuple[str, str]:
@@ -196,17 +197,22 @@ def vs_reference_table(records: list[dict], table: str = "main") -> pd.DataFrame
     recs, ref = in_table(records, table), reference(records)
     if ref is None:
         return pd.DataFrame()
+    by_name = {x.get("name"): x for x in records}
     rows = []
     for r in recs:
         if r is ref:
             continue
         d = stats.paired(values(r), values(ref))
+        target = by_name.get(r.get("meta", {}).get("target"))
+        dt = stats.paired(values(r), values(target)) if target else None
         ratio, ratio_se = stats.ratio(values(r), values(ref))
         fd = stats.paired(values(r, "fd_teacher"), [0.0] * len(values(r, "fd_teacher"))) if "fd_teacher" in r \
             else None
         label, _ = _cell(r, table)
         rows.append({"method": label, "NFE": r["nfe"], "FID (n)": r["fid"], "FID inf": r[Q],
                      "- reference": d["diff"], "- reference std": d["se"], "p": d["p"],
+                     "- target": dt["diff"] if dt else float("nan"), "- target std": dt["se"] if dt else float("nan"),
+                     "p (target)": dt["p"] if dt else float("nan"),
                      "/ reference": ratio, "/ reference std": ratio_se,
                      "RMSE to teacher": r.get("rmse", float("nan")),
                      "feature distance": r.get("feature_distance", float("nan")),
@@ -266,10 +272,10 @@ def read_floor(path) -> dict:
     return read_json_object(path, ("fid", "fid_std", "fid_splits", "num_samples"), "floor file")
 
 
-def efficiency_table(records: list[dict], profile: dict) -> pd.DataFrame:
-    """Quality against compute: every main-table row that samples a model."""
+def efficiency_table(records: list[dict], profile: dict, table: str | tuple = "main") -> pd.DataFrame:
+    """Quality against compute: every row of `table` that samples a model."""
     rows = []
-    for r in in_table(records, "main"):
+    for r in in_table(records, table):
         p = profile.get(r.get("name"))
         if p is None:
             continue
@@ -279,21 +285,23 @@ def efficiency_table(records: list[dict], profile: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profiles=(), parts: Parts = Parts()) -> None:
+def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profiles=(), parts: Parts = Parts(),
+                 tables: tuple = ("main",)) -> None:
     """The main table (fid_vs_nfe: FID at infinite n), every row against the reference
     (vs_reference: paired differences, ratios of bias-free FIDs, agreement with the
     teacher), precision/recall (prdc), the cost table, with the profile the efficiency
     table, and the methods' own tables (`parts`): csv, md and tex each, into out_dir,
     atomically as a whole folder. Lower FID is better. `floor` (real against real) goes
-    into fid_metrics.json only."""
+    into fid_metrics.json only. `tables`: the row groups shown (the main job's "main";
+    with "extended", the students built with the claims beside them)."""
     records = load_records(fid_files)
-    fid = fid_table(records, "main", Q)
-    vs = vs_reference_table(records, "main")
+    fid = fid_table(records, tables, Q)
+    vs = vs_reference_table(records, tables)
     prof = load_profiles(profiles)
-    eff = efficiency_table(records, prof) if prof else pd.DataFrame()
+    eff = efficiency_table(records, prof, tables) if prof else pd.DataFrame()
     cost = cost_table(records)
     note = resolution_note(records, vs)
-    n = max(r.get("seed_sets", 1) for r in in_table(records, "main"))
+    n = max(r.get("seed_sets", 1) for r in in_table(records, tables))
     sets = f"mean ± std over {n} seed sets" if n > 1 else "one seed set"
     with atomic_dir(out_dir) as tmp:
         write_table(tmp, "fid_vs_nfe", fid, f"FID at infinite n against NFE (lower is better; {sets})", note)
@@ -302,11 +310,13 @@ def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profil
                         "sampler, paired over the seed sets", note, intro=(
                             "FID (n): at the evaluated sample count; FID inf: extrapolated to infinite n; "
                             "'- reference' and '/ reference': the paired difference and the ratio of FID at infinite "
-                            "n (± standard error); RMSE and feature distance: against the reference sampler's output "
+                            "n (± standard error); '- target': the paired difference to what the row is trained to "
+                            "reproduce (SFD: the teacher's trajectories on the same seeds; PD: its own teacher, the "
+                            "round before), with its p; RMSE and feature distance: against the reference sampler's output "
                             "for the same seed; 'FD to teacher - own': Frechet distance to the teacher's samples of "
                             "another seed set minus the teacher's own at the same n."))
         if any("precision" in r for r in records):
-            write_table(tmp, "prdc", prdc_table(records), "Precision, recall, density and coverage (k nearest "
+            write_table(tmp, "prdc", prdc_table(records, tables), "Precision, recall, density and coverage (k nearest "
                         f"neighbours; higher is better; {sets})")
         # for DVC (dvc.yaml): the plot of FID against NFE, and every row's FID as metrics
         fid_long(fid).to_csv(tmp / "fid_vs_nfe_long.csv", index=False, float_format="%.4f")
@@ -323,6 +333,22 @@ def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profil
                 "evaluations the sampler makes) and images per second, measured by one job running alone."))
         if not cost.empty:
             write_cost_table(tmp, cost, parts.compare)
+        write_job_table(tmp, [*fid_files, *([floor] if floor else []), *profiles])
+
+
+def write_job_table(out: Path, files) -> None:
+    """jobs.{csv,md,tex}: where the time of the jobs that made these tables went
+    (`diffdistill.jobs`), with their span: the target's wall clock by the jobs' own clocks."""
+    from .jobs import job_table
+
+    df, span = job_table(files)
+    if df.empty:
+        return
+    write_table(out, "jobs", df, "Where the time went: the jobs that made these tables", intro=(
+        f"{span['jobs']} jobs, {span['process_seconds']:.0f} process seconds in all (start-up included); from the "
+        f"first job's start to the last one's end: **{span['seconds']:.0f} s ({span['seconds'] / 60:.1f} min)**, "
+        "by the jobs' own clocks (the metadata sidecars' started_at and finished_at; Snakemake's planning before the "
+        "first job is not counted). Jobs run side by side on the available cores."), fmt="{:.1f}")
 
 
 # -- ablations: one factor at a time around the default ------------------------------

@@ -20,6 +20,10 @@ from .naming import TEACHER
 from .sampling import Recipe
 
 KINDS = ("reference", "baseline", "target", "distilled")
+# the table of the students that do not fit the main job's budget once every student trains
+# to convergence (SFD-v, SFD's second stage, O2MKD x SFD): results/extended, built with the
+# claims, beside the main table's rows
+EXTENDED = ("extended",)
 
 
 @dataclass(frozen=True)
@@ -108,9 +112,10 @@ def profiled(rows, table: str) -> list[Row]:
     return sorted((r for r in in_table(rows, table) if r.model), key=lambda r: r.model != TEACHER)
 
 
-def in_table(rows, table: str) -> list[Row]:
-    return [r for r in rows if table in r.tables]
+def in_table(rows, table: str | tuple) -> list[Row]:
+    tables = (table,) if isinstance(table, str) else table
+    return [r for r in rows if set(tables) & set(r.tables)]
 
 
-def fid_files(rows, table: str) -> list[str]:
+def fid_files(rows, table: str | tuple) -> list[str]:
     return [fid_path(r) for r in in_table(rows, table)]

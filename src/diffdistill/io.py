@@ -29,6 +29,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 import tempfile
 import warnings
 from pathlib import Path
@@ -382,10 +383,28 @@ def meta_path(path) -> Path:
     return path / "meta.json" if path.is_dir() else path.with_name(path.name + ".meta.json")
 
 
+def process_start() -> float:
+    """When this process started (seconds since the epoch): from /proc on Linux (its
+    interpreter start-up and imports included), else when this module was imported."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return _IMPORTED
+
+
+_IMPORTED = time.time()
+
+
 def write_meta(path, args: dict, seed: int | None = None, **extra) -> None:
-    """Write `<path>.meta.json` describing how `path` was made."""
+    """Write `<path>.meta.json` describing how `path` was made; `started_at` and
+    `finished_at` (seconds since the epoch) bound the process that made it (the main job's
+    cost table reads them)."""
     meta = {"output": str(path), "args": args, "seed": seed, "versions": versions(),
-            "git_revision": git_revision(), "host": platform.node()}
+            "git_revision": git_revision(), "host": platform.node(),
+            "started_at": round(process_start(), 2), "finished_at": round(time.time(), 2)}
     meta.update(extra)
     write_json(meta_path(path), meta)
 

@@ -1,0 +1,86 @@
+"""Where a target's time went, from the metadata sidecars of the files it read.
+
+Every job writes `<output>.meta.json` with the arguments it used and when its process
+started and finished (`io.write_meta`). Starting from the files a table reads (the rows'
+metrics files, the floor, the profiles), `provenance` follows every argument that names a
+file with a sidecar (samples, models, trajectory caches, the teacher, the feature
+network, ...), so the whole chain that made the table is found without a list of rules.
+`job_table` groups those jobs by kind; its span (first start to last finish) is the
+target's wall clock as the jobs' own clocks saw it (Snakemake's planning before the
+first job is not in it).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .io import meta_path, read_json_object
+
+
+def _paths_in(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def provenance(files) -> dict[str, dict]:
+    """{file: its metadata} of `files` and of every file their metadata's arguments name
+    that has a sidecar, transitively."""
+    seen: dict[str, dict] = {}
+    todo = [str(f) for f in files]
+    while todo:
+        f = todo.pop()
+        if f in seen or not meta_path(f).is_file():
+            continue
+        meta = read_json_object(meta_path(f), (), "metadata sidecar")
+        seen[f] = meta
+        args = meta.get("args") or {}
+        todo += [p for v in args.values() for p in _paths_in(v) if p not in seen]
+        samples = _samples_of(f)
+        if samples:
+            todo.append(samples)
+    return seen
+
+
+def _samples_of(path: str) -> str | None:
+    """The samples file a metrics file evaluated (its 'samples' field)."""
+    if not path.endswith("fid.json"):
+        return None
+    try:
+        return read_json_object(path, (), "metrics file").get("samples")
+    except Exception:  # not a metrics file of this version: nothing more to follow
+        return None
+
+
+def kind(path: str) -> str:
+    """The job kind of an output: results/<kind>/..., students by method."""
+    parts = Path(path).parts
+    if "results" not in parts:
+        return "other"
+    rest = parts[parts.index("results") + 1:]
+    if rest[0] == "students" and len(rest) > 1:
+        return f"train {rest[1]}" + (" (trajectories)" if "trajectories" in rest else "")
+    return {"fid": "metrics", "featnet": "feature network, reference statistics", "samples": "sampling",
+            "trajectories": "teacher trajectories", "teacher": "train teacher", "profiles": "profile"}.get(rest[0],
+                                                                                                         rest[0])
+
+
+def job_table(files) -> tuple[pd.DataFrame, dict]:
+    """One row per job kind: jobs, process seconds (sum, largest) of the jobs that made
+    `files`; and the span {start, end, seconds, jobs} of all of them (None without clocks)."""
+    jobs = [(kind(f), m) for f, m in provenance(files).items() if "started_at" in m and "finished_at" in m]
+    if not jobs:
+        return pd.DataFrame(), {}
+    rows: dict[str, dict] = {}
+    for k, m in jobs:
+        r = rows.setdefault(k, {"job kind": k, "jobs": 0, "process s": 0.0, "longest s": 0.0})
+        secs = m["finished_at"] - m["started_at"]
+        r["jobs"] += 1
+        r["process s"] += secs
+        r["longest s"] = max(r["longest s"], secs)
+    start, end = min(m["started_at"] for _, m in jobs), max(m["finished_at"] for _, m in jobs)
+    df = pd.DataFrame(sorted(rows.values(), key=lambda r: -r["process s"]))
+    return df, {"seconds": end - start, "jobs": len(jobs), "process_seconds": float(df["process s"].sum())}

@@ -1,0 +1,32 @@
+"""The job table: every job that made a table, found through the metadata sidecars."""
+import json
+
+
+def _meta(path, started, finished, **args):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{}")
+    (path.parent / f"{path.name}.meta.json").write_text(json.dumps(
+        {"args": args, "started_at": started, "finished_at": finished}))
+
+
+def test_the_job_table_follows_every_file_a_table_read(tmp_path, monkeypatch):
+    """From the metrics file to its samples, the model, the model's cache and the teacher:
+    each job is counted once, by kind, and the span runs from the first start to the last
+    finish."""
+    from diffdistill.jobs import job_table
+
+    monkeypatch.chdir(tmp_path)
+    r = tmp_path / "results"
+    _meta(r / "teacher/model.pt", 100.0, 300.0)
+    _meta(r / "trajectories/c/nfe2/traj.pt", 300.0, 330.0, teacher="results/teacher/model.pt")
+    _meta(r / "students/sfd/default/nfe2/model.pt", 330.0, 400.0, teacher="results/teacher/model.pt",
+          trajectories="results/trajectories/c/nfe2/traj.pt")
+    _meta(r / "samples/s/samples.npz", 400.0, 410.0, model="results/students/sfd/default/nfe2/model.pt")
+    fid = r / "fid/s/fid.json"
+    _meta(fid, 410.0, 415.0, samples="results/samples/s/samples.npz")
+    fid.write_text(json.dumps({"samples": "results/samples/s/samples.npz"}))
+    df, span = job_table(["results/fid/s/fid.json"])
+    assert dict(zip(df["job kind"], df["jobs"])) == {"train teacher": 1, "teacher trajectories": 1, "train sfd": 1,
+                                                     "sampling": 1, "metrics": 1}
+    assert span["seconds"] == 315.0 and span["jobs"] == 5
+    assert df.set_index("job kind").loc["train teacher", "process s"] == 200.0

@@ -15,7 +15,7 @@ from diffdistill.config import validate
 
 SMOKE, FULL = ROOT / "config/cifar10-smoke.yaml", ROOT / "config/cifar10.yaml"
 # Keys whose values may differ (by their last name): sizes, paths, the device, the threads.
-SIZES = {"num_samples", "seed_sets", "batch_size", "iters", "num", "ckpt_every", "curve_every", "curve_samples",
+SIZES = {"num_samples", "seed_sets", "batch_size", "iters", "num", "ckpt_every", "curve_every", "samples",
          "kid_subsets", "kid_subset_size", "prdc_samples", "ref_features", "num_images", "repeats",
          "grid_count", "floor_splits", "train_seeds", "threads_per_job"}
 PATHS = {"path", "edm_pickle", "inception_weights", "reference_stats"}

@@ -46,7 +46,7 @@ def test_cache_names_round_trip_and_name_what_shapes_them():
     cfg = _config()
     settings = SFD.cache_settings(cfg, SFD.defaults(cfg))
     name = naming.cache_name(settings)
-    assert name == "fromteacher-solverdpmpp3m-K4-finalforce-thr0-tmin0.006-tmax80-rho7-afs1-tafs0-n2000-s100000"
+    assert name == "fromteacher-solverdpmpp3m-K4-finalforce-thr0-tmin0.006-tmax80-rho7-afs1-tafs0-n5000-s100000"
     assert naming.parse_cache(name) == settings
     assert naming.source_model(naming.parse_cache(name)["source"]) == naming.TEACHER
     assert naming.source_model("sfdnfe5") == "results/students/sfd/default/nfe5/model.pt"
@@ -81,7 +81,7 @@ def test_an_empty_pd_nfe_list_runs_no_pd():
     cfg["pd"]["nfe"] = []
     names = [r.name for r in rows(cfg)]
     assert names and not [n for n in names if n.startswith(("pd-teacher/", "students/pd/"))], names
-    assert ProgressiveDistillation.rounds(cfg) == [] and ProgressiveDistillation.rounds(_config()) == [8, 4, 2, 1]
+    assert ProgressiveDistillation.rounds(cfg) == [] and ProgressiveDistillation.rounds(_config()) == [64, 32, 16, 8, 4, 2, 1]
 
 
 def test_an_ablation_variants_schedule_reaches_its_training_flags():

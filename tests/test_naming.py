@@ -98,3 +98,27 @@ def test_an_ablation_variants_schedule_reaches_its_training_flags():
     text = methods.cli_flags("sfd", cfg, **SFD.rule_values(cfg, wc, inp, out)).split()
     assert [text[text.index(f) + 1] for f in ("--t-min", "--t-max", "--rho")] == ["0.02", "80.0", "7.0"]
     assert all(text.count(f) == 1 for f in ("--t-min", "--t-max", "--rho"))
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "test.yaml"])
+def test_every_sfd_nfe_has_its_target_row_on_the_evaluation_seeds(name):
+    """Each NFE of sfd.nfe has a target row (the teacher's trajectories of the default
+    student's settings, cached for the evaluation seeds 0 .. S n - 1, so student - target
+    is paired), in the main table, and each SFD, SFD-v and PD row that names a target
+    names a row that exists; PD's rounds name their own teacher."""
+    cfg = _config(name)
+    rs = {r.name: r for r in rows(cfg)}
+    ev = cfg["eval"]
+    targets = {r.nfe: r for r in rs.values() if r.kind == "target"}
+    assert sorted(targets) == sorted(cfg["sfd"]["nfe"])
+    for nfe, t in targets.items():
+        assert "main" in t.tables and t.samples == SFD.target_cache(cfg, nfe)
+        key = naming.parse_cache(t.samples.split("/")[2])
+        assert key["seed_start"] == 0 and key["num"] == ev["num_samples"] * ev["seed_sets"]
+        assert rs[f"students/sfd/default/nfe{nfe}"].meta["target"] == t.name
+    named = [r for r in rs.values() if "target" in r.meta]
+    assert named and all(r.meta["target"] in rs for r in named)
+    for r in named:
+        if r.family == "pd":
+            teacher = rs[r.meta["target"]]
+            assert teacher.nfe == 2 * r.nfe and teacher.family == "pd"

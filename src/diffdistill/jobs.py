@@ -11,6 +11,7 @@ first job is not in it).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -83,4 +84,47 @@ def job_table(files) -> tuple[pd.DataFrame, dict]:
         r["longest s"] = max(r["longest s"], secs)
     start, end = min(m["started_at"] for _, m in jobs), max(m["finished_at"] for _, m in jobs)
     df = pd.DataFrame(sorted(rows.values(), key=lambda r: -r["process s"]))
-    return df, {"seconds": end - start, "jobs": len(jobs), "process_seconds": float(df["process s"].sum())}
+    return df, {"seconds": end - start, "jobs": len(jobs), "process_seconds": float(df["process s"].sum()),
+                "finished": end, **stamp([m for _, m in jobs])}
+
+
+def stamp(metas: list[dict]) -> dict:
+    """Where and with what the jobs ran: hosts, CPU, git revisions, versions (every
+    distinct value, so a run assembled from several machines or commits says so)."""
+    import platform
+
+    def distinct(key):
+        return sorted({str(m.get(key)) for m in metas if m.get(key) is not None})
+    versions = sorted({", ".join(f"{k} {v}" for k, v in sorted(m["versions"].items())) for m in metas
+                       if isinstance(m.get("versions"), dict)})
+    return {"hosts": distinct("host"), "git_revisions": distinct("git_revision"), "versions": versions,
+            "cpu": _cpu_model(), "cores": os.cpu_count(), "platform": platform.platform()}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or "unknown"
+
+
+def summary_markdown(title: str, span: dict, sections: list[tuple[str, str]]) -> str:
+    """A dated page of a target's tables: when (the last job's finish, UTC), where, which
+    commit, how long, then each (title, markdown table) section."""
+    from datetime import datetime, timezone
+
+    when = datetime.fromtimestamp(span["finished"], timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"# {title}, {when}", "",
+             f"- machine: {', '.join(span['hosts'])}; {span['cpu']}, {span['cores']} cores; {span['platform']}",
+             f"- commit: {', '.join(span['git_revisions'])}",
+             f"- versions: {'; '.join(span['versions'])}",
+             f"- wall clock of its jobs: {span['seconds']:.0f} s ({span['seconds'] / 60:.1f} min), {span['jobs']} jobs, "
+             f"{span['process_seconds']:.0f} process seconds", ""]
+    for head, text in sections:
+        body = text.split("\n", 1)[1] if text.startswith("# ") else text  # each table file's own title goes
+        lines += [f"## {head}", "", body.strip(), ""]
+    return "\n".join(lines)

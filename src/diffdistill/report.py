@@ -333,13 +333,14 @@ def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profil
                 "evaluations the sampler makes) and images per second, measured by one job running alone."))
         if not cost.empty:
             write_cost_table(tmp, cost, parts.compare)
-        write_job_table(tmp, [*fid_files, *([floor] if floor else []), *profiles])
+        write_job_table(tmp, [*fid_files, *([floor] if floor else []), *profiles], tables)
 
 
-def write_job_table(out: Path, files) -> None:
+def write_job_table(out: Path, files, tables: tuple = ("main",)) -> None:
     """jobs.{csv,md,tex}: where the time of the jobs that made these tables went
-    (`diffdistill.jobs`), with their span: the target's wall clock by the jobs' own clocks."""
-    from .jobs import job_table
+    (`diffdistill.jobs`), with their span: the target's wall clock by the jobs' own clocks;
+    and summary.md: the dated page of the main tables (date, machine, commit, wall clock)."""
+    from .jobs import job_table, summary_markdown
 
     df, span = job_table(files)
     if df.empty:
@@ -349,6 +350,13 @@ def write_job_table(out: Path, files) -> None:
         f"first job's start to the last one's end: **{span['seconds']:.0f} s ({span['seconds'] / 60:.1f} min)**, "
         "by the jobs' own clocks (the metadata sidecars' started_at and finished_at; Snakemake's planning before the "
         "first job is not counted). Jobs run side by side on the available cores."), fmt="{:.1f}")
+    parts = [(head, (out / f"{name}.md").read_text()) for name, head in SUMMARY if (out / f"{name}.md").exists()]
+    title = "Main job" if tables == ("main",) else f"Tables of {' + '.join(tables)}"
+    (out / "summary.md").write_text(summary_markdown(title, span, parts))
+
+
+SUMMARY = (("fid_vs_nfe", "FID at infinite n against NFE"), ("vs_reference", "Every row against the reference"),
+           ("cost", "Cost of every distilled model"), ("jobs", "Where the time went"))
 
 
 # -- ablations: one factor at a time around the default ------------------------------

@@ -46,7 +46,7 @@ def test_cache_names_round_trip_and_name_what_shapes_them():
     cfg = _config()
     settings = SFD.cache_settings(cfg, SFD.defaults(cfg))
     name = naming.cache_name(settings)
-    assert name == "fromteacher-solverdpmpp3m-K4-finalforce-thr0-tmin0.006-tmax80-rho7-afs1-tafs0-n5000-s100000"
+    assert name == "fromteacher-solverdpmpp2m-K4-finalforce-thr0-tmin0.006-tmax80-rho7-afs1-tafs0-n5000-s100000"
     assert naming.parse_cache(name) == settings
     assert naming.source_model(naming.parse_cache(name)["source"]) == naming.TEACHER
     assert naming.source_model("sfdnfe5") == "results/students/sfd/default/nfe5/model.pt"
@@ -71,7 +71,9 @@ def test_rows_of_the_default_config():
     assert rs["teacher-euler/nfe20"].tables == ("o2mkd",)
     assert rs["reference/nfe35"].kind == "reference" and rs["reference/nfe35"].all_seed_sets
     labels = [r.label for r in rs.values() if "main" in r.tables]
-    assert labels[0] == "teacher (reference)" and "PD (progressive distillation)" in labels
+    assert labels[0] == "teacher (reference)" and "SFD" in labels and "SFD target (teacher trajectories)" in labels
+    extended = {r.label for r in rs.values() if "extended" in r.tables}  # built with the claims
+    assert {"PD (progressive distillation)", "SFD-v (one model)", "SFD second stage"} <= extended
     abl = [r for r in rs.values() if "ablations" in r.tables]
     assert len(abl) == len(SFD.ablation_runs(cfg)) and abl[0].meta["factor"] == "default"
 

@@ -101,7 +101,7 @@ def test_the_first_teacher_and_its_sweep_come_from_the_config():
     cfg = methods.validate({"pd": {"n0": 64, "nfe": [16, 8], "first_teacher_steps": [32, 128]}})
     rows = {r.name: r for r in methods.rows(cfg)}
     first = rows["pd-teacher/nfe64"]
-    assert first.recipe.nfe == 64 and first.recipe.grid == "pd" and set(first.tables) == {"main", "ablations_pd"}
+    assert first.recipe.nfe == 64 and first.recipe.grid == "pd" and set(first.tables) == {"extended", "ablations_pd"}
     assert first.meta["factor"] == "default"
     assert [n for n in (32, 128) if rows[f"pd-teacher/nfe{n}"].meta["factor"] == "steps"] == [32, 128]
     assert "pd-teacher/nfe16" not in rows and PD.rounds(cfg) == [32, 16, 8]

@@ -28,7 +28,7 @@ CONTINUE, DECAY, STOP = "continue", "decay", "stop"
 @dataclass(frozen=True)
 class Plateau:
     window: int = 6        # curve points the slope is fitted over (since the last lr change)
-    tol: float = 0.0015    # relative gain per point below which the curve is flat (about its noise)
+    tol: float = 0.0025    # relative gain per point below which the curve is flat (about its noise)
     decay: float = 0.1     # learning-rate factor at a plateau
     decays: int = 1        # plateaus that lower the learning rate before one ends training
 

@@ -21,8 +21,8 @@ from .sampling import Recipe
 
 KINDS = ("reference", "baseline", "target", "distilled")
 # the table of the students that do not fit the main job's budget once every student trains
-# to convergence (SFD-v, SFD's second stage, O2MKD x SFD): results/extended, built with the
-# claims, beside the main table's rows
+# to convergence (PD's chain, SFD-v, SFD's second stage, O2MKD x SFD): results/extended,
+# built with the claims, beside the main table's rows
 EXTENDED = ("extended",)
 
 

@@ -35,7 +35,7 @@ rule tables:
     input:
         fid=fid_files("main"),
         floor="results/fid/floor.json",
-        profiles=[f"results/profiles/{t}.json" for t in ("main",) if rowlib.profiled(ROWS.values(), t)],
+        profiles=[],  # throughput (a job alone on every core) is measured for results/extended
         meta=methods.report_inputs(config, ("main",)),  # wall times, costs
     output:
         report_dir("tables"),
@@ -51,8 +51,9 @@ rule tables:
 
 
 # The students that do not fit the main job's budget once every student trains to
-# convergence (SFD-v, SFD's second stage, O2MKD x SFD, the O2MKD table), beside the main
-# table's rows: built with the claims (`snakemake --cores all results/claims`).
+# convergence (PD's chain, SFD-v, SFD's second stage, O2MKD x SFD, the O2MKD table), beside
+# the main table's rows, with the throughput profiles: built with the claims
+# (`snakemake --cores all results/claims`).
 EXTENDED = ("main", "extended", "o2mkd")
 
 

@@ -27,7 +27,7 @@ from ..io import UserError, meta_path, read_meta
 from ..naming import TEACHER, student_model
 from ..options import DATA_OPTIONS, SCHEDULE_OPTIONS, Opt, nfe_int
 from ..precond import load_denoiser, load_teacher
-from ..rows import Row
+from ..rows import EXTENDED, Row
 from ..sampling import Recipe
 from ..schedules import Schedule, pd_timesteps
 from ..solvers import euler
@@ -195,13 +195,15 @@ class ProgressiveDistillation(Method):
         pd = cfg["pd"]
         if not pd["nfe"]:
             return []  # PD is not run: no students, and no row for its first teacher either
+        # the chain is serial and does not fit the main job's budget with converged rounds: results/extended
         first = teacher_row(cfg, f"pd-teacher/nfe{pd['n0']}", "PD first teacher (DDIM on the PD grid)", pd["n0"],
-                            "euler", grid="pd", family="pd")
+                            "euler", grid="pd", family="pd", tables=EXTENDED)
         def teacher_of(n):  # the row of what round n is trained to reproduce: its teacher, when evaluated
             return first.name if 2 * n == pd["n0"] else f"students/pd/default/nfe{2 * n}" if 2 * n in pd["nfe"] else None
 
         students = [Row(name=f"students/pd/default/nfe{n}", label="PD (progressive distillation)", nfe=n,
                         family="pd", model=student_model("pd", "default", n), all_seed_sets=True, figure=True,
+                        tables=EXTENDED,
                         meta={"target": teacher_of(n)} if teacher_of(n) else {})
                     for n in pd["nfe"]]
         return [first, *ProgressiveDistillation.first_teacher_rows(cfg), *students]

@@ -1,5 +1,6 @@
 """SFD-v (step-conditioned student), SFD's second stage geometry, the FID-curve format."""
 import json
+import shutil
 
 import pytest
 import torch
@@ -97,6 +98,8 @@ def test_fid_curve_format_and_resume_keeps_points(tmp_path):
     run(stop=3)  # interrupted after a checkpoint at 2
     res = run()
     assert [p["iteration"] for p in res.curve] == [0, 2, 4, 6]
+    shutil.rmtree(tmp_path / "run")
+    assert [p["iteration"] for p in run().curve] == [0, 2, 4, 6]  # a second fresh run in one process starts empty
     assert all(p["wall_time"] >= 0 for p in res.curve)
     assert res.curve[0]["fid"] != res.curve[-1]["fid"]
     write_curve(tmp_path / "curve.json", res.curve, row="r", label="SFD NFE 2", nfe=2, seeds="0-9", num_samples=10,

@@ -205,7 +205,10 @@ class _Loop:
     the plateau rule's progress (`decays`; `window_from`: the first curve point since the
     last learning-rate change)."""
 
-    FRESH = {"curve": [], "converged": False, "decays": 0, "window_from": 0}
+    @staticmethod
+    def fresh() -> dict:
+        """The plateau rule's and the curve's starting state (a new list for every run)."""
+        return {"curve": [], "converged": False, "decays": 0, "window_from": 0}
 
     def __init__(self, method, cfg: TrainConfig, run_dir: Path, evaluate, signature, restart: bool, log_dir):
         self.method, self.cfg, self.evaluate, self.signature = method, cfg, evaluate, signature
@@ -213,7 +216,7 @@ class _Loop:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.Adam(self.params, lr=cfg.lr, betas=ADAM_BETAS)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False) if cfg.ema else None
-        self.state = {"iteration": 0, "optimizer_steps": 0, "wall_time": 0.0, **self.FRESH}
+        self.state = {"iteration": 0, "optimizer_steps": 0, "wall_time": 0.0, **self.fresh()}
         self.resume = run_dir / "resume.pt"
         self.main = distributed.is_main()
         if self.resume.exists() and restart and self.main:
@@ -232,7 +235,7 @@ class _Loop:
         if self.ema is not None:
             self.ema.load_state_dict(ck["ema"])
         self.method.counters.update(ck["counters"])
-        self.state = {**self.FRESH, **ck["state"]}
+        self.state = {**self.fresh(), **ck["state"]}
         print(f"resuming from {self.resume} at iteration {self.state['iteration']}", file=sys.stderr)
 
     def save_resume(self) -> None:

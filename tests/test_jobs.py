@@ -2,11 +2,11 @@
 import json
 
 
-def _meta(path, started, finished, **args):
+def _meta(path, started, finished, pid=1, **args):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("{}")
     (path.parent / f"{path.name}.meta.json").write_text(json.dumps(
-        {"args": args, "started_at": started, "finished_at": finished}))
+        {"args": args, "pid": pid, "started_at": started, "finished_at": finished}))
 
 
 def test_the_job_table_follows_every_file_a_table_read(tmp_path, monkeypatch):
@@ -22,11 +22,14 @@ def test_the_job_table_follows_every_file_a_table_read(tmp_path, monkeypatch):
     _meta(r / "students/sfd/default/nfe2/model.pt", 330.0, 400.0, teacher="results/teacher/model.pt",
           trajectories="results/trajectories/c/nfe2/traj.pt")
     _meta(r / "samples/s/samples.npz", 400.0, 410.0, model="results/students/sfd/default/nfe2/model.pt")
+    _meta(r / "samples/ref/samples.npz", 400.0, 405.0, pid=2)  # started at the same instant: another job
+    curve = r / "students/sfd/default/nfe2/fid_curve.json"  # the training job's second output: one job
+    _meta(curve, 330.0, 400.0)
     fid = r / "fid/s/fid.json"
-    _meta(fid, 410.0, 415.0, samples="results/samples/s/samples.npz")
+    _meta(fid, 410.0, 415.0, samples="results/samples/s/samples.npz", ref="results/samples/ref/samples.npz")
     fid.write_text(json.dumps({"samples": "results/samples/s/samples.npz"}))
-    df, span = job_table(["results/fid/s/fid.json"])
+    df, span = job_table(["results/fid/s/fid.json", "results/students/sfd/default/nfe2/fid_curve.json"])
     assert dict(zip(df["job kind"], df["jobs"])) == {"train teacher": 1, "teacher trajectories": 1, "train sfd": 1,
-                                                     "sampling": 1, "metrics": 1}
-    assert span["seconds"] == 315.0 and span["jobs"] == 5
+                                                     "sampling": 2, "metrics": 1}
+    assert span["seconds"] == 315.0 and span["jobs"] == 6
     assert df.set_index("job kind").loc["train teacher", "process s"] == 200.0

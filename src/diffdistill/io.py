@@ -400,10 +400,10 @@ _IMPORTED = time.time()
 
 def write_meta(path, args: dict, seed: int | None = None, **extra) -> None:
     """Write `<path>.meta.json` describing how `path` was made; `started_at` and
-    `finished_at` (seconds since the epoch) bound the process that made it (the main job's
-    cost table reads them)."""
+    `finished_at` (seconds since the epoch) bound the process that made it, `pid` names it
+    (the main job's cost table reads them)."""
     meta = {"output": str(path), "args": args, "seed": seed, "versions": versions(),
-            "git_revision": git_revision(), "host": platform.node(),
+            "git_revision": git_revision(), "host": platform.node(), "pid": os.getpid(),
             "started_at": round(process_start(), 2), "finished_at": round(time.time(), 2)}
     meta.update(extra)
     write_json(meta_path(path), meta)

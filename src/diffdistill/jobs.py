@@ -72,7 +72,11 @@ def kind(path: str) -> str:
 def job_table(files) -> tuple[pd.DataFrame, dict]:
     """One row per job kind: jobs, process seconds (sum, largest) of the jobs that made
     `files`; and the span {start, end, seconds, jobs} of all of them (None without clocks)."""
-    jobs = [(kind(f), m) for f, m in provenance(files).items() if "started_at" in m and "finished_at" in m]
+    processes = {}  # one job may write several files (a model and its curve): count its process once
+    for f, m in provenance(files).items():
+        if "started_at" in m and "finished_at" in m:
+            processes.setdefault((m.get("host"), m.get("pid"), m["started_at"]), (kind(f), m))
+    jobs = list(processes.values())
     if not jobs:
         return pd.DataFrame(), {}
     rows: dict[str, dict] = {}

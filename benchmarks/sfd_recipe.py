@@ -40,6 +40,7 @@ VARIANTS = {
     "lr1e-3-600it": {"lr": 1e-3, "iters": 600, "lr_schedule": "constant", "curve_every": 0},
     "lr1e-4": {"lr": 1e-4},
     "bs32": {"batch_size": 32},
+    "bs48": {"batch_size": 48},
     "bs128": {"batch_size": 128},
     "noema": {"ema": None},
     "seed1": {"seed": 1},
@@ -56,9 +57,12 @@ def diffdistill(*argv, threads: int) -> None:
     subprocess.run(cmd, check=True)
 
 
+SOLVER = {"name": "dpmpp2m"}  # the teacher's solver of the targets (--solver)
+
+
 def teacher_flags(nfe: int) -> list:
-    return ["--teacher", TEACHER, "--nfe", nfe, "--afs", "true", "--solver", "dpmpp3m", "--K", 4, "--final-step",
-            "force", "--thresholding", "false"]
+    return ["--teacher", TEACHER, "--nfe", nfe, "--afs", "true", "--solver", SOLVER["name"], "--K", 4,
+            "--final-step", "force", "--thresholding", "false"]
 
 
 def cache(out: Path, nfe: int, seeds: str, threads: int) -> Path:
@@ -128,6 +132,7 @@ def main():
     ap.add_argument("--sets", type=int, default=5)
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--solver", default="dpmpp2m", help="the teacher's solver of the targets (trajectories.solver)")
     ap.add_argument("--work", default="results/benchmark-work/sfd_recipe", help="models and caches of the runs")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -140,7 +145,8 @@ def main():
     from diffdistill.trajectories import load_cache
 
     torch.set_num_threads(args.threads)
-    work = Path(args.work) / f"nfe{args.nfe}"
+    SOLVER["name"] = args.solver
+    work = Path(args.work) / f"{args.solver}-nfe{args.nfe}"
     work.mkdir(parents=True, exist_ok=True)
     seeds = curve_seed_range(args)
     target = to_uint8(load_cache(cache(work, args.nfe, seeds, args.threads))["states"][:, -1]).astype(np.uint8)

@@ -6,19 +6,26 @@ import pytest
 from diffdistill.convergence import CONTINUE, DECAY, STOP, Plateau, decide, relative_gain
 
 # Point-to-point noise of each validation curve, relative to its level: the residual sd of
-# linear fits over sliding windows of 6 points (what the rule sees), measured on the
+# linear fits over sliding windows of `window` points (what the rule sees), measured on the
 # digits default. rmse: SFD's agreement with its target (a point every 20 iterations,
 # after iteration 200), 0.0015 / 0.0028 / 0.0035 / 0.0046 at NFE 2 / 3 / 4 / 5 in one
 # fresh-clone run, the median taken; val_loss: PD's held-out loss (round 64, a point every
 # 25 iterations, after iteration 100), 0.04-0.08.
 NOISE = {"rmse": 0.003, "val_loss": 0.06}
-WINDOW = Plateau().window
+
+
+def default_convergence():
+    """The convergence section of the default config."""
+    import yaml
+    return yaml.safe_load(open("config/config.yaml"))["convergence"]
 
 
 def tolerances():
     """convergence.tol of the default config, per monitored value."""
-    import yaml
-    return yaml.safe_load(open("config/config.yaml"))["convergence"]["tol"]
+    return default_convergence()["tol"]
+
+
+WINDOW = default_convergence()["window"]
 
 
 MONITORS = sorted(NOISE)

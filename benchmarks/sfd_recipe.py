@@ -25,10 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-from .common import run, write
+from .common import config_schedule, run, write
 
 TEACHER, FEATNET, REF = "results/teacher/model.pt", "results/featnet/model.pt", "results/featnet/ref_stats.npz"
-BASE = {"num": 5000, "iters": 2000, "batch_size": 64, "lr": 3e-4, "lr_schedule": "plateau", "ema": 0.999,
+BASE = {"num": 5000, "iters": 2000, "batch_size": 48, "lr": 3e-4, "lr_schedule": "plateau", "ema": 0.999,
         "cache": True, "curve_every": 20}
 # one change at a time around BASE (the config's recipe); "old" is the recipe before convergence
 VARIANTS = {
@@ -40,7 +40,7 @@ VARIANTS = {
     "lr1e-3-600it": {"lr": 1e-3, "iters": 600, "lr_schedule": "constant", "curve_every": 0},
     "lr1e-4": {"lr": 1e-4},
     "bs32": {"batch_size": 32},
-    "bs48": {"batch_size": 48},
+    "bs64": {"batch_size": 64},
     "bs128": {"batch_size": 128},
     "noema": {"ema": None},
     "seed1": {"seed": 1},
@@ -116,10 +116,9 @@ def sample(model, nfe: int, seeds: list[int]):
     from diffdistill.methods.sfd import student_timesteps
     from diffdistill.precond import image_shape, load_denoiser
     from diffdistill.sampling import generate_images, to_uint8
-    from diffdistill.schedules import Schedule
 
     net, spec = load_denoiser(model)
-    return to_uint8(generate_images(net.eval(), seeds, student_timesteps(nfe, True, Schedule()), "euler", True,
+    return to_uint8(generate_images(net.eval(), seeds, student_timesteps(nfe, True, config_schedule()), "euler", True,
                                     batch_size=500, img_shape=image_shape(spec), progress=False))
 
 

@@ -92,13 +92,13 @@ def test_smoke_run_end_to_end(tmp_path, cli_env):
     assert r.returncode == 0, r.stderr[-4000:]
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", r.stderr.split("Job stats:")[1], re.M))
     for rule in ("import_teacher", "reference_stats", "sample", "fid", "distill_sfd", "distill_sfdv", "distill_sfd2",
-                 "distill_pd", "distill_o2mkd", "distill_o2sfd", "profile", "tables", "claims"):
+                 "distill_pd", "distill_o2mkd", "distill_o2sfd", "profile", "tables", "extended_tables", "claims"):
         assert int(stats.get(rule, 0)) >= 1, (rule, stats)
     assert not any(r.startswith("fetch_") for r in stats), stats  # the files are present: nothing fetched
     tables = tmp_path / "results/tables"
     main = (tables / "fid_vs_nfe.md").read_text()
     assert "SFD" in main and "nan" not in main.lower()
-    o2 = (tables / "o2mkd.csv").read_text().splitlines()
+    o2 = (tmp_path / "results/extended/o2mkd.csv").read_text().splitlines()  # with PD, SFD-v and the profiles
     header = o2[0].split(",")
     macs = [float(line.split(",")[header.index(next(h for h in header if "MACs" in h))]) for line in o2[1:]]
     assert macs and all(m > 0 for m in macs), o2

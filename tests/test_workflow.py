@@ -37,16 +37,21 @@ def test_tiny_config_end_to_end(tiny_run, cli_env):
     assert df.filter(like="NFE").notna().any().all()
     assert (tmp_path / "results/samples/students/sfd/default/nfe2/grid.png").stat().st_size > 0
     assert (tmp_path / "results/students/sfd/default/nfe2/model.pt.meta.json").exists()
-    # one PD round and O2MKD with N = 2 (and its one-to-one baseline) reach their tables
-    assert "PD (progressive distillation)" in set(df["method"])
-    o2 = pd.read_csv(tmp_path / "results/tables/o2mkd.csv")
+    # the main tables hold SFD, its targets and the teacher's samplers; PD's rounds, SFD-v,
+    # the second stage and O2MKD (N = 2 and its one-to-one baseline) reach results/extended
+    assert not {"PD (progressive distillation)", "SFD-v (one model)", "SFD second stage"} & set(df["method"])
+    ext = pd.read_csv(tmp_path / "results/extended/fid_vs_nfe.csv")
+    assert {"SFD", "PD (progressive distillation)", "PD first teacher (DDIM on the PD grid)", "SFD-v (one model)",
+            "SFD second stage"} <= set(ext["method"])
+    assert ext.loc[ext["method"] == "SFD second stage", "NFE 1"].notna().all()
+    o2 = pd.read_csv(tmp_path / "results/extended/o2mkd.csv")
     assert list(o2["model"]) == ["teacher", "one-to-one KD (N=1)", "O2MKD N=2"] and o2.filter(like="FID").notna().all().all()
-    cost = pd.read_csv(tmp_path / "results/tables/cost.csv")
+    cost = pd.read_csv(tmp_path / "results/extended/cost.csv")
     assert {"SFD", "PD (progressive distillation)", "O2MKD N=2"} <= set(cost["method"])
     assert (cost["student optimizer steps"] > 0).all()
-    # SFD-v, the second stage, the ablation table, the curves and the figures
-    assert {"SFD-v (one model)", "SFD second stage"} <= set(df["method"])
-    assert df.loc[df["method"] == "SFD second stage", "NFE 1"].notna().all()
+    jobs = pd.read_csv(tmp_path / "results/tables/jobs.csv")
+    assert {"train sfd", "train teacher", "teacher trajectories"} <= set(jobs["job kind"]) and (jobs["jobs"] > 0).all()
+    # the ablation table, the curves and the figures
     abl = pd.read_csv(tmp_path / "results/ablations/ablations.csv")
     assert list(abl["factor"]) == ["default", "t_min", "loss", "default, another training seed"]
     assert abl["FID inf"].notna().all() and abl["significance"].fillna("").isin(["", "larger than noise", "within noise"]).all()

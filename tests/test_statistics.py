@@ -98,6 +98,19 @@ def test_claims_without_measurements_say_so():
     assert set(df["verdict"]) == {"not measured"}
 
 
+def test_claims_read_the_rows_of_the_extended_tables():
+    """PD's chain lives in results/extended: its claim is measured from those rows."""
+    from diffdistill.claims import claims
+
+    def row(nfe, kind, shift):
+        return {"name": f"pd/{kind}/{nfe}", "label": "PD", "family": "pd", "kind": kind, "nfe": nfe,
+                "tables": ["extended"], "fid_inf": 10 + shift, "fid_inf_sets": [10 + shift + d for d in (0, .5, -.5)]}
+
+    records = [row(8, "baseline", 0.0), row(4, "distilled", 1.0), row(2, "distilled", 2.5)]
+    got = claims(records).set_index("claim").loc["PD halves the steps down to 4 with little loss"]
+    assert "8->4 steps" in got["ours"] and "4->2 steps" in got["ours"] and got["verdict"] != "not measured", got
+
+
 def test_metrics_commands_end_to_end(tmp_path):
     """The feature net, the reference statistics and a row's metrics against the teacher's
     samples, as the workflow chains them (tiny sizes)."""

@@ -54,7 +54,8 @@ class Data:
     """The records the claims read, by role."""
 
     def __init__(self, records: list[dict], benchmark: str | None = None, o2mkd_students: int = 3):
-        self.records, self.main = records, in_table(records, "main")
+        # the rows of the main and the extended tables (PD's chain, SFD-v and the second stage are in the latter)
+        self.records, self.main = records, in_table(records, ("main", "extended"))
         self.ref = reference(self.main)
         self.abl = {}
         if any("ablations" in r.get("tables", ()) for r in records):

@@ -3,7 +3,8 @@
 # from the students' fid_curve.json.
 
 
-FIGURE_SAMPLES = [rowlib.samples_path(r) for r in ROWS.values() if r.figure]
+# the figures read the main and the ablation rows only (the extended rows have their own tables)
+FIGURE_SAMPLES = [rowlib.samples_path(r) for r in rowlib.in_table(ROWS.values(), ("main", "ablations")) if r.figure]
 CURVES = [r.meta["curve"] for r in rowlib.in_table(ROWS.values(), "ablations") if "curve" in r.meta]
 STAGE_PARAMS = methods.stage_params(config)  # DVC's params of each method's stage (dvc.yaml)
 ABLATION_FID = [rowlib.fid_path(r) for r in ROWS.values() if any(t.startswith("ablations") for t in r.tables)]

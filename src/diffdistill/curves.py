@@ -9,7 +9,7 @@ tables are computed on.
 
 Curve file (JSON, one per student):
     {"format": "diffdistill-curve/2", "row": ..., "label": ..., "nfe": int,
-     "seeds": "200000-200499", "num_samples": int, "monitor": "rmse", "converged": bool,
+     "seeds": "1000000-1000249", "num_samples": int, "monitor": "rmse", "converged": bool,
      "points": [{"iteration": int, "fid": float, "rmse": float, "wall_time": float,
                  "lr": float}, ...]}
 `iteration` 0 is the student before any update; `wall_time` is training seconds so far,
@@ -97,7 +97,7 @@ def read_curve(path) -> dict:
 def last_gain(points: list, key: str = "fid") -> float:
     """The last point's improvement on the point before (FID: lower is better), as a
     fraction of that point; NaN with fewer than two points. `key`: the value's field
-    ("fid" in a curve file). The runner's stop_flat rule and the tables' 'last gain'."""
+    ("fid" in a curve file). The tables' 'last gain'."""
     if len(points) < 2:
         return float("nan")
     before, last = points[-2][key], points[-1][key]

@@ -128,8 +128,9 @@ class ProgressiveDistillation(Method):
         return {"timesteps": self.student_t, "afs": False, "solver": "euler"}
 
     def validation_batch(self, seeds):
-        """The held-out loss's fixed batch: for curve seed k an image, noise and the student
-        timestamp k mod N (every step equally), with the teacher's targets computed once."""
+        """The validation loss's fixed batch, drawn once from a generator seeded with the first
+        curve seed: training images with fresh noise (not held-out images) at the student
+        timestamps k mod N (every step equally), with the teacher's targets computed once."""
         gen = torch.Generator().manual_seed(seeds[0])
         n, dev = len(seeds), self.images.device
         y = self.images[torch.randint(len(self.images), (n,), generator=gen).to(dev)]
@@ -139,7 +140,7 @@ class ProgressiveDistillation(Method):
         return x, t, t_mid, t_next, self.target(x, t, t_mid, t_next)
 
     def curve_evaluator(self, args, device):
-        """The held-out loss (`val_loss`, the monitor: one student step against the teacher's
+        """The validation loss on a fixed batch (`val_loss`, the monitor: one student step against the teacher's
         two on the curve seeds, cheap at any step count) and, for rounds of at most
         `curve_sample_steps` steps, the agreement of N-step samples with the teacher's 2N
         steps and their FID."""

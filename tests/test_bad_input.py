@@ -59,6 +59,8 @@ CLI_CASES = [
     ("trajectories --K 0", ["trajectories", "--teacher", "{d}/teacher.pt", "--nfe", "2", "--seeds", "0-3", "--K", "0",
                             "--out", "{o}/t.pt"], "--K"),
     ("train teacher --iters 0", T + ["--iters", "0", "--out", "{o}/m.pt"], "--iters"),
+    ("table --tables typo", ["table", "--fid", "{d}/missing.json", "--out-dir", "{o}/tables", "--tables", "extnded"],
+     "--tables"),
     ("sfd with an NFE-3 cache at NFE 2", SFD + ["--nfe", "3", "--out", "{o}/m.pt"], "cache.pt"),
     # tracebacks before
     ("net_kwargs typo", ["train", "teacher", "--net-kwargs", '{"model_channel": 32}', "--out", "{o}/m.pt"],

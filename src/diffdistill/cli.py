@@ -188,7 +188,7 @@ COMMANDS = [
     ("import-edm", cmd_import_edm, "convert an EDM snapshot pickle without running code from it",
      [Opt("key", help="entry of the snapshot dict", kwargs={"default": "ema"})]),
     ("table", cmd_render, "render the result tables", [FID, FLOOR, OUT_DIR, Opt("profile", help="profile JSON files",
-     kwargs={"nargs": "*"}), Opt("tables", help="row groups: main, extended", kwargs={"nargs": "+", "default": ["main"]})]),
+     kwargs={"nargs": "*"}), Opt("tables", help="row groups", kwargs={"nargs": "+", "default": ["main"], "choices": ["main", "extended"]})]),
     ("ablation-table", cmd_render, "render the ablation tables", [FID, OUT_DIR]),
     ("claims", cmd_render, "the papers' claims against the results (claims.{csv,md,tex})",
      [FID, OUT_DIR, Opt("benchmark", help="SFD-vs-PD benchmark JSON"), Opt("o2mkd_students", key="o2mkd.claim_students")]),

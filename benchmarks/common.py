@@ -37,20 +37,26 @@ def config_option(ap) -> None:
                     help="config file whose schedule gives the timestamps (default: %(default)s)")
 
 
-def config_schedule(config_file: str = "config/config.yaml"):
-    """The noise schedule (`diffdistill.schedules.Schedule`) of a config file after schema
-    validation, so a benchmark samples and trains on the grid the pipeline uses. A
-    relative path not found here is read from the repository."""
+def validated_config(config_file: str = "config/config.yaml") -> dict:
+    """A config file after schema validation (defaults filled in). A relative path not
+    found here is read from the repository."""
     import yaml
 
     from diffdistill.config import check_yaml_text
     from diffdistill.methods import validate
-    from diffdistill.schedules import Schedule
 
     path = Path(config_file)
     text = (path if path.is_absolute() or path.exists() else ROOT / path).read_text()
     check_yaml_text(text, config_file)
-    return Schedule.from_config(validate(yaml.safe_load(text) or {}))
+    return validate(yaml.safe_load(text) or {})
+
+
+def config_schedule(config_file: str = "config/config.yaml"):
+    """The noise schedule (`diffdistill.schedules.Schedule`) of a config file after schema
+    validation, so a benchmark samples and trains on the grid the pipeline uses."""
+    from diffdistill.schedules import Schedule
+
+    return Schedule.from_config(validated_config(config_file))
 
 
 def median_seconds(fn, warmup: int = 1, repeats: int = 5) -> float:

@@ -11,7 +11,7 @@ variant minus the base, the agreement with the target (pixel RMSE), the iteratio
 ran and its training seconds. Nothing here touches the evaluation seeds; the config's
 final choice is confirmed once on them by the main job.
 
-    python -m benchmarks.sfd_recipe --nfe 2 --variants default c2000 fresh lr1e-3 --out results/benchmark-runs
+    python -m benchmarks.sfd_recipe --nfe 3 --variants default bs64 noema --out results/benchmark-runs
 
 Needs the main job's teacher, feature network and reference statistics
 (`snakemake --cores all results/featnet/ref_stats.npz results/teacher/model.pt`).
@@ -25,12 +25,19 @@ import sys
 import time
 from pathlib import Path
 
-from .common import config_schedule, run, write
+from .common import config_option, config_schedule, run, validated_config, write
 
 TEACHER, FEATNET, REF = "results/teacher/model.pt", "results/featnet/model.pt", "results/featnet/ref_stats.npz"
-BASE = {"num": 5000, "iters": 2000, "batch_size": 48, "lr": 3e-4, "lr_schedule": "plateau", "ema": 0.999,
-        "cache": True, "curve_every": 20}
-# one change at a time around BASE (the config's recipe); "old" is the recipe before convergence
+
+
+def base_recipe(cfg: dict) -> dict:
+    """SFD's recipe in a validated config: the base every variant changes one setting of."""
+    sfd, traj = cfg["sfd"], cfg["trajectories"]
+    return {"num": traj["num"], "cache": traj["cache"], **{k: sfd[k] for k in (
+        "iters", "batch_size", "lr", "lr_schedule", "ema", "curve_every")}}
+
+
+# one change at a time around the config's recipe (base_recipe); "old" is the recipe before convergence
 # (batch 64; its targets were DPM-Solver++(3M)'s: --solver dpmpp3m)
 VARIANTS = {
     "default": {},
@@ -112,14 +119,14 @@ def evaluate(images, target, args) -> dict:
     return out
 
 
-def sample(model, nfe: int, seeds: list[int]):
+def sample(model, nfe: int, seeds: list[int], schedule):
     """uint8 samples of an SFD student on `seeds` (Euler with AFS on its timestamps)."""
     from diffdistill.methods.sfd import student_timesteps
     from diffdistill.precond import image_shape, load_denoiser
     from diffdistill.sampling import generate_images, to_uint8
 
     net, spec = load_denoiser(model)
-    return to_uint8(generate_images(net.eval(), seeds, student_timesteps(nfe, True, config_schedule()), "euler", True,
+    return to_uint8(generate_images(net.eval(), seeds, student_timesteps(nfe, True, schedule), "euler", True,
                                     batch_size=500, img_shape=image_shape(spec), progress=False))
 
 
@@ -132,10 +139,14 @@ def main():
     ap.add_argument("--sets", type=int, default=5)
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--solver", default="dpmpp2m", help="the teacher's solver of the targets (trajectories.solver)")
+    ap.add_argument("--solver", help="the teacher's solver of the targets (default: the config's trajectories.solver)")
     ap.add_argument("--work", default="results/benchmark-work/sfd_recipe", help="models and caches of the runs")
+    config_option(ap)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
+    cfg = validated_config(args.config)
+    base, schedule = base_recipe(cfg), config_schedule(args.config)
+    args.solver = args.solver or cfg["trajectories"]["solver"]
     import numpy as np
     import torch
 
@@ -152,11 +163,11 @@ def main():
     target = to_uint8(load_cache(cache(work, args.nfe, seeds, args.threads))["states"][:, -1]).astype(np.uint8)
     results = {"target": evaluate(target, None, args)}
     for name in args.variants:
-        v = {**BASE, **VARIANTS[name]}
+        v = {**base, **VARIANTS[name]}
         t0 = time.time()
         model = train(work, name, args.nfe, v, args)
         meta = json.loads(Path(f"{model}.meta.json").read_text())
-        results[name] = {**evaluate(sample(model, args.nfe, parse_seeds(seeds)), target, args), "iterations": meta["iterations"],
+        results[name] = {**evaluate(sample(model, args.nfe, parse_seeds(seeds), schedule), target, args), "iterations": meta["iterations"],
                          "train_s": meta["wall_time"], "converged": meta.get("converged"), "wall": time.time() - t0,
                          "settings": v}
     rows, base = [], results.get("default")
@@ -174,7 +185,7 @@ def main():
     head = (f"NFE {args.nfe}: target FID inf {np.mean(results['target']['fid_inf_sets']):.2f}; "
             + "; ".join(f"{r['variant']} {r['- target']:+.2f}" for r in rows) + " (student - target)")
     write(args.out, f"sfd_recipe_nfe{args.nfe}", f"SFD at NFE {args.nfe}: one recipe change at a time (curve seeds)",
-          {"headline": head, "seeds": seeds, "results": results, "base": BASE}, rows,
+          {"headline": head, "seeds": seeds, "results": results, "base": base}, rows,
           "Paired over the curve seed sets (seeds " + seeds + ", disjoint from the evaluation seeds and the "
           "trajectory pool); '- target': student minus the teacher's trajectory end points on the same seeds; "
           "'- default': the variant minus the default recipe. Training seconds are wall clock on a machine that "

@@ -17,7 +17,8 @@ NOISE = {"rmse": 0.003, "val_loss": 0.06}
 def default_convergence():
     """The convergence section of the default config."""
     import yaml
-    return yaml.safe_load(open("config/config.yaml"))["convergence"]
+    from pathlib import Path
+    return yaml.safe_load((Path(__file__).resolve().parents[1] / "config/config.yaml").read_text())["convergence"]
 
 
 def tolerances():

@@ -55,8 +55,8 @@ class Data:
 
     def __init__(self, records: list[dict], benchmark: str | None = None, o2mkd_students: int = 3):
         # the rows of the main and the extended tables (PD's chain, SFD-v and the second stage are in the latter)
-        self.records, self.main = records, in_table(records, ("main", "extended"))
-        self.ref = reference(self.main)
+        self.records, self.table_rows = records, in_table(records, ("main", "extended"))
+        self.ref = reference(self.table_rows)
         self.abl = {}
         if any("ablations" in r.get("tables", ()) for r in records):
             df, _ = ablation_table(records, "ablations")
@@ -66,7 +66,7 @@ class Data:
         self.o2mkd_students = o2mkd_students
 
     def rows(self, family: str, kind: str = "distilled") -> dict:
-        return {r["nfe"]: r for r in self.main if r.get("family") == family and r.get("kind") == kind}
+        return {r["nfe"]: r for r in self.table_rows if r.get("family") == family and r.get("kind") == kind}
 
 
 # -- rules: one per kind of claim; each takes the values the paper and we both give ---------
@@ -152,7 +152,7 @@ def _best_tested(factor: str):
 
 def _sfd_vs_solvers(d: Data):
     sfd = d.rows("sfd").get(2)
-    base = [r for r in d.main if r.get("kind") == "baseline" and r["nfe"] == 2 and r.get("family") == "teacher"]
+    base = [r for r in d.table_rows if r.get("kind") == "baseline" and r["nfe"] == 2 and r.get("family") == "teacher"]
     if sfd is None or not base:
         return None
     best = min(base, key=lambda r: r[Q])

@@ -12,6 +12,7 @@ BENCHMARKS = [
     "roofline",
     "contention",
     "featnet_sizes",
+    "train_step",
 ]
 
 

@@ -102,16 +102,15 @@ def evaluate(images, target, args) -> dict:
     import numpy as np
 
     from diffdistill.metrics import feature_extractor
-    from diffdistill.metrics.distances import FRACTIONS, fid_features_to_stats, fid_infinity, load_reference
+    from diffdistill.metrics.distances import fid_bias, fid_features_to_stats, load_reference
     from diffdistill.metrics.features import compute_features
 
     mu, sigma, ref = load_reference(REF)
     feats = compute_features(images, feature_extractor("classifier", FEATNET), 500)
-    fit = fid_infinity(feats, mu, sigma, ref, seed=0,
-                       fractions=tuple(sorted({x / args.sets for x in (0.25, 0.5, 1.0)} | set(FRACTIONS[1:]))))
-    bias = fit["slope_n"] / args.n + (fit["slope_ref"] or 0.0) / len(ref)
+    fit = fid_bias(feats, args.n, mu, sigma, ref)
+    bias = fit["bias"]
     sets = [fid_features_to_stats(feats[k * args.n:(k + 1) * args.n], mu, sigma) - bias for k in range(args.sets)]
-    out = {"fid_inf_sets": sets}
+    out = {"fid_inf_sets": sets, "fid_bias_draws": fit["draws"]}
     if target is not None:
         a, b = (np.asarray(x, np.float64) / 127.5 - 1 for x in (images, target))
         r = np.sqrt(((a - b) ** 2).reshape(len(a), -1).mean(1))

@@ -156,7 +156,7 @@ def _sfd_vs_solvers(d: Data):
     if sfd is None or not base:
         return None
     best = min(base, key=lambda r: r[Q])
-    s = stats.paired(values(best), values(sfd))
+    s = stats.paired_rows(best, sfd)
     return (f"best training-free sampler at NFE 2 ({best['label']}, FID inf {best[Q]:.2f}) minus SFD NFE 2 "
             f"({sfd[Q]:.2f}): {_pm(s)}", {"d": s})
 
@@ -246,7 +246,7 @@ def _o2mkd(d: Data):
     if not common:
         return None
     k = common[-1]
-    s = stats.paired(values(kd[k]), values(n[k]))
+    s = stats.paired_rows(kd[k], n[k])
     return (f"DDIM {k}: one-to-one KD (FID inf {kd[k][Q]:.2f}) minus O2MKD N={d.o2mkd_students} ({n[k][Q]:.2f}), "
             f"the N fixed in the config beforehand: {_pm(s)} (one training seed each)", {"d": s})
 

@@ -202,9 +202,9 @@ def vs_reference_table(records: list[dict], table: str = "main") -> pd.DataFrame
     for r in recs:
         if r is ref:
             continue
-        d = stats.paired(values(r), values(ref))
+        d = stats.paired_rows(r, ref)
         target = by_name.get(r.get("meta", {}).get("target"))
-        dt = stats.paired(values(r), values(target)) if target else None
+        dt = stats.paired_rows(r, target) if target else None
         ratio, ratio_se = stats.ratio(values(r), values(ref))
         fd = stats.paired(values(r, "fd_teacher"), [0.0] * len(values(r, "fd_teacher"))) if "fd_teacher" in r \
             else None
@@ -247,11 +247,14 @@ def resolution_note(records: list[dict], df: pd.DataFrame) -> str:
                          f"gives KID {nf['kid']:.3g}{spread}, a null spread as wide as the differences between rows "
                          "(its values stay in the metrics files).")
     if ref is not None:
-        lines.append("FID at infinite n (Chong & Forsyth 2020): FID on random subsets of the row's pooled seed sets, "
-                     "a linear fit in 1/n; each set's value is its FID at n minus the fitted bias at n, so the sets "
-                     "keep their own noise and stay paired; " + ("the reference side is extrapolated too (subsets of "
-                     "the whole reference set)." if ref.get("reference_extrapolated") else "the reference statistics "
-                     "stay at their own n (published mean and covariance only)."))
+        side = ("the reference side is extrapolated too (subsets of a third to all of the reference set)."
+                if ref.get("reference_extrapolated") else
+                "the reference statistics stay at their own n (published mean and covariance only).")
+        lines.append("FID at infinite n (Chong & Forsyth 2020): FID on random subsets of the row's pooled seed sets "
+                     "(20..100 % of the pool, at least 4.5x the feature dimension), a linear fit in 1/n drawn "
+                     f"{len(ref.get('fid_bias_draws') or [0])} times; each set's value is its FID at n minus the "
+                     "mean fitted bias at n, so the sets keep their own noise and stay paired, and the fits' own "
+                     "spread is in every paired standard error; " + side)
     return "\n\n".join(lines)
 
 
@@ -384,7 +387,7 @@ def ablation_table(records: list[dict], table: str = "ablations") -> tuple[pd.Da
     rows = []
     for r in recs:
         m = r.get("meta", {})
-        d = stats.paired(values(r), values(default), train_sd=s_train, train_seeds=len(means))
+        d = stats.paired_rows(r, default, train_sd=s_train, train_seeds=len(means))
         mark = "" if r is default else ("no spread measured" if d["se"] != d["se"] else
                                         "larger than noise" if stats.significant(d) else "within noise")
         row = {"factor": "default" if m.get("factor") == "default" else m.get("factor_name", m.get("factor")),
@@ -393,7 +396,7 @@ def ablation_table(records: list[dict], table: str = "ablations") -> tuple[pd.Da
                "p": d["p"], "vs default": r[Q] / default[Q] if default[Q] else float("nan"),
                "significance": mark, "_paired": d}
         if ref is not None and not trained:  # samplers: also against the reference sampler, paired
-            e = stats.paired(values(r), values(ref))
+            e = stats.paired_rows(r, ref)
             row |= {"- reference": e["diff"], "- reference std": e["se"], "p (reference)": e["p"],
                     "vs reference": "larger than noise" if stats.significant(e) else "within noise"}
         rows.append(row)

@@ -27,28 +27,53 @@ def t_crit(df: float, two_sided_level: float = 0.95) -> float:
     return float(t.ppf(0.5 + two_sided_level / 2, df)) if df and df > 0 else float("nan")
 
 
-def paired(a, b, train_sd: float | None = None, train_seeds: int = 0) -> dict:
+def paired(a, b, train_sd: float | None = None, train_seeds: int = 0, fit_var: float = 0.0,
+           fit_df: int = 0) -> dict:
     """The paired difference mean(A - B) over the seed sets both have, its standard
     error, degrees of freedom, t, two-sided p and the 95 % half-width (`detectable`: the
     smallest difference this comparison calls significant). `train_sd` (from
-    `train_seeds` training seeds) adds training noise when both sides are trained."""
+    `train_seeds` training seeds) adds training noise when both sides are trained;
+    `fit_var` (with `fit_df` degrees of freedom, from `fit_noise`) the FID-at-infinite-n
+    fits' own noise. The degrees of freedom of a sum of variances: Welch-Satterthwaite."""
     from scipy.stats import t as student
 
     k = min(len(a), len(b))
     d = np.asarray(a[:k], float) - np.asarray(b[:k], float)
     mean = float(d.mean()) if k else float("nan")
-    v1 = float(d.var(ddof=1)) / k if k > 1 else float("nan")
-    df1 = k - 1
-    var, df = v1, float(df1)
+    parts = [(float(d.var(ddof=1)) / k if k > 1 else float("nan"), k - 1)]
     if train_sd is not None and train_sd == train_sd and train_seeds > 1:
-        v2, df2 = train_sd ** 2, train_seeds - 1
-        var = v1 + v2
-        df = var ** 2 / (v1 ** 2 / df1 + v2 ** 2 / df2) if df1 > 0 and var > 0 else float(df2)
+        parts.append((train_sd ** 2, train_seeds - 1))
+    if fit_var > 0 and fit_df > 0:
+        parts.append((fit_var, fit_df))
+    var = sum(v for v, _ in parts)
+    df = (var ** 2 / sum(v ** 2 / f for v, f in parts) if var == var and var > 0 and all(f > 0 for _, f in parts)
+          else float(parts[0][1]))
     se = math.sqrt(var) if var == var else float("nan")
     t = mean / se if se and se == se else float("nan")
     p = float(2 * student.sf(abs(t), df)) if t == t and df > 0 else float("nan")
     return {"diff": mean, "se": se, "df": df, "t": t, "p": p, "detectable": t_crit(df) * se if se == se else se,
-            "sets": k}
+            "sets": k, "fit_se": math.sqrt(fit_var) if fit_df > 0 else 0.0}
+
+
+def fit_noise(a: dict, b: dict) -> tuple[float, int]:
+    """What the FID-at-infinite-n fits add to the difference of two rows (result dicts
+    with `fid_bias_draws`, from metrics.distances.fid_bias): the variance of the mean
+    of the per-draw bias differences (draw i of both rows used the same subsets) and its
+    degrees of freedom; (0, 0) where a row has no draws."""
+    da, db = a.get("fid_bias_draws") or [], b.get("fid_bias_draws") or []
+    k = min(len(da), len(db))
+    if k < 2:
+        return 0.0, 0
+    d = np.asarray(da[:k], float) - np.asarray(db[:k], float)
+    return float(d.var(ddof=1)) / k, k - 1
+
+
+def paired_rows(a: dict, b: dict, key: str = "fid_inf", **kw) -> dict:
+    """`paired` for two result rows: their per-set values of `key` (one value where a row
+    has no sets); for FID at infinite n with the fits' own noise (`fit_noise`)."""
+    va, vb = (list(r.get(f"{key}_sets") or [r[key]]) for r in (a, b))
+    fit_var, fit_df = fit_noise(a, b) if key == "fid_inf" else (0.0, 0)
+    return paired(va, vb, fit_var=fit_var, fit_df=fit_df, **kw)
 
 
 def paired_over_seeds(a_runs, b_runs) -> dict:
@@ -107,9 +132,13 @@ def at_most(value: float, se: float, df: float, bound: float) -> str:
 
 def ratio(a, b) -> tuple[float, float]:
     """mean(A) / mean(B) over paired sets and its standard error (delta method on the
-    per-set values, their covariance included); A and B are bias-free quantities."""
+    per-set values, their covariance included); A and B are bias-free quantities. A mean
+    at or below 0 on either side (FID at infinite n can extrapolate below 0 where the
+    distance is within its noise of 0) has no meaningful ratio: NaN, NaN."""
     k = min(len(a), len(b))
     x, y = np.asarray(a[:k], float), np.asarray(b[:k], float)
+    if not k or x.mean() <= 0 or y.mean() <= 0:
+        return float("nan"), float("nan")
     r = float(x.mean() / y.mean())
     if k < 2:
         return r, float("nan")

@@ -31,7 +31,7 @@ from ..precond import build_denoiser, load_teacher
 from .. import stats
 from ..claims import CONFIG_RECIPE, O2MKD_STUDY, study_difference, study_groups
 from ..curves import last_gain
-from ..report import Q, _cell, in_table, values, write_table
+from ..report import Q, _cell, in_table, write_table
 from ..rows import Row
 from ..sampling import Recipe
 from ..schedules import Schedule, num_timestamps, sigma_at, timesteps
@@ -200,7 +200,7 @@ def study_table(groups: dict, curves: dict) -> tuple[pd.DataFrame, dict | None]:
                                                  if r["meta"]["curve"] in curves] or [float("nan")]))}
         if recipe != CONFIG_RECIPE and base:
             spread = float(np.std([r[Q] for r in base], ddof=1)) if len(base) > 1 else None
-            d = stats.paired(values(recs[0]), values(base[0]), train_sd=spread, train_seeds=len(base))
+            d = stats.paired_rows(recs[0], base[0], train_sd=spread, train_seeds=len(base))
             row |= {"- config recipe": d["diff"], "- config recipe std": d["se"], "p": d["p"]}
         rows.append(row)
     ns = sorted(n for n, _ in groups if n != 1)

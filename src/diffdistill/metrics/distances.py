@@ -152,6 +152,8 @@ def prdc(real, fake, k: int = 5, real_radii=None) -> dict:
 
 
 FRACTIONS = (0.25, 0.4, 0.55, 0.7, 0.85, 1.0)  # subset sizes of FID at infinite n, as fractions of n
+LAW_FROM = 4.5   # FID's bias follows b / m from m of about 4.5 x the feature dimension up (below it, faster)
+FIT_DRAWS = 24   # independent draws of the bias fit: their spread is the fit's own noise
 
 
 def fid_infinity(feats, ref_mu, ref_sigma, ref_feats=None, fractions=FRACTIONS, repeats: int = 2,
@@ -185,6 +187,59 @@ def fid_infinity(feats, ref_mu, ref_sigma, ref_feats=None, fractions=FRACTIONS, 
     coef = np.linalg.lstsq(X, y, rcond=None)[0]
     return {"fid_inf": float(coef[0]), "slope_n": float(coef[1]),
             "slope_ref": float(coef[2]) if len(coef) > 2 else None, "points": len(points)}
+
+
+def fid_bias(feats, n: int, ref_mu, ref_sigma, ref_feats=None, draws: int = FIT_DRAWS) -> dict:
+    """The finite-sample bias of FID at n (against the whole reference) that a row's
+    per-set FIDs carry, from `fid_infinity` fits on its pooled features (all seed sets):
+    subset sizes from LAW_FROM x the feature dimension (where the 1/m law holds) up to the
+    pool, reference subsets from a third of the reference up. `draws` independent fits
+    (draw i seeded i, so two rows with pools of one size draw the same subsets: common
+    random numbers); `bias` is their mean, `draws` each one's value, whose spread between
+    two rows is the fit's own noise in their difference (stats.fit_noise).
+    Returns {bias, draws, fid_inf_pooled, slope_n, slope_ref}."""
+    f = _features(feats)
+    floor = int(np.ceil(LAW_FROM * f.shape[1]))
+    fractions = (0.2, 0.4, 0.6, 0.8, 1.0)
+    ref_fractions = (1 / 3, 0.5, 0.75, 1.0)
+    fits = []
+    for i in range(draws):
+        if ref_feats is not None:  # one fit's sizes: m over the pool, r over the reference (fractions as above)
+            fit = _fit_two_way(f, ref_feats, fractions, ref_fractions, floor, seed=i)
+        else:
+            sizes = _sizes(len(f), fractions, floor)
+            fit = fid_infinity(f, ref_mu, ref_sigma, None, fractions=[m / len(f) for m in sizes], repeats=1, seed=i)
+        fits.append(fit)
+    r = len(ref_feats) if ref_feats is not None else None
+    at_n = [x["slope_n"] / n + ((x["slope_ref"] or 0.0) / r if r else 0.0) for x in fits]
+    return {"bias": float(np.mean(at_n)), "draws": [float(b) for b in at_n],
+            "fid_inf_pooled": float(np.mean([x["fid_inf"] for x in fits])),
+            "slope_n": float(np.mean([x["slope_n"] for x in fits])),
+            "slope_ref": float(np.mean([x["slope_ref"] for x in fits])) if r else None}
+
+
+def _sizes(total: int, fractions, floor: int) -> list[int]:
+    """Subset sizes: the fractions of `total` at or above `floor`; where fewer than two
+    are (a pool smaller than the 1/m law needs, as in the test configs), all of them."""
+    sizes = sorted({max(2, round(x * total)) for x in fractions})
+    law = [m for m in sizes if m >= floor]
+    return law if len(law) >= 2 else sizes
+
+
+def _fit_two_way(f, ref_feats, fractions, ref_fractions, floor: int, seed: int) -> dict:
+    """`fid_infinity` with its own size grids for the two sides."""
+    rng = np.random.default_rng(seed)
+    ref_feats = _features(ref_feats)
+    sizes, ref_sizes = _sizes(len(f), fractions, floor), _sizes(len(ref_feats), ref_fractions, floor)
+    points = []
+    for r in ref_sizes:
+        for m in sizes:
+            sub = f[rng.choice(len(f), m, replace=False)] if m < len(f) else f
+            ref = ref_feats[rng.choice(len(ref_feats), r, replace=False)] if r < len(ref_feats) else ref_feats
+            points.append((m, r, fid_features_to_stats(sub, *feature_stats(ref))))
+    X = np.array([[1.0, 1.0 / m, 1.0 / r] for m, r, _ in points])
+    coef = np.linalg.lstsq(X, np.array([p[2] for p in points]), rcond=None)[0]
+    return {"fid_inf": float(coef[0]), "slope_n": float(coef[1]), "slope_ref": float(coef[2])}
 
 
 def agreement(images, teacher_images, feats, teacher_feats) -> dict:

@@ -104,7 +104,7 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
     the seeds the row sampled (default 0 .. seed_sets * num_samples - 1); the samples
     file's stored seeds must be exactly these."""
     from ..io import check_writable, write_json, write_meta
-    from .distances import FRACTIONS, agreement, fid_infinity
+    from .distances import agreement, fid_bias
 
     for path in filter(None, (out, features_out)):
         check_writable(path)
@@ -121,11 +121,10 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
     if teacher_samples:  # the reference sampler's images and features, split as this row's are
         t_imgs, t_feats = _teacher(teacher_samples, teacher_features, seed_list)
         img_sets, t_imgs, t_sets = (_sets(x, num_samples, seed_sets) for x in (imgs, t_imgs, t_feats))
-    # the bias slopes come from the pooled seed sets (subsets of n/4 .. S n: a long, well-determined fit);
-    # each set's FID at infinite n is its FID at n minus that bias, so its noise is the set's own
-    fit = fid_infinity(feats, ref_mu, ref_sigma, ref_feats if whole else None,
-                       fractions=tuple(sorted({x / seed_sets for x in (0.25, 0.5, 1.0)} | set(FRACTIONS[1:]))), seed=0)
-    bias = fit["slope_n"] / num_samples + ((fit["slope_ref"] or 0.0) / len(ref_feats) if whole else 0.0)
+    # the bias at n comes from fits on the pooled seed sets (distances.fid_bias); each set's FID at
+    # infinite n is its FID at n minus that bias, so its noise is the set's own
+    fit = fid_bias(feats, num_samples, ref_mu, ref_sigma, ref_feats if whole else None)
+    bias = fit["bias"]
     for k, f in enumerate(sets):
         m = set_metrics(f, ref_mu, ref_sigma, ref_feats, ref_radii=radii, **kw)
         m["fid_inf"] = m["fid"] - bias
@@ -136,8 +135,9 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
                 m["fd_teacher"] = fid_between_features(f, t_sets[j]) - fid_between_features(t_sets[k], t_sets[j])
         per_set.append(m)
     result = {**row, **_merge_sets(per_set), "num_samples": num_samples, "seed_sets": seed_sets,
-              "samples": str(samples), "reference_extrapolated": bool(whole), "fid_inf_pooled": fit["fid_inf"],
-              "fid_bias_slope_n": fit["slope_n"], "fid_bias_slope_ref": fit["slope_ref"], "fid_bias_at_n": bias}
+              "samples": str(samples), "reference_extrapolated": bool(whole), "fid_inf_pooled": fit["fid_inf_pooled"],
+              "fid_bias_slope_n": fit["slope_n"], "fid_bias_slope_ref": fit["slope_ref"], "fid_bias_at_n": bias,
+              "fid_bias_draws": fit["draws"]}
     if noise_floor and seed_sets > 1:
         pairs = [(a, b) for a in range(seed_sets) for b in range(a + 1, seed_sets)]
         result["noise_floor"] = _merge_sets([set_metrics(sets[a], *feature_stats(sets[b]), sets[b], **kw)

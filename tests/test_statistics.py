@@ -1,5 +1,5 @@
 """The evaluation's statistics: FID at infinite n, paired comparisons, agreement with the
-teacher, and the claims' rules on the papers' own numbers."""
+teacher (the claims' rules: tests/test_claims.py)."""
 import math
 
 import numpy as np
@@ -140,32 +140,6 @@ def test_the_teacher_against_itself_agrees_exactly():
     a = agreement(imgs, imgs, feats, feats)
     assert a["rmse"] == 0 and a["feature_distance"] == 0
     assert a["rmse_unrelated"] > 0.3 and a["feature_distance_unrelated"] > 1
-
-
-@pytest.mark.parametrize("claim", [c for c in __import__("diffdistill.claims", fromlist=["CLAIMS"]).CLAIMS
-                                   if c.paper is not None], ids=lambda c: c.claim)
-def test_every_rule_holds_on_the_papers_own_numbers(claim):
-    assert claim.decide(claim.paper) == "holds", claim.claim
-
-
-def test_claims_without_measurements_say_so():
-    from diffdistill.claims import claims
-
-    df = claims([])
-    assert set(df["verdict"]) == {"not measured"}
-
-
-def test_claims_read_the_rows_of_the_extended_tables():
-    """PD's chain lives in results/extended: its claim is measured from those rows."""
-    from diffdistill.claims import claims
-
-    def row(nfe, kind, shift):
-        return {"name": f"pd/{kind}/{nfe}", "label": "PD", "family": "pd", "kind": kind, "nfe": nfe,
-                "tables": ["extended"], "fid_inf": 10 + shift, "fid_inf_sets": [10 + shift + d for d in (0, .5, -.5)]}
-
-    records = [row(8, "baseline", 0.0), row(4, "distilled", 1.0), row(2, "distilled", 2.5)]
-    got = claims(records).set_index("claim").loc["PD halves the steps down to 4 with little loss"]
-    assert "8->4 steps" in got["ours"] and "4->2 steps" in got["ours"] and got["verdict"] != "not measured", got
 
 
 def test_metrics_commands_end_to_end(tmp_path):

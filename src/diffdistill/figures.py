@@ -2,7 +2,8 @@
 row's label, family and kind), model metadata, FID curves and sample files.
 
 - fid_vs_nfe: FID at infinite n against NFE for every row of the main table (symmetric
-  log y), with the standard error over the seed sets, the reference as a line;
+  log y), bars the 95 % half-width of each point's paired difference to the reference
+  (the main table's ±), the reference as a line;
 - fid_vs_finetune: FID at infinite n against fine-tuning wall clock (SFD's Figure 1 analogue), each
   distilled method a curve through its NFE points;
 - fid_curves: FID during training of the ablation students, one panel per factor;
@@ -21,7 +22,7 @@ import math
 from pathlib import Path
 
 from .io import UserError, atomic_dir
-from .report import fine_tune_seconds, in_table, load_records, model_meta, read_profile
+from .report import fine_tune_seconds, in_table, load_records, model_meta, read_profile, reference_halfwidth
 
 SOLVER_COLOURS = {"euler": "0.45", "heun": "tab:brown", "dpmpp2m": "tab:olive", "dpmpp3m": "tab:pink",
                   "dpmpp3m_exact": "tab:gray", "ipndm": "goldenrod"}
@@ -98,7 +99,12 @@ def _se(r: dict) -> float:
 
 
 def fid_vs_nfe(ax, series: dict, styles: dict) -> None:
+    """FID at infinite n against NFE, one line per series; the bars: the 95 % half-width
+    of each point's paired difference to the reference row (the main table's ±), else
+    the standard error over the seed sets."""
     from matplotlib.ticker import MaxNLocator
+
+    ref = next((recs[0] for recs in series.values() if recs[0].get("kind") == "reference"), None)
     for label, recs in series.items():
         st = styles[label]
         if recs[0].get("kind") == "reference":
@@ -106,12 +112,14 @@ def fid_vs_nfe(ax, series: dict, styles: dict) -> None:
             ax.axhline(_q(r), color="k", ls="--", lw=1, label=f"{label.removesuffix(' (reference)')}: "
                                                                  f"reference sampler, NFE {r['nfe']}")
             continue
-        ax.errorbar([r["nfe"] for r in recs], [_q(r) for r in recs], yerr=[_se(r) for r in recs],
+        bars = [reference_halfwidth(r, ref) if ref is not None and "fid_inf" in r else _se(r) for r in recs]
+        ax.errorbar([r["nfe"] for r in recs], [_q(r) for r in recs], yerr=[0.0 if b != b else b for b in bars],
                     ms=4, lw=1.4 if st["ls"] == "-" else 1.0, capsize=2, label=label, **st)
     ax.set_yscale("symlog", linthresh=1.0)  # FID at infinite n may reach 0 (or just below it)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("NFE (network evaluations per sample)")
-    ax.set_ylabel("FID at infinite n (lower is better; ± standard error)")
+    ax.set_ylabel("FID at infinite n (lower is better)" + ("; bars: 95 % of the paired difference to the reference"
+                                                           if ref is not None else "; ± standard error"))
     ax.grid(True, which="both", alpha=0.3)
 
 

@@ -72,16 +72,21 @@ def fine_tune_seconds(meta: dict | None) -> float | None:
 
 def fid_table(records: list[dict], table: str = "main", metric: str = "fid") -> pd.DataFrame:
     """Rows = row labels (first-seen order), columns = NFE (and `<NFE> std` where a row has
-    several seed sets), plus fine-tuning seconds for the FID table."""
+    several seed sets), plus fine-tuning seconds for the FID table. For FID at infinite n
+    with a reference row, the `std` column holds the 95 % half-width of the row's paired
+    difference to the reference (`reference_halfwidth`), not the spread over the sets,
+    most of which every row shares."""
     rows: dict[str, dict] = {}
+    ref = reference(records) if metric == Q else None
     for r in in_table(records, table):
         if metric not in r:
             continue
         label, col = _cell(r, table)
         row = rows.setdefault(label, {"method": label})
         row[col] = r[metric]
-        if r[f"{metric}_std"] == r[f"{metric}_std"]:
-            row[f"{col} std"] = r[f"{metric}_std"]
+        spread = reference_halfwidth(r, ref) if ref is not None else r[f"{metric}_std"]
+        if spread == spread:
+            row[f"{col} std"] = spread
         if r.get("kind") == "distilled" and metric == "fid":
             wall = fine_tune_seconds(model_meta(r))
             if wall is not None:
@@ -188,6 +193,14 @@ def reference(records: list[dict]) -> dict | None:
     return next((r for r in records if r.get("kind") == "reference"), None)
 
 
+def reference_halfwidth(r: dict, ref: dict | None) -> float:
+    """The 95 % half-width of a row's paired difference to the reference (NaN for the
+    reference itself, or without one): the ± of the main table and its figure."""
+    if ref is None or r is ref or r.get("name") == ref.get("name"):
+        return float("nan")
+    return stats.paired_rows(r, ref)["detectable"]
+
+
 def vs_reference_table(records: list[dict], table: str = "main") -> pd.DataFrame:
     """Every row of `table` against the reference sampler, paired over the seed sets: FID
     at n and at infinite n, the paired difference of FID at infinite n (± its standard
@@ -217,7 +230,8 @@ def vs_reference_table(records: list[dict], table: str = "main") -> pd.DataFrame
                      "RMSE to teacher": r.get("rmse", float("nan")),
                      "feature distance": r.get("feature_distance", float("nan")),
                      "FD to teacher - own": fd["diff"] if fd else float("nan"),
-                     "FD to teacher - own std": fd["se"] if fd else float("nan"), "_detectable": d["detectable"]})
+                     "FD to teacher - own std": fd["se"] if fd else float("nan"), "_detectable": d["detectable"],
+                     "_power80": stats.power80(d["se"], d["df"])})
     return pd.DataFrame(rows)
 
 
@@ -230,12 +244,14 @@ def resolution_note(records: list[dict], df: pd.DataFrame) -> str:
         kinds = {r["label"]: r.get("kind") for r in records}
         det = df[[kinds.get(m) == "distilled" for m in df["method"]]]["_detectable"].dropna()
         det = det if len(det) else df["_detectable"].dropna()
+        pw = df.loc[det.index, "_power80"].dropna()
         k = ref.get("seed_sets", 1)
         if len(det):
             lines.append(f"Differences are paired over the {k} seed sets of {ref['num_samples']} samples that every "
                          f"row shares (± = standard error of the mean difference; p: Student's t, {k - 1} degrees of "
                          f"freedom). The smallest difference from the reference that this run calls significant "
-                         f"(95 % half-width, median over the distilled rows): {det.median():.2f} FID.")
+                         f"(95 % half-width, median over the distilled rows): {det.median():.2f} FID; the difference "
+                         f"it detects with 80 % power: {pw.median():.2f} FID.")
         if "rmse_unrelated" in df.columns or any("rmse_unrelated" in r for r in records):
             un = [r["rmse_unrelated"] for r in records if "rmse_unrelated" in r]
             lines.append(f"Agreement with the teacher on the same seeds: pixel RMSE in [-1, 1] units (unrelated pairs: "
@@ -305,11 +321,14 @@ def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profil
     cost = cost_table(records)
     note = resolution_note(records, vs)
     n = max(r.get("seed_sets", 1) for r in in_table(records, tables))
-    sets = f"mean ± std over {n} seed sets" if n > 1 else "one seed set"
+    sets = (f"mean over {n} seed sets ± the 95 % half-width of each row's paired difference to the reference"
+            if n > 1 and reference(records) is not None else
+            f"mean ± std over {n} seed sets" if n > 1 else "one seed set")
     with atomic_dir(out_dir) as tmp:
         write_table(tmp, "fid_vs_nfe", fid, f"FID at infinite n against NFE (lower is better; {sets})", note)
         if not vs.empty:
-            write_table(tmp, "vs_reference", vs.drop(columns="_detectable"), "Every row against the reference "
+            write_table(tmp, "vs_reference", vs.drop(columns=["_detectable", "_power80"]), "Every row against the "
+                        "reference "
                         "sampler, paired over the seed sets", note, intro=(
                             "FID (n): at the evaluated sample count; FID inf: extrapolated to infinite n; "
                             "'- reference' and '/ reference': the paired difference and the ratio of FID at infinite "
@@ -366,15 +385,20 @@ SUMMARY = (("fid_vs_nfe", "FID at infinite n against NFE"), ("vs_reference", "Ev
 
 SIGNIFICANCE_RULE = (
     "Each row against the default, paired over the S evaluation seed sets both share: the mean per-set difference "
-    "of FID at infinite n ± its standard error, whose variance adds the default's spread over its T training seeds "
-    "(s_train^2, the rows 'default, another training seed'), since both sides are trained models; Student's t with "
-    "Welch-Satterthwaite degrees of freedom, two-sided 5 %: *larger than noise* when p < 0.05, else *within noise*.")
+    "of FID at infinite n ± its standard error. Where both are trained models, each is one draw of its training, so "
+    "the variance adds twice the default's spread over its T training seeds (2 s_train^2, from the rows 'default, "
+    "another training seed'); with one training seed that noise is not measured and the row says so. Student's t "
+    "with Welch-Satterthwaite degrees of freedom, two-sided; the marks control the false discovery rate over the "
+    "table's {m} comparisons (Benjamini-Hochberg): *larger than noise* when q < 0.05, else *within noise*. "
+    "'80 % power': the smallest difference the comparison detects with 80 % power.")
 
 
 def ablation_table(records: list[dict], table: str = "ablations") -> tuple[pd.DataFrame, dict]:
     """One row per ablation run: its FID at infinite n, the paired difference to the
-    default (training-seed spread included) with its p value and a significance mark,
-    and the ratio of the bias-free FIDs; and the default's spread over training seeds."""
+    default (training noise of both models included) with its p value, its
+    Benjamini-Hochberg q over the table and a significance mark, the effect it detects
+    with 80 % power, the ratio of the bias-free FIDs; and the default's spread over
+    training seeds."""
     recs = in_table(records, table)
     default = next((r for r in recs if r.get("meta", {}).get("factor") == "default"), None)
     if default is None:
@@ -383,25 +407,37 @@ def ablation_table(records: list[dict], table: str = "ablations") -> tuple[pd.Da
     means = [r[Q] for r in seeds]
     trained = default.get("kind") == "distilled"  # a training-free sampler has no training-seed spread
     s_train = (float(np.std(means, ddof=1)) if len(means) > 1 else float("nan")) if trained else 0.0
+    unmeasured = trained and len(means) < 2
     ref = reference(records)
     rows = []
     for r in recs:
         m = r.get("meta", {})
-        d = stats.paired_rows(r, default, train_sd=s_train, train_seeds=len(means))
-        mark = "" if r is default else ("no spread measured" if d["se"] != d["se"] else
-                                        "larger than noise" if stats.significant(d) else "within noise")
+        both_trained = trained and r.get("kind") == "distilled"
+        d = stats.paired_rows(r, default, train_sd=math.sqrt(2) * s_train if both_trained else None,
+                              train_seeds=len(means))
         row = {"factor": "default" if m.get("factor") == "default" else m.get("factor_name", m.get("factor")),
                "value": m.get("value", ""), "NFE": r["nfe"], "FID (n)": r["fid"], "FID inf": r[Q],
                "FID inf std": r.get(f"{Q}_std", float("nan")), "- default": d["diff"], "- default std": d["se"],
-               "p": d["p"], "vs default": r[Q] / default[Q] if default[Q] else float("nan"),
-               "significance": mark, "_paired": d}
+               "p": d["p"], "80 % power": stats.power80(d["se"], d["df"]),
+               "vs default": r[Q] / default[Q] if default[Q] > 0 and r[Q] > 0 else float("nan"), "_paired": d}
         if ref is not None and not trained:  # samplers: also against the reference sampler, paired
             e = stats.paired_rows(r, ref)
             row |= {"- reference": e["diff"], "- reference std": e["se"], "p (reference)": e["p"],
                     "vs reference": "larger than noise" if stats.significant(e) else "within noise"}
         rows.append(row)
+    others = [i for i, r in enumerate(recs) if r is not default]
+    qs = stats.benjamini_hochberg([rows[i]["p"] for i in others])
+    for row in rows:
+        row["q (BH)"], row["significance"] = float("nan"), ""
+    for i, q in zip(others, qs):
+        d = rows[i]["_paired"]
+        rows[i]["q (BH)"] = q
+        rows[i]["significance"] = ("no spread measured" if d["se"] != d["se"] else
+                                   ("larger than noise" if q < 0.05 else "within noise")
+                                   + ("; training noise not measured" if unmeasured else ""))
     spread = {"train_seeds": len(means), "fid_mean": float(np.mean(means)), "fid_std": s_train,
-              "description": default.get("meta", {}).get("description", "")}
+              "description": default.get("meta", {}).get("description", ""), "comparisons": len(others),
+              "training_noise_measured": not unmeasured}
     return pd.DataFrame(rows), spread
 
 
@@ -420,7 +456,7 @@ def write_ablation_dir(fid_files, out_dir, parts: Parts = Parts()) -> None:
             df = df.drop(columns="_paired")
             shown = df.copy()
             shown["vs default"] = shown["vs default"].map(lambda v: f"{v:.2f}x")
-            note = SIGNIFICANCE_RULE
+            note = SIGNIFICANCE_RULE.format(m=spread["comparisons"])
             if "- reference" in df:
                 note = ("Training-free samplers: no training-seed spread enters; '- reference' is each row minus the "
                         f"reference sampler, paired the same way.\n\n{note}")

@@ -121,13 +121,57 @@ def equivalent(s: dict, margin: float) -> str:
 
 def at_most(value: float, se: float, df: float, bound: float) -> str:
     """One-sided 5 % test of value <= bound: holds when value + t_0.95 se <= bound,
-    does not hold when value - t_0.95 se > bound; with no spread, the value itself."""
-    h = t_crit(df, 0.90) * se if se == se and df == df and df > 0 else 0.0
+    does not hold when value - t_0.95 se > bound. An exact value (se 0: a paper's
+    number) is the value itself; an unknown spread (se NaN) decides nothing."""
+    if value != value or se != se:
+        return "inconclusive (no spread measured)"
+    h = t_crit(df, 0.90) * se if se > 0 and df == df and df > 0 else 0.0
     if value + h <= bound:
         return "holds"
     if value - h > bound:
         return "does not hold"
     return "inconclusive"
+
+
+def power80(se: float, df: float) -> float:
+    """The smallest true difference a two-sided 5 % test with this standard error and
+    these degrees of freedom detects with 80 % power: (t_0.975 + t_0.80) se."""
+    from scipy.stats import t
+
+    if se != se or not df or df != df or df <= 0:
+        return float("nan")
+    return float((t.ppf(0.975, df) + t.ppf(0.80, df)) * se)
+
+
+def upper_bound(diff: float, se: float, df: float) -> float:
+    """The upper end of the 90 % interval (one-sided 95 %): the largest effect in the
+    positive direction the data leave open (TOST at this value holds)."""
+    if se != se:
+        return float("nan")
+    return diff + (t_crit(df, 0.90) * se if se > 0 else 0.0)
+
+
+def holm(ps: list[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p values (family-wise error 5 % when
+    each adjusted p is compared with 0.05); NaN stays NaN and is not counted."""
+    idx = sorted((i for i, p in enumerate(ps) if p == p), key=lambda i: ps[i])
+    m, out, run = len(idx), [float("nan")] * len(ps), 0.0
+    for rank, i in enumerate(idx):
+        run = max(run, min(1.0, (m - rank) * ps[i]))
+        out[i] = run
+    return out
+
+
+def benjamini_hochberg(ps: list[float]) -> list[float]:
+    """Benjamini-Hochberg q values of a family of p values (false discovery rate 5 % when
+    each is compared with 0.05); NaN stays NaN and is not counted."""
+    idx = sorted((i for i, p in enumerate(ps) if p == p), key=lambda i: ps[i])
+    m, out, run = len(idx), [float("nan")] * len(ps), 1.0
+    for rank in range(m - 1, -1, -1):
+        i = idx[rank]
+        run = min(run, ps[i] * m / (rank + 1))
+        out[i] = run
+    return out
 
 
 def ratio(a, b) -> tuple[float, float]:

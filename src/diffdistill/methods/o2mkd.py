@@ -225,7 +225,8 @@ def write_study(records: list[dict], out) -> None:
     if v:
         note = (f"One-to-one KD minus O2MKD N={v['students']} at {v['iters']} iterations, DDIM {v['nfe']}, over "
                 f"{v['d']['train_seeds']} training seeds each: {stats.fmt(v['d'])}; the smallest difference this "
-                f"run detects: {v['d']['detectable']:.2f} (per-set differences of the seed means, the spread of "
+                f"run calls significant: {v['d']['detectable']:.2f}, the one it detects with 80 % power: "
+                f"{stats.power80(v['d']['se'], v['d']['df']):.2f} (per-set differences of the seed means, the spread of "
                 f"the per-seed differences added).\n\n{note}")
     write_table(out, O2MKD_STUDY, df, "O2MKD against one-to-one KD: learning curves and training seeds", note,
                 intro="Each router trained with the config's recipe over several training seeds, and with each "

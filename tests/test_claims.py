@@ -1,0 +1,171 @@
+"""The claims table's rules (diffdistill.claims): each holds on the paper's own numbers,
+none passes for the wrong reason, the family is corrected for multiplicity, and every
+verdict that is not a decision says which effects the run excludes."""
+import math
+
+import numpy as np
+import pytest
+
+from diffdistill import stats
+from diffdistill.claims import CLAIMS, claims, decide
+
+
+def _row(name, family, kind, nfe, level, tables=("main",), label=None, noise=(0.0, 0.4, -0.4, 0.2, -0.2)):
+    sets = [level + e for e in noise]
+    return {"name": name, "label": label or name, "family": family, "kind": kind, "nfe": nfe,
+            "tables": list(tables), "fid": level + 40, "fid_inf": float(np.mean(sets)), "fid_inf_sets": sets}
+
+
+OTHER = (0.3, -0.2, 0.1, -0.4, 0.2)  # another row's per-set noise (paired differences need a spread)
+
+
+def _verdict(records, claim, **kw):
+    return claims(records, **kw).set_index("claim").loc[claim]
+
+
+@pytest.mark.parametrize("claim", [c for c in CLAIMS if c.paper is not None], ids=lambda c: c.claim)
+def test_every_rule_holds_on_the_papers_own_numbers(claim):
+    assert decide(claim.test(claim.paper)) == "holds", claim.claim
+
+
+def test_claims_without_measurements_say_so():
+    assert set(claims([])["verdict"]) == {"not measured"}
+
+
+def test_holm_and_benjamini_hochberg():
+    assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert stats.benjamini_hochberg([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.04, 0.04])
+    h = stats.holm([0.02, float("nan")])
+    assert h[0] == pytest.approx(0.02) and h[1] != h[1]
+
+
+def test_the_80_percent_power_effect_is_about_3_7_standard_errors_at_4_degrees_of_freedom():
+    assert stats.power80(1.0, 4) == pytest.approx(2.776 + 0.941, abs=0.01)
+    assert stats.power80(float("nan"), 4) != stats.power80(float("nan"), 4)
+
+
+def test_a_difference_within_noise_says_which_effects_it_excludes():
+    """Not significant: 'no effect larger than X', X the upper end of the 90 % interval in
+    the claim's direction."""
+    from diffdistill.claims import better
+
+    s = stats.paired([1.0, 1.5, 0.2, 0.9, 0.4], [0.5, 0.4, 0.6, 0.3, 0.7])
+    assert not stats.significant(s)
+    x = s["diff"] + stats.t_crit(s["df"], 0.90) * s["se"]
+    assert decide(better({"d": s})) == f"no effect larger than {x:.2f} FID"
+
+
+def test_sfdv_must_hold_at_every_nfe():
+    """NFE 3 far below 1.10 cannot hide NFE 4 above it (the mean of the ratios would)."""
+    sfd = [_row(f"sfd{n}", "sfd", "distilled", n, 10.0) for n in (2, 3, 4, 5)]
+    v_levels = {2: 9.9, 3: 8.0, 4: 12.0, 5: 10.0}
+    sfdv = [_row(f"sfdv{n}", "sfdv", "distilled", n, v_levels[n], tables=("extended",), noise=OTHER)
+            for n in (2, 3, 4, 5)]
+    assert np.mean([v_levels[n] / 10.0 for n in v_levels]) < 1.0
+    got = _verdict(sfd + sfdv, "SFD-v is about as good as the per-NFE SFD students")
+    assert got["verdict"] == "does not hold", got.to_dict()
+
+
+def test_beating_training_free_sampling_is_tested_at_every_nfe_up_to_5():
+    """SFD at NFE 2 beats every sampler at NFE 2, but a sampler at NFE 5 beats it: the
+    claim does not hold (testing NFE 2 against NFE 2 alone said it did)."""
+    recs = [_row("sfd2", "sfd", "distilled", 2, 10.0)]
+    recs += [_row(f"{s}{n}", "teacher", "baseline", n, 50.0 if n < 5 else 5.0, label=s, noise=OTHER)
+             for s in ("euler", "dpmpp3m") for n in (2, 3, 4, 5)]
+    got = _verdict(recs, "SFD beats training-free sampling at equal or higher NFE, up to NFE 5")
+    assert got["verdict"] == "does not hold" and "8 pairs" in got["ours"], got.to_dict()
+    only_nfe2 = [r for r in recs if r["nfe"] == 2]
+    assert _verdict(only_nfe2, "SFD beats training-free sampling at equal or higher NFE, up to NFE 5")[
+        "verdict"] == "holds"
+
+
+def _pd_chain(losses, ddim_losses):
+    """PD's chain from a first teacher at 16 steps: each round's loss to its teacher and
+    what DDIM loses halving the same teacher (rows pd-teacher/nfe<n>)."""
+    level, recs = 10.0, [_row("pd-teacher/nfe16", "pd", "baseline", 16, 10.0, tables=("extended",))]
+    for n, loss, dl in zip((8, 4, 2), losses, ddim_losses):
+        recs.append(_row(f"pd-teacher/nfe{n}", "pd", "baseline", n, level + dl, tables=("ablations_pd",),
+                         noise=OTHER))
+        level += loss
+        recs.append(_row(f"students/pd/default/nfe{n}", "pd", "distilled", n, level, tables=("extended",),
+                         noise=tuple(0.5 * x for x in OTHER)))
+    return recs
+
+
+def test_pd_rounds_that_lose_more_than_half_of_ddims_loss_do_not_hold():
+    """Rounds losing 12.0 and 15.7 FID against their teachers, where halving with DDIM
+    loses 10 and 14: PD kept nothing; the old rule (ratio <= 1.5) called 22 -> 37.7
+    'holds'."""
+    got = _verdict(_pd_chain([12.0, 15.7, 1.0], [10.0, 14.0, 30.0]), "PD halves the steps down to 4 with little loss")
+    assert got["verdict"] == "does not hold", got.to_dict()
+    assert (22.0 / 10.0 > 1.5) and (37.7 / 22.0 < 1.5 * 1.2)
+    good = _verdict(_pd_chain([0.5, 1.0, 9.0], [10.0, 20.0, 1.0]), "PD halves the steps down to 4 with little loss")
+    assert good["verdict"] == "holds", good.to_dict()
+
+
+def test_o2mkd_is_not_measured_without_training_seeds():
+    """One model per side (the main table's routers) cannot be told from training noise:
+    the claim is not measured, however large the difference."""
+    recs = [_row("kd", "o2mkd", "distilled", 20, 20.0, tables=("o2mkd",), label="one-to-one KD"),
+            _row("o2", "o2mkd", "distilled", 20, 10.0, tables=("o2mkd",), label="O2MKD N=3")]
+    for r in recs:
+        r["meta"] = {"o2mkd": {"col": "DDIM 20"}}
+    got = _verdict(recs, "O2MKD beats one-to-one KD at equal cost per step", o2mkd_students=3)
+    assert got["verdict"] == "not measured"
+
+
+def test_an_unreachable_equivalence_margin_says_what_would_reach_it():
+    from diffdistill.claims import beats_or_matches
+
+    s = stats.paired([10.2, 12.0, 8.5, 11.0, 9.0], [10.0, 10.0, 10.0, 10.0, 10.0])
+    t = beats_or_matches(0.10)({"d": s, "scale": 10.0})
+    assert any("cannot reach the margin 1.00" in n and "seed sets would" in n for n in t.notes), t.notes
+    assert decide(t).startswith("no effect larger than")
+
+
+def test_a_bound_with_an_unknown_spread_decides_nothing():
+    assert stats.at_most(1.0, float("nan"), 4, 1.5).startswith("inconclusive")
+    assert stats.at_most(1.0, 0.0, math.inf, 1.5) == "holds"  # an exact number (the paper's)
+
+
+def test_the_family_is_corrected_for_multiplicity():
+    """Every measured claim's p is Holm-adjusted over the family of measured claims (here
+    SFD against a sampler, p 0.018, doubles beside SFD-v's 0.079) and its verdict follows
+    the adjusted p; claims not measured are not counted."""
+    from diffdistill.claims import CLAIMS, Data
+
+    recs = [_row("sfd2", "sfd", "distilled", 2, 10.0, noise=(0.0, 1.0, -1.0, 0.5, -0.5))]
+    recs += [_row("euler2", "teacher", "baseline", 2, 11.1, label="euler", noise=(0.3, 0.3, -1.5, 1.4, -0.5))]
+    recs += [_row("sfdv2", "sfdv", "distilled", 2, 10.5, tables=("extended",), noise=(0.5, 0.2, -0.9, 0.9, -0.3))]
+    df = claims(recs).set_index("claim")
+    beats = "SFD beats training-free sampling at equal or higher NFE, up to NFE 5"
+    sfdv = "SFD-v is about as good as the per-NFE SFD students"
+    raw = stats.paired_rows(recs[1], recs[0])["p"]
+    sfdv_claim = next(c for c in CLAIMS if c.claim == sfdv)
+    p_sfdv = sfdv_claim.test(sfdv_claim.ours(Data(recs))[1]).p
+    assert raw < 0.05 and 0 < p_sfdv < 1
+    expected = stats.holm([raw, p_sfdv])
+    assert df.loc[beats, "p (Holm)"] == pytest.approx(expected[0])
+    assert df.loc[sfdv, "p (Holm)"] == pytest.approx(expected[1])
+    assert expected[0] == pytest.approx(2 * raw) and (df.loc[beats, "verdict"] == "holds") == (expected[0] < 0.05)
+    assert df.loc[sfdv, "verdict"].startswith("no effect larger than x")
+
+
+def test_ablation_rows_carry_the_training_noise_of_both_models():
+    """A trained row against the trained default adds 2 s_train^2 (each is one draw of its
+    training); with one training seed the mark says training noise was not measured."""
+    from diffdistill.report import ablation_table
+
+    def abl(name, level, factor, value="", kind="distilled", noise=(0.0, 0.4, -0.4, 0.2, -0.2)):
+        r = _row(name, "sfd", kind, 2, level, tables=("ablations",), noise=noise)
+        r["meta"] = {"factor": factor, "factor_name": factor, "value": value}
+        return r
+
+    recs = [abl("d", 10.0, "default"), abl("s1", 10.6, "train_seed", "1"), abl("x", 12.0, "loss", "l2")]
+    df, spread = ablation_table(recs)
+    s_train = np.std([10.0, 10.6], ddof=1)
+    d = df.set_index("value").loc["l2", "_paired"]
+    plain = stats.paired(recs[2]["fid_inf_sets"], recs[0]["fid_inf_sets"])
+    assert d["se"] == pytest.approx(math.sqrt(plain["se"] ** 2 + 2 * s_train ** 2))
+    one, _ = ablation_table([recs[0], recs[2]])
+    assert "training noise not measured" in one.set_index("value").loc["l2", "significance"]

@@ -145,3 +145,36 @@ def test_curve_seeds_never_overlap_the_evaluation_seeds_or_the_trajectory_pool()
         methods.validate({**cfg, "convergence": {**cfg["convergence"], "seed_start": 10}})
     with pytest.raises(UserError, match="overlap"):
         methods.validate({**cfg, "convergence": {**cfg["convergence"], "seed_start": cfg["trajectories"]["seed_start"]}})
+
+
+def test_the_runner_exports_the_best_curve_point_and_a_resume_keeps_it(tmp_path):
+    """Under the plateau rule the exported weights are the best monitored point's: a curve
+    that turns up after its minimum exports the weights measured there (their first
+    parameter is recorded with each point), also across a stop and resume."""
+    import torch
+
+    from conftest import build_method, save_tiny_teacher
+    from diffdistill.runner import TrainConfig, train
+
+    save_tiny_teacher(tmp_path / "t.pt")
+    curve = [1.0, 0.5, 0.2, 0.25, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3]
+    seen = {}
+
+    def run(max_iters):
+        method = build_method("pd", ["--teacher", tmp_path / "t.pt", "--nfe", 2, "--batch-size", 4,
+                                     "--out", tmp_path / "m.pt"])
+        cfg = TrainConfig(iters=100, lr=1e-2, lr_schedule="plateau", eval_every=2, ckpt_every=2, monitor="v",
+                          plateau=Plateau(window=3, tol=0.01), max_iters_this_run=max_iters)
+
+        def evaluate(model):
+            it = len(seen)
+            seen[it] = next(iter(model.parameters())).detach().clone()
+            return {"v": curve[it]}
+        return train(method, cfg, tmp_path / "run", progress=False, evaluate=evaluate)
+
+    first = run(5)  # stopped on purpose just after the best point (iteration 4, the 3rd point)
+    assert not first.converged
+    res = run(None)  # the best weights come back from the resume point
+    assert res.converged and res.best_iteration == 4 and res.iterations > 6
+    assert torch.equal(next(iter(res.model.parameters())), seen[2])
+    assert not torch.equal(seen[2], seen[len(seen) - 1])

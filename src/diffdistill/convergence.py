@@ -8,7 +8,10 @@ trained to reproduce) is fitted over the last `window` points since the last cha
 the learning rate: the least-squares slope, as a gain per point relative to the
 points' mean. A gain below `tol` is a plateau. The first `decays` plateaus divide the
 learning rate by 1 / `decay` and start a new window; the next one ends training, which
-is then complete (*converged*). The method's `iters` caps it either way.
+is then complete (*converged*). The method's `iters` caps it either way. The weights
+the run exports are those of its best monitored curve point (the runner keeps a copy):
+on the curve seeds, never the evaluation seeds, so what a student learns after its
+curve has turned up (fitting the trajectory pool rather than the teacher) is not kept.
 
 So a flat curve always means a converged student: the learning rate has already been
 lowered once at the plateau before it, and training went on until the lowered rate

@@ -18,6 +18,7 @@ Live curves: loss, learning rate and FID-curve points go to TensorBoard event fi
 from __future__ import annotations
 
 import copy
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -100,6 +101,7 @@ class TrainResult:
     curve: list = field(default_factory=list)  # [{iteration, <evaluate's values>, wall_time, lr}]
     converged: bool = False             # ended by the plateau rule before `iters` (complete)
     decays: int = 0                     # learning-rate decays the plateau rule made
+    best_iteration: Optional[int] = None  # plateau rule: the curve point whose weights are exported
 
 
 # ---- options every training command has ----------------------------------------------
@@ -216,8 +218,10 @@ class _Loop:
 
     @staticmethod
     def fresh() -> dict:
-        """The plateau rule's and the curve's starting state (a new list for every run)."""
-        return {"curve": [], "converged": False, "decays": 0, "window_from": 0}
+        """The plateau rule's and the curve's starting state (a new list for every run);
+        `best_value` / `best_iteration`: the best monitored curve point so far."""
+        return {"curve": [], "converged": False, "decays": 0, "window_from": 0, "best_value": math.inf,
+                "best_iteration": None}
 
     def __init__(self, method, cfg: TrainConfig, run_dir: Path, evaluate, signature, restart: bool, log_dir):
         self.method, self.cfg, self.evaluate, self.signature = method, cfg, evaluate, signature
@@ -226,6 +230,7 @@ class _Loop:
         self.opt = adam(self.params, cfg.lr)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False) if cfg.ema else None
         self.state = {"iteration": 0, "optimizer_steps": 0, "wall_time": 0.0, **self.fresh()}
+        self.best = None  # the exported weights at the best monitored curve point (lr_schedule 'plateau')
         self.resume = run_dir / "resume.pt"
         self.main = distributed.is_main()
         if self.resume.exists() and restart and self.main:
@@ -244,6 +249,7 @@ class _Loop:
         if self.ema is not None:
             self.ema.load_state_dict(ck["ema"])
         self.method.counters.update(ck["counters"])
+        self.best = ck.get("best")
         self.state = {**self.fresh(), **ck["state"]}
         print(f"resuming from {self.resume} at iteration {self.state['iteration']}", file=sys.stderr)
 
@@ -252,6 +258,7 @@ class _Loop:
             torch_save(self.resume, {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                                      "ema": self.ema.state_dict() if self.ema is not None else None,
                                      "counters": dict(self.method.counters), "state": dict(self.state),
+                                     "best": self.best,
                                      "config": asdict(self.cfg), "signature": self.signature})
 
     def opt_step(self, loss: torch.Tensor) -> None:
@@ -284,6 +291,16 @@ class _Loop:
         curve.append({"iteration": self.state["iteration"], **values, "wall_time": round(self.state["wall_time"], 3),
                       "lr": self.lr(self.state["iteration"])})
         self.log.scalars(self.state["iteration"], **{f"curve/{k}": v for k, v in values.items()})
+        if self.cfg.lr_schedule == "plateau" and values.get(self.cfg.monitor, math.inf) < self.state["best_value"]:
+            self.state["best_value"], self.state["best_iteration"] = values[self.cfg.monitor], self.state["iteration"]
+            self.best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def keep_best(self) -> None:
+        """Under the plateau rule the exported weights are those of the best monitored
+        curve point (on the curve seeds, never the evaluation seeds): training goes on
+        until the curve stops improving, and what comes after its best is not kept."""
+        if self.best is not None and self.cfg.lr_schedule == "plateau":
+            self.exported().load_state_dict(self.best)
 
     def lr(self, it: int) -> float:
         return lr_at(self.cfg, it, self.state["decays"])
@@ -371,10 +388,13 @@ def train(method, cfg: TrainConfig, run_dir, progress: bool = True,
     finally:
         loop.log.close()
     s = loop.state
+    if s["iteration"] >= cfg.iters or s["converged"]:
+        loop.keep_best()
     return TrainResult(model=loop.exported().eval().requires_grad_(False), iterations=s["iteration"],
                        optimizer_steps=s["optimizer_steps"], wall_time=s["wall_time"],
                        counters=dict(method.counters), final_loss=last_loss, resumed_from=loop.resumed_from,
-                       curve=list(s["curve"]), converged=s["converged"], decays=s["decays"])
+                       curve=list(s["curve"]), converged=s["converged"], decays=s["decays"],
+                       best_iteration=s["best_iteration"] if cfg.lr_schedule == "plateau" else None)
 
 
 def _progress(it, enabled, **kw):
@@ -411,6 +431,7 @@ def run(method_cls, args) -> int:
     write_meta(out, used_args(args), args.seed, method=method.name, wall_time=res.wall_time,
                iterations=res.iterations, optimizer_steps=res.optimizer_steps, final_loss=res.final_loss,
                resumed_from=res.resumed_from, converged=res.converged, lr_decays=res.decays,
+               best_iteration=res.best_iteration,
                num_params=sum(p.numel() for p in res.model.parameters()),
                **{**res.counters, **method.meta(res)})
     if getattr(args, "curve_out", None):

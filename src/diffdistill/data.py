@@ -63,6 +63,11 @@ def _images_from_array(arr: np.ndarray, source) -> np.ndarray:
         raise UserError(f"{source}: expected images [N, H, W, C] or [N, C, H, W], got shape {arr.shape}")
     if arr.shape[-1] in (1, 3) and arr.shape[1] not in (1, 3):
         arr = arr.transpose(0, 3, 1, 2)
+    if arr.shape[1] not in (1, 3):
+        raise UserError(f"{source}: expected 1 (grey) or 3 (RGB) channels, first or last, got images of shape "
+                        f"{arr.shape[1:]} (an alpha channel is not read: drop it)")
+    if not len(arr):
+        raise UserError(f"{source}: holds no images")
     if arr.dtype != np.uint8:
         raise UserError(f"{source}: expected uint8 images, got {arr.dtype}")
     return uint8_to_float(arr)
@@ -74,21 +79,33 @@ def _labels(labels, n: int, source) -> np.ndarray:
         raise UserError(f"{source}: 'labels' must be {n} integers (one per image), got {labels.dtype} {labels.shape}")
     if n and int(labels.min()) < -1:
         raise UserError(f"{source}: labels must be class indices 0..K-1 (or -1: unlabelled), got {int(labels.min())}")
+    if n and int(labels.max()) >= n:
+        raise UserError(f"{source}: label {int(labels.max())} is not a class index: {n} images hold at most {n} "
+                        f"classes (0..{n - 1})")
     return labels.astype(np.int64)
 
 
 @register_dataset("npz")
 def _npz(path):
+    import zipfile
+
     p = _require(path, "npz", "give an .npz with an 'images' array (uint8) and optional 'labels'")
-    with np.load(p) as z:
-        if "images" not in z:
-            raise UserError(f"{p}: no 'images' array (has: {', '.join(z.files)})")
-        images = _images_from_array(z["images"], p)
-        labels = _labels(z["labels"], len(images), p) if "labels" in z else -np.ones(len(images), np.int64)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise UserError(f"{p}: a single .npy array, not an .npz with an 'images' array")
+            if "images" not in z:
+                raise UserError(f"{p}: no 'images' array (has: {', '.join(z.files) or 'nothing'})")
+            images = _images_from_array(z["images"], p)
+            labels = _labels(z["labels"], len(images), p) if "labels" in z else -np.ones(len(images), np.int64)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:  # object arrays (pickles), cut files
+        raise UserError(f"{p}: not a readable .npz of plain arrays ({e})") from None
     return images, labels
 
 
 IMAGE_SUFFIXES = (".png",)
+OTHER_IMAGES = (".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")  # refused, never skipped silently
+MAX_SIDE = 4096  # a larger declared image size is refused before decoding (a decompression bomb)
 
 
 def _read_png(f, source) -> np.ndarray:
@@ -98,6 +115,9 @@ def _read_png(f, source) -> np.ndarray:
 
     try:
         with Image.open(f) as im:
+            if max(im.size) > MAX_SIDE:
+                raise UserError(f"{source}: declares {im.size[0]}x{im.size[1]} pixels, above {MAX_SIDE} per side; "
+                                "give the images at the size to train on")
             if im.mode in ("LA", "RGBA", "PA") or "transparency" in im.info:
                 raise UserError(f"{source}: has an alpha channel; give grey (L) or RGB PNGs")
             if im.mode in ("P", "1"):
@@ -105,7 +125,7 @@ def _read_png(f, source) -> np.ndarray:
             if im.mode not in ("L", "RGB"):
                 raise UserError(f"{source}: PNG mode {im.mode}; give 8-bit grey (L) or RGB PNGs")
             return np.asarray(im)
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as e:
         raise UserError(f"{source}: not a readable PNG ({e})") from None
 
 
@@ -124,9 +144,16 @@ def _shape_text(a: np.ndarray) -> str:
 
 def _edm_labels(meta: dict, names: list, source) -> np.ndarray:
     """Labels from EDM's dataset_tool `dataset.json` ({"labels": [[name, label], ...] or null})."""
-    pairs = meta.get("labels") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict):
+        raise UserError(f"{source}: dataset.json must hold an object {{\"labels\": [[name, label], ...] or null}}")
+    pairs = meta.get("labels")
     if pairs is None:
         return -np.ones(len(names), np.int64)
+    if not isinstance(pairs, list) or not all(isinstance(x, list) and len(x) == 2 for x in pairs):
+        raise UserError(f"{source}: dataset.json 'labels' must be a list of [file name, integer label] pairs")
+    odd = next((x for x in pairs if not isinstance(x[1], int) or isinstance(x[1], bool)), None)
+    if odd is not None:
+        raise UserError(f"{source}: dataset.json labels must be integer class indices; {odd[0]} has {odd[1]!r}")
     table = dict((str(k), v) for k, v in pairs)
     missing = [n for n in names if n not in table]
     if missing:
@@ -134,11 +161,19 @@ def _edm_labels(meta: dict, names: list, source) -> np.ndarray:
     return _labels(np.array([table[n] for n in names], np.int64), len(names), source)
 
 
+def _dataset_json(text, source):
+    import json
+
+    try:
+        return json.loads(text)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{source}/dataset.json: not valid JSON ({e})") from None
+
+
 def _folder_entries(p: Path):
     """(relative names, readers, labels) of a folder or a .zip: EDM's dataset_tool layout
     (a dataset.json beside the images), class subfolders (root/<class>/*.png, the
     ImageFolder convention: classes numbered in sorted order) or a flat folder (unlabelled)."""
-    import json
     import zipfile
 
     if p.is_file():
@@ -148,13 +183,19 @@ def _folder_entries(p: Path):
             zf = zipfile.ZipFile(p)
         except zipfile.BadZipFile:
             raise UserError(f"{p}: not a readable .zip") from None
-        names = sorted(n for n in zf.namelist() if n.lower().endswith(IMAGE_SUFFIXES))
-        meta = json.loads(zf.read("dataset.json")) if "dataset.json" in zf.namelist() else None
+        every = zf.namelist()
+        names = sorted(n for n in every if n.lower().endswith(IMAGE_SUFFIXES))
+        meta = _dataset_json(zf.read("dataset.json"), p) if "dataset.json" in every else None
         read = lambda n: _read_png(zf.open(n), f"{p}:{n}")  # noqa: E731
     else:
-        names = sorted(str(f.relative_to(p)) for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
-        meta = json.loads((p / "dataset.json").read_text()) if (p / "dataset.json").is_file() else None
+        every = [str(f.relative_to(p)) for f in p.rglob("*") if f.is_file()]
+        names = sorted(n for n in every if n.lower().endswith(IMAGE_SUFFIXES))
+        meta = _dataset_json((p / "dataset.json").read_bytes(), p) if (p / "dataset.json").is_file() else None
         read = lambda n: _read_png(p / n, p / n)  # noqa: E731
+    other = sorted(n for n in every if n.lower().endswith(OTHER_IMAGES))
+    if other:
+        raise UserError(f"{p}: {other[0]} is not a PNG ({len(other)} such files); only PNGs are read: convert them "
+                        "(nothing is skipped, so no class goes missing)")
     if not names:
         raise UserError(f"{p}: no *.png files")
     if meta is not None or p.is_file():

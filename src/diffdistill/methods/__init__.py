@@ -205,12 +205,26 @@ def check_seed_spaces(cfg: dict) -> None:
                                 f"{ra.start}..{ra.stop - 1} overlap the {b} {rb.start}..{rb.stop - 1}; move a seed_start")
 
 
+def check_evaluation(cfg: dict) -> None:
+    """What every metrics job needs, known before any job runs: more samples per set than
+    PRDC's neighbours (a point's k nearest neighbours among the others), and a path for
+    the datasets read from disk."""
+    ev, ds = cfg["eval"], cfg["dataset"]
+    if ev["num_samples"] <= ev["prdc_k"]:
+        raise UserError(f"config key eval.num_samples: {ev['num_samples']} samples per seed set, but precision and "
+                        f"recall need more than eval.prdc_k = {ev['prdc_k']} neighbours; raise it")
+    if ds["name"] in ("folder", "npz") and not ds.get("path"):
+        raise UserError(f"config key dataset.path: dataset '{ds['name']}' reads its images from disk; give the "
+                        "folder, .zip or .npz")
+
+
 def validate(config: dict) -> dict:
     """Schema validation, defaults and the cross-key checks of every method."""
     from ..config import validate as validate_schema
 
     cfg = validate_schema(config)
     check_seed_spaces(cfg)
+    check_evaluation(cfg)
     for m in ordered():
         sec = cfg.get(m.section, {})
         if sec.get("lr_schedule") == "plateau" and not (m.curves and sec.get("curve_every")):

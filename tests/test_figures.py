@@ -123,3 +123,27 @@ def test_tables_and_ablation_table_from_fixture(tmp_path, cli_env):
     cost = pd.read_csv(out / "cost.csv")
     assert list(cost["method"]) == ["SFD", "SFD", "PD", "PD", "SFD-v"]  # one row per model
     assert cost["FID inf"].isna().tolist() == [False] * 4 + [True]  # SFD-v serves two rows
+
+
+def test_result_files_with_a_nan_fid_or_measured_against_different_features_are_refused(tmp_path, cli_env):
+    """A NaN FID is refused where it is read (not shown as a value never measured), and
+    two metrics files whose sidecars name different feature networks or reference
+    statistics are never compared: one line naming the file and the setting, exit 2,
+    no table written."""
+    fids, floor = _fixture(tmp_path)
+    bad = json.loads(open(fids[1]).read())
+    bad["fid_inf_sets"][1] = float("nan")
+    nan_file = tmp_path / "nan.json"
+    nan_file.write_text(json.dumps(bad))  # Python's json writes NaN
+    out = tmp_path / "t"
+    r = subprocess.run([str(VENV_BIN / "diffdistill"), "table", "--fid", fids[0], str(nan_file), "--out-dir", str(out)],
+                       env=cli_env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "not a finite number" in r.stderr and str(nan_file) in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
+    for f, featnet in ((fids[0], "a/featnet.pt"), (fids[1], "b/featnet.pt")):
+        open(f + ".meta.json", "w").write(json.dumps({"args": {"features": "classifier", "featnet": featnet,
+                                                                "ref": "r.npz"}}))
+    r = subprocess.run([str(VENV_BIN / "diffdistill"), "table", "--fid", *fids, "--out-dir", str(out)],
+                       env=cli_env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "featnet" in r.stderr and "cannot be compared" in r.stderr, r.stderr
+    assert not out.exists()

@@ -506,7 +506,7 @@ def _target(c: Claim, d: Data, t: Test) -> tuple[str, str]:
 
 def write_claims(fid_files, out_dir, benchmark: str | None = None, o2mkd_students: int = 3) -> pd.DataFrame:
     df = claims(load_records(fid_files), benchmark, o2mkd_students)
-    with atomic_dir(out_dir) as out:
+    with atomic_dir(out_dir, "claims") as out:
         write_table(out, "claims", df, "The papers' claims against our measurements", RULE, intro=(
             "Our numbers are FIDs at infinite n on the pipeline's features at its scale (see docs/results.md, 'Reading the "
             "results'): they test the direction and size of each effect, not the papers' absolute values."))

@@ -278,7 +278,7 @@ def write_figures(fid_files, out_dir, floor=None, profile=None, colours: dict | 
     if not series:
         raise UserError("no FID results to plot")
     styles = series_styles(series, colours)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, "figures") as tmp:
         fig, ax = plt.subplots(figsize=(7.5, 4.5))
         fid_vs_nfe(ax, series, styles)
         _legend_right(ax)

@@ -229,17 +229,28 @@ def check_out_dir(path: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike, command: str | None = None) -> Iterator[Path]:
     """Yield a temporary folder next to `path`; it replaces `path` as a whole on success
     (a crash leaves the previous folder, or none, never a half-written one). `path` must
-    pass `check_out_dir`; the new folder's manifest lists the files written into it."""
+    pass `check_out_dir`; the new folder's manifest lists the files written into it and
+    the `command` that wrote them. A folder another command wrote is never replaced:
+    `table` after `figures` into one folder would delete the figures."""
     path = check_out_dir(path)
+    if command and (path / MANIFEST).is_file():
+        try:
+            before = json.loads((path / MANIFEST).read_text()).get("command")
+        except (OSError, ValueError, AttributeError):
+            before = None
+        if before and before != command:
+            raise UserError(f"output folder {path} holds what 'diffdistill {before}' wrote; '{command}' would replace "
+                            "it as a whole: give each command its own --out-dir")
     _mkdirs(path.parent)
     _sweep_stale(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
-        (tmp / MANIFEST).write_text(json.dumps({"files": sorted(_files_under(tmp))}, indent=1) + "\n")
+        (tmp / MANIFEST).write_text(json.dumps({"files": sorted(_files_under(tmp)), "command": command},
+                                               indent=1) + "\n")
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; files inside follow the umask
         if path.exists():
             check_out_dir(path)  # still only what a command wrote

@@ -34,15 +34,36 @@ class Parts:
     ablation_tables: dict = field(default_factory=dict)  # table -> callable (records, out_dir) of the ablation target
 
 
+MEASURED_AGAINST = ("features", "featnet", "inception_weights", "ref")  # what makes two FIDs comparable
+
+
 def load_records(files) -> list[dict]:
     """Metrics records, one per row (first-seen order); each holds the mean of every metric
-    over its seed sets, `<metric>_std` (NaN for one set) and `<metric>_sets`."""
+    over its seed sets, `<metric>_std` (NaN for one set) and `<metric>_sets`. Refused,
+    naming the file: a non-finite FID (a NaN is not a missing value), and files measured
+    against different feature networks or reference statistics (their metadata sidecars'
+    arguments), whose FIDs cannot be compared."""
     by: dict[str, dict] = {}
+    against: tuple[str, dict] | None = None
     for f in files:
         r = read_json_object(f, ("label", "nfe", ("name", "row")), "metrics file")
+        for key in ("fid", "fid_inf"):
+            vals = [r[key]] if key in r else []
+            vals += list(r.get(f"{key}_sets") or [])
+            if any(not isinstance(v, (int, float)) or not math.isfinite(v) for v in vals):
+                raise UserError(f"{f}: '{key}' is not a finite number ({r.get(key)!r}); rerun its metrics job")
         for m in METRICS:
             if m in r:
                 r.setdefault(f"{m}_std", float("nan"))
+        if meta_path(f).is_file():
+            args = read_json_object(meta_path(f), (), "metadata sidecar").get("args") or {}
+            mine = {k: args.get(k) for k in MEASURED_AGAINST if k in args}
+            if against is None:
+                against = (str(f), mine)
+            elif mine and against[1] and mine != against[1]:
+                diff = next(k for k in MEASURED_AGAINST if mine.get(k) != against[1].get(k))
+                raise UserError(f"{f} was measured with {diff} {mine.get(diff)!r}, {against[0]} with "
+                                f"{against[1].get(diff)!r}: their FIDs cannot be compared")
         by.setdefault(r.get("name") or r["row"], r)
     return list(by.values())
 
@@ -324,7 +345,7 @@ def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profil
     sets = (f"mean over {n} seed sets ± the 95 % half-width of each row's paired difference to the reference"
             if n > 1 and reference(records) is not None else
             f"mean ± std over {n} seed sets" if n > 1 else "one seed set")
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, "table") as tmp:
         write_table(tmp, "fid_vs_nfe", fid, f"FID at infinite n against NFE (lower is better; {sets})", note)
         if not vs.empty:
             write_table(tmp, "vs_reference", vs.drop(columns=["_detectable", "_power80"]), "Every row against the "
@@ -447,7 +468,7 @@ def write_ablation_dir(fid_files, out_dir, parts: Parts = Parts()) -> None:
     rows (`parts.labels`), into out_dir as a whole folder."""
     records = load_records(fid_files)
     tables = list(dict.fromkeys(t for r in records for t in r.get("tables", ()) if t.startswith("ablations")))
-    with atomic_dir(out_dir) as out:
+    with atomic_dir(out_dir, "ablation-table") as out:
         for table in tables:
             if table in parts.ablation_tables:  # a method writes this one itself
                 parts.ablation_tables[table](records, out)

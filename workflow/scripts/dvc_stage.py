@@ -235,6 +235,30 @@ def check(extra: list[str]) -> None:
             print(f"undeclared: {f}")
 
 
+def config_overrides(extra: list[str]) -> list[str]:
+    """The options among Snakemake arguments that set the workflow's config (--configfile,
+    --config and their short, attached and abbreviated forms, or a profile named there
+    that sets them), read by Snakemake's own argument parser rather than by matching
+    words."""
+    if not extra:
+        return []
+    import contextlib
+    import io
+
+    from snakemake.cli import get_argument_parser
+
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            first, _ = get_argument_parser().parse_known_args(extra)
+            profiles = [p for p in (getattr(first, "profile", None),) if p]
+            ns, _ = get_argument_parser(profiles=profiles).parse_known_args(extra)
+    except SystemExit:
+        last = (err.getvalue().strip().splitlines() or ["?"])[-1]
+        raise StageError(f"DIFFDISTILL_SNAKEMAKE_ARGS: Snakemake cannot parse {shlex.join(extra)!r} ({last})") from None
+    return [name for name, value in (("--configfile", ns.configfile), ("--config", ns.config)) if value]
+
+
 def main(argv: list[str]) -> None:
     extra = shlex.split(os.environ.get("DIFFDISTILL_SNAKEMAKE_ARGS", ""))
     try:
@@ -243,8 +267,10 @@ def main(argv: list[str]) -> None:
             return
         if not argv or argv[0].startswith("-"):
             raise StageError("usage: dvc_stage.py STAGE [--rest] | dvc_stage.py --check [snakemake options]")
-        if any(a.split("=")[0] in ("--configfile", "--configfiles", "--config", "-C") for a in extra):
-            raise StageError("DIFFDISTILL_SNAKEMAKE_ARGS must not set the config: DVC tracks config/config.yaml")
+        setting = config_overrides(extra)
+        if setting:
+            raise StageError(f"DIFFDISTILL_SNAKEMAKE_ARGS must not set the config ({setting[0]}): DVC tracks "
+                             "config/config.yaml; edit it (or params.yaml) instead")
         run(argv[0], "--rest" in argv[1:], extra)
     except StageError as e:
         sys.exit(f"dvc_stage: error: {e}")

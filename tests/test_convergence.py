@@ -178,3 +178,33 @@ def test_the_runner_exports_the_best_curve_point_and_a_resume_keeps_it(tmp_path)
     assert res.converged and res.best_iteration == 4 and res.iterations > 6
     assert torch.equal(next(iter(res.model.parameters())), seen[2])
     assert not torch.equal(seen[2], seen[len(seen) - 1])
+
+
+def test_a_rerun_replaces_its_own_event_file_and_a_resume_continues_it(tmp_path):
+    """TensorBoard: a fresh rerun into the same folder leaves one event file (its own, the
+    old one removed); another program's file there is left alone; a resumed run adds
+    its file and keeps the earlier one (the resume point purges what follows it)."""
+    pytest.importorskip("tensorboard")
+    from conftest import build_method, save_tiny_teacher
+    from diffdistill.runner import TrainConfig, train
+
+    save_tiny_teacher(tmp_path / "t.pt")
+    logs = tmp_path / "runs"
+    logs.mkdir()
+    (logs / "events.out.tfevents.someone-else").write_text("x")
+
+    def run(restart, max_iters=None):
+        method = build_method("pd", ["--teacher", tmp_path / "t.pt", "--nfe", 2, "--batch-size", 4,
+                                     "--out", tmp_path / "m.pt"])
+        cfg = TrainConfig(iters=6, lr=1e-3, eval_every=2, ckpt_every=2, max_iters_this_run=max_iters)
+        train(method, cfg, tmp_path / "run", progress=False, evaluate=lambda m: {"v": 1.0}, restart=restart,
+              log_dir=logs)
+        return sorted(p.name for p in logs.glob("events.out.tfevents.*") if "someone-else" not in p.name)
+
+    first = run(True)
+    second = run(True)
+    assert len(first) == 1 and len(second) == 1 and first != second
+    assert (logs / "events.out.tfevents.someone-else").exists()
+    stopped = run(True, max_iters=3)
+    resumed = run(False)
+    assert len(stopped) == 1 and len(resumed) == 2 and stopped[0] in resumed

@@ -30,7 +30,7 @@ from torch import nn
 
 from . import distributed
 from .convergence import CONTINUE, DECAY, STOP, Plateau, decide, lr_factor
-from .io import UserError, check_writable, torch_load, torch_save, write_meta
+from .io import UserError, check_writable, torch_load, torch_save, write_meta, write_text
 from .options import Opt, number
 from .runtime import autocast, resolve_device
 from .seeding import iteration_generator
@@ -172,9 +172,15 @@ def default_log_dir(out) -> Path:
 
 # ---- the loop ------------------------------------------------------------------------
 
+EVENTS = ".diffdistill-events"  # in a TensorBoard folder: the event files runs of this output wrote there
+
+
 class _Log:
     """TensorBoard scalars of rank 0, written from the first point on (no file before);
-    without the tensorboard package, nothing (one note)."""
+    without the tensorboard package, nothing (one note). A fresh run replaces the event
+    files earlier runs of the same folder wrote (listed in its EVENTS file; nobody
+    else's), so a rerun's curves never lie over the old ones; a resumed run continues
+    them (purge_step drops what the old files hold past the resume point)."""
 
     def __init__(self, log_dir, enabled: bool, purge_step: int):
         self.log_dir, self.enabled, self.purge_step, self.writer = log_dir, enabled and log_dir, purge_step, None
@@ -187,7 +193,16 @@ class _Log:
             except ImportError:
                 print("live curves off: the tensorboard package is not installed", file=sys.stderr)
                 return
+            log_dir, listed = Path(self.log_dir), Path(self.log_dir) / EVENTS
+            ours = listed.read_text().split() if listed.is_file() else []
+            if not self.purge_step:
+                for name in ours:
+                    (log_dir / Path(name).name).unlink(missing_ok=True)
+                ours = []
+            before = set(log_dir.glob("events.out.tfevents.*")) if log_dir.is_dir() else set()
             self.writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=self.purge_step or None)
+            new = sorted(p.name for p in set(log_dir.glob("events.out.tfevents.*")) - before)
+            write_text(listed, "".join(f"{n}\n" for n in [*ours, *new]))
         if self.writer is not None:
             for k, v in values.items():
                 if isinstance(v, (int, float)):

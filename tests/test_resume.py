@@ -47,3 +47,21 @@ def test_sigkill_then_resume(tmp_path, cli_env):
     a = torch.load(straight, weights_only=True)["state_dict"]
     b = torch.load(killed, weights_only=True)["state_dict"]
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_a_resume_point_survives_the_deletion_of_the_output_folder(tmp_path, cli_env):
+    """DVC deletes a stage's outputs before it reruns the stage: the resume point of an
+    output under results/ lives in results/resume/, so a stopped run resumes even after
+    its output folder was deleted."""
+    import shutil
+
+    out = tmp_path / "results" / "students" / "x" / "model.pt"
+    resume = tmp_path / "results" / "resume" / "students" / "x" / "resume.pt"
+    base = [str(VENV_BIN / "diffdistill"), *ARGS[:2], "--iters", "20", "--ckpt-every", "5", "--batch-size", "8",
+            "--quiet", "--net-kwargs", '{"model_channels": 8, "num_blocks": 1}', "--out", str(out)]
+    r = subprocess.run(base + ["--max-iters-this-run", "10"], env=cli_env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3 and resume.exists() and not (out.parent / "resume.pt").exists(), r.stderr
+    shutil.rmtree(tmp_path / "results" / "students")
+    r = subprocess.run(base, env=cli_env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and f"resuming from {resume} at iteration 10" in r.stderr, r.stderr
+    assert out.exists() and not resume.exists()

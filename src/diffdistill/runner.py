@@ -6,8 +6,10 @@ A *method* (`diffdistill.methods`) builds its model and owns the loss:
 `opt_step(loss)` once or several times (SFD takes one optimizer step per timestamp),
 calling the network through `method.train_model` (DDP's wrapper under torchrun).
 
-Resume: `resume.pt` in the output's folder is rewritten atomically every `ckpt_every`
-iterations, with the arguments that shape the result; a rerun with the same ones
+Resume: `resume.pt` is rewritten atomically every `ckpt_every` iterations, in
+`results/resume/<the output's path>/` for outputs under a `results` folder (outside the
+folders DVC deletes before it reruns a stage, so `dvc repro` after a kill resumes too),
+else in the output's folder; with the arguments that shape the result; a rerun with the same ones
 continues from it, and per-iteration RNG (diffdistill.seeding) makes it take the very
 same steps as an uninterrupted run. A rerun with other ones is refused in one line
 naming the differing keys; `--restart` starts over.
@@ -112,7 +114,8 @@ def options(section: str, schema_section: dict, curves: bool = False) -> list[Op
     from .options import nonneg_int, positive_int
     opts = [Opt(k, key=f"{section}.{k}") for k in TRAINING_KEYS if k in schema_section.get("properties", {})]
     opts += [Opt("seed", key="seed"), Opt("device", key="device"), Opt("amp", key="amp"),
-             Opt("out", required=True, help="output checkpoint (.pt); its folder holds resume.pt"),
+             Opt("out", required=True, help="output checkpoint (.pt); resume.pt goes to results/resume/<its folder> "
+                 "(or its folder, outside results/)"),
              Opt("threads", help="torch threads", kwargs={"type": positive_int, "default": 1}),
              Opt("quiet", help="no progress bar", kwargs={"action": "store_true"}),
              Opt("restart", help="ignore a resume point and train from the start", kwargs={"action": "store_true"}),
@@ -161,13 +164,24 @@ def signature(args) -> dict:
     return {k: v for k, v in used_args(args).items() if k not in NOT_SHAPING}
 
 
-def default_log_dir(out) -> Path:
-    out = Path(out)
-    parts = out.parent.parts
+def _beside_results(out, kind: str, fallback: Path) -> Path:
+    """results/<kind>/<the output's folder below results>, or `fallback` for an output
+    outside a results folder."""
+    parts = Path(out).parent.parts
     if "results" in parts:
         i = parts.index("results")
-        return Path(*parts[:i + 1], "runs", *parts[i + 1:])
-    return out.parent / "runs"
+        return Path(*parts[:i + 1], kind, *parts[i + 1:])
+    return fallback
+
+
+def default_log_dir(out) -> Path:
+    return _beside_results(out, "runs", Path(out).parent / "runs")
+
+
+def resume_dir(out) -> Path:
+    """Where a training run keeps its resume point: never inside the folder of its
+    output, which DVC deletes before it reruns a stage."""
+    return _beside_results(out, "resume", Path(out).parent)
 
 
 # ---- the loop ------------------------------------------------------------------------
@@ -434,7 +448,7 @@ def run(method_cls, args) -> int:
     method = method_cls(args, device)
     cfg = config_from_args(args, monitor=method.monitor)
     evaluate = method.curve_evaluator(args, device) if cfg.eval_every else None
-    res = train(method, cfg, out.parent, progress=not args.quiet, evaluate=evaluate,
+    res = train(method, cfg, resume_dir(out), progress=not args.quiet, evaluate=evaluate,
                 signature=signature(args), restart=args.restart,
                 log_dir=args.tensorboard_dir or default_log_dir(out))
     if res.iterations < args.iters and not res.converged:
@@ -451,5 +465,5 @@ def run(method_cls, args) -> int:
                **{**res.counters, **method.meta(res)})
     if getattr(args, "curve_out", None):
         method.write_curve(args, res)
-    (out.parent / "resume.pt").unlink(missing_ok=True)
+    (resume_dir(out) / "resume.pt").unlink(missing_ok=True)
     return 0

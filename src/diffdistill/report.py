@@ -47,11 +47,12 @@ def load_records(files) -> list[dict]:
     against: tuple[str, dict] | None = None
     for f in files:
         r = read_json_object(f, ("label", "nfe", ("name", "row")), "metrics file")
-        for key in ("fid", "fid_inf"):
-            vals = [r[key]] if key in r else []
-            vals += list(r.get(f"{key}_sets") or [])
-            if any(not isinstance(v, (int, float)) or not math.isfinite(v) for v in vals):
-                raise UserError(f"{f}: '{key}' is not a finite number ({r.get(key)!r}); rerun its metrics job")
+        for key in ("fid", "fid_inf", "fid_sets", "fid_inf_sets"):
+            vals = r.get(key, [])
+            bad = next((v for v in (vals if isinstance(vals, list) else [vals])
+                        if not isinstance(v, (int, float)) or not math.isfinite(v)), None)
+            if bad is not None or (key in r and not isinstance(vals, (list, int, float))):
+                raise UserError(f"{f}: '{key}' holds {bad!r}, not a finite number; rerun its metrics job")
         for m in METRICS:
             if m in r:
                 r.setdefault(f"{m}_std", float("nan"))

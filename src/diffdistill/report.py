@@ -441,7 +441,7 @@ def ablation_table(records: list[dict], table: str = "ablations") -> tuple[pd.Da
                "value": m.get("value", ""), "NFE": r["nfe"], "FID (n)": r["fid"], "FID inf": r[Q],
                "FID inf std": r.get(f"{Q}_std", float("nan")), "- default": d["diff"], "- default std": d["se"],
                "p": d["p"], "80 % power": stats.power80(d["se"], d["df"]),
-               "vs default": r[Q] / default[Q] if default[Q] > 0 and r[Q] > 0 else float("nan"), "_paired": d}
+               "vs default": stats.ratio(values(r), values(default))[0], "_paired": d}
         if ref is not None and not trained:  # samplers: also against the reference sampler, paired
             e = stats.paired_rows(r, ref)
             row |= {"- reference": e["diff"], "- reference std": e["se"], "p (reference)": e["p"],

@@ -157,7 +157,7 @@ FIT_DRAWS = 24   # independent draws of the bias fit: their spread is the fit's 
 
 
 def fid_infinity(feats, ref_mu, ref_sigma, ref_feats=None, fractions=FRACTIONS, repeats: int = 2,
-                 seed: int = 0) -> dict:
+                 seed: int = 0, ref_fractions=None, floor: int = 0) -> dict:
     """FID extrapolated to infinite n (Chong & Forsyth 2020): FID on random subsets of
     several sizes m, a least-squares fit FID = a + b / m, and the intercept a.
 
@@ -165,12 +165,13 @@ def fid_infinity(feats, ref_mu, ref_sigma, ref_feats=None, fractions=FRACTIONS, 
     is extrapolated too: subsets of r reference features, fit a + b / m + c / r, so the
     intercept carries neither side's finite-sample bias. Without it (clean-fid's
     published statistics: mean and covariance only) the reference side stays at its
-    own n (50k on CIFAR-10). Returns {fid_inf, slope_n, slope_ref, points}."""
+    own n (50k on CIFAR-10). `ref_fractions`: the reference side's own fractions (default
+    `fractions`); sizes below `floor` are left out where two sizes remain (`_sizes`).
+    Returns {fid_inf, slope_n, slope_ref, points}."""
     f = _features(feats)
     rng = np.random.default_rng(seed)
-    sizes = sorted({max(2, round(x * len(f))) for x in fractions})
-    ref_sizes = (sorted({max(2, round(x * len(ref_feats))) for x in fractions}) if ref_feats is not None
-                 else [None])
+    sizes = _sizes(len(f), fractions, floor)
+    ref_sizes = (_sizes(len(ref_feats), ref_fractions or fractions, floor) if ref_feats is not None else [None])
     points = []
     for r in ref_sizes:
         for m in sizes:
@@ -200,16 +201,8 @@ def fid_bias(feats, n: int, ref_mu, ref_sigma, ref_feats=None, draws: int = FIT_
     Returns {bias, draws, fid_inf_pooled, slope_n, slope_ref}."""
     f = _features(feats)
     floor = int(np.ceil(LAW_FROM * f.shape[1]))
-    fractions = (0.2, 0.4, 0.6, 0.8, 1.0)
-    ref_fractions = (1 / 3, 0.5, 0.75, 1.0)
-    fits = []
-    for i in range(draws):
-        if ref_feats is not None:  # one fit's sizes: m over the pool, r over the reference (fractions as above)
-            fit = _fit_two_way(f, ref_feats, fractions, ref_fractions, floor, seed=i)
-        else:
-            sizes = _sizes(len(f), fractions, floor)
-            fit = fid_infinity(f, ref_mu, ref_sigma, None, fractions=[m / len(f) for m in sizes], repeats=1, seed=i)
-        fits.append(fit)
+    fits = [fid_infinity(f, ref_mu, ref_sigma, ref_feats, (0.2, 0.4, 0.6, 0.8, 1.0), repeats=1, seed=i,
+                         ref_fractions=(1 / 3, 0.5, 0.75, 1.0), floor=floor) for i in range(draws)]
     r = len(ref_feats) if ref_feats is not None else None
     at_n = [x["slope_n"] / n + ((x["slope_ref"] or 0.0) / r if r else 0.0) for x in fits]
     return {"bias": float(np.mean(at_n)), "draws": [float(b) for b in at_n],
@@ -224,22 +217,6 @@ def _sizes(total: int, fractions, floor: int) -> list[int]:
     sizes = sorted({max(2, round(x * total)) for x in fractions})
     law = [m for m in sizes if m >= floor]
     return law if len(law) >= 2 else sizes
-
-
-def _fit_two_way(f, ref_feats, fractions, ref_fractions, floor: int, seed: int) -> dict:
-    """`fid_infinity` with its own size grids for the two sides."""
-    rng = np.random.default_rng(seed)
-    ref_feats = _features(ref_feats)
-    sizes, ref_sizes = _sizes(len(f), fractions, floor), _sizes(len(ref_feats), ref_fractions, floor)
-    points = []
-    for r in ref_sizes:
-        for m in sizes:
-            sub = f[rng.choice(len(f), m, replace=False)] if m < len(f) else f
-            ref = ref_feats[rng.choice(len(ref_feats), r, replace=False)] if r < len(ref_feats) else ref_feats
-            points.append((m, r, fid_features_to_stats(sub, *feature_stats(ref))))
-    X = np.array([[1.0, 1.0 / m, 1.0 / r] for m, r, _ in points])
-    coef = np.linalg.lstsq(X, np.array([p[2] for p in points]), rcond=None)[0]
-    return {"fid_inf": float(coef[0]), "slope_n": float(coef[1]), "slope_ref": float(coef[2])}
 
 
 def agreement(images, teacher_images, feats, teacher_feats) -> dict:

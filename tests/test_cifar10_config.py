@@ -5,6 +5,7 @@ import subprocess
 
 import numpy as np
 import pytest
+import yaml
 
 from conftest import ROOT, VENV_BIN, copy_workflow
 
@@ -60,6 +61,77 @@ def test_fetch_offline_is_one_line_and_writes_nothing(tmp_path, cli_env):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and url in lines[0] and str(out) in lines[0], r.stderr
     assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A local HTTP server holding one file (payload.bin); yields (its URL, its bytes)."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "served"
+    root.mkdir()
+    data = bytes(range(256)) * 64
+    (root / "payload.bin").write_bytes(data)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/payload.bin", data
+    server.shutdown()
+    server.server_close()
+
+
+def test_fetch_checksum_mismatch_is_one_line_with_both_hashes_and_writes_nothing(tmp_path, cli_env, served):
+    import hashlib
+
+    url, data = served
+    out = tmp_path / "downloads" / "teacher.pkl"
+    pinned = "0" * 64
+    r = subprocess.run([str(VENV_BIN / "diffdistill"), "fetch", "--url", url, "--out", str(out), "--what",
+                        "EDM teacher snapshot", "--sha256", pinned, "--sha256-key", "teacher.edm_pickle_sha256"],
+                       env=cli_env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    got = hashlib.sha256(data).hexdigest()
+    assert len(lines) == 1 and got in lines[0] and pinned in lines[0] and str(out) in lines[0], r.stderr
+    assert "teacher.edm_pickle_sha256" in lines[0]
+    assert not out.exists() and not [f for f in out.parent.iterdir()]  # no partial or temporary file
+
+
+def test_fetch_with_the_pinned_hash_writes_the_file_and_its_hash(tmp_path, served, capsys):
+    import hashlib
+
+    from diffdistill.fetch import fetch_to_file
+    from diffdistill.io import UserError, read_meta
+
+    url, data = served
+    out = tmp_path / "downloads" / "stats.npz"
+    digest = hashlib.sha256(data).hexdigest()
+    fetch_to_file(url, out, what="reference statistics", sha256=digest, key="eval.reference_stats_sha256")
+    assert out.read_bytes() == data and read_meta(out)["sha256"] == digest
+    unpinned = tmp_path / "other.npz"
+    fetch_to_file(url, unpinned, what="reference statistics", key="eval.reference_stats_sha256")
+    assert digest in capsys.readouterr().err  # not pinned: the hash to pin is printed
+    with pytest.raises(UserError, match="not a SHA-256"):
+        fetch_to_file(url, tmp_path / "x.npz", sha256="ABC", key="eval.reference_stats_sha256")
+
+
+def test_cifar10_config_pins_its_downloads():
+    """The published files whose SHA-256 is known are pinned in config/cifar10.yaml (the
+    EDM snapshot, the CIFAR-10 archive), and the fetch rules pass the pins on."""
+    from diffdistill.config import validate
+    from diffdistill.fetch import downloads
+
+    cfg = validate(yaml.safe_load((ROOT / "config/cifar10.yaml").read_text()))
+    pins = {name: (sha, key) for name, _, _, _, sha, key in downloads(cfg)}
+    assert pins["edm_teacher"] == ("4d5dcc1f1d0d41c8934ad21626eeddbdc0460182becf9fc059a0631b1eedb4da",
+                                   "teacher.edm_pickle_sha256")
+    assert pins["dataset"][0] == "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
+    rules = (ROOT / "workflow/rules/fetch.smk").read_text()
+    assert "--sha256" in rules and "_sha" in rules
 
 
 @pytest.mark.parametrize("amp", ["false", "true"])

@@ -19,6 +19,7 @@ SIZES = {"num_samples", "seed_sets", "batch_size", "iters", "num", "ckpt_every",
          "kid_subsets", "kid_subset_size", "prdc_samples", "ref_features", "num_images", "repeats",
          "grid_count", "floor_splits", "train_seeds", "threads_per_job"}
 PATHS = {"path", "edm_pickle", "inception_weights", "reference_stats"}
+PINS = {"sha256", "edm_pickle_sha256"}  # the smoke inputs are other (synthetic) files: not the pinned downloads
 DEVICE = {"device"}
 
 
@@ -44,7 +45,7 @@ def config_differences(smoke: dict, full: dict) -> list[str]:
     bad = [f"{k}: only in one config" for k in sorted(set(a) ^ set(b))]
     for key in sorted(set(a) & set(b)):
         name = key.rsplit(".", 1)[-1]
-        if a[key] == b[key] or name in SIZES | DEVICE or _is_shortened(a[key], b[key]):
+        if a[key] == b[key] or name in SIZES | DEVICE | PINS or _is_shortened(a[key], b[key]):
             continue
         if name in PATHS and isinstance(a[key], str) and a[key].rsplit("/", 1)[-1] == str(b[key]).rsplit("/", 1)[-1]:
             continue  # same file name, another folder

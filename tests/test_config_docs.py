@@ -3,7 +3,7 @@ schema understands (an unquoted comma in a YAML flow mapping silently makes a ke
 from conftest import ROOT
 from diffdistill.config import load_schema, reference_markdown
 
-KEYWORDS = {"$schema", "type", "description", "default", "enum", "minimum", "maximum", "exclusiveMinimum",
+KEYWORDS = {"$schema", "pattern", "type", "description", "default", "enum", "minimum", "maximum", "exclusiveMinimum",
             "exclusiveMaximum", "items", "properties", "additionalProperties", "minItems", "maxItems", "required"}
 
 

@@ -2,11 +2,12 @@
 # clean-fid's reference statistics, each to the local path the config names. Local
 # rules (cluster login nodes usually have the network, compute nodes often do not).
 # Offline, each fails with one line naming the URL and the path to put the file at.
-# A file already in place is never fetched again.
+# A download is checked against the SHA-256 the config pins beside its URL before it
+# takes its name. A file already in place is never fetched again.
 
 from diffdistill.fetch import downloads
 
-for _name, _path, _url, _what in downloads(config):
+for _name, _path, _url, _what, _sha, _sha_key in downloads(config):
 
     rule:
         name:
@@ -21,5 +22,8 @@ for _name, _path, _url, _what in downloads(config):
         params:
             url=_url,
             what=_what,
+            sha=f"--sha256 {_sha}" if _sha else "",
+            sha_key=_sha_key,
         shell:
-            "diffdistill fetch --url {params.url} --out {output} --what '{params.what}' 2> {log}"
+            "diffdistill fetch --url {params.url} --out {output} --what '{params.what}' {params.sha}"
+            " --sha256-key {params.sha_key} 2> {log}"

@@ -85,20 +85,25 @@ slurmd -N ddnode; sleep 1; PIDS+=("$(cat "$WORK/slurmd.pid")")
 for _ in $(seq 30); do sinfo -h -o %T 2>/dev/null | grep -qx -e idle -e drain -e inval && break; sleep 1; done
 sinfo -h -o "%P %T %G" | grep -q idle || { cat "$WORK"/slurm*.log >&2; echo "slurm: node not idle" >&2; exit 1; }
 
-# the project's SLURM profile, unedited; this cluster's settings go on the command line:
-# partition, no accounts, and resources a 2-CPU node can hold (GPU counts kept)
-RUN="$WORK/run"; mkdir -p "$RUN/profiles"
-for name in Snakefile workflow config envs; do cp -r "$ROOT/$name" "$RUN/"; done
-cp -r "$ROOT/profiles/slurm" "$RUN/profiles/slurm"
+# the project's profiles, unedited (profiles/default too: Snakemake loads it beside
+# --profile profiles/slurm, and it must not replace the cluster's settings); this
+# cluster's settings go on the command line: partition, no accounts, and threads and
+# memory a 2-CPU node can hold (GPU counts kept): 2 threads for the training rules, 1 for
+# the others. CPUs come from threads: a training job must ask SLURM for 2 CPUs.
+RUN="$WORK/run"; mkdir -p "$RUN"
+for name in Snakefile workflow config envs profiles; do cp -r "$ROOT/$name" "$RUN/"; done
 cd "$RUN"
 SMK="$ROOT/.venv/bin/snakemake"
-SETS=$("$ROOT/.venv/bin/python" -c '
-import sys, yaml
+read -r SETS THREADS < <("$ROOT/.venv/bin/python" -c '
+import yaml
 prof = yaml.safe_load(open("profiles/slurm/config.yaml"))
-small = {"cpus_per_task": 1, "mem_mb": 500}
-print(" ".join(f"{r}:{k}={small.get(k, v)}" for r, res in prof["set-resources"].items() for k, v in res.items()))')
-LOCAL=(--slurm-no-account --default-resources slurm_partition=debug cpus_per_task=1 mem_mb=500 runtime=60
-       --set-resources $SETS --slurm-init-seconds-before-status-checks 5)
+small = {"mem_mb": 500}
+res = " ".join(f"{r}:{k}={small.get(k, v)}" for r, d in prof["set-resources"].items() for k, v in d.items())
+training = ("train", "distill")
+threads = " ".join(f"{r}={2 if r.startswith(training) else 1}" for r in prof["set-threads"])
+print(res.replace(" ", ","), threads.replace(" ", ","))')
+LOCAL=(--slurm-no-account --default-resources slurm_partition=debug mem_mb=500 runtime=60
+       --set-resources ${SETS//,/ } --set-threads ${THREADS//,/ } --slurm-init-seconds-before-status-checks 5)
 T1=$(date +%s)
 # one SFD row end to end (teacher and SFD under torchrun, trajectories, features, sampling,
 # metrics): every kind of job once, not the whole DAG (each SLURM job costs ~10-20 s here)
@@ -106,14 +111,18 @@ FID=results/fid/students/sfd/default/nfe2/fid.json
 "$SMK" --profile profiles/slurm "$FID" --configfile config/test.yaml "${LOCAL[@]}" > "$WORK/ok.log" 2>&1 \
   || { tail -50 "$WORK/ok.log" >&2; cat results/logs/slurm/*/*.log 2>/dev/null | tail -50 >&2; exit 1; }
 T2=$(date +%s)
-cmp -s "$ROOT/profiles/slurm/config.yaml" profiles/slurm/config.yaml \
-  || { echo "slurm: the profile file was changed" >&2; exit 1; }
+diff -r "$ROOT/profiles" profiles >/dev/null || { echo "slurm: a profile file was changed" >&2; exit 1; }
 grep -q '"fid_sets"' "$FID"
 # trained to the tiny config's cap (its curve is too short for the plateau rule to end it)
 ITERS=$("$ROOT/.venv/bin/python" -c 'import yaml; print(yaml.safe_load(open("config/test.yaml"))["sfd"]["iters"])')
 grep -q "\"iterations\": $ITERS" results/students/sfd/default/nfe2/model.pt.meta.json \
   || { echo "slurm: the SFD student did not train its $ITERS iterations" >&2; exit 1; }
 grep -q "nproc_per_node 2" "$WORK/ok.log"   # training ran under torchrun on the 2 GPUs it asked for
+# CPUs from threads: the SFD job (2 threads) asked SLURM for 2 CPUs (finished jobs stay visible MinJobAge)
+sfd_job=$(grep -o "SLURM jobid [0-9]* (log: [^)]*rule_distill_sfd" "$WORK/ok.log" | head -1 | awk '{print $3}')
+[ -n "$sfd_job" ] || { echo "slurm: no SLURM job of rule distill_sfd in the log" >&2; exit 1; }
+cpus=$(scontrol show job "$sfd_job" | grep -o "NumCPUs=[0-9]*" | head -1)
+[ "$cpus" = "NumCPUs=2" ] || { echo "slurm: distill_sfd's job $sfd_job got $cpus, not its 2 threads" >&2; exit 1; }
 njobs=$(grep -c "Job .* has been submitted with SLURM jobid" "$WORK/ok.log" || true)
 echo "slurm: workflow through sbatch ok ($njobs SLURM jobs, $((T2 - T1)) s)"
 

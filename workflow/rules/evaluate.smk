@@ -22,7 +22,7 @@ rule sample:
         CONDA_ENV
     threads: THREADS
     resources:
-        gpu=GPU,
+        **GPU_RESOURCES,
     params:
         args=sample_args,
         e=eval_keys("batch_size", "grid_count"),
@@ -44,7 +44,7 @@ rule fid:
         CONDA_ENV
     threads: THREADS
     resources:
-        gpu=GPU,
+        **GPU_RESOURCES,
     params:
         args=metrics_args,
         features=features_args(),
@@ -102,7 +102,7 @@ rule profile:
         CONDA_ENV
     threads: ALL_CORES
     resources:
-        gpu=GPU,
+        **GPU_RESOURCES,
     params:
         args=profile_args,
         p=EVAL["profile"],

@@ -42,7 +42,7 @@ rule reference_stats:
         CONDA_ENV
     threads: THREADS
     resources:
-        gpu=GPU,
+        **GPU_RESOURCES,
     params:
         data=data_args(),
         features=features_args(),

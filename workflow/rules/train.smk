@@ -15,7 +15,7 @@ rule _train:
         CONDA_ENV
     threads: THREADS
     resources:
-        gpu=GPU,
+        **GPU_RESOURCES,
     params:
         launch=launch,
     shell:

@@ -21,7 +21,7 @@ rule teacher_trajectories:
         CONDA_ENV
     threads: THREADS
     resources:
-        gpu=GPU,
+        **GPU_RESOURCES,
     params:
         args=cache_args,
         bs=config["trajectories"]["batch_size"],

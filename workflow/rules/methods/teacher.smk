@@ -21,6 +21,7 @@ use rule _train as train_teacher with:
         "results/logs/train_teacher.log",
     # the root of the DAG: first
     priority: 70
+    threads: config["threads_teacher"]
     params:
         method="teacher",
         args=train_args("teacher", "seed", "device", "amp", "dataset", "teacher"),

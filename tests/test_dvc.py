@@ -33,7 +33,7 @@ def test_dvc_yaml_has_one_stage_per_registered_method():
 
 
 def _repo(dst: Path) -> None:
-    copy_workflow(dst, WORKFLOW_FILES + ("src", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config",
+    copy_workflow(dst, WORKFLOW_FILES + ("src", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config",
                                          ".dvc/.gitignore", ".dvc/plots"))
     # The tiny config is the one DVC tracks here (README, "DVC"), without SFD-v, the
     # second stage, PD, the O2MKD routers and the ablation sweep: tests/test_workflow.py
@@ -123,11 +123,14 @@ def test_dvc_repro_incremental_run_cache_and_remote(tmp_path, dvc_env):
     assert sorted(_ran(out)) == sorted(STAGES), out[-3000:]
     status_clean()
     metrics = json.loads(_run([*dvc, "metrics", "show", "--json"], repo, dvc_env))
-    fids = next(iter(metrics.values()))["data"]["results/tables/fid_metrics.json"]["data"]
-    assert {"floor", "students/sfd/default/nfe2", "reference/nfe7"} <= set(fids)
-    assert all(isinstance(v, float) and v > 0 for v in fids.values())
+    data = next(iter(metrics.values()))["data"]
+    fids = data["results/tables/fid_metrics.json"]["data"]  # nested: method, variant, NFE
+    sfd = fids["sfd"]["default"]["nfe2"]
+    assert sfd["fid_inf"] > 0 and sfd["fid_inf_std"] >= 0 and sfd["minus_reference_ci95"] > 0, sfd
+    assert sfd["target"]["fid_inf"] > 0 and fids["reference"]["default"]["nfe7"]["fid_inf"] > 0 and fids["floor"] > 0
     _run([*dvc, "plots", "show", "-o", str(tmp_path / "plots")], repo, dvc_env)
-    assert "FID against NFE" in (tmp_path / "plots/index.html").read_text()
+    page = (tmp_path / "plots/index.html").read_text()
+    assert "FID against NFE" in page and "Training curves" in page and "samples.png" in page
     git = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
     assert git.split("\n")[:-1] == ["?? dvc.lock"], git  # outputs stay out of git
     first = _digest(repo, _outs(repo))
@@ -187,13 +190,18 @@ def test_dvc_repro_incremental_run_cache_and_remote(tmp_path, dvc_env):
     assert _digest(repo, sfd) == _only(first, sfd, repo)
     status_clean()
 
-    # 5. the change of step 2 as an experiment (README, "Experiments"): it runs from the
-    # run-cache, and `dvc exp show` lists it with its params and metrics
-    out = _run([*dvc, "exp", "run", "-S", "config/config.yaml:sfd.loss=l2", "--name", "sfd-l2"], repo, dvc_env)
+    # 5. the change of step 2 as an experiment, typed as DVC users type it (docs/dvc.md,
+    # "Experiments"): it runs from the run-cache, changes config/config.yaml (params.yaml
+    # is a link to it), and `dvc exp show` lists it with each setting once and its metrics
+    out = _run([*dvc, "exp", "run", "-S", "sfd.loss=l2", "--name", "sfd-l2"], repo, dvc_env)
     assert ran_rules(out) == set(), out[-3000:]
+    assert yaml.safe_load(cfg_file.read_text())["sfd"]["loss"] == "l2" and (repo / "params.yaml").is_symlink()
     shown = _run([*dvc, "exp", "show", "--csv"], repo, dvc_env)
     header, *rows = shown.splitlines()
-    assert "sfd.loss" in header and "students/sfd/default/nfe2" in header, header
+    columns = header.split(",")
+    assert [c for c in columns if c.endswith("sfd.loss")] == ["sfd.loss"], header  # once, not per stage
+    assert [c for c in columns if c.endswith("seed")] == ["seed"], header
+    assert "sfd.default.nfe2.fid_inf" in header, header
     assert any(r.startswith("sfd-l2,") and ",l2," in r for r in rows), shown
     status_clean()
 

@@ -59,6 +59,13 @@ def _fixture(tmp_path):
     return fids, str(floor)
 
 
+def _keys(d, prefix=""):
+    for k, v in d.items():
+        yield f"{prefix}{k}"
+        if isinstance(v, dict):
+            yield from _keys(v, f"{prefix}{k}.")
+
+
 def test_figures_rule_writes_nonempty_png_and_pdf(tmp_path, cli_env):
     fids, floor = _fixture(tmp_path)
     out = tmp_path / "figures"
@@ -71,6 +78,13 @@ def test_figures_rule_writes_nonempty_png_and_pdf(tmp_path, cli_env):
             assert p.stat().st_size > 1000, p
     assert (out / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "fid_vs_nfe.pdf").read_bytes()[:5] == b"%PDF-"
+    # every student's curve in long form: DVC's plot of the training curves (dvc.yaml)
+    import pandas as pd
+
+    curves = pd.read_csv(out / "curves_long.csv")
+    assert list(curves.columns) == ["student", "iteration", "fid"]
+    assert set(curves["student"]) == {"students/sfd/abl-default/nfe2", "students/sfd/abl-t_min/nfe2"}
+    assert len(curves) == 6 and curves["fid"].iloc[0] == 50.0
 
 
 def test_series_styles_are_distinct_and_say_what_they_are(tmp_path):
@@ -113,6 +127,9 @@ def test_tables_and_ablation_table_from_fixture(tmp_path, cli_env):
     assert "| 1.50x | 0.00 | larger than noise; training noise not measured |" in md  # one training seed
     assert "Welch-Satterthwaite" in md and "training seeds" in md and "Benjamini-Hochberg" in md
     assert (out / "ablations.tex").read_text().count("\\toprule") == 1
+    abl = json.loads((out / "ablation_metrics.json").read_text())  # DVC's metrics: table, factor, value
+    assert abl["ablations"]["t_min"]["0.02"]["fid_inf"] == 21.6 and abl["ablations"]["default"]["default"]["q_bh"] is None
+    assert abs(abl["ablations"]["t_min"]["0.02"]["minus_default"] - 7.2) < 1e-9
     out = tmp_path / "tables"
     r = subprocess.run([str(VENV_BIN / "diffdistill"), "table", "--fid", *fids, "--floor", floor, "--out-dir",
                         str(out)], env=cli_env, capture_output=True, text=True, timeout=120)
@@ -122,6 +139,16 @@ def test_tables_and_ablation_table_from_fixture(tmp_path, cli_env):
                                     "SFD", "PD", "SFD-v"]
     cost = pd.read_csv(out / "cost.csv")
     assert list(cost["method"]) == ["SFD", "SFD", "PD", "PD", "SFD-v"]  # one row per model
+    # DVC's metrics, nested by method, variant and NFE, with the spread and the paired
+    # difference to the reference (keys short enough for `dvc exp show`)
+    metrics = json.loads((out / "fid_metrics.json").read_text())
+    sfd = metrics["sfd"]["default"]["nfe2"]
+    assert sfd["fid_inf"] == 0.9 * 16.0 and sfd["fid_inf_std"] == 0.02 * 16.0
+    assert abs(sfd["minus_reference"] - 0.9 * 6.0) < 0.2 and sfd["minus_reference_ci95"] > 0
+    assert metrics["reference"]["default"]["nfe35"]["fid_inf"] == 9.0 and "minus_reference" not in \
+        metrics["reference"]["default"]["nfe35"]
+    assert metrics["teacher-euler-afs"]["default"]["nfe2"]["fid_n"] == 200.0 and metrics["floor"] == 5.0
+    assert max(len(k) for k in _keys(metrics)) <= 60  # dotted, as `dvc exp show` prints them
     assert cost["FID inf"].isna().tolist() == [False] * 4 + [True]  # SFD-v serves two rows
 
 

@@ -303,6 +303,13 @@ def write_figures(fid_files, out_dir, floor=None, profile=None, colours: dict | 
                    read_curve(r["meta"]["curve"])) for r in in_table(records, "ablations") if r["meta"].get("curve")]
         if curves:
             plot_curves(curves, tmp)
+        # every student's curve in long form, for DVC's plot of the training curves (dvc.yaml)
+        long = [{"student": r["name"], "iteration": p["iteration"], "fid": p["fid"]}
+                for r in records if r.get("meta", {}).get("curve") for p in read_curve(r["meta"]["curve"])["points"]]
+        if long:
+            import pandas as pd
+
+            pd.DataFrame(long).to_csv(tmp / "curves_long.csv", index=False, float_format="%.4f")
         rows = [r for r in records if r.get("figure")]
         if rows:
             plot_samples([(f"{r['label']} NFE {r['nfe']}", r["samples"]) for r in rows], tmp)

@@ -223,6 +223,52 @@ def reference_halfwidth(r: dict, ref: dict | None) -> float:
     return stats.paired_rows(r, ref)["detectable"]
 
 
+def _finite(v) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+
+def metric_path(name: str) -> tuple[str, str, str]:
+    """(method, variant, "nfe<n>") of a row name: students/<method>/<variant>/nfe<n>, or
+    <sampler>[/<variant>]/nfe<n> (variant "default" where the name has none)."""
+    parts = name.split("/")
+    if parts[0] == "students" and len(parts) == 4:
+        return parts[1], parts[2], parts[3]
+    return parts[0], "/".join(parts[1:-1]) or "default", parts[-1]
+
+
+def row_metrics(r: dict, ref: dict | None, target: dict | None) -> dict:
+    """One row's metrics for DVC: FID at n and at infinite n, the std of FID at infinite
+    n over the seed sets, and the paired difference to the reference and to the row's
+    target (± the 95 % half-width), each where it exists (JSON null where not finite)."""
+    out = {"fid_inf": _finite(r.get(Q)), "fid_inf_std": _finite(r.get(f"{Q}_std")), "fid_n": _finite(r.get("fid"))}
+    for key, other in (("reference", ref), ("target", target)):
+        if other is not None and other.get("name") != r.get("name"):
+            d = stats.paired_rows(r, other)
+            out[f"minus_{key}"], out[f"minus_{key}_ci95"] = _finite(d["diff"]), _finite(d["detectable"])
+    return out
+
+
+def nested_metrics(records: list[dict]) -> dict:
+    """Every row's metrics nested by method, variant and NFE (`metric_path`, `row_metrics`):
+    short keys for `dvc metrics show` and `dvc exp show`. A target row (what a student is
+    trained to reproduce) sits under its student as `target`, not under its cache name."""
+    ref = reference(records)
+    by_name = {r.get("name"): r for r in records}
+    targets = {r.get("meta", {}).get("target") for r in records} - {None}
+    out: dict = {}
+    for r in records:
+        name = r.get("name") or r["row"]
+        target = by_name.get(r.get("meta", {}).get("target"))
+        if name in targets and any(x.get("meta", {}).get("target") == name for x in records if x is not r):
+            continue  # reported with its student
+        method, variant, nfe = metric_path(name)
+        entry = row_metrics(r, ref, target)
+        if target is not None:
+            entry["target"] = row_metrics(target, ref, None)
+        out.setdefault(method, {}).setdefault(variant, {})[nfe] = entry
+    return out
+
+
 def vs_reference_table(records: list[dict], table: str = "main") -> pd.DataFrame:
     """Every row of `table` against the reference sampler, paired over the seed sets: FID
     at n and at infinite n, the paired difference of FID at infinite n (± its standard
@@ -364,7 +410,7 @@ def write_tables(fid_files: list[str], out_dir, floor: str | None = None, profil
                         f"neighbours; higher is better; {sets})")
         # for DVC (dvc.yaml): the plot of FID against NFE, and every row's FID as metrics
         fid_long(fid).to_csv(tmp / "fid_vs_nfe_long.csv", index=False, float_format="%.4f")
-        metrics = {r.get("name") or r["row"]: r.get(Q, r["fid"]) for r in records}
+        metrics = nested_metrics(records)
         if floor:
             metrics["floor"] = read_floor(floor)["fid"]
         (tmp / "fid_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
@@ -463,12 +509,32 @@ def ablation_table(records: list[dict], table: str = "ablations") -> tuple[pd.Da
     return pd.DataFrame(rows), spread
 
 
+def ablation_metrics(df: pd.DataFrame) -> dict:
+    """An ablation table's rows for DVC, nested by factor and value: FID at infinite n, its
+    std over the seed sets, the paired difference to the default (± its standard error,
+    training noise included) and its BH q."""
+    out: dict = {}
+    seen: dict = {}
+    for _, row in df.iterrows():
+        factor = str(row["factor"])
+        value = str(row["value"]) if str(row["value"]) else "default"
+        seen[(factor, value)] = seen.get((factor, value), 0) + 1
+        if seen[(factor, value)] > 1:
+            value = f"{value}#{seen[(factor, value)]}"
+        out.setdefault(factor, {})[value] = {
+            "fid_inf": _finite(row["FID inf"]), "fid_inf_std": _finite(row["FID inf std"]),
+            "minus_default": _finite(row["- default"]), "minus_default_se": _finite(row["- default std"]),
+            "q_bh": _finite(row["q (BH)"])}
+    return out
+
+
 def write_ablation_dir(fid_files, out_dir, parts: Parts = Parts()) -> None:
     """One ablation table ({csv,md,tex}) per ablation group of the rows (each method's
     rows name theirs, e.g. `ablations`, `ablations_o2mkd`), titled by the family of its
     rows (`parts.labels`), into out_dir as a whole folder."""
     records = load_records(fid_files)
     tables = list(dict.fromkeys(t for r in records for t in r.get("tables", ()) if t.startswith("ablations")))
+    metrics: dict = {}
     with atomic_dir(out_dir, "ablation-table") as out:
         for table in tables:
             if table in parts.ablation_tables:  # a method writes this one itself
@@ -494,6 +560,9 @@ def write_ablation_dir(fid_files, out_dir, parts: Parts = Parts()) -> None:
             family = next(r.get("family", "") for r in in_table(records, table))
             title = f"{parts.labels.get(family, family.upper())} ablations (one factor at a time)"
             write_table(out, table, df, title, note, shown, intro)
+            metrics[table] = ablation_metrics(df)
+        # for DVC (dvc.yaml): every ablation row, nested by table, factor and value
+        (out / "ablation_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
 
 
 # -- cost of every distilled model ------------------------------------------------------

@@ -5,7 +5,13 @@
 
 # the figures read the main and the ablation rows only (the extended rows have their own tables)
 FIGURE_SAMPLES = [rowlib.samples_path(r) for r in rowlib.in_table(ROWS.values(), ("main", "ablations")) if r.figure]
-CURVES = [r.meta["curve"] for r in rowlib.in_table(ROWS.values(), "ablations") if "curve" in r.meta]
+# the students' FID curves the figures read: the ablation panels, and every curve of
+# the figures' rows in long form (curves_long.csv, DVC's plot of the training curves)
+CURVES = list(
+    dict.fromkeys(
+        r.meta["curve"] for t in ("main", "ablations") for r in rowlib.in_table(ROWS.values(), t) if "curve" in r.meta
+    )
+)
 STAGE_PARAMS = methods.stage_params(config)  # DVC's params of each method's stage (dvc.yaml)
 ABLATION_FID = [rowlib.fid_path(r) for r in ROWS.values() if any(t.startswith("ablations") for t in r.tables)]
 ABLATION_FID += [rowlib.fid_path(REFERENCE)] if ABLATION_FID else []  # training-free rows: also against it

@@ -151,15 +151,30 @@ def report_inputs(config: dict, tables) -> list[str]:
     return sorted(out)
 
 
+FEATNET_PARAMS = ("dataset", "seed", "device", "featnet", "eval.features", "eval.inception_weights",
+                  "eval.reference_stats", "eval.floor_splits", "eval.batch_size")
+
+
 def stage_params(config: dict) -> dict:
-    """DVC's params of each stage that builds models ({stage: values}, written to
-    results/params/<stage>.yaml): for each method its `shared_keys`, its own section and
-    the sections it reads, and the FID curves' feature choice (methods with curves); for
-    the teacher's trajectory caches (stage `trajectories`) the list of caches, whose
-    folder names hold every setting that shapes them. A value changed in one method's
-    section changes that method's file only (and those of the methods that read it)."""
+    """What each stage that builds models reads from the config ({stage: values}, written
+    to results/params/<stage>.yaml, a dep of that stage): for each method its
+    `shared_keys`, its own section and the sections it reads, and the FID curves' feature
+    choice (methods with curves); for the teacher's trajectory caches (stage
+    `trajectories`) the list of caches, whose folder names hold every setting that shapes
+    them; for the feature network (stage `featnet`) its keys. A value changed in one
+    method's section changes that method's file only (and those of the methods that read
+    it). DVC's params are the config file itself (params.yaml, `dvc exp run -S`): these
+    files are deps, so that `dvc exp show` lists each setting once."""
     method_rows = {m: m.rows(config) for m in ordered()}
-    out = {"trajectories": {k: config[k] for k in ("seed", "device", "amp")}
+    featnet: dict = {}
+    for key in FEATNET_PARAMS:
+        section, _, leaf = key.partition(".")
+        if leaf:
+            featnet.setdefault(section, {})[leaf] = config[section][leaf]
+        else:
+            featnet[section] = config[section]
+    out = {"featnet": featnet,
+           "trajectories": {k: config[k] for k in ("seed", "device", "amp")}
            | {"caches": trajectory_caches(config, method_rows)}}
     for m, rows_of_m in method_rows.items():
         if not rows_of_m:  # not run with this config (disabled, or no NFE listed): nothing it reads matters
@@ -174,12 +189,14 @@ def stage_params(config: dict) -> dict:
 
 def dvc_stages() -> dict:
     """The stage of dvc.yaml for each registered method, in table order: it runs that
-    method's Snakemake jobs (workflow/scripts/dvc_stage.py), its params are
-    results/params/<name>.yaml (`stage_params`), its deps the other stages' folders it
-    reads, its outs its own folders. tests/test_dvc.py keeps dvc.yaml in step with this."""
+    method's Snakemake jobs (workflow/scripts/dvc_stage.py), its deps are what it reads
+    from the config (results/params/<name>.yaml, `stage_params`), the other stages'
+    folders it reads and the code, its outs its own folders. tests/test_dvc.py keeps
+    dvc.yaml in step with this."""
     code = ["src/diffdistill", "workflow/rules", "workflow/Snakefile", "Snakefile"]
-    return {m.name: {"cmd": f"${{run}} {m.name}", "deps": [*m.stage_inputs, *code],
-                     "params": [{f"results/params/{m.name}.yaml": None}], "outs": list(m.stage_outputs())}
+    return {m.name: {"cmd": f"${{run}} {m.name}",
+                     "deps": [f"results/params/{m.name}.yaml", *m.stage_inputs, *code],
+                     "outs": list(m.stage_outputs())}
             for m in ordered()}
 
 

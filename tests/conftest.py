@@ -44,7 +44,7 @@ def cli_env(_no_scontrol):
     return _subprocess_env(_no_scontrol)
 
 
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "envs")
+WORKFLOW_FILES = ("Snakefile", "workflow", "params.yaml", "config", "profiles", "envs")
 
 
 def copy_workflow(dst: Path, names=WORKFLOW_FILES) -> None:
@@ -53,9 +53,7 @@ def copy_workflow(dst: Path, names=WORKFLOW_FILES) -> None:
     for name in names:
         src = ROOT / name
         (dst / name).parent.mkdir(parents=True, exist_ok=True)
-        if src.is_symlink():  # params.yaml: a link to config/config.yaml, as in a checkout
-            (dst / name).symlink_to(os.readlink(src))
-        elif src.is_dir():
+        if src.is_dir():  # links inside (config/config.yaml -> ../params.yaml) become copies
             shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             shutil.copy(src, dst / name)

@@ -91,7 +91,7 @@ sinfo -h -o "%P %T %G" | grep -q idle || { cat "$WORK"/slurm*.log >&2; echo "slu
 # memory a 2-CPU node can hold (GPU counts kept): 2 threads for the training rules, 1 for
 # the others. CPUs come from threads: a training job must ask SLURM for 2 CPUs.
 RUN="$WORK/run"; mkdir -p "$RUN"
-for name in Snakefile workflow config envs profiles; do cp -r "$ROOT/$name" "$RUN/"; done
+for name in Snakefile workflow params.yaml config envs profiles; do cp -r "$ROOT/$name" "$RUN/"; done
 cd "$RUN"
 SMK="$ROOT/.venv/bin/snakemake"
 read -r SETS THREADS < <("$ROOT/.venv/bin/python" -c '

@@ -36,12 +36,14 @@ def test_dvc_yaml_has_one_stage_per_registered_method():
 
 
 def _repo(dst: Path) -> None:
-    copy_workflow(dst, WORKFLOW_FILES + ("src", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config",
+    copy_workflow(dst, WORKFLOW_FILES + ("src", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config",
                                          ".dvc/.gitignore", ".dvc/plots"))
     # The tiny config is the one DVC tracks here (README, "DVC"), without SFD-v, the
     # second stage, PD, the O2MKD routers and the ablation sweep: tests/test_workflow.py
     # runs those; here they would only add jobs to every step. (Their declared folders stay
     # empty.) DVC's mechanics do not depend on how many rows a stage holds.
+    (dst / "config/config.yaml").unlink()  # copied as a file: the link of a checkout again
+    (dst / "config/config.yaml").symlink_to("../params.yaml")
     cfg = yaml.safe_load((dst / "config/test.yaml").read_text())
     cfg["sfdv"]["enabled"] = cfg["sfd2"]["enabled"] = cfg["o2sfd"]["enabled"] = False
     cfg["ablations"] = {k: [] if isinstance(v, list) else v for k, v in cfg["ablations"].items()}
@@ -51,6 +53,8 @@ def _repo(dst: Path) -> None:
     cfg["sfd"]["nfe"] = cfg["baselines"]["nfe"] = [2]
     cfg["baselines"]["solvers"] = ["dpmpp3m"]
     cfg["o2mkd"]["num_students"] = []
+    cfg["o2mkd"]["study"]["train_seeds"], cfg["o2mkd"]["ddim_nfe"] = 0, []  # no O2MKD row at all
+    cfg["pd"]["first_teacher_steps"] = []  # PD's chain and its own teachers only
     cfg["pd"]["nfe"] = [2]  # one round (n0 4 -> 2): the stage that step 2b changes
     cfg["teacher"]["iters"], cfg["teacher"]["ckpt_every"] = 300, 10  # long enough to interrupt (step 0)
     (dst / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -151,9 +155,9 @@ def test_dvc_repro_incremental_run_cache_and_remote(tmp_path, dvc_env):
     metrics = json.loads(_run([*dvc, "metrics", "show", "--json"], repo, dvc_env))
     data = next(iter(metrics.values()))["data"]
     fids = data["results/tables/fid_metrics.json"]["data"]  # nested: method, variant, NFE
-    sfd = fids["sfd"]["default"]["nfe2"]
-    assert sfd["fid_inf"] > 0 and sfd["fid_inf_std"] >= 0 and sfd["minus_reference_ci95"] > 0, sfd
-    assert sfd["target"]["fid_inf"] > 0 and fids["reference"]["default"]["nfe7"]["fid_inf"] > 0 and fids["floor"] > 0
+    row = fids["sfd"]["default"]["nfe2"]
+    assert row["fid_inf"] > 0 and row["fid_inf_std"] >= 0 and row["minus_reference_ci95"] > 0, row
+    assert row["target"]["fid_inf"] > 0 and fids["reference"]["default"]["nfe7"]["fid_inf"] > 0 and fids["floor"] > 0
     _run([*dvc, "plots", "show", "-o", str(tmp_path / "plots")], repo, dvc_env)
     page = (tmp_path / "plots/index.html").read_text()
     assert "FID against NFE" in page and "Training curves" in page and "samples.png" in page
@@ -178,8 +182,9 @@ def test_dvc_repro_incremental_run_cache_and_remote(tmp_path, dvc_env):
     pd_folder = [repo / "results/students/pd"]
     pd_before = _digest(repo, pd_folder)
 
-    # 2b. one PD value: `dvc status` names PD's params, not SFD's; `dvc repro` runs PD's
-    # stage and the evaluation stages, never SFD's; SFD's students are untouched
+    # 2b. one PD value: `dvc status` names PD's slice of the config, not SFD's; `dvc repro pd`
+    # runs PD's stage, never SFD's; SFD's students are untouched. Changed back, PD's stage
+    # comes back from the run-cache and nothing runs
     cfg = yaml.safe_load(cfg_file.read_text())
     cfg["pd"]["iters"] += 1
     cfg_file.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -189,14 +194,15 @@ def test_dvc_repro_incremental_run_cache_and_remote(tmp_path, dvc_env):
     assert "pd" in changed and "results/params/pd.yaml" in status, status
     assert not changed & {"sfd", "trajectories", "teacher", "featnet"}, status
     sfd_before = _digest(repo, sfd)
-    out = _run([*dvc, "repro"], repo, dvc_env)
-    assert _ran(out) == ["pd", "evaluate", "report"], out[-3000:]
-    assert "Stage 'sfd' didn't change, skipping" in out and "distill_sfd" not in ran_rules(out), out[-3000:]
+    out = _run([*dvc, "repro", "pd"], repo, dvc_env)  # up to PD's stage: step 2 ran evaluate and report
+    assert _ran(out) == ["pd"], out[-3000:]
+    assert "distill_sfd" not in ran_rules(out), out[-3000:]
     assert _digest(repo, sfd) == sfd_before and _digest(repo, pd_folder) != pd_before
-    status_clean()
     cfg["pd"]["iters"] -= 1
     cfg_file.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    _run([*dvc, "repro"], repo, dvc_env)  # back to the L2 state of step 2 (from the run-cache)
+    out = _run([*dvc, "repro"], repo, dvc_env)  # back to the L2 state of step 2 (from the run-cache)
+    assert set(_restored(out)) == {"config", "pd"} and _ran(out) == [], out[-3000:]
+    status_clean()
 
     # 3. changed back: the same stages come back from the run-cache, no job runs
     cfg_file.write_text(original)
@@ -217,11 +223,11 @@ def test_dvc_repro_incremental_run_cache_and_remote(tmp_path, dvc_env):
     status_clean()
 
     # 5. the change of step 2 as an experiment, typed as DVC users type it (docs/dvc.md,
-    # "Experiments"): it runs from the run-cache, changes config/config.yaml (params.yaml
+    # "Experiments"): it runs from the run-cache, changes params.yaml (config/config.yaml
     # is a link to it), and `dvc exp show` lists it with each setting once and its metrics
     out = _run([*dvc, "exp", "run", "-S", "sfd.loss=l2", "--name", "sfd-l2"], repo, dvc_env)
     assert ran_rules(out) == set(), out[-3000:]
-    assert yaml.safe_load(cfg_file.read_text())["sfd"]["loss"] == "l2" and (repo / "params.yaml").is_symlink()
+    assert yaml.safe_load(cfg_file.read_text())["sfd"]["loss"] == "l2" and cfg_file.is_symlink()
     shown = _run([*dvc, "exp", "show", "--csv"], repo, dvc_env)
     header, *rows = shown.splitlines()
     columns = header.split(",")

@@ -62,8 +62,8 @@ def test_slurm_profile_threads_survive_the_default_profile(tmp_path, cli_env):
     jobs = _jobs(out)
     assert jobs["train_teacher"][0] == slurm["train_teacher"] and jobs["sample_reference"][0] == slurm["sample_reference"], jobs
     # locally: the teacher's threads come from the config (threads_teacher), the others' from threads_per_job
-    jobs = _jobs(_dry_run(tmp_path, cli_env, "--cores", "4"))
-    assert jobs["train_teacher"][0] == 2 and jobs["sample_reference"][0] == 1, jobs
+    jobs = _jobs(_dry_run(tmp_path, cli_env, "--cores", "4", "--config", "threads_teacher=3"))
+    assert jobs["train_teacher"][0] == 3 and jobs["sample_reference"][0] == 1, jobs
 
 
 def test_gpu_jobs_go_to_the_configured_partition(tmp_path, cli_env):

@@ -102,7 +102,7 @@ def cmd_profile(args):
 
 def cmd_fetch(args):
     from .fetch import fetch_to_file
-    fetch_to_file(args.url, args.out, what=args.what, sha256=args.sha256, key=args.sha256_key, args=used_args(args))
+    fetch_to_file(args.url, args.out, args.what, args.sha256, args.sha256_key, args=used_args(args))
 
 
 def cmd_import_edm(args):
@@ -183,11 +183,8 @@ COMMANDS = [
       Opt("num_images", key="eval.profile.num_images"), Opt("batch_size", key="eval.profile.batch_size"),
       Opt("repeats", key="eval.profile.repeats"), OUT] + RUN),
     ("fetch", cmd_fetch, "download one input file (teacher, dataset, FID files) unless present",
-     [Opt("url", required=True, help="where to download from"), OUT,
-      Opt("what", help="what it is, for messages", kwargs={"default": "file"}),
-      Opt("sha256", help="the download's pinned SHA-256, checked before the file takes its name (omitted: not "
-          "checked, its hash printed)"),
-      Opt("sha256_key", help="the config key that pins it, for messages", kwargs={"default": "--sha256"})]),
+     [Opt("url", required=True, help="where to download from"), OUT, Opt("what", help="for messages", kwargs={
+      "default": "file"}), Opt("sha256", help="pinned hash, checked first"), Opt("sha256_key", help="its config key")]),
     ("import-edm", cmd_import_edm, "convert an EDM snapshot pickle without running code from it",
      [Opt("key", help="entry of the snapshot dict", kwargs={"default": "ema"})]),
     ("table", cmd_render, "render the result tables", [FID, FLOOR, OUT_DIR, Opt("profile", help="profile JSON files",

@@ -39,11 +39,11 @@ def reachable(url: str, timeout: float = CONNECT_TIMEOUT_S) -> bool:
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def fetch(url: str, dest, what: str = "file", sha256: str | None = None, key: str = "sha256") -> Path:
+def fetch(url: str, dest, what: str = "file", sha256: str | None = None, key: str | None = None) -> Path:
     """Download `url` to `dest` (temporary name, checked against `sha256` when given, then
     renamed); UserError if impossible or if the hash differs (`key`: the config key that
     pins it, for the message). Returns the path; a file already at `dest` is kept."""
-    dest = Path(dest)
+    dest, key = Path(dest), key or "--sha256"
     if dest.is_file():
         return dest
     if sha256 is not None and not SHA256.fullmatch(sha256):
@@ -74,7 +74,7 @@ def fetch(url: str, dest, what: str = "file", sha256: str | None = None, key: st
     return dest
 
 
-def fetch_to_file(url: str, dest, what: str = "file", sha256: str | None = None, key: str = "sha256",
+def fetch_to_file(url: str, dest, what: str = "file", sha256: str | None = None, key: str | None = None,
                   args: dict | None = None) -> Path:
     """`fetch`, plus the download's metadata sidecar (its SHA-256 included)."""
     import time

@@ -25,9 +25,7 @@ SETS = config["eval"]["seed_sets"]
 THREADS = config["threads_per_job"]
 ALL_CORES = workflow.global_resources["_cores"].value or 1  # jobs that run alone (unset in --report)
 EVAL = config["eval"]
-GPU = 1 if config["device"] == "cuda" else 0  # resources gpu=GPU (the SLURM executor: --gpus)
-# resources of the rules that run networks: gpu (SLURM: --gpus) and, on the GPU, the
-# partition gpu_partition names (none: the cluster's default, or --default-resources)
+GPU = 1 if config["device"] == "cuda" else 0  # network rules: gpu (SLURM --gpus), on the GPU the config's partition
 GPU_RESOURCES = {"gpu": GPU} | ({"slurm_partition": config["gpu_partition"]} if GPU and config["gpu_partition"] else {})
 CONDA_ENV = str(Path(workflow.current_basedir, "..", "..", "envs", "environment.yaml").resolve())  # any rules folder
 REFERENCE = rowlib.reference(ROWS.values())

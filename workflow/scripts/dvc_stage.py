@@ -36,7 +36,7 @@ the Snakemake version, $SNAKEMAKE_PROFILE and the extra arguments.
 
 Extra Snakemake arguments come from $DIFFDISTILL_SNAKEMAKE_ARGS (e.g. "--cores 8" or
 "--profile profiles/slurm"); they do not enter DVC's run-cache key, so they must not
-change results: --configfile and --config are refused (DVC tracks config/config.yaml).
+change results: --configfile and --config are refused (DVC tracks params.yaml, which config/config.yaml links to).
 """
 from __future__ import annotations
 
@@ -197,6 +197,34 @@ def _stages() -> dict:
     return yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
 
 
+def run_snakemake(cmd: list[str]) -> int:
+    """Run Snakemake and return its exit code. On Ctrl-C (which reaches Snakemake too,
+    from the terminal's process group) wait for it to stop its jobs and remove its lock
+    (subprocess.run would kill it 0.25 s later and leave the lock, and the next
+    `dvc repro` would fail): if it is still running after 2 s, it gets the SIGINT itself;
+    after 120 s more, SIGTERM. The training it stopped resumes on the next run."""
+    import signal
+
+    proc = subprocess.Popen(cmd)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        for sig, grace in ((None, 2), (signal.SIGINT, 120), (signal.SIGTERM, 30)):
+            if sig is not None:
+                proc.send_signal(sig)
+            try:
+                proc.wait(timeout=grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        else:
+            proc.kill()
+            proc.wait()
+        print("dvc_stage: interrupted; rerun `dvc repro` to go on (training resumes from its last resume point)",
+              file=sys.stderr)
+        return 130
+
+
 def run(name: str, rest: bool, extra: list[str]) -> None:
     stages = _stages()
     if name not in stages:
@@ -213,10 +241,10 @@ def run(name: str, rest: bool, extra: list[str]) -> None:
     if targets:
         print(f"dvc_stage: {name}: snakemake {len(targets)} targets, rules {' '.join(sorted(rules))}",
               file=sys.stderr, flush=True)
-        r = subprocess.run([*SNAKEMAKE, *targets, "--cores", "all", "--nocolor",
-                            "--allowed-rules", *sorted(allowed), *extra])
-        if r.returncode != 0:
-            sys.exit(r.returncode)
+        code = run_snakemake([*SNAKEMAKE, *targets, "--cores", "all", "--nocolor",
+                              "--allowed-rules", *sorted(allowed), *extra])
+        if code != 0:
+            sys.exit(code)
     # declared folders this config does not produce: empty, so DVC can record them
     for p in plan.owned[name]:
         if not Path(p).exists() and p not in targets and not Path(p).suffix:
@@ -270,7 +298,7 @@ def main(argv: list[str]) -> None:
         setting = config_overrides(extra)
         if setting:
             raise StageError(f"DIFFDISTILL_SNAKEMAKE_ARGS must not set the config ({setting[0]}): DVC tracks "
-                             "config/config.yaml; edit it (or params.yaml) instead")
+                             "params.yaml (config/config.yaml); edit it instead")
         run(argv[0], "--rest" in argv[1:], extra)
     except StageError as e:
         sys.exit(f"dvc_stage: error: {e}")

@@ -126,12 +126,12 @@ def test_cifar10_config_pins_its_downloads():
     from diffdistill.fetch import downloads
 
     cfg = validate(yaml.safe_load((ROOT / "config/cifar10.yaml").read_text()))
-    pins = {name: (sha, key) for name, _, _, _, sha, key in downloads(cfg)}
+    pins = {i.name: (i.sha256, i.sha256_key) for i in downloads(cfg)}
     assert pins["edm_teacher"] == ("4d5dcc1f1d0d41c8934ad21626eeddbdc0460182becf9fc059a0631b1eedb4da",
                                    "teacher.edm_pickle_sha256")
     assert pins["dataset"][0] == "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
     rules = (ROOT / "workflow/rules/fetch.smk").read_text()
-    assert "--sha256" in rules and "_sha" in rules
+    assert "--sha256" in rules and "_input.sha256" in rules
 
 
 @pytest.mark.parametrize("amp", ["false", "true"])

@@ -18,9 +18,10 @@ import sys
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
+from .config import get
 from .io import UserError, atomic_path
-from .io import sha256 as _sha256
 
 CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 60.0
@@ -43,9 +44,14 @@ def fetch(url: str, dest, what: str = "file", sha256: str | None = None, key: st
     """Download `url` to `dest` (temporary name, checked against `sha256` when given, then
     renamed); UserError if impossible or if the hash differs (`key`: the config key that
     pins it, for the message). Returns the path; a file already at `dest` is kept."""
-    dest, key = Path(dest), key or "--sha256"
-    if dest.is_file():
-        return dest
+    dest = Path(dest)
+    if not dest.is_file():
+        _download(url, dest, what, sha256, key or "--sha256")
+    return dest
+
+
+def _download(url: str, dest: Path, what: str, sha256: str | None, key: str) -> str:
+    """`fetch`'s download; returns the file's SHA-256, computed while it is written."""
     if sha256 is not None and not SHA256.fullmatch(sha256):
         raise UserError(f"{key}: '{sha256}' is not a SHA-256 (64 lowercase hex digits)")
 
@@ -71,7 +77,7 @@ def fetch(url: str, dest, what: str = "file", sha256: str | None = None, key: st
     if sha256 is None:
         print(f"{what}: no SHA-256 pinned ({key}); the download's is {got}: pin it to check later downloads",
               file=sys.stderr)
-    return dest
+    return got
 
 
 def fetch_to_file(url: str, dest, what: str = "file", sha256: str | None = None, key: str | None = None,
@@ -79,44 +85,60 @@ def fetch_to_file(url: str, dest, what: str = "file", sha256: str | None = None,
     """`fetch`, plus the download's metadata sidecar (its SHA-256 included)."""
     import time
 
-    from .io import write_meta
+    from .io import sha256 as file_sha256
+    from .io import write_meta, written
 
-    t0 = time.perf_counter()
-    from .io import written
-
-    dest = fetch(url, dest, what=what, sha256=sha256, key=key)
+    t0, dest = time.perf_counter(), Path(dest)
+    digest = file_sha256(dest) if dest.is_file() else _download(url, dest, what, sha256, key or "--sha256")
     write_meta(dest, args or {}, None, wall_time=time.perf_counter() - t0, size_bytes=written(dest).stat().st_size,
-               sha256=_sha256(dest))
+               sha256=digest)
     print(f"{what}: {url} -> {dest}", file=sys.stderr)
     return dest
 
 
-def _inputs(config: dict) -> list[tuple]:
-    """(rule suffix, local path, URL, what, config key, pinned SHA-256, its key) of each
-    input file the config uses."""
-    t, d, e = config["teacher"], config["dataset"], config["eval"]
-    items = [("edm_teacher", t["edm_pickle"], t["edm_pickle_url"], "EDM teacher snapshot", "teacher.edm_pickle",
-              t["edm_pickle_sha256"], "teacher.edm_pickle_sha256", t["source"] == "edm_pickle"),
-             ("dataset", d["path"], d["url"], f"dataset '{d['name']}'", "dataset.path", d["sha256"], "dataset.sha256",
-              True),
-             ("inception_weights", e["inception_weights"], e["inception_weights_url"], "Inception weights",
-              "eval.inception_weights", e["inception_weights_sha256"], "eval.inception_weights_sha256",
-              e["features"] == "inception"),
-             ("reference_stats", e["reference_stats"], e["reference_stats_url"], "reference statistics",
-              "eval.reference_stats", e["reference_stats_sha256"], "eval.reference_stats_sha256", True)]
-    return [item[:7] for item in items if item[7] and item[1]]
+class Input(NamedTuple):
+    """An input file the config uses: its fetch rule's suffix, what it is, its path, URL
+    and pinned SHA-256, and the config keys of the path and the pin."""
+    name: str
+    what: str
+    path: str | None
+    url: str | None
+    sha256: str | None
+    key: str
+    sha256_key: str
+
+
+# (rule suffix, what, the config keys of its path and its URL: the pin sits beside the URL,
+# `<url key>` with `url` replaced by `sha256`), and when the config uses it
+_INPUTS = (("edm_teacher", "EDM teacher snapshot", "teacher.edm_pickle", "teacher.edm_pickle_url",
+            lambda c: c["teacher"]["source"] == "edm_pickle"),
+           ("dataset", None, "dataset.path", "dataset.url", lambda c: True),
+           ("inception_weights", "Inception weights", "eval.inception_weights", "eval.inception_weights_url",
+            lambda c: c["eval"]["features"] == "inception"),
+           ("reference_stats", "reference statistics", "eval.reference_stats", "eval.reference_stats_url",
+            lambda c: True))
+
+
+def _inputs(config: dict) -> list[Input]:
+    """Each input file the config uses and gives a path for."""
+    out = []
+    for name, what, key, url_key, used in _INPUTS:
+        sha_key = url_key.removesuffix("url") + "sha256"
+        item = Input(name, what or f"dataset '{config['dataset']['name']}'", get(config, key), get(config, url_key),
+                     get(config, sha_key), key, sha_key)
+        if used(config) and item.path:
+            out.append(item)
+    return out
 
 
 def missing_inputs(config: dict) -> list[str]:
     """One line for each input file the config uses that is not in place and has no URL to
     fetch it from (no fetch rule can make it): what it is, and where to put it."""
-    return [f"{what} not found at {path} ({key}) and no URL to fetch it from: put it there or set {key}"
-            for _, path, url, what, key, *_ in _inputs(config) if not url and not Path(path).exists()]
+    return [f"{i.what} not found at {i.path} ({i.key}) and no URL to fetch it from: put it there or set {i.key}"
+            for i in _inputs(config) if not i.url and not Path(i.path).exists()]
 
 
-def downloads(config: dict) -> list[tuple[str, str, str, str, str | None, str]]:
-    """(rule suffix, local path, URL, what, pinned SHA-256 or None, the key that pins it) of
-    each input a fetch job may download: those the config uses and gives both a path and a
-    URL for."""
-    return [(name, path, url, what, sha, sha_key) for name, path, url, what, _, sha, sha_key in _inputs(config)
-            if url]
+def downloads(config: dict) -> list[Input]:
+    """Each input a fetch job may download: those the config uses and gives both a path
+    and a URL for."""
+    return [i for i in _inputs(config) if i.url]

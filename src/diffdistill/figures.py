@@ -299,13 +299,14 @@ def write_figures(fid_files, out_dir, floor=None, profile=None, colours: dict | 
                 _save(fig, tmp, "fid_vs_macs")
             else:
                 plt.close(fig)
+        read = {r["name"]: read_curve(r["meta"]["curve"]) for r in records if r.get("meta", {}).get("curve")}
         curves = [(r["meta"]["factor_name"] if r["meta"]["factor"] != "default" else "default", r["meta"]["value"],
-                   read_curve(r["meta"]["curve"])) for r in in_table(records, "ablations") if r["meta"].get("curve")]
+                   read[r["name"]]) for r in in_table(records, "ablations") if r["meta"].get("curve")]
         if curves:
             plot_curves(curves, tmp)
         # every student's curve in long form, for DVC's plot of the training curves (dvc.yaml)
-        long = [{"student": r["name"], "iteration": p["iteration"], "fid": p["fid"]}
-                for r in records if r.get("meta", {}).get("curve") for p in read_curve(r["meta"]["curve"])["points"]]
+        long = [{"student": name, "iteration": p["iteration"], "fid": p["fid"]}
+                for name, curve in read.items() for p in curve["points"]]
         if long:
             import pandas as pd
 

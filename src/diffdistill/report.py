@@ -259,7 +259,7 @@ def nested_metrics(records: list[dict]) -> dict:
     for r in records:
         name = r.get("name") or r["row"]
         target = by_name.get(r.get("meta", {}).get("target"))
-        if name in targets and any(x.get("meta", {}).get("target") == name for x in records if x is not r):
+        if name in targets:
             continue  # reported with its student
         method, variant, nfe = metric_path(name)
         entry = row_metrics(r, ref, target)

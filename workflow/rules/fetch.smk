@@ -7,23 +7,23 @@
 
 from diffdistill.fetch import downloads
 
-for _name, _path, _url, _what, _sha, _sha_key in downloads(config):
+for _input in downloads(config):
 
     rule:
         name:
-            f"fetch_{_name}"
+            f"fetch_{_input.name}"
         output:
-            _path,
+            _input.path,
         log:
-            f"results/logs/fetch/{_name}.log",
+            f"results/logs/fetch/{_input.name}.log",
         localrule: True
         conda:
             CONDA_ENV
         params:
-            url=_url,
-            what=_what,
-            sha=f"--sha256 {_sha}" if _sha else "",
-            sha_key=_sha_key,
+            url=_input.url,
+            what=_input.what,
+            sha=f"--sha256 {_input.sha256}" if _input.sha256 else "",
+            sha_key=_input.sha256_key,
         shell:
             "diffdistill fetch --url {params.url} --out {output} --what '{params.what}' {params.sha}"
             " --sha256-key {params.sha_key} 2> {log}"

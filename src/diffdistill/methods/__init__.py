@@ -166,14 +166,9 @@ def stage_params(config: dict) -> dict:
     it). DVC's params are the config file itself (params.yaml, `dvc exp run -S`): these
     files are deps, so that `dvc exp show` lists each setting once."""
     method_rows = {m: m.rows(config) for m in ordered()}
-    featnet: dict = {}
-    for key in FEATNET_PARAMS:
-        section, _, leaf = key.partition(".")
-        if leaf:
-            featnet.setdefault(section, {})[leaf] = config[section][leaf]
-        else:
-            featnet[section] = config[section]
-    out = {"featnet": featnet,
+    from ..config import get
+
+    out = {"featnet": {key: get(config, key) for key in FEATNET_PARAMS},
            "trajectories": {k: config[k] for k in ("seed", "device", "amp")}
            | {"caches": trajectory_caches(config, method_rows)}}
     for m, rows_of_m in method_rows.items():

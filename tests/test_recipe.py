@@ -9,7 +9,7 @@ import torch
 
 from conftest import SCHED, VENV_BIN, save_tiny_teacher
 from diffdistill.io import UserError
-from diffdistill.sampling import Recipe
+from diffdistill.recipe import Recipe
 from diffdistill.schedules import Schedule
 
 

@@ -91,7 +91,7 @@ from ..naming import TEACHER, student_model
 from ..options import DATA_OPTIONS, SCHEDULE_OPTIONS, Opt, positive_int
 from ..precond import load_denoiser
 from ..rows import Row
-from ..sampling import Recipe
+from ..recipe import Recipe
 from ..schedules import Schedule
 from . import register
 from .base import Method

@@ -26,6 +26,7 @@ import pandas as pd
 
 from . import stats
 from .io import atomic_dir, read_json_object
+from .naming import CONFIG_RECIPE, O2MKD_STUDY
 from .report import Q, ablation_table, in_table, load_records, reference, values, write_table
 
 RULE = ("Verdicts: differences are paired over the evaluation seed sets (Student's t; training noise of both models "
@@ -40,8 +41,6 @@ RULE = ("Verdicts: differences are paired over the evaluation seed sets (Student
         "else 10 % of the default SFD student's FID at infinite n at NFE 2); 'seed sets to reach it': the sets "
         "whose interval would reach it, the half-width shrinking as 1 / sqrt(sets).")
 NOT_MEASURED = "not measured"
-O2MKD_STUDY = "ablations_o2mkd_study"  # the O2MKD study's rows (learning curves, training seeds)
-CONFIG_RECIPE = "config"               # a study router trained with the config's recipe
 
 
 def exact(diff: float) -> dict:

@@ -21,9 +21,8 @@ point is never taken for a plateau (tests/test_convergence.py simulates both).
 """
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
-
-import numpy as np
 
 CONTINUE, DECAY, STOP = "continue", "decay", "stop"
 
@@ -39,10 +38,9 @@ class Plateau:
 def relative_gain(values) -> float:
     """The least-squares slope of `values` (one per curve point, lower is better) as a
     gain per point relative to their mean: positive while the curve falls."""
-    v = np.asarray(values, float)
-    x = np.arange(len(v), dtype=float)
-    slope = np.polyfit(x, v, 1)[0]
-    level = abs(v.mean())
+    v = [float(x) for x in values]
+    slope = statistics.linear_regression(range(len(v)), v).slope
+    level = abs(statistics.fmean(v))
     return float(-slope / level) if level > 0 else 0.0
 
 

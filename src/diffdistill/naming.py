@@ -159,6 +159,8 @@ def student_model(method: str, variant_name: str = "default", nfe: int | None = 
 TEACHER = "results/teacher/model.pt"
 FEATNET = "results/featnet/model.pt"
 REF_STATS = "results/featnet/ref_stats.npz"
+O2MKD_STUDY = "ablations_o2mkd_study"  # the table of the O2MKD study's rows (learning curves, training seeds)
+CONFIG_RECIPE = "config"               # the recipe of a study router trained with the config's settings
 
 
 def source_name(method: str | None = None, nfe: int | None = None) -> str:

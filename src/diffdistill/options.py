@@ -12,10 +12,11 @@ import argparse
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 from .config import get, schema_node
+from .convergence import Plateau
 from .flagtext import flag, render
 from .schedules import Schedule
 
@@ -187,3 +188,40 @@ def flags(config: dict, opts, **values) -> str:
         if text is not None:
             out.append(f"{o.flag} {text}")
     return " ".join(out)
+
+
+# ---- the options every training command has (the runner's) ---------------------------
+
+TRAINING_KEYS = ("iters", "batch_size", "lr", "lr_schedule", "grad_clip", "ema", "ckpt_every")
+
+
+def training_options(section: str, schema_section: dict, curves: bool = False) -> list[Opt]:
+    """The runner's options of a method whose config section is `section`: the training
+    keys that section has, the run settings, and the FID-curve options (`curves`)."""
+    opts = [Opt(k, key=f"{section}.{k}") for k in TRAINING_KEYS if k in schema_section.get("properties", {})]
+    opts += [Opt("seed", key="seed"), Opt("device", key="device"), Opt("amp", key="amp"),
+             Opt("out", required=True, help="output checkpoint (.pt); resume.pt goes to results/resume/<its folder> "
+                 "(or its folder, outside results/)"),
+             Opt("threads", help="torch threads", kwargs={"type": positive_int, "default": 1}),
+             Opt("quiet", help="no progress bar", kwargs={"action": "store_true"}),
+             Opt("restart", help="ignore a resume point and train from the start", kwargs={"action": "store_true"}),
+             Opt("tensorboard_dir", help="TensorBoard folder of this run (default: results/runs/<output path>)"),
+             Opt("max_iters_this_run", help="stop after this many iterations (a rerun resumes)",
+                 kwargs={"type": positive_int})]
+    if curves and "curve_every" in schema_section.get("properties", {}):
+        opts += [Opt("curve_out", help="write the validation curve (JSON) here"),
+                 Opt("curve_every", key=f"{section}.curve_every", kwargs={"type": nonneg_int}),
+                 Opt("curve_seed_start", key="convergence.seed_start"),
+                 Opt("curve_samples", key="convergence.samples"),
+                 Opt("ref", help="reference statistics (.npz) of the curve's FID"),
+                 Opt("features", key="eval.features"),
+                 Opt("featnet", help="feature classifier checkpoint (features classifier)"),
+                 Opt("inception_weights", key="eval.inception_weights"), *PLATEAU_OPTIONS]
+    return opts
+
+
+PLATEAU_OPTIONS = tuple(Opt(f"plateau_{f.name}", key=f"convergence.{f.name}") for f in fields(Plateau)
+                        if f.name != "tol") + (
+    Opt("plateau_tol", help="relative gain per curve point below which the curve is flat (the workflow passes "
+                            "convergence.tol of the method's monitored value)",
+        kwargs={"type": number(float, minimum=0), "default": Plateau.tol}),)

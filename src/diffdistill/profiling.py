@@ -12,7 +12,8 @@ import torch
 
 from .io import check_writable, write_json, write_meta
 from .precond import image_shape, load_checkpoint
-from .sampling import Recipe, generate_images, model_kwargs
+from .recipe import Recipe
+from .sampling import generate_images, model_kwargs
 
 
 def sampling_macs(model, timesteps, solver: str, afs: bool, img_shape, model_kwargs=None) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from .naming import TEACHER
-from .sampling import Recipe
+from .recipe import Recipe
 
 KINDS = ("reference", "baseline", "target", "distilled")
 # the table of the students that do not fit the main job's budget once every student trains

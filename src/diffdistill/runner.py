@@ -33,11 +33,9 @@ from torch import nn
 from . import distributed
 from .convergence import CONTINUE, DECAY, STOP, Plateau, decide, lr_factor
 from .io import UserError, check_writable, torch_load, torch_save, write_meta, write_text
-from .options import Opt, number
 from .runtime import autocast, resolve_device
 from .seeding import iteration_generator
 
-TRAINING_KEYS = ("iters", "batch_size", "lr", "lr_schedule", "grad_clip", "ema", "ckpt_every")
 # run settings that do not change the result: not compared on resume, not in the signature
 NOT_SHAPING = {"out", "threads", "quiet", "max_iters_this_run", "restart", "ckpt_every", "device", "debug",
                "tensorboard_dir", "curve_out"}
@@ -104,41 +102,6 @@ class TrainResult:
     converged: bool = False             # ended by the plateau rule before `iters` (complete)
     decays: int = 0                     # learning-rate decays the plateau rule made
     best_iteration: Optional[int] = None  # plateau rule: the curve point whose weights are exported
-
-
-# ---- options every training command has ----------------------------------------------
-
-def options(section: str, schema_section: dict, curves: bool = False) -> list[Opt]:
-    """The runner's options of a method whose config section is `section`: the training
-    keys that section has, the run settings, and the FID-curve options (`curves`)."""
-    from .options import nonneg_int, positive_int
-    opts = [Opt(k, key=f"{section}.{k}") for k in TRAINING_KEYS if k in schema_section.get("properties", {})]
-    opts += [Opt("seed", key="seed"), Opt("device", key="device"), Opt("amp", key="amp"),
-             Opt("out", required=True, help="output checkpoint (.pt); resume.pt goes to results/resume/<its folder> "
-                 "(or its folder, outside results/)"),
-             Opt("threads", help="torch threads", kwargs={"type": positive_int, "default": 1}),
-             Opt("quiet", help="no progress bar", kwargs={"action": "store_true"}),
-             Opt("restart", help="ignore a resume point and train from the start", kwargs={"action": "store_true"}),
-             Opt("tensorboard_dir", help="TensorBoard folder of this run (default: results/runs/<output path>)"),
-             Opt("max_iters_this_run", help="stop after this many iterations (a rerun resumes)",
-                 kwargs={"type": positive_int})]
-    if curves and "curve_every" in schema_section.get("properties", {}):
-        opts += [Opt("curve_out", help="write the validation curve (JSON) here"),
-                 Opt("curve_every", key=f"{section}.curve_every", kwargs={"type": nonneg_int}),
-                 Opt("curve_seed_start", key="convergence.seed_start"),
-                 Opt("curve_samples", key="convergence.samples"),
-                 Opt("ref", help="reference statistics (.npz) of the curve's FID"),
-                 Opt("features", key="eval.features"),
-                 Opt("featnet", help="feature classifier checkpoint (features classifier)"),
-                 Opt("inception_weights", key="eval.inception_weights"), *PLATEAU_OPTIONS]
-    return opts
-
-
-PLATEAU_OPTIONS = tuple(Opt(f"plateau_{f.name}", key=f"convergence.{f.name}") for f in fields(Plateau)
-                        if f.name != "tol") + (
-    Opt("plateau_tol", help="relative gain per curve point below which the curve is flat (the workflow passes "
-                            "convergence.tol of the method's monitored value)",
-        kwargs={"type": number(float, minimum=0), "default": Plateau.tol}),)
 
 
 def plateau_from_args(args) -> Plateau:

@@ -7,11 +7,13 @@ O2MKD's range split and its random noise draws all go through it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-
-import torch
+from typing import TYPE_CHECKING
 
 from .flagtext import flags
 from .io import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 GRIDS = ("edm", "edm_zero", "pd")
 
@@ -68,21 +70,27 @@ def sigma_at(u, t_min: float, t_max: float, rho: float):
 
 
 def edm_timesteps(num_steps: int, t_min: float, t_max: float, rho: float,
-                  append_zero: bool = False, dtype=torch.float64) -> torch.Tensor:
+                  append_zero: bool = False, dtype=None) -> torch.Tensor:
     """EDM polynomial schedule: num_steps timestamps from t_max down to t_min, uniform in
-    t^(1/rho). With append_zero a final 0 is added (EDM's sampler convention)."""
+    t^(1/rho), in float64 unless `dtype` is given. With append_zero a final 0 is added
+    (EDM's sampler convention)."""
+    import torch
+
     if num_steps < 2:
         raise ValueError(f"num_steps must be >= 2, got {num_steps}")
-    t = sigma_at(torch.arange(num_steps, dtype=dtype) / (num_steps - 1), t_min, t_max, rho)
+    t = sigma_at(torch.arange(num_steps, dtype=dtype or torch.float64) / (num_steps - 1), t_min, t_max, rho)
     return torch.cat([t, t.new_zeros(1)]) if append_zero else t
 
 
-def pd_timesteps(num_steps: int, t_min: float, t_max: float, rho: float, dtype=torch.float64) -> torch.Tensor:
+def pd_timesteps(num_steps: int, t_min: float, t_max: float, rho: float, dtype=None) -> torch.Tensor:
     """Progressive Distillation's grid: num_steps + 1 timestamps, sigma(i / num_steps)
-    for i < num_steps, then 0. The 2N-step grid holds every point of the N-step grid."""
+    for i < num_steps, then 0 (float64 unless `dtype` is given). The 2N-step grid holds
+    every point of the N-step grid."""
+    import torch
+
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-    t = sigma_at(torch.arange(num_steps, dtype=dtype) / num_steps, t_min, t_max, rho)
+    t = sigma_at(torch.arange(num_steps, dtype=dtype or torch.float64) / num_steps, t_min, t_max, rho)
     return torch.cat([t, t.new_zeros(1)])
 
 
@@ -123,6 +131,8 @@ def timesteps(grid: str, nfe: int, afs: bool, solver: str, schedule: Schedule) -
 def refine(student_t: torch.Tensor, K: int, rho: float) -> torch.Tensor:
     """Teacher grid: K steps between consecutive student timestamps, uniform in t^(1/rho).
     Every K-th point of the result is a student timestamp."""
+    import torch
+
     s = student_t.to(torch.float64) ** (1 / rho)
     frac = torch.arange(K, dtype=torch.float64) / K
     fine = (s[:-1, None] + frac[None, :] * (s[1:, None] - s[:-1, None])).reshape(-1)

@@ -1,9 +1,12 @@
 """Per-seed randomness: an image depends on its seed only, never on batch size."""
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from .io import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 
 MAX_SEED = 2 ** 31 - 1    # noise seeds are 0 .. 2^31 - 1 (any torch generator, any platform's int)
@@ -44,8 +47,12 @@ def parse_seeds(spec: str) -> list[int]:
     return [s for r in seed_ranges(spec) for s in r]
 
 
-def noise_for_seeds(seeds, shape, dtype=torch.float32) -> torch.Tensor:
-    """One standard-normal tensor of `shape` per seed, stacked: [len(seeds), *shape]."""
+def noise_for_seeds(seeds, shape, dtype=None) -> torch.Tensor:
+    """One standard-normal tensor of `shape` per seed, stacked: [len(seeds), *shape]
+    (float32 unless `dtype` is given)."""
+    import torch
+
+    dtype = dtype or torch.float32
     out = torch.empty((len(seeds), *shape), dtype=dtype)
     for i, s in enumerate(seeds):
         out[i] = torch.randn(shape, generator=torch.Generator().manual_seed(int(s)), dtype=dtype)
@@ -55,4 +62,6 @@ def noise_for_seeds(seeds, shape, dtype=torch.float32) -> torch.Tensor:
 def iteration_generator(seed: int, iteration: int) -> torch.Generator:
     """The RNG of one training iteration: resuming at iteration k draws what an
     uninterrupted run would have drawn."""
+    import torch
+
     return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(iteration))

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
-import torch
+if TYPE_CHECKING:  # no torch at import: the workflow reads the solver names (SOLVER_NAMES) while it plans
+    import torch
 
-Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Denoiser = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 def _d(x, t, denoised):
@@ -115,7 +116,7 @@ def step_order(i: int, n_steps: int, max_order: int, final_step: str = "force") 
 def afs_denoised(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Analytical first step: at t_max the data is negligible, so d = x / sqrt(1 + t^2),
     i.e. the implied denoised value is x - t * d. No network call."""
-    return x - t * x / torch.sqrt(1 + t ** 2)
+    return x - t * x / (1 + t ** 2).sqrt()
 
 
 def sample(denoise: Denoiser, x: torch.Tensor, timesteps, solver: str = "euler",
@@ -125,6 +126,8 @@ def sample(denoise: Denoiser, x: torch.Tensor, timesteps, solver: str = "euler",
 
     callback(i, x, t_cur, t_next, denoised, x_next) runs after each step (trajectory
     recording uses it)."""
+    import torch
+
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver '{solver}' (known: {', '.join(SOLVERS)})")
     if final_step not in FINAL_STEP_RULES:

@@ -1,7 +1,8 @@
-# The validated config, the result rows of every registered method, and the helpers the
-# rule files share. Names, rows, flags and config checks come from the diffdistill
-# package (diffdistill.methods, .rows, .naming), where they are tested.
+# The validated config, the result rows of every method and the helpers the rule files share,
+# from diffdistill (.methods, .rows, .naming: tested), which plans without torch, numpy or pandas:
+# without the package installed (the workflow catalog lints with Snakemake alone) from src/.
 import copy
+import importlib.util
 import json
 import os
 import re
@@ -11,8 +12,10 @@ import sys
 from pathlib import Path
 
 import yaml
-from diffdistill import methods, naming
-from diffdistill import rows as rowlib
+
+if importlib.util.find_spec("diffdistill") is None:
+    sys.path.insert(0, str(Path(workflow.current_basedir, "..", "..", "src").resolve()))
+from diffdistill import methods, naming, rows as rowlib
 from diffdistill.options import render
 
 # --configfile FILE replaces config/config.yaml, which Snakemake would extend (README: Configuration)
@@ -99,9 +102,8 @@ def cache_args(wildcards):
 
 def featnet_input():
     """The feature network's weights file, whichever features are in use."""
-    if EVAL["features"] == "inception":
-        return [EVAL["inception_weights"]] if EVAL["inception_weights"] else []
-    return [naming.FEATNET]
+    inception = EVAL["features"] == "inception"
+    return ([EVAL["inception_weights"]] if EVAL["inception_weights"] else []) if inception else [naming.FEATNET]
 
 
 def features_args():
@@ -128,8 +130,7 @@ def launch(wildcards, resources):
 
 def train_input(method):
     """Input function of a method's training rule (the method module says what it reads)."""
-    cls = methods.get(method)
-    return lambda wildcards: cls.rule_inputs(config, wildcards)
+    return lambda wildcards: methods.get(method).rule_inputs(config, wildcards)
 
 
 def train_args(method, *keys):

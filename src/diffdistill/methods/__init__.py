@@ -60,9 +60,9 @@ def report_parts():
 
 def all_options(cls) -> list:
     from ..config import schema_node
-    from ..runner import options
+    from ..options import training_options
 
-    return list(cls.options) + options(cls.section, schema_node(cls.section), curves=cls.curves)
+    return list(cls.options) + training_options(cls.section, schema_node(cls.section), curves=cls.curves)
 
 
 def cli_flags(name: str, config: dict, **values) -> str:

@@ -1,18 +1,18 @@
 """The interface every method implements (see `diffdistill.methods` for the registry)."""
 from __future__ import annotations
 
-from typing import ClassVar
-
-from torch import nn
+from typing import TYPE_CHECKING, ClassVar
 
 from ..io import UserError
 from ..naming import FEATNET, REF_STATS, TEACHER
 from ..options import Opt
-from ..precond import save_denoiser
+from ..recipe import Recipe
 from ..rows import Row
-from ..sampling import Recipe
 from ..schedules import Schedule
 from ..solvers import SOLVER_NAMES
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def curve_inputs(cfg: dict) -> dict:
@@ -88,6 +88,8 @@ class Method:
         return {}
 
     def save(self, out, res) -> None:
+        from ..precond import save_denoiser
+
         recipe = self.recipe()
         save_denoiser(out, res.model, self.spec, sampling=recipe.to_dict() if recipe else None)
 

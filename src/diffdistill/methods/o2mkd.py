@@ -12,32 +12,25 @@ from __future__ import annotations
 import copy
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
-import torch
-from torch import nn
-from torch.nn import functional as F
-
-from ..data import load_dataset
-from ..distributed import rank_slice
-from ..io import UserError
 from .. import naming
-from ..naming import student_model
+from ..io import UserError
+from ..naming import CONFIG_RECIPE, O2MKD_STUDY, student_model
 from ..options import DATA_OPTIONS, SCHEDULE_OPTIONS, Opt, positive_int
-from ..nets.router import Router, router_spec
-from ..precond import build_denoiser, load_teacher
-from .. import stats
-from ..claims import CONFIG_RECIPE, O2MKD_STUDY, study_difference, study_groups
-from ..curves import last_gain
-from ..report import Q, _cell, in_table, write_table
+from ..recipe import Recipe
 from ..rows import Row
-from ..sampling import Recipe
 from ..schedules import Schedule, num_timestamps, sigma_at, timesteps
 from ..solvers import SOLVER_NAMES
 from . import register
 from .base import Method, curve_values, solver_row
+
+if TYPE_CHECKING:  # torch, numpy and pandas are imported where training and tables need them
+    import pandas as pd
+    import torch
+    from torch import nn
+
+    from ..nets.router import Router
 
 SPLITS = ("log_sigma", "rho", "steps")
 KD_KINDS = ("output", "output+feature")
@@ -121,6 +114,8 @@ def attention_map(f: torch.Tensor, size: int | None = None) -> torch.Tensor:
     """Parameter-free feature summary comparable across widths (attention transfer):
     channel mean of squares, average-pooled to `size` x `size` when given (students with
     fewer levels have a larger bottleneck), flattened, L2-normalised per sample."""
+    from torch.nn import functional as F
+
     a = f.float().pow(2).mean(1, keepdim=True)
     if size is not None and a.shape[-1] != size:
         a = F.adaptive_avg_pool2d(a, size)
@@ -143,6 +138,10 @@ def o2mkd_table(records: list[dict], profile: dict):
     """Rows: the models of the O2MKD table; columns: FID per (solver, NFE), then parameters
     and MACs per step and the throughput of the largest DDIM step count, against the first
     model's (the teacher)."""
+    import pandas as pd
+
+    from ..report import Q, _cell, in_table
+
     rows: dict[str, dict] = {}
     for r in in_table(records, "o2mkd"):
         label, col = _cell(r, "o2mkd")
@@ -159,11 +158,12 @@ def o2mkd_table(records: list[dict], profile: dict):
                     "MMACs / step": p.get("macs_per_step", float("nan")) / 1e6,
                     f"images/s (DDIM {p.get('nfe')})": p.get("images_per_second"),
                     "x teacher": p["images_per_second"] / ref["images_per_second"] if p and ref else None})
-    import pandas as pd
     return pd.DataFrame(out)
 
 
 def write_o2mkd_table(out, df) -> None:
+    from ..report import write_table
+
     shown = df.copy()
     for c in ("params (per step)", "params (total)"):
         shown[c] = shown[c].map(lambda v: "—" if v is None or v != v else f"{int(v):,}")
@@ -176,6 +176,8 @@ def write_o2mkd_table(out, df) -> None:
 
 def write_tables(records: list[dict], profile: dict, out) -> None:
     """The O2MKD table (results/tables/o2mkd.*), when its rows and the profile are there."""
+    from ..report import in_table
+
     if profile and in_table(records, "o2mkd"):
         write_o2mkd_table(out, o2mkd_table(records, profile))
 
@@ -189,6 +191,14 @@ def study_table(groups: dict, curves: dict) -> tuple[pd.DataFrame, dict | None]:
     and their spread), its curves' last gain; a recipe variant (first seed) against the
     config's recipe of the same N, paired, the config recipe's training spread added.
     And KD minus the claim's N over the training seeds. `groups`: `claims.study_groups`."""
+    import numpy as np
+    import pandas as pd
+
+    from .. import stats
+    from ..claims import study_difference
+    from ..curves import last_gain
+    from ..report import Q
+
     rows = []
     for (n, recipe), recs in groups.items():
         means = [r[Q] for r in recs]
@@ -211,8 +221,11 @@ def study_table(groups: dict, curves: dict) -> tuple[pd.DataFrame, dict | None]:
 def write_study(records: list[dict], out) -> None:
     """The study's table (ablations_o2mkd_study.{csv,md,tex}) and its learning curves
     (o2mkd_study.png): FID during training, a thin line per training seed."""
+    from .. import stats
+    from ..claims import study_groups
     from ..curves import read_curve
     from ..figures import plot_seed_curves
+    from ..report import in_table, write_table
 
     curves = {r["meta"]["curve"]: read_curve(r["meta"]["curve"]) for r in in_table(records, O2MKD_STUDY)
               if Path(r["meta"]["curve"]).exists()}
@@ -272,10 +285,16 @@ class O2MKD(Method):
                    kwargs={"type": positive_int})) + DATA_OPTIONS + SCHEDULE_OPTIONS
 
     def __init__(self, args, device):
+        import torch
+
+        from ..data import load_dataset
+        from ..nets import check_kwargs
+        from ..nets.router import router_spec
+        from ..precond import build_denoiser, load_teacher
+
         self.args = args
         images, _ = load_dataset(args.dataset, args.dataset_path)
         self.teacher, tspec = load_teacher(args.teacher, device=device, images=images)
-        from ..nets import check_kwargs
         check_kwargs(tspec["net"], args.student_kwargs, key="--student-kwargs")
         self.schedule = Schedule.from_args(args)
         self.boundaries = split_boundaries(args.num_students, args.split, **self.schedule.to_dict(),
@@ -298,6 +317,8 @@ class O2MKD(Method):
 
     def sample_sigma(self, n: int, gen: torch.Generator, u_range=(0.0, 1.0)) -> torch.Tensor:
         """n noise levels uniform in t^(1/rho) within u_range (the whole schedule by default)."""
+        import torch
+
         lo, hi = u_range
         u = lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float64)
         return self.schedule.sigma_at(u).float()
@@ -305,6 +326,8 @@ class O2MKD(Method):
     def loss(self, y: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Summed over the samples and divided by the batch size: with every student's
         batch in y, each student's gradient is that of its own batch mean."""
+        import torch
+
         x = y + sigma.view(-1, 1, 1, 1) * noise
         with torch.no_grad():
             target = self.teacher(x, sigma)
@@ -326,6 +349,8 @@ class O2MKD(Method):
         (`batch_size` images, sigma uniform in t^(1/rho) within its own range), so each
         student sees as many samples per update as the one-to-one student (N = 1 draws
         exactly what the one-to-one baseline always drew)."""
+        import torch
+
         parts = []
         for u_range in self.u_ranges:
             idx = torch.randint(len(self.images), (self.batch_size,), generator=gen)
@@ -335,6 +360,8 @@ class O2MKD(Method):
         return [torch.cat(v) for v in zip(*parts)]
 
     def train_step(self, iteration, gen, opt_step) -> dict:
+        from ..distributed import rank_slice
+
         y, sigma, noise = self.draw_batch(gen)
         loss = self.loss(*(rank_slice(v) for v in (y, sigma, noise)))
         opt_step(loss)
@@ -475,6 +502,7 @@ class O2MKD(Method):
     @staticmethod
     def check_config(cfg: dict) -> None:
         from ..nets import check_kwargs
+
         o = cfg["o2mkd"]
         net = cfg["teacher"]["net"] if cfg["teacher"]["source"] == "train" else "songunet"
         check_kwargs(net, o["student_kwargs"], key="o2mkd.student_kwargs")

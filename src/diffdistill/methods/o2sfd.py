@@ -13,18 +13,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
-
 from ..io import UserError, read_meta
 from ..naming import TEACHER, TRAJECTORIES, cache_path, student_model
 from ..options import SCHEDULE_OPTIONS, Opt, nfe_int
-from ..precond import build_denoiser, load_teacher
 from ..rows import EXTENDED, Row
-from ..sampling import Recipe
+from ..recipe import Recipe
 from ..schedules import Schedule
 from . import register
 from .base import Method, curve_inputs, curve_values
-from .o2mkd import depth_mismatch, router_spec, student_spec, students_from_teacher
+from .o2mkd import depth_mismatch, student_spec, students_from_teacher
 from .sfd import TEACHER_OPTIONS, SFD, SFDBatches, euler_recipe, trajectory_batches, trajectory_targets
 
 
@@ -34,8 +31,9 @@ def step_boundaries(timesteps, afs: bool, num_students: int, rho: float) -> list
     evaluated = [float(t) for t in timesteps[(1 if afs else 0):-1]]
     if not 1 <= num_students <= len(evaluated):
         raise UserError(f"{num_students} students for {len(evaluated)} network steps: need 1 <= N <= NFE")
-    groups = np.array_split(np.arange(len(evaluated)), num_students)
-    return [(0.5 * (evaluated[g[-1]] ** (1 / rho) + evaluated[g[-1] + 1] ** (1 / rho))) ** rho for g in groups[:-1]]
+    size, extra = divmod(len(evaluated), num_students)  # the first `extra` groups one larger (np.array_split)
+    last = [(j + 1) * size + min(j + 1, extra) - 1 for j in range(num_students - 1)]  # each group's last index
+    return [(0.5 * (evaluated[i] ** (1 / rho) + evaluated[i + 1] ** (1 / rho))) ** rho for i in last]
 
 
 @register
@@ -59,6 +57,9 @@ class O2SFD(Method):
                Opt("afs", key="sfd.afs"), Opt("loss", key="sfd.loss")) + SCHEDULE_OPTIONS + TEACHER_OPTIONS
 
     def __init__(self, args, device):
+        from ..nets.router import router_spec
+        from ..precond import build_denoiser, load_teacher
+
         self.args = args
         self.sampler = euler_recipe(args.nfe, args.afs, Schedule.from_args(args))
         self.student_t = self.sampler.grid_timesteps()

@@ -18,21 +18,20 @@ teacher when 2N = pd.n0), so rebuilding a round leaves earlier ones untouched.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-import torch
-
-from ..data import load_dataset
-from ..distributed import rank_slice
 from ..io import UserError, meta_path, read_meta
 from ..naming import TEACHER, student_model
 from ..options import DATA_OPTIONS, SCHEDULE_OPTIONS, Opt, nfe_int
-from ..precond import load_denoiser, load_teacher
+from ..recipe import Recipe
 from ..rows import EXTENDED, Row
-from ..sampling import Recipe
 from ..schedules import Schedule, pd_timesteps
 from ..solvers import euler
 from . import register
 from .base import Method, curve_inputs, curve_values, teacher_row
+
+if TYPE_CHECKING:  # torch is imported where training needs it: the workflow plans rows without it
+    import torch
 
 
 def two_teacher_steps(denoise, x, t, t_mid, t_next):
@@ -49,10 +48,12 @@ def pd_target(x, t, t_next, x_next):
 
 def snr_weight(t):
     """Truncated SNR, max(SNR, 1), with SNR = 1 / t^2 in VE form."""
-    return torch.clamp(1 / t ** 2, min=1.0)
+    return (1 / t ** 2).clamp(min=1.0)
 
 
 def _col(t, x):
+    import torch
+
     return torch.as_tensor(t, dtype=x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
 
 
@@ -81,6 +82,9 @@ class ProgressiveDistillation(Method):
                ) + DATA_OPTIONS + SCHEDULE_OPTIONS
 
     def __init__(self, args, device):
+        from ..data import load_dataset
+        from ..precond import load_denoiser, load_teacher
+
         self.args = args
         images, _ = load_dataset(args.dataset, args.dataset_path)
         self.teacher, self.spec = load_teacher(args.teacher, device=device, images=images)
@@ -93,12 +97,18 @@ class ProgressiveDistillation(Method):
         self.counters = {"teacher_nfe": 0, "images_seen": 0}
 
     def teacher_denoise(self, x, t):
+        import torch
+
         with torch.no_grad():
             return self.teacher(x, t)
 
     def batch(self, gen: torch.Generator):
         """Noisy images at a random student timestamp, with its midpoint and end (this
         rank's share of the batch)."""
+        import torch
+
+        from ..distributed import rank_slice
+
         idx = torch.randint(len(self.images), (self.batch_size,), generator=gen)
         y = self.images[idx.to(self.images.device)]
         i = torch.randint(self.num_steps, (self.batch_size,), generator=gen)
@@ -131,6 +141,8 @@ class ProgressiveDistillation(Method):
         """The validation loss's fixed batch, drawn once from a generator seeded with the first
         curve seed: training images with fresh noise (not held-out images) at the student
         timestamps k mod N (every step equally), with the teacher's targets computed once."""
+        import torch
+
         gen = torch.Generator().manual_seed(seeds[0])
         n, dev = len(seeds), self.images.device
         y = self.images[torch.randint(len(self.images), (n,), generator=gen).to(dev)]
@@ -227,7 +239,7 @@ class ProgressiveDistillation(Method):
 
     @staticmethod
     def check_config(cfg: dict) -> None:
-        n0, pd = cfg["pd"]["n0"], cfg["pd"]
+        n0 = cfg["pd"]["n0"]
         for n in cfg["pd"]["nfe"]:
             halvings = n0 // n if n0 % n == 0 else 0
             if n >= n0 or halvings < 2 or halvings & (halvings - 1):

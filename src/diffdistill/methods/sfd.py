@@ -17,20 +17,20 @@ folder named by the settings that differ (`diffdistill.naming`).
 from __future__ import annotations
 
 from dataclasses import replace
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..io import UserError, read_meta
 from ..naming import TEACHER, TRAJECTORIES, cache_path, parse_variant, source_name, student_model, variant
 from ..options import SCHEDULE_OPTIONS, Opt, nfe_int
-from ..precond import load_teacher
+from ..recipe import Recipe
 from ..rows import Row
-from ..sampling import Recipe
 from ..schedules import Schedule
 from ..solvers import afs_denoised, euler
-from ..trajectories import TrajectoryBatches, expected_key, generate, load_cache
 from . import register
 from .base import Method, curve_inputs, curve_values
+
+if TYPE_CHECKING:  # torch is imported where training needs it: the workflow plans rows without it
+    import torch
 
 TEACHER_OPTIONS = (Opt("solver", key="trajectories.solver"), Opt("K", key="trajectories.K"),
                    Opt("final_step", key="trajectories.final_step"),
@@ -65,12 +65,14 @@ def pool_seeds(args) -> str:
 def trajectory_batches(args, teacher_path, student_t, teacher_afs: bool, device):
     """(TrajectoryBatches, teacher NFE per drawn trajectory): the cache `args.trajectories`
     checked against the settings asked for, or fresh trajectories of the teacher."""
+    from ..precond import image_shape, load_teacher
+    from ..trajectories import TrajectoryBatches, expected_key, generate, load_cache
+
     if args.trajectories:
         expect = expected_key(teacher_path, solver=args.solver, K=args.K, final_step=args.final_step,
                               thresholding=args.thresholding, timesteps=student_t.tolist(),
                               teacher_afs=teacher_afs, seeds=pool_seeds(args))
         return TrajectoryBatches(states=load_cache(args.trajectories, expect)["states"].to(device)), 0
-    from ..precond import image_shape
     teacher, spec = load_teacher(teacher_path, device=device)
     return TrajectoryBatches(make_fresh=lambda seeds: generate(
         teacher, seeds, student_t, args.K, args.solver, args.final_step, args.thresholding, args.rho,
@@ -81,7 +83,11 @@ def trajectory_batches(args, teacher_path, student_t, teacher_afs: bool, device)
 def trajectory_targets(args, teacher_path, student_t, teacher_afs: bool, seeds, device) -> torch.Tensor:
     """The teacher's trajectory end points for `seeds`: what a student of `student_t`
     is trained to reproduce (the validation curve's targets), [N, C, H, W] on the CPU."""
-    from ..precond import image_shape
+    import torch
+
+    from ..precond import image_shape, load_teacher
+    from ..trajectories import generate
+
     teacher, spec = load_teacher(teacher_path, device=device)
     with torch.inference_mode():
         states = generate(teacher, seeds, student_t, args.K, args.solver, args.final_step, args.thresholding,
@@ -107,6 +113,8 @@ class SFDBatches:
     def distill_batch(self, traj: torch.Tensor, opt_step, **model_kwargs) -> dict:
         """One pass over the timestamps of a batch; `model_kwargs` go to every student call
         (SFD-v's num_steps)."""
+        import torch
+
         x = traj[:, 0]
         losses = []
         for i in range(len(self.t) - 1):
@@ -142,6 +150,8 @@ class SFD(Method):
                Opt("afs", key="sfd.afs"), Opt("loss", key="sfd.loss")) + SCHEDULE_OPTIONS + TEACHER_OPTIONS
 
     def __init__(self, args, device):
+        from ..precond import load_teacher
+
         self.args = args
         self.sampler = euler_recipe(args.nfe, args.afs, Schedule.from_args(args))
         self.student_t = self.sampler.grid_timesteps()
@@ -248,7 +258,6 @@ class SFD(Method):
 
     @staticmethod
     def rows(cfg: dict) -> list:
-        d = SFD.defaults(cfg)
         rows = []
         for nfe in cfg["sfd"]["nfe"]:  # each NFE's target, on the evaluation seeds: paired with every row
             rows.append(Row(name=SFD.target_row(cfg, nfe), label="SFD target (teacher trajectories)", nfe=nfe,

@@ -18,15 +18,11 @@ from __future__ import annotations
 
 import copy
 
-import torch
-
 from ..io import UserError, read_meta
 from ..naming import TEACHER, TRAJECTORIES, cache_path, student_model
 from ..options import SCHEDULE_OPTIONS, Opt
-from ..nets.stepcond import from_teacher, step_conditioned_spec
-from ..precond import load_teacher
 from ..rows import EXTENDED, Row
-from ..sampling import Recipe
+from ..recipe import Recipe
 from ..schedules import Schedule
 from . import register
 from .base import Method, curve_inputs, curve_values
@@ -54,6 +50,9 @@ class SFDV(Method):
     def __init__(self, args, device):
         if len(args.trajectories) != len(args.nfe):
             raise UserError(f"--trajectories gives {len(args.trajectories)} caches for {len(args.nfe)} NFE values")
+        from ..nets.stepcond import from_teacher, step_conditioned_spec
+        from ..precond import load_teacher
+
         self.args, self.schedule = args, Schedule.from_args(args)
         teacher, base_spec = load_teacher(args.teacher, device=device)
         self.model = from_teacher(teacher, embed_dim=args.embed_dim).to(device)
@@ -69,6 +68,8 @@ class SFDV(Method):
         self.counters = {"teacher_nfe": 0, "trajectories": 0, **{f"batches_steps{k}": 0 for k in self.per_nfe}}
 
     def train_step(self, iteration, gen, opt_step) -> dict:
+        import torch
+
         keys = list(self.per_nfe)
         n = keys[int(torch.randint(len(keys), (1,), generator=gen))]
         self.counters[f"batches_steps{n}"] += 1
@@ -76,6 +77,8 @@ class SFDV(Method):
 
     def curve_probes(self, seeds, device) -> list:
         """Every NFE it serves, each against its own teacher targets: the curve is their mean."""
+        import torch
+
         return [({"timesteps": torch.tensor(b.t), "afs": self.args.afs, "solver": "euler", "model_kwargs": {"num_steps": n}},
                  trajectory_targets(self.args, self.args.teacher, torch.tensor(b.t), self.teacher_afs, seeds, device))
                 for n, b in self.per_nfe.items()]

@@ -4,18 +4,18 @@ are the training-free baselines: the teacher with each solver, and the high-NFE 
 """
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-from ..data import load_dataset
 from ..io import UserError
-from ..distributed import rank_slice
 from ..naming import TEACHER
 from ..nets import check_kwargs
 from ..options import DATA_OPTIONS, Opt
-from ..precond import build_denoiser
 from ..schedules import num_timestamps
 from . import register
 from .base import Method, solver_row, teacher_row
+
+if TYPE_CHECKING:
+    import torch
 
 
 def edm_loss(net, y: torch.Tensor, gen: torch.Generator, P_mean: float = -1.2, P_std: float = 1.2,
@@ -24,6 +24,10 @@ def edm_loss(net, y: torch.Tensor, gen: torch.Generator, P_mean: float = -1.2, P
     lambda(sigma) ||D(y + sigma n; sigma) - y||^2 with lambda = (sigma^2 + sigma_data^2) /
     (sigma sigma_data)^2. The noise is drawn for the whole batch on every rank; each rank
     keeps its share."""
+    import torch
+
+    from ..distributed import rank_slice
+
     rnd = torch.randn(y.shape[0], 1, 1, 1, generator=gen).to(y.device)
     sigma = (rnd * P_std + P_mean).exp()
     weight = (sigma ** 2 + sigma_data ** 2) / (sigma * sigma_data) ** 2
@@ -50,6 +54,9 @@ class Teacher(Method):
     P_mean, P_std = -1.2, 1.2   # EDM's log-normal noise distribution
 
     def __init__(self, args, device):
+        from ..data import load_dataset
+        from ..precond import build_denoiser
+
         check_kwargs(args.net, args.net_kwargs, key="--net-kwargs")
         images, _ = load_dataset(args.dataset, args.dataset_path)
         self.images, self.batch_size, self.sigma_data = images.to(device), args.batch_size, args.sigma_data
@@ -63,6 +70,8 @@ class Teacher(Method):
         return edm_loss(self.train_model, y, gen, self.P_mean, self.P_std, self.sigma_data)
 
     def train_step(self, iteration, gen, opt_step) -> dict:
+        import torch
+
         idx = torch.randint(len(self.images), (self.batch_size,), generator=gen)
         loss = self.loss(self.images[idx.to(self.images.device)], gen)
         opt_step(loss)

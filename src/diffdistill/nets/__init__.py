@@ -5,44 +5,44 @@ from __future__ import annotations
 
 from ..io import UserError
 
-_REGISTRY: dict = {}
+# name -> (module of this package, class). A network's module is imported when one is
+# built; `check_kwargs` reads the class's constructor arguments from the module's source,
+# so the workflow checks a config's net_kwargs without importing torch.
+NETWORKS = {"unet": ("unet", "UNet"), "songunet": ("songunet", "SongUNet")}
 
 
-def register(name: str):
-    def deco(cls):
-        _REGISTRY[name] = cls
-        return cls
-    return deco
-
-
-def _populate() -> None:
-    if _REGISTRY:
-        return
-    from .unet import UNet
-    _REGISTRY["unet"] = UNet
-    try:  # EDM-compatible DDPM++ backbone (CIFAR-10 setting)
-        from .songunet import SongUNet
-        _REGISTRY["songunet"] = SongUNet
-    except ImportError:
-        pass
+def _known(name: str) -> None:
+    if name not in NETWORKS:
+        raise UserError(f"unknown network '{name}' (known: {', '.join(sorted(NETWORKS))})")
 
 
 def build_network(name: str, kwargs: dict):
-    _populate()
-    if name not in _REGISTRY:
-        raise UserError(f"unknown network '{name}' (known: {', '.join(sorted(_REGISTRY))})")
-    return _REGISTRY[name](**kwargs)
+    import importlib
+
+    _known(name)
+    module, cls = NETWORKS[name]
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)(**kwargs)
+
+
+def constructor_args(name: str) -> list[str]:
+    """The constructor arguments of network `name`, read from its module's source."""
+    import ast
+    from pathlib import Path
+
+    _known(name)
+    module, cls = NETWORKS[name]
+    tree = ast.parse((Path(__file__).parent / f"{module}.py").read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
+    init = next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    args = init.args
+    return [a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs] if a.arg != "self"]
 
 
 def check_kwargs(name: str, kwargs: dict, key: str = "net_kwargs") -> None:
     """Refuse, in one line, constructor arguments the network `name` does not take."""
     import difflib
-    import inspect
 
-    _populate()
-    if name not in _REGISTRY:
-        raise UserError(f"unknown network '{name}' (known: {', '.join(sorted(_REGISTRY))})")
-    allowed = [p for p in inspect.signature(_REGISTRY[name].__init__).parameters if p != "self"]
+    allowed = constructor_args(name)
     for k in kwargs:
         if k not in allowed:
             guess = difflib.get_close_matches(k, allowed, n=1)
@@ -62,8 +62,3 @@ def build_kind(spec: dict, build):
         return build_router(spec, build)
     from .stepcond import build_step_conditioned
     return build_step_conditioned(spec, build)
-
-
-def available() -> list[str]:
-    _populate()
-    return sorted(_REGISTRY)

@@ -15,8 +15,7 @@ import sys
 from . import __version__
 from .io import UserError, check_paths, error_text, outputs
 from .options import (DATA_OPTIONS, FEATURE_OPTIONS, RUN_OPTIONS, SCHEDULE_OPTIONS, Opt, add_options, bool_arg,
-                      json_arg, json_list, nfe_int, positive_float, positive_int, seeds_arg)
-from .runner import used_args
+                      json_arg, json_list, nfe_int, positive_float, positive_int, seeds_arg, used_args)
 from .schedules import GRIDS
 from .solvers import FINAL_STEP_RULES, SOLVERS
 

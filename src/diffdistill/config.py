@@ -27,7 +27,8 @@ def _schema_text() -> str:
 def load_schema() -> dict:
     import yaml
 
-    return yaml.safe_load(_schema_text())
+    # libyaml's safe loader where PyYAML has it: every command reads the schema (10x faster)
+    return yaml.load(_schema_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
 
 
 def schema_node(key: str, schema: dict | None = None) -> dict:

@@ -21,6 +21,11 @@ from .flagtext import flag, render
 from .schedules import Schedule
 
 
+def used_args(args) -> dict:
+    """The arguments of a command, as its outputs' metadata records them."""
+    return {k: v for k, v in vars(args).items() if k not in ("func", "command", "method", "debug")}
+
+
 def bool_arg(s: str) -> bool:
     if s.lower() in ("1", "true", "yes", "on"):
         return True

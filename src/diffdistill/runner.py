@@ -33,6 +33,7 @@ from torch import nn
 from . import distributed
 from .convergence import CONTINUE, DECAY, STOP, Plateau, decide, lr_factor
 from .io import UserError, check_writable, torch_load, torch_save, write_meta, write_text
+from .options import used_args
 from .runtime import autocast, resolve_device
 from .seeding import iteration_generator
 
@@ -115,11 +116,6 @@ def config_from_args(args, monitor: str = "rmse") -> TrainConfig:
                        ckpt_every=args.ckpt_every, max_iters_this_run=args.max_iters_this_run,
                        eval_every=getattr(args, "curve_every", 0) if getattr(args, "curve_out", None) else 0,
                        monitor=monitor, plateau=plateau_from_args(args), amp=args.amp)
-
-
-def used_args(args) -> dict:
-    """The arguments of this run, as the metadata records them."""
-    return {k: v for k, v in vars(args).items() if k not in ("func", "command", "method", "debug")}
 
 
 def signature(args) -> dict:

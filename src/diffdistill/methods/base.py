@@ -119,7 +119,7 @@ class Method:
     def write_curve(self, args, res) -> None:
         from ..curves import curve_seeds, seeds_text, write_curve
         from ..io import write_meta
-        from ..runner import used_args
+        from ..options import used_args
 
         nfe = getattr(args, "nfe", None) or args.curve_nfe  # a model of one NFE, or the curve's sampler's
         nfe = nfe[0] if isinstance(nfe, list) else nfe

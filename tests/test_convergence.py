@@ -108,6 +108,18 @@ def test_relative_gain_is_the_slope_over_the_level():
     assert decide([1.0, 1.0], 0, Plateau()) == CONTINUE  # fewer points than the window
 
 
+def test_relative_gain_matches_numpys_least_squares_and_refuses_a_diverged_curve():
+    from diffdistill.io import UserError
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        v = rng.normal(1.0, 0.1, int(rng.integers(3, 12)))
+        want = -np.polyfit(np.arange(len(v)), v, 1)[0] / abs(v.mean())
+        assert relative_gain(v) == pytest.approx(want, rel=1e-9, abs=1e-12)
+    with pytest.raises(UserError, match="not finite"):
+        relative_gain([1.0, 0.9, float("nan"), 0.8])
+
+
 def test_the_runner_lowers_the_rate_then_stops_complete(tmp_path):
     """The runner follows the rule: the learning rate drops tenfold at the first plateau,
     the next plateau ends training complete (converged, exit 0) before `iters`; the curve

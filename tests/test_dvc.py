@@ -130,8 +130,11 @@ def test_dvc_repro_incremental_run_cache_and_remote(tmp_path, dvc_env):
     # reruns it, but the resume point lives outside them, so the rerun resumes
     resume = repo / "results/resume/teacher/resume.pt"
     with open(tmp_path / "interrupted.log", "w") as log:
+        # Ctrl-C's default action restored: a shell runs background commands with SIGINT
+        # ignored, and every process below would inherit that (CI started with `&`)
         proc = subprocess.Popen([*dvc, "repro", "teacher"], cwd=repo, env=dvc_env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             deadline = time.monotonic() + 600
             while not resume.exists():

@@ -83,15 +83,12 @@ def test_tiny_config_end_to_end(tiny_run, cli_env):
 
 
 MODULE = '''"""Output KD at the teacher's width: the student starts as the teacher and matches its
-denoised value at noise levels drawn from the schedule (a test method)."""
-import torch
-
-from ..data import load_dataset
+denoised value at noise levels drawn from the schedule (a test method). Torch is imported
+where training needs it: the workflow plans rows without it."""
 from ..naming import TEACHER, student_model
 from ..options import DATA_OPTIONS, SCHEDULE_OPTIONS, Opt, positive_int
-from ..precond import load_denoiser
-from ..rows import Row
 from ..recipe import Recipe
+from ..rows import Row
 from ..schedules import Schedule
 from . import register
 from .base import Method
@@ -107,6 +104,9 @@ class WidthKD(Method):
                ) + DATA_OPTIONS + SCHEDULE_OPTIONS
 
     def __init__(self, args, device):
+        from ..data import load_dataset
+        from ..precond import load_denoiser
+
         self.args = args
         self.teacher, self.spec = load_denoiser(args.teacher, device=device)
         self.model, _ = load_denoiser(args.teacher, device=device)
@@ -114,6 +114,8 @@ class WidthKD(Method):
         self.counters = {"teacher_nfe": 0}
 
     def train_step(self, iteration, gen, opt_step):
+        import torch
+
         y = self.images[torch.randint(len(self.images), (self.args.batch_size,), generator=gen)]
         sigma = Schedule.from_args(self.args).sigma_at(torch.rand(len(y), generator=gen))
         x = y + sigma.view(-1, 1, 1, 1) * torch.randn(y.shape, generator=gen)

@@ -21,8 +21,11 @@ point is never taken for a plateau (tests/test_convergence.py simulates both).
 """
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
+
+from .io import UserError
 
 CONTINUE, DECAY, STOP = "continue", "decay", "stop"
 
@@ -39,6 +42,9 @@ def relative_gain(values) -> float:
     """The least-squares slope of `values` (one per curve point, lower is better) as a
     gain per point relative to their mean: positive while the curve falls."""
     v = [float(x) for x in values]
+    if not all(math.isfinite(x) for x in v):
+        raise UserError(f"the validation curve holds a value that is not finite ({', '.join(map(str, v))}): "
+                        "training diverged; lower the learning rate")
     slope = statistics.linear_regression(range(len(v)), v).slope
     level = abs(statistics.fmean(v))
     return float(-slope / level) if level > 0 else 0.0

@@ -2,7 +2,8 @@
 every `import` statement of diffdistill's own code that names torch, numpy, pandas or
 another heavy library fails, naming the module that asked, whether or not the library is
 already loaded. Snakemake's own imports (it uses pandas) go through, so a dry run shows
-whether the workflow's planning needs them."""
+whether the workflow's planning needs them. (It sees import statements, not
+importlib.import_module calls; diffdistill uses those for its own modules only.)"""
 import builtins
 
 HEAVY = {"torch", "numpy", "pandas", "matplotlib", "scipy", "PIL", "sklearn", "cleanfid", "tqdm", "tensorboard"}

@@ -3,6 +3,8 @@ wrapped model by its `kind` (an O2MKD router, an SFD-v step-conditioned student)
 any checkpoint loads after importing `diffdistill.precond` alone."""
 from __future__ import annotations
 
+import functools
+
 from ..io import UserError
 
 # name -> (module of this package, class). A network's module is imported when one is
@@ -24,18 +26,23 @@ def build_network(name: str, kwargs: dict):
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)(**kwargs)
 
 
-def constructor_args(name: str) -> list[str]:
-    """The constructor arguments of network `name`, read from its module's source."""
+@functools.lru_cache(maxsize=None)
+def constructor_args(name: str) -> tuple[str, ...]:
+    """The constructor arguments of network `name`, read from its module's source (a
+    top-level class with its own `__init__`)."""
     import ast
     from pathlib import Path
 
     _known(name)
     module, cls = NETWORKS[name]
     tree = ast.parse((Path(__file__).parent / f"{module}.py").read_text())
-    node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
-    init = next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    node = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls), None)
+    init = next((n for n in getattr(node, "body", []) if isinstance(n, ast.FunctionDef) and n.name == "__init__"),
+                None)
+    if init is None:
+        raise UserError(f"network '{name}': nets/{module}.py defines no class {cls} with its own __init__")
     args = init.args
-    return [a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs] if a.arg != "self"]
+    return tuple(a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs] if a.arg != "self")
 
 
 def check_kwargs(name: str, kwargs: dict, key: str = "net_kwargs") -> None:

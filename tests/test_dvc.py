@@ -39,9 +39,10 @@ def _repo(dst: Path) -> None:
     copy_workflow(dst, WORKFLOW_FILES + ("src", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config",
                                          ".dvc/.gitignore", ".dvc/plots"))
     # The tiny config is the one DVC tracks here (README, "DVC"), without SFD-v, the
-    # second stage, PD, the O2MKD routers and the ablation sweep: tests/test_workflow.py
-    # runs those; here they would only add jobs to every step. (Their declared folders stay
-    # empty.) DVC's mechanics do not depend on how many rows a stage holds.
+    # second stage, O2MKD x SFD, PD's DDIM sweep and second round, the ablation sweep and
+    # every O2MKD router but the ablation's default: tests/test_workflow.py runs those; here
+    # they would only add jobs to every step. (Their declared folders stay empty.) DVC's
+    # mechanics do not depend on how many rows a stage holds.
     (dst / "config/config.yaml").unlink()  # copied as a file: the link of a checkout again
     (dst / "config/config.yaml").symlink_to("../params.yaml")
     cfg = yaml.safe_load((dst / "config/test.yaml").read_text())
@@ -53,7 +54,8 @@ def _repo(dst: Path) -> None:
     cfg["sfd"]["nfe"] = cfg["baselines"]["nfe"] = [2]
     cfg["baselines"]["solvers"] = ["dpmpp3m"]
     cfg["o2mkd"]["num_students"] = []
-    cfg["o2mkd"]["study"]["train_seeds"], cfg["o2mkd"]["ddim_nfe"] = 0, []  # no O2MKD row at all
+    # O2MKD's rows but the ablation's default router (always declared: its stage has one job)
+    cfg["o2mkd"]["study"]["train_seeds"], cfg["o2mkd"]["ddim_nfe"] = 0, []
     cfg["pd"]["first_teacher_steps"] = []  # PD's chain and its own teachers only
     cfg["pd"]["nfe"] = [2]  # one round (n0 4 -> 2): the stage that step 2b changes
     cfg["teacher"]["iters"], cfg["teacher"]["ckpt_every"] = 300, 10  # long enough to interrupt (step 0)

@@ -39,7 +39,7 @@ def _repo(dst: Path) -> None:
     copy_workflow(dst, WORKFLOW_FILES + ("src", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config",
                                          ".dvc/.gitignore", ".dvc/plots"))
     # The tiny config is the one DVC tracks here (README, "DVC"), without SFD-v, the
-    # second stage, O2MKD x SFD, PD's DDIM sweep and second round, the ablation sweep and
+    # second stage, O2MKD x SFD, PD's DDIM sweep of first teachers, the ablation sweep and
     # every O2MKD router but the ablation's default: tests/test_workflow.py runs those; here
     # they would only add jobs to every step. (Their declared folders stay empty.) DVC's
     # mechanics do not depend on how many rows a stage holds.

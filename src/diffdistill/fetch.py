@@ -46,12 +46,13 @@ def fetch(url: str, dest, what: str = "file", sha256: str | None = None, key: st
     pins it, for the message). Returns the path; a file already at `dest` is kept."""
     dest = Path(dest)
     if not dest.is_file():
-        _download(url, dest, what, sha256, key or "--sha256")
+        _download(url, dest, what, sha256, key)
     return dest
 
 
-def _download(url: str, dest: Path, what: str, sha256: str | None, key: str) -> str:
+def _download(url: str, dest: Path, what: str, sha256: str | None, key: str | None) -> str:
     """`fetch`'s download; returns the file's SHA-256, computed while it is written."""
+    key = key or "--sha256"
     if sha256 is not None and not SHA256.fullmatch(sha256):
         raise UserError(f"{key}: '{sha256}' is not a SHA-256 (64 lowercase hex digits)")
 
@@ -89,7 +90,7 @@ def fetch_to_file(url: str, dest, what: str = "file", sha256: str | None = None,
     from .io import write_meta, written
 
     t0, dest = time.perf_counter(), Path(dest)
-    digest = file_sha256(dest) if dest.is_file() else _download(url, dest, what, sha256, key or "--sha256")
+    digest = file_sha256(dest) if dest.is_file() else _download(url, dest, what, sha256, key)
     write_meta(dest, args or {}, None, wall_time=time.perf_counter() - t0, size_bytes=written(dest).stat().st_size,
                sha256=digest)
     print(f"{what}: {url} -> {dest}", file=sys.stderr)

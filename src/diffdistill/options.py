@@ -12,7 +12,7 @@ import argparse
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .config import get, schema_node
@@ -225,7 +225,7 @@ def training_options(section: str, schema_section: dict, curves: bool = False) -
     return opts
 
 
-PLATEAU_OPTIONS = tuple(Opt(f"plateau_{f.name}", key=f"convergence.{f.name}") for f in fields(Plateau)
+PLATEAU_OPTIONS = tuple(Opt(f"plateau_{f.name}", key=f"convergence.{f.name}") for f in dataclasses.fields(Plateau)
                         if f.name != "tol") + (
     Opt("plateau_tol", help="relative gain per curve point below which the curve is flat (the workflow passes "
                             "convergence.tol of the method's monitored value)",

@@ -70,27 +70,26 @@ def sigma_at(u, t_min: float, t_max: float, rho: float):
 
 
 def edm_timesteps(num_steps: int, t_min: float, t_max: float, rho: float,
-                  append_zero: bool = False, dtype=None) -> torch.Tensor:
-    """EDM polynomial schedule: num_steps timestamps from t_max down to t_min, uniform in
-    t^(1/rho), in float64 unless `dtype` is given. With append_zero a final 0 is added
-    (EDM's sampler convention)."""
+                  append_zero: bool = False) -> torch.Tensor:
+    """EDM polynomial schedule: num_steps timestamps (float64) from t_max down to t_min,
+    uniform in t^(1/rho). With append_zero a final 0 is added (EDM's sampler convention)."""
     import torch
 
     if num_steps < 2:
         raise ValueError(f"num_steps must be >= 2, got {num_steps}")
-    t = sigma_at(torch.arange(num_steps, dtype=dtype or torch.float64) / (num_steps - 1), t_min, t_max, rho)
+    t = sigma_at(torch.arange(num_steps, dtype=torch.float64) / (num_steps - 1), t_min, t_max, rho)
     return torch.cat([t, t.new_zeros(1)]) if append_zero else t
 
 
-def pd_timesteps(num_steps: int, t_min: float, t_max: float, rho: float, dtype=None) -> torch.Tensor:
-    """Progressive Distillation's grid: num_steps + 1 timestamps, sigma(i / num_steps)
-    for i < num_steps, then 0 (float64 unless `dtype` is given). The 2N-step grid holds
-    every point of the N-step grid."""
+def pd_timesteps(num_steps: int, t_min: float, t_max: float, rho: float) -> torch.Tensor:
+    """Progressive Distillation's grid: num_steps + 1 timestamps (float64), sigma(i /
+    num_steps) for i < num_steps, then 0. The 2N-step grid holds every point of the
+    N-step grid."""
     import torch
 
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-    t = sigma_at(torch.arange(num_steps, dtype=dtype or torch.float64) / num_steps, t_min, t_max, rho)
+    t = sigma_at(torch.arange(num_steps, dtype=torch.float64) / num_steps, t_min, t_max, rho)
     return torch.cat([t, t.new_zeros(1)])
 
 

@@ -47,15 +47,13 @@ def parse_seeds(spec: str) -> list[int]:
     return [s for r in seed_ranges(spec) for s in r]
 
 
-def noise_for_seeds(seeds, shape, dtype=None) -> torch.Tensor:
-    """One standard-normal tensor of `shape` per seed, stacked: [len(seeds), *shape]
-    (float32 unless `dtype` is given)."""
+def noise_for_seeds(seeds, shape) -> torch.Tensor:
+    """One standard-normal float32 tensor of `shape` per seed, stacked: [len(seeds), *shape]."""
     import torch
 
-    dtype = dtype or torch.float32
-    out = torch.empty((len(seeds), *shape), dtype=dtype)
+    out = torch.empty((len(seeds), *shape), dtype=torch.float32)
     for i, s in enumerate(seeds):
-        out[i] = torch.randn(shape, generator=torch.Generator().manual_seed(int(s)), dtype=dtype)
+        out[i] = torch.randn(shape, generator=torch.Generator().manual_seed(int(s)), dtype=torch.float32)
     return out
 
 

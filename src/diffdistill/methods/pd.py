@@ -52,9 +52,8 @@ def snr_weight(t):
 
 
 def _col(t, x):
-    import torch
-
-    return torch.as_tensor(t, dtype=x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
+    """A tensor of times as a per-sample column in x's dtype."""
+    return t.to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
 
 
 def previous_costs(teacher_path) -> dict:

@@ -37,11 +37,25 @@ def _subprocess_env(stub: Path) -> dict:
             "PYTHONUNBUFFERED": "1"}
 
 
+@pytest.fixture(scope="session")
+def _forkserver(_no_scontrol):
+    """A diffdistill.forkserver for the session's commands (a workflow run starts its own):
+    each command skips torch's start-up, and each test of a command tests it through the
+    server; tests/test_forkserver.py compares the two ways."""
+    from diffdistill import forkserver
+
+    env = _subprocess_env(_no_scontrol)
+    path = forkserver.start(env)
+    os.environ.pop(forkserver.ENV)  # for the commands given cli_env only
+    yield path
+    forkserver.stop(path)
+
+
 @pytest.fixture
-def cli_env(_no_scontrol):
+def cli_env(_no_scontrol, _forkserver):
     """Environment for subprocesses: the venv's console scripts first on PATH (and no
-    SLURM controller to wait for)."""
-    return _subprocess_env(_no_scontrol)
+    SLURM controller to wait for), and the session's fork server."""
+    return {**_subprocess_env(_no_scontrol), "DIFFDISTILL_FORKSERVER": _forkserver}
 
 
 WORKFLOW_FILES = ("Snakefile", "workflow", "params.yaml", "config", "profiles", "envs")

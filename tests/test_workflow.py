@@ -51,6 +51,10 @@ def test_tiny_config_end_to_end(tiny_run, cli_env):
     assert (cost["student optimizer steps"] > 0).all()
     jobs = pd.read_csv(tmp_path / "results/tables/jobs.csv")
     assert {"train sfd", "train teacher", "teacher trajectories"} <= set(jobs["job kind"]) and (jobs["jobs"] > 0).all()
+    # the run's jobs forked from its server (diffdistill.forkserver): every sampling job, none refused
+    forked = (tmp_path / "results/logs/forkserver.log").read_text()
+    assert "refused" not in forked
+    assert forked.count(": diffdistill sample ") == len(list((tmp_path / "results/samples").rglob("samples.npz")))
     # the ablation table, the curves and the figures
     abl = pd.read_csv(tmp_path / "results/ablations/ablations.csv")
     assert list(abl["factor"]) == ["default", "t_min", "loss", "default, another training seed"]

@@ -12,6 +12,8 @@ import os
 import sys
 import time
 
+from .forkserver import run_through_server
+
 BUSY_CORES = 0.5  # other processes' load (in cores) from which a multi-threaded job sleep-waits
 
 
@@ -44,8 +46,11 @@ def others_busy_cores(interval: float = 0.1) -> float:
 
 
 def main() -> int:
-    if "OMP_WAIT_POLICY" not in os.environ and requested_threads(sys.argv[1:]) > 1 \
-            and others_busy_cores() >= BUSY_CORES:
+    threads = requested_threads(sys.argv[1:])
+    code = run_through_server(sys.argv, threads)  # a local workflow run's server (diffdistill.forkserver)
+    if code is not None:
+        return code
+    if "OMP_WAIT_POLICY" not in os.environ and threads > 1 and others_busy_cores() >= BUSY_CORES:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     from .cli import main as cli_main
 

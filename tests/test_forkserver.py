@@ -95,19 +95,26 @@ def test_other_import_time_variables_run_the_command_on_its_own(tmp_path, server
 def test_ctrl_c_reaches_the_forked_command_and_a_killed_command_stops_its_fork(tmp_path, server):
     _, log, env = server
     procs = {}
-    for how in ("int", "kill"):
-        argv = [*LONG_TRAINING, "--out", str(tmp_path / how / "model.pt")]
-        procs[how] = subprocess.Popen([str(VENV_BIN / "diffdistill"), *argv], env=env,
-                                      stderr=subprocess.PIPE, text=True)
-        procs[how].child = _forked_pid(log, " ".join(["diffdistill", *argv]))
-    time.sleep(2)  # training
-    procs["int"].send_signal(signal.SIGINT)
-    _, err = procs["int"].communicate(timeout=60)
-    assert procs["int"].returncode == 130 and err.rstrip().endswith("diffdistill train teacher: interrupted"), err
-    procs["kill"].send_signal(signal.SIGKILL)
-    procs["kill"].wait(timeout=60)
-    assert _wait_for(lambda: all(_gone(p.child) for p in procs.values()), timeout=30)
-    assert not any((tmp_path / how / "model.pt").exists() for how in procs)
+    try:
+        for how in ("int", "kill"):
+            argv = [*LONG_TRAINING, "--out", str(tmp_path / how / "model.pt")]
+            # Ctrl-C's default action restored: a shell's background job (CI's) starts with it ignored
+            procs[how] = subprocess.Popen([str(VENV_BIN / "diffdistill"), *argv], env=env, stderr=subprocess.PIPE,
+                                          text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+            procs[how].child = _forked_pid(log, " ".join(["diffdistill", *argv]))
+        time.sleep(2)  # training
+        procs["int"].send_signal(signal.SIGINT)
+        _, err = procs["int"].communicate(timeout=60)
+        assert procs["int"].returncode == 130 and err.rstrip().endswith("diffdistill train teacher: interrupted"), err
+        procs["kill"].send_signal(signal.SIGKILL)
+        procs["kill"].wait(timeout=60)
+        assert _wait_for(lambda: all(_gone(p.child) for p in procs.values()), timeout=30)
+        assert not any((tmp_path / how / "model.pt").exists() for how in procs)
+    finally:
+        for p in procs.values():  # nothing left training when an assertion fails
+            p.kill()
+            if getattr(p, "child", None) and not _gone(p.child):
+                os.kill(p.child, signal.SIGKILL)
 
 
 def test_the_server_ends_with_the_process_that_started_it(tmp_path, cli_env):

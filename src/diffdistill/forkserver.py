@@ -193,11 +193,12 @@ def serve(path: str, parent: int) -> None:
                 listener.close()
                 _child(conn, times, server_env)  # never returns
             conn.close()
-    finally:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+    finally:  # its socket, and the folder start() made for it once empty
+        for remove, name in ((os.unlink, path), (os.rmdir, os.path.dirname(path))):
+            try:
+                remove(name)
+            except OSError:
+                pass
 
 
 def _refusal(request, times, server_env) -> str | None:
@@ -341,16 +342,14 @@ def start(env: dict | None = None, log: str | None = None) -> str:
 
 
 def stop(path: str) -> None:
-    """End the server of `path` (it sees its socket gone within a second) and remove its folder."""
-    import shutil
-
+    """End the server of `path` (it sees its socket gone within a second) and remove the
+    folder start() made for it."""
     os.environ.pop(ENV, None)
-    for name in ("socket", "socket.new"):
+    for remove, name in ((os.unlink, path), (os.unlink, path + ".new"), (os.rmdir, os.path.dirname(path))):
         try:
-            os.unlink(os.path.join(os.path.dirname(path), name))
+            remove(name)
         except OSError:
             pass
-    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -128,3 +128,14 @@ def test_the_server_ends_with_the_process_that_started_it(tmp_path, cli_env):
     assert _wait_for(lambda: _gone(server) and not os.path.exists(path), timeout=30)
     forkserver.stop(path)  # its folder
     assert not os.path.exists(os.path.dirname(path))
+
+
+def test_a_server_starts_for_two_single_threaded_jobs_or_more():
+    from types import SimpleNamespace as NS
+
+    def job(rule, threads=1):
+        return NS(threads=threads, rule=NS(name=rule))
+
+    assert forkserver.worth_starting([job("sample"), job("fid")])
+    assert not forkserver.worth_starting([job("sample"), job("all")])  # one command: the server costs as much
+    assert not forkserver.worth_starting([job("sample"), job("train_teacher", threads=2), job("profile", 2)])

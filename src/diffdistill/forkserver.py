@@ -320,6 +320,12 @@ def _run(argv) -> int:
 
 # --- the workflow's side: start and stop -----------------------------------------------------
 
+def worth_starting(jobs) -> bool:
+    """Whether a server pays for its start (about one command's): two or more of Snakemake's
+    `jobs` to run on one thread."""
+    return sum(job.threads == 1 and job.rule.name != "all" for job in jobs) >= 2
+
+
 def start(env: dict | None = None, log: str | None = None) -> str:
     """Start a server for this process's jobs: its socket's path (also put in this process's
     environment, which the jobs inherit). The server ends with this process. `env`: the

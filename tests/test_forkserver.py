@@ -17,11 +17,13 @@ LONG_TRAINING = ["train", "teacher", "--iters", "100000", "--ckpt-every", "10000
                  "--net-kwargs", '{"model_channels": 16, "num_blocks": 1}', "--threads", "1"]
 
 
-@pytest.fixture
-def server(tmp_path, cli_env):
-    """(socket, log, environment of its commands): a server of its own, with a log."""
-    env = {k: v for k, v in cli_env.items() if k != forkserver.ENV}
-    log = tmp_path / "forkserver.log"
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, _no_scontrol):
+    """(socket, log, environment of its commands): a server of this file's own, with a log."""
+    from conftest import _subprocess_env
+
+    env = _subprocess_env(_no_scontrol)
+    log = tmp_path_factory.mktemp("server") / "forkserver.log"
     path = forkserver.start(env, log=str(log))
     os.environ.pop(forkserver.ENV)
     deadline = time.time() + 120

@@ -5,8 +5,8 @@ A short job of the workflow (sampling one row, scoring it) spends most of its ti
 `import torch` (about 3 s on a laptop CPU, more than the job's own work). For a local
 Snakemake run, the workflow starts one server (`onstart`, unless the config's
 `forkserver` is false) and puts its socket in DIFFDISTILL_FORKSERVER. Each `diffdistill`
-command then sends its arguments, working folder, environment, umask and standard streams
-to the server, which forks a child that runs the command exactly as a new process would:
+command then sends its arguments, working folder, environment, umask, import path and
+standard streams to the server, which forks a child that runs the command exactly as a new process would:
 the same code, the same arguments, the same files. The command waits for the child's exit
 status and passes on the signals it receives (Ctrl-C, SIGTERM); a child whose command has
 gone stops.
@@ -81,7 +81,8 @@ def run_through_server(argv, threads: int):
     os.umask(umask)
     ignored = [int(s) for s in FORWARDED if signal.getsignal(s) is signal.SIG_IGN]
     request = json.dumps({"argv": list(argv), "cwd": os.getcwd(), "env": dict(os.environ), "umask": umask,
-                          "ignored": ignored, "executable": sys.executable, "package": _package_dir()}).encode()
+                          "ignored": ignored, "path": sys.path, "executable": sys.executable,
+                          "package": _package_dir()}).encode()
     streams, opened = [], []
     for fd in (0, 1, 2):
         try:
@@ -251,7 +252,8 @@ def _child(conn, times, server_env) -> None:
 
 
 def _become(request, fds) -> None:
-    """This process as the command's: its streams, folder, environment, umask and argv."""
+    """This process as the command's: its streams, folder, environment, umask, ignored
+    signals, argv and import path."""
     import io
 
     for target, fd in enumerate(fds):
@@ -272,6 +274,7 @@ def _become(request, fds) -> None:
     for sig in request["ignored"]:
         signal.signal(sig, signal.SIG_IGN)
     sys.argv = request["argv"]
+    sys.path[:] = request["path"]  # where the command's later imports look, as in its own process
 
 
 def _watch(conn) -> None:

@@ -41,7 +41,8 @@ def _subprocess_env(stub: Path) -> dict:
 def _forkserver(_no_scontrol):
     """A diffdistill.forkserver for the session's commands (a workflow run starts its own):
     each command skips torch's start-up, and each test of a command tests it through the
-    server; tests/test_forkserver.py compares the two ways."""
+    server (or on its own where the server refuses it: other import-time variables);
+    tests/test_forkserver.py compares the two ways."""
     from diffdistill import forkserver
 
     env = _subprocess_env(_no_scontrol)

@@ -80,6 +80,8 @@ def test_a_forked_command_computes_and_ends_as_one_on_its_own(tmp_path, server):
     bad = ["sample", "--model", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.npz")]
     ends = [subprocess.run([str(VENV_BIN / "diffdistill"), *bad], env=e, capture_output=True, text=True)
             for e in (env, own_env)]
+    assert any(line.startswith("pid ") and line.endswith(f": diffdistill {' '.join(bad)}")  # forked, not refused
+               for line in log.read_text().splitlines())
     assert ends[0].returncode == ends[1].returncode == 2
     assert ends[0].stderr == ends[1].stderr and ends[0].stderr.count("\n") == 1
     assert not (tmp_path / "x.npz").exists()
@@ -141,3 +143,18 @@ def test_a_server_starts_for_two_single_threaded_jobs_or_more():
     assert forkserver.worth_starting([job("sample"), job("fid")])
     assert not forkserver.worth_starting([job("sample"), job("all")])  # one command: the server costs as much
     assert not forkserver.worth_starting([job("sample"), job("train_teacher", threads=2), job("profile", 2)])
+
+
+def test_a_multithreaded_command_measures_the_load_once_the_server_has_loaded(tmp_path, monkeypatch):
+    folder = tmp_path / "server"
+    folder.mkdir()
+    monkeypatch.setenv(forkserver.ENV, str(folder / "socket"))
+    t = time.monotonic()
+    assert forkserver.wait_until_ready(timeout=0.5) and time.monotonic() - t >= 0.5  # loading: it waits
+    (folder / "socket").touch()
+    t = time.monotonic()
+    assert forkserver.wait_until_ready(timeout=5) and time.monotonic() - t < 1  # ready
+    (folder / "socket").unlink()
+    folder.rmdir()
+    t = time.monotonic()
+    assert forkserver.wait_until_ready(timeout=5) and time.monotonic() - t < 1  # stopped

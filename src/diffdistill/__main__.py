@@ -6,13 +6,14 @@ other processes keep cores busy gets OMP_WAIT_POLICY=PASSIVE: its threads sleep 
 barriers instead of spinning while their partner waits for a core, which otherwise slows
 it down many times over (benchmarks/contention.py). On a quiet machine OpenMP's default
 (spinning) is kept: on small networks it is much faster. The policy changes no number; a
-value already in the environment always wins.
+value already in the environment always wins. The load is measured once the run's fork
+server has loaded (diffdistill.forkserver): its loading is not other work that lasts.
 """
 import os
 import sys
 import time
 
-from .forkserver import run_through_server
+from .forkserver import run_through_server, wait_until_ready
 
 BUSY_CORES = 0.5  # other processes' load (in cores) from which a multi-threaded job sleep-waits
 
@@ -50,7 +51,8 @@ def main() -> int:
     code = run_through_server(sys.argv, threads)  # a local workflow run's server (diffdistill.forkserver)
     if code is not None:
         return code
-    if "OMP_WAIT_POLICY" not in os.environ and threads > 1 and others_busy_cores() >= BUSY_CORES:
+    if "OMP_WAIT_POLICY" not in os.environ and threads > 1 and wait_until_ready() and \
+            others_busy_cores() >= BUSY_CORES:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     from .cli import main as cli_main
 

@@ -30,18 +30,22 @@ import signal
 import socket
 import struct
 import sys
+import time
 
 ENV = "DIFFDISTILL_FORKSERVER"
 # variables the libraries read while they load (or that shape the interpreter): a command
 # whose values differ from the server's runs in a process of its own
 IMPORT_TIME_ENV = ("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "GOTO_", "VECLIB_", "NUMEXPR_", "TORCH",
-                   "PYTORCH_", "CUDA_", "NVIDIA_", "MPL", "PYTHON", "LD_", "MALLOC_", "CUBLAS_", "CUDNN_")
+                   "PYTORCH_", "CUDA_", "NVIDIA_", "MPL", "PYTHON", "LD_", "MALLOC_", "CUBLAS_", "CUDNN_",
+                   "LANG", "LC_", "TZ")
 # what Snakemake sets in a job's environment to the job's threads: a workflow's server has
 # them at 1, as its single-threaded jobs do
 THREAD_ENV = ("OMP_NUM_THREADS", "GOTO_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 DISTRIBUTED_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "TORCHELASTIC_RUN_ID")
 _INT = struct.Struct("!i")
+READY_TIMEOUT = 30.0  # seconds a multi-threaded command waits for the server to load before it measures the load
+HANDSHAKE_TIMEOUT = 60.0  # seconds for the server to fork a child (or refuse) before the command runs here
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
@@ -72,6 +76,7 @@ def run_through_server(argv, threads: int):
     if not path or threads > 1 or any(k in os.environ for k in DISTRIBUTED_ENV):
         return None
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(HANDSHAKE_TIMEOUT)  # a stopped server: the command runs here
     try:
         conn.connect(path)
     except OSError:
@@ -103,6 +108,7 @@ def run_through_server(argv, threads: int):
     if len(pid) < _INT.size or _INT.unpack(pid)[0] <= 0:
         conn.close()
         return None  # refused, or the server stopped before the child started: run here
+    conn.settimeout(None)
     received = []
 
     def forward(signum, frame):
@@ -125,6 +131,18 @@ def run_through_server(argv, threads: int):
     print(f"diffdistill: the command's process (pid {_INT.unpack(pid)[0]}) ended without an exit status "
           "(killed?)", file=sys.stderr)
     return 1
+
+
+def wait_until_ready(timeout: float = READY_TIMEOUT) -> bool:
+    """Wait (up to `timeout` s) for the server named in DIFFDISTILL_FORKSERVER to finish
+    loading (its socket appears; its folder goes when it stops). Returns True (a condition
+    to chain)."""
+    path = os.environ.get(ENV)
+    deadline = time.monotonic() + timeout
+    while path and not os.path.exists(path) and os.path.isdir(os.path.dirname(path)) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return True
 
 
 # --- the server ------------------------------------------------------------------------------
@@ -156,31 +174,28 @@ def preload() -> dict:
 
 
 def _module_times() -> dict:
-    times = {}
-    for name, module in list(sys.modules.items()):
-        path = getattr(module, "__file__", None)
-        if name.startswith("diffdistill") and path:
-            try:
-                times[path] = os.stat(path).st_mtime_ns
-            except OSError:
-                times[path] = None
-    return times
+    """mtimes of the loaded diffdistill modules, their folders (a module added) and the
+    package's data files (the config schema)."""
+    paths = {module.__file__ for name, module in list(sys.modules.items())
+             if name.startswith("diffdistill") and getattr(module, "__file__", None)}
+    paths |= {os.path.dirname(p) for p in paths}
+    schemas = os.path.join(_package_dir(), "schemas")
+    paths |= {os.path.join(schemas, f) for f in (os.listdir(schemas) if os.path.isdir(schemas) else [])}
+    return {p: _mtime(p) for p in paths}
 
 
 def serve(path: str, parent: int) -> None:
     """Preload, then fork a child per connection on `path` until the process `parent` (the
     Snakemake run) ends, the socket is removed, or SIGTERM."""
-    import time
-
     began = time.time()
     times = preload()
     server_env = _import_env(os.environ)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path + ".new")
-    os.rename(path + ".new", path)  # appears listening, or not at all
     listener.listen(128)
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}: server {os.getpid()} of process {parent}, ready in "
           f"{time.time() - began:.1f} s", file=sys.stderr, flush=True)
+    os.rename(path + ".new", path)  # appears listening, or not at all
     listener.settimeout(1.0)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -223,8 +238,7 @@ def _mtime(path):
 
 
 def _child(conn, times, server_env) -> None:
-    code = 1
-    try:
+    try:  # until the command runs, any failure is a refusal: the command runs in its own process
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -235,46 +249,56 @@ def _child(conn, times, server_env) -> None:
         command = " ".join(["diffdistill", *request["argv"][1:]])
         print(f"refused ({refusal}): {command}" if refusal else f"pid {os.getpid()}: {command}",
               file=sys.stderr, flush=True)  # the server's log
-        if refusal:
+        if not refusal:
+            _become(request, fds)
+    except BaseException:
+        import traceback
+        traceback.print_exc()  # the server's log
+        refusal = "failed"
+    if refusal:
+        try:
             conn.sendall(_INT.pack(0))
+        finally:
             os._exit(0)
-        _become(request, fds)
+    code = 1
+    try:
         conn.sendall(_INT.pack(os.getpid()))
         _watch(conn)
         code = _run(request["argv"])
-    except BaseException:  # the server's own failure (before the command ran): reported to its log
-        import traceback
-        traceback.print_exc()
-    try:
         conn.sendall(_INT.pack(code))
     finally:
         os._exit(code)
 
 
 def _become(request, fds) -> None:
-    """This process as the command's: its streams, folder, environment, umask, ignored
-    signals, argv and import path."""
+    """This process as the command's: its folder, environment, umask, ignored signals, argv,
+    import path and (last) streams."""
     import io
+    import tempfile
 
-    for target, fd in enumerate(fds):
-        os.dup2(fd, target)
-        os.close(fd)
-    unbuffered = bool(request["env"].get("PYTHONUNBUFFERED"))
-    for name, fd in (("stdout", 1), ("stderr", 2)):
-        old = getattr(sys, name)
-        stream = io.TextIOWrapper(io.BufferedWriter(io.FileIO(fd, "w", closefd=False)),
-                                  encoding=old.encoding, errors=old.errors,
-                                  line_buffering=name == "stderr" or os.isatty(fd), write_through=unbuffered)
-        setattr(sys, name, stream)
-    sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding=sys.stdin.encoding)
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    time.tzset()
+    tempfile.tempdir = None  # TMPDIR, as the command's environment says
     os.umask(request["umask"])
     for sig in request["ignored"]:
         signal.signal(sig, signal.SIG_IGN)
     sys.argv = request["argv"]
     sys.path[:] = request["path"]  # where the command's later imports look, as in its own process
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    unbuffered = bool(request["env"].get("PYTHONUNBUFFERED"))  # python -u: no buffer under the text layer
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        old, raw = getattr(sys, name), io.FileIO(fd, "w", closefd=False)
+        stream = io.TextIOWrapper(raw if unbuffered else io.BufferedWriter(raw), encoding=old.encoding,
+                                  errors=old.errors, line_buffering=name == "stderr" or os.isatty(fd),
+                                  write_through=unbuffered)
+        setattr(sys, name, stream)
+        setattr(sys, f"__{name}__", stream)
+    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)),
+                                                 encoding=sys.stdin.encoding, errors=sys.stdin.errors)
 
 
 def _watch(conn) -> None:
@@ -285,8 +309,8 @@ def _watch(conn) -> None:
     def loop():
         while True:
             data = _recv_exact(conn, _INT.size)
-            if len(data) < _INT.size:
-                os.kill(os.getpid(), signal.SIGTERM)
+            if len(data) < _INT.size:  # the command is gone (even if it ignored SIGTERM): so is this
+                os.kill(os.getpid(), signal.SIGKILL)
                 return
             os.kill(os.getpid(), _INT.unpack(data)[0])
 
@@ -362,4 +386,6 @@ def stop(path: str) -> None:
 
 
 if __name__ == "__main__":
+    if not getattr(sys.flags, "safe_path", False):
+        del sys.path[0]  # `-m` put the folder it started in first: nothing loads from there
     serve(sys.argv[1], int(sys.argv[2]))

@@ -69,22 +69,11 @@ def _package_dir() -> str:
 
 # --- the client: every `diffdistill` command, before anything else loads -------------------
 
-def run_through_server(argv, threads: int):
-    """The exit status of `argv` run by the server named in DIFFDISTILL_FORKSERVER, or None
-    when the command must run in this process (no server, a refusal, several threads)."""
-    path = os.environ.get(ENV)
-    if not path or threads > 1 or any(k in os.environ for k in DISTRIBUTED_ENV):
-        return None
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    conn.settimeout(HANDSHAKE_TIMEOUT)  # a stopped server: the command runs here
-    try:
-        conn.connect(path)
-    except OSError:
-        conn.close()
-        return None
+def _send(conn, argv, ignored) -> bytes:
+    """Send the command (its argv, folder, environment, umask, ignored signals, import path
+    and standard streams); the child's pid as the server answers (0: refused; b"": none)."""
     umask = os.umask(0)
     os.umask(umask)
-    ignored = [int(s) for s in FORWARDED if signal.getsignal(s) is signal.SIG_IGN]
     request = json.dumps({"argv": list(argv), "cwd": os.getcwd(), "env": dict(os.environ), "umask": umask,
                           "ignored": ignored, "path": sys.path, "executable": sys.executable,
                           "package": _package_dir()}).encode()
@@ -99,12 +88,29 @@ def run_through_server(argv, threads: int):
     try:
         socket.send_fds(conn, [_INT.pack(len(request))], streams)
         conn.sendall(request)
-        pid = _recv_exact(conn, _INT.size)
+        return _recv_exact(conn, _INT.size)
     except OSError:
-        pid = b""
+        return b""
     finally:
         for fd in opened:
             os.close(fd)
+
+
+def run_through_server(argv, threads: int):
+    """The exit status of `argv` run by the server named in DIFFDISTILL_FORKSERVER, or None
+    when the command must run in this process (no server, a refusal, several threads)."""
+    path = os.environ.get(ENV)
+    if not path or threads > 1 or any(k in os.environ for k in DISTRIBUTED_ENV):
+        return None
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(HANDSHAKE_TIMEOUT)  # a stopped server: the command runs here
+    try:
+        conn.connect(path)
+    except OSError:
+        conn.close()
+        return None
+    ignored = [int(s) for s in FORWARDED if signal.getsignal(s) is signal.SIG_IGN]
+    pid = _send(conn, argv, ignored)
     if len(pid) < _INT.size or _INT.unpack(pid)[0] <= 0:
         conn.close()
         return None  # refused, or the server stopped before the child started: run here

@@ -46,8 +46,7 @@ def _forkserver(_no_scontrol):
     from diffdistill import forkserver
 
     env = _subprocess_env(_no_scontrol)
-    path = forkserver.start(env)
-    os.environ.pop(forkserver.ENV)  # for the commands given cli_env only
+    path = forkserver.start(env)  # for the commands given cli_env only
     yield path
     forkserver.stop(path)
 

@@ -25,11 +25,7 @@ def server(tmp_path_factory, _no_scontrol):
     env = _subprocess_env(_no_scontrol)
     log = tmp_path_factory.mktemp("server") / "forkserver.log"
     path = forkserver.start(env, log=str(log))
-    os.environ.pop(forkserver.ENV)
-    deadline = time.time() + 120
-    while not os.path.exists(path) and time.time() < deadline:
-        time.sleep(0.05)
-    assert os.path.exists(path), log.read_text()
+    assert _wait_for(lambda: os.path.exists(path), timeout=120), log.read_text()
     yield path, log, {**env, forkserver.ENV: path}
     forkserver.stop(path)
 
@@ -150,11 +146,14 @@ def test_a_multithreaded_command_measures_the_load_once_the_server_has_loaded(tm
     folder.mkdir()
     monkeypatch.setenv(forkserver.ENV, str(folder / "socket"))
     t = time.monotonic()
-    assert forkserver.wait_until_ready(timeout=0.5) and time.monotonic() - t >= 0.5  # loading: it waits
+    forkserver.wait_until_ready(timeout=0.5)
+    assert time.monotonic() - t >= 0.5  # loading: it waits
     (folder / "socket").touch()
     t = time.monotonic()
-    assert forkserver.wait_until_ready(timeout=5) and time.monotonic() - t < 1  # ready
+    forkserver.wait_until_ready(timeout=5)
+    assert time.monotonic() - t < 1  # ready
     (folder / "socket").unlink()
     folder.rmdir()
     t = time.monotonic()
-    assert forkserver.wait_until_ready(timeout=5) and time.monotonic() - t < 1  # stopped
+    forkserver.wait_until_ready(timeout=5)
+    assert time.monotonic() - t < 1  # stopped

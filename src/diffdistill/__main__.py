@@ -51,9 +51,10 @@ def main() -> int:
     code = run_through_server(sys.argv, threads)  # a local workflow run's server (diffdistill.forkserver)
     if code is not None:
         return code
-    if "OMP_WAIT_POLICY" not in os.environ and threads > 1 and wait_until_ready() and \
-            others_busy_cores() >= BUSY_CORES:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    if "OMP_WAIT_POLICY" not in os.environ and threads > 1:
+        wait_until_ready()  # the run's server loading is not load that lasts
+        if others_busy_cores() >= BUSY_CORES:
+            os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     from .cli import main as cli_main
 
     return cli_main()

@@ -139,16 +139,14 @@ def run_through_server(argv, threads: int):
     return 1
 
 
-def wait_until_ready(timeout: float = READY_TIMEOUT) -> bool:
+def wait_until_ready(timeout: float = READY_TIMEOUT) -> None:
     """Wait (up to `timeout` s) for the server named in DIFFDISTILL_FORKSERVER to finish
-    loading (its socket appears; its folder goes when it stops). Returns True (a condition
-    to chain)."""
+    loading (its socket appears; its folder goes when it stops)."""
     path = os.environ.get(ENV)
     deadline = time.monotonic() + timeout
     while path and not os.path.exists(path) and os.path.isdir(os.path.dirname(path)) \
             and time.monotonic() < deadline:
         time.sleep(0.1)
-    return True
 
 
 # --- the server ------------------------------------------------------------------------------
@@ -360,8 +358,8 @@ def worth_starting(jobs) -> bool:
 
 
 def start(env: dict | None = None, log: str | None = None) -> str:
-    """Start a server for this process's jobs: its socket's path (also put in this process's
-    environment, which the jobs inherit). The server ends with this process. `env`: the
+    """Start a server for this process's jobs: its socket's path (the jobs find it in
+    DIFFDISTILL_FORKSERVER, which the caller sets). The server ends with this process. `env`: the
     server's environment (default: this one, with the thread variables Snakemake gives a job
     of one thread); commands whose import-time variables differ from it run on their own.
     `log` (appended to): a line per command, forked or refused and why."""
@@ -376,7 +374,6 @@ def start(env: dict | None = None, log: str | None = None) -> str:
     with open(log or os.devnull, "a") as err:
         subprocess.Popen([sys.executable, "-m", "diffdistill.forkserver", path, str(os.getpid())], env=env,
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
-    os.environ[ENV] = path
     return path
 
 

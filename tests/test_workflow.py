@@ -8,7 +8,8 @@ Snakemake (from the tiny run's results: only the new method's jobs run), and its
 reaches the main table.
 
 Both tests that read the tiny run (conftest.tiny_run) live in this file: the slow tier runs
-with --dist loadfile, which sends a file's tests to one worker, so the run is built once."""
+in one process, and `--dist loadfile` would send the file's tests to one worker, so the run
+is built once either way."""
 import re
 import shutil
 import subprocess
@@ -215,8 +216,8 @@ def test_a_new_method_needs_its_module_rules_schema_and_config_only(tmp_path, cl
 
 def test_tiny_run_users_share_one_file_under_loadfile():
     """conftest.tiny_run is a session fixture: each pytest-xdist worker builds its own.
-    The slow tier (.ci/run) sends each file to one worker (--dist loadfile), so every test
-    that reads the tiny run must live in one file, or the run is built twice."""
+    The slow tier (.ci/run) runs in one process (no xdist workers), so the run is built
+    once; its users stay in one file, so `-n 2 --dist loadfile` would build it once too."""
     import ast
 
     from conftest import ROOT
@@ -228,4 +229,4 @@ def test_tiny_run_users_share_one_file_under_loadfile():
                 users.add((path.name, node.name))
     assert {f for f, _ in users} == {"test_workflow.py"} and len(users) == 2, users
     ci = (ROOT / ".ci/run").read_text()
-    assert re.search(r"pytest -q -m slow -n \d+ --dist loadfile", ci), "the slow tier must run with --dist loadfile"
+    assert re.search(r"pytest -q -m slow -p no:xdist", ci), "the slow tier must run in one process"

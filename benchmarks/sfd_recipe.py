@@ -44,6 +44,7 @@ VARIANTS = {
     "old": {"num": 2000, "iters": 100, "batch_size": 64, "lr_schedule": "step", "curve_every": 0},
     "c2000-600it": {"num": 2000, "iters": 600, "lr_schedule": "constant", "curve_every": 0},
     "c5000-600it": {"iters": 600, "lr_schedule": "constant", "curve_every": 0},
+    "c10000": {"num": 10000},
     "fresh-600it": {"cache": False, "iters": 600, "lr_schedule": "constant", "curve_every": 0},
     "lr1e-3-600it": {"lr": 1e-3, "iters": 600, "lr_schedule": "constant", "curve_every": 0},
     "lr1e-4": {"lr": 1e-4},
@@ -51,6 +52,7 @@ VARIANTS = {
     "bs64": {"batch_size": 64},
     "bs128": {"batch_size": 128},
     "noema": {"ema": None},
+    "ema0.995": {"ema": 0.995},
     "seed1": {"seed": 1},
 }
 

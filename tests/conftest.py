@@ -81,8 +81,8 @@ def ran_rules(out: str) -> set:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, _no_scontrol):
     """`snakemake --cores 2 all --configfile config/test.yaml` in a copy of the workflow,
-    run once per session (the slow tier runs in one process; its two tests share
-    tests/test_workflow.py, so under --dist loadfile one worker builds it): the end-to-end test reads it, the new-method test starts
+    run once per session (its two tests share tests/test_workflow.py, which the slow tier
+    runs in one pytest process): the end-to-end test reads it, the new-method test starts
     from its results (copied with their times and Snakemake's records)."""
     work = tmp_path_factory.mktemp("tiny")
     copy_workflow(work)

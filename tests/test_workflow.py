@@ -7,9 +7,8 @@ the teacher's width, sampled with Euler) is added that way, the tiny config runs
 Snakemake (from the tiny run's results: only the new method's jobs run), and its row
 reaches the main table.
 
-Both tests that read the tiny run (conftest.tiny_run) live in this file: the slow tier runs
-in one process, and `--dist loadfile` would send the file's tests to one worker, so the run
-is built once either way."""
+Both tests that read the tiny run (conftest.tiny_run) live in this file, which the slow tier
+(.ci/run) runs in one pytest process, so the run is built once."""
 import re
 import shutil
 import subprocess
@@ -214,10 +213,11 @@ def test_a_new_method_needs_its_module_rules_schema_and_config_only(tmp_path, cl
     assert "widthkd" in help_text
 
 
-def test_tiny_run_users_share_one_file_under_loadfile():
-    """conftest.tiny_run is a session fixture: each pytest-xdist worker builds its own.
-    The slow tier (.ci/run) runs in one process (no xdist workers), so the run is built
-    once; its users stay in one file, so `-n 2 --dist loadfile` would build it once too."""
+def test_tiny_run_users_share_one_pytest_process():
+    """conftest.tiny_run is a session fixture: each pytest process (or xdist worker) builds
+    its own. The slow tier (.ci/run) runs its files in two pytest processes, without
+    workers; every test that reads the tiny run must live in one file of one process, or
+    the run is built twice."""
     import ast
 
     from conftest import ROOT
@@ -229,4 +229,7 @@ def test_tiny_run_users_share_one_file_under_loadfile():
                 users.add((path.name, node.name))
     assert {f for f, _ in users} == {"test_workflow.py"} and len(users) == 2, users
     ci = (ROOT / ".ci/run").read_text()
-    assert re.search(r"pytest -q -m slow -p no:xdist", ci), "the slow tier must run in one process"
+    second = re.search(r"^SECOND=\(([^)]*)\)$", ci, re.M)
+    assert second and "tests/test_workflow.py" in second.group(1).split(), "the tiny run's file in one process"
+    slow_tier = [line for line in ci.splitlines() if "pytest -q -m slow" in line]
+    assert len(slow_tier) == 2 and not any(re.search(r" -n |--dist", line) for line in slow_tier), slow_tier

@@ -45,6 +45,9 @@ VARIANTS = {
     "c2000-600it": {"num": 2000, "iters": 600, "lr_schedule": "constant", "curve_every": 0},
     "c5000-600it": {"iters": 600, "lr_schedule": "constant", "curve_every": 0},
     "c10000": {"num": 10000},
+    "const-2000it": {"iters": 2000, "lr_schedule": "constant", "curve_every": 0},
+    "tol0.001": {"plateau_tol": 0.001},
+    "decays2": {"plateau_decays": 2},
     "fresh-600it": {"cache": False, "iters": 600, "lr_schedule": "constant", "curve_every": 0},
     "lr1e-3-600it": {"lr": 1e-3, "iters": 600, "lr_schedule": "constant", "curve_every": 0},
     "lr1e-4": {"lr": 1e-4},
@@ -90,6 +93,7 @@ def train(out: Path, name: str, nfe: int, v: dict, args) -> Path:
              "--iters", v["iters"], "--batch-size", v["batch_size"], "--lr", v["lr"], "--lr-schedule",
              v["lr_schedule"], "--ema", "null" if v["ema"] is None else v["ema"], "--seed", v.get("seed", 0),
              "--ckpt-every", 100000, "--out", model, "--tensorboard-dir", out / name / "tb"]
+    flags += [x for k in ("plateau_tol", "plateau_decays") if k in v for x in (f"--{k.replace('_', '-')}", v[k])]
     if v["cache"]:
         flags += ["--trajectories", cache(out, nfe, f"100000-{100000 + v['num'] - 1}", args.threads)]
     if v["curve_every"]:

@@ -1,26 +1,26 @@
 """benchmarks/sfd_recipe: every variant's training command is one that `diffdistill train
 sfd` accepts, and carries the setting the variant changes."""
+import argparse
 import sys
 
 import pytest
-import yaml
 
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT))
 from benchmarks import sfd_recipe  # noqa: E402
 from diffdistill.cli import build_parser  # noqa: E402
-from diffdistill.config import validate  # noqa: E402
+
+BASE = sfd_recipe.base_recipe(sfd_recipe.validated_config())  # the recipe every variant changes
+ARGS = argparse.Namespace(threads=1, curve_seed_start=2000000, sets=5, n=300)
 
 
 @pytest.mark.parametrize("name", list(sfd_recipe.VARIANTS))
 def test_each_variant_trains_with_flags_the_cli_accepts(name, tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(sfd_recipe, "diffdistill", lambda *argv, threads: calls.append([str(a) for a in argv]))
-    cfg = validate(yaml.safe_load((ROOT / "config/config.yaml").read_text()))
-    v = {**sfd_recipe.base_recipe(cfg), **sfd_recipe.VARIANTS[name]}
-    args = type("A", (), {"threads": 1, "curve_seed_start": 2000000, "sets": 5, "n": 300})()
-    sfd_recipe.train(tmp_path, name, 3, v, args)
+    v = {**BASE, **sfd_recipe.VARIANTS[name]}
+    sfd_recipe.train(tmp_path, name, 3, v, ARGS)
     train = calls[-1]
     assert train[:2] == ["train", "sfd"], calls
     parsed = build_parser().parse_args(train)  # an unknown flag or a bad value exits here
@@ -29,7 +29,7 @@ def test_each_variant_trains_with_flags_the_cli_accepts(name, tmp_path, monkeypa
         got = getattr(parsed, attr, None)
         if key == "cache":
             assert (got is not None) == value, (name, got)
-        elif key in ("curve_every",):
+        elif key == "curve_every":
             assert (parsed.curve_out is None) == (value == 0), (name, parsed.curve_out)
         else:
             assert got == value, (name, key, got, value)

@@ -1,0 +1,165 @@
+"""Where an SFD student's gap to its own target arises, step by step, on curve seeds.
+
+For each NFE the teacher's trajectory (its states at the student's timestamps, the same
+DPM-Solver++ cache SFD trains on) is computed for the curve seeds. Then:
+
+- per step, the student's Euler step taken from the teacher's state (teacher-forced):
+  the pixel RMSE of where it lands against the teacher's next state;
+- per start j, a hybrid: the teacher's state at timestamp j, the student finishing from
+  there (j = 0: the whole student, AFS first step included). Its FID at infinite n
+  minus the target's, paired over the seed sets, and the RMSE to the target at every
+  later timestamp. The step after which the gap appears is the step that makes it;
+- the whole student's end points against the target's: the least-squares slope of
+  student on target pixels (below 1: lost contrast) and the mean squared difference of
+  neighbouring pixels (sharpness).
+
+    python -m benchmarks.sfd_gap --nfe 2 3 4 5 --out results/benchmark-runs
+
+`--model` names the students (a `{nfe}` in it is filled in; default the main job's);
+any denoiser checkpoint with Euler steps works, for example an O2MKD x SFD router of
+full-width students (one network per step: the capacity a shared network lacks).
+Needs the main job's teacher, feature network and reference statistics.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import config_option, config_schedule, markdown, run, validated_config, write
+from .sfd_recipe import FEATNET, REF, TEACHER, curve_seed_range, diffdistill, evaluate
+
+MODEL = "results/students/sfd/default/nfe{nfe}/model.pt"
+
+
+def rmse(a, b) -> float:
+    """Mean over images of the per-image RMSE, in [-1, 1] pixel units."""
+    return float(((a - b) ** 2).flatten(1).mean(1).sqrt().mean())
+
+
+def decompose(denoise, states, ts, afs: bool = True) -> dict:
+    """Teacher-forced steps and hybrids of a student `denoise(x, t)` against the teacher's
+    `states` [n, len(ts), ...] at the student's timestamps `ts`.
+
+    Returns {"forced": [RMSE of step i from the teacher's state i, for each network step],
+    "hybrids": [{"start": j, "final": end points, "path": [RMSE to the teacher at
+    timestamps j+1 ..]} for each start j]}. With AFS, step 0 is analytical: it has no
+    teacher-forced entry, and start 0 takes it from the teacher's first state (the noise).
+    """
+    import torch
+
+    from diffdistill.solvers import afs_denoised, euler
+
+    def step(x, i):
+        d = afs_denoised(x, torch.tensor(ts[i])) if afs and i == 0 else denoise(x, ts[i])
+        return euler(x, ts[i], ts[i + 1], d)
+
+    n = len(ts) - 1
+    first = 1 if afs else 0
+    forced = [{"step": i, "t": ts[i], "t_next": ts[i + 1], "rmse": rmse(step(states[:, i], i), states[:, i + 1])}
+              for i in range(first, n)]
+    hybrids = []
+    for j in range(n):
+        x, path = states[:, j], []
+        for i in range(j, n):
+            x = step(x, i)
+            path.append(rmse(x, states[:, i + 1]))
+        hybrids.append({"start": j, "t": ts[j], "final": x, "path": path})
+    return {"forced": forced, "hybrids": hybrids}
+
+
+def contrast(student, target) -> dict:
+    """Slope of student on target pixels (1: same contrast) and each one's sharpness."""
+    a, b = target.flatten().double(), student.flatten().double()
+    slope = float(((a - a.mean()) * (b - b.mean())).mean() / ((a - a.mean()) ** 2).mean())
+    sharp = lambda x: float(((x[..., 1:, :] - x[..., :-1, :]) ** 2).mean())  # noqa: E731
+    return {"slope": slope, "sharpness": sharp(student), "target sharpness": sharp(target)}
+
+
+def teacher_states(work: Path, nfe: int, seeds: str, schedule, solver: str, threads: int):
+    """The teacher's states at the student's timestamps for `seeds` (cached in `work`)."""
+    from diffdistill.trajectories import load_cache
+
+    path = work / f"traj-{solver}-tmin{schedule.t_min}-nfe{nfe}-{seeds}.pt"
+    if not path.exists():
+        diffdistill("trajectories", "--teacher", TEACHER, "--nfe", nfe, "--afs", "true", "--solver", solver,
+                    "--K", 4, "--final-step", "force", "--thresholding", "false", "--t-min", schedule.t_min,
+                    "--t-max", schedule.t_max, "--rho", schedule.rho, "--seeds", seeds, "--out", path,
+                    threads=threads)
+    return load_cache(path)["states"].float()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nfe", type=int, nargs="+", default=[2, 3, 4, 5])
+    ap.add_argument("--model", default=MODEL, help="student checkpoint; {nfe} is filled in (default: %(default)s)")
+    ap.add_argument("--label", default="SFD", help="the students' name in the table")
+    ap.add_argument("--curve-seed-start", type=int, default=2000000)
+    ap.add_argument("--sets", type=int, default=5)
+    ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--work", default="results/benchmark-work/sfd_gap", help="the teacher's curve-seed caches")
+    config_option(ap)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    import numpy as np
+    import torch
+
+    from diffdistill.methods.sfd import student_timesteps
+    from diffdistill.precond import load_denoiser
+    from diffdistill.sampling import to_uint8
+    from diffdistill.stats import paired
+
+    from diffdistill.io import UserError
+
+    for path in [TEACHER, FEATNET, REF, *(args.model.format(nfe=n) for n in args.nfe)]:
+        if not Path(path).is_file():
+            raise UserError(f"{path}: no such file (the main job builds the teacher, the feature network, the "
+                            "reference statistics and the students: snakemake --cores all results/tables)")
+    torch.set_num_threads(args.threads)
+    cfg, schedule = validated_config(args.config), config_schedule(args.config)
+    solver = cfg["trajectories"]["solver"]
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    seeds = curve_seed_range(args)
+    u8 = lambda x: to_uint8(x).astype(np.uint8)  # noqa: E731
+    rows, steps, data = [], [], {"seeds": seeds, "solver": solver, "t_min": schedule.t_min, "nfe": {}}
+    for nfe in args.nfe:
+        states = teacher_states(work, nfe, seeds, schedule, solver, args.threads)
+        ts = [float(t) for t in student_timesteps(nfe, True, schedule)]
+        net, _ = load_denoiser(args.model.format(nfe=nfe))
+        net.eval()
+
+        def denoise(x, t):
+            with torch.inference_mode():
+                return torch.cat([net(x[k:k + 500], torch.full((len(x[k:k + 500]),), t))
+                                  for k in range(0, len(x), 500)])
+
+        target = u8(states[:, -1])
+        tgt = evaluate(target, None, args)
+        parts = decompose(denoise, states, ts)
+        for f in parts["forced"]:
+            steps.append({"NFE": nfe, "step": f"{f['t']:.3g} -> {f['t_next']:.3g}",
+                          "RMSE from the teacher's state": f["rmse"]})
+        for h in parts["hybrids"]:
+            r = evaluate(u8(h["final"]), target, args)
+            d = paired(r["fid_inf_sets"], tgt["fid_inf_sets"])
+            start = "noise (whole student)" if h["start"] == 0 else f"teacher's state at t = {h['t']:.3g}"
+            rows.append({"NFE": nfe, "student from": start, "FID inf": float(np.mean(r["fid_inf_sets"])),
+                         "- target": d["diff"], "se": d["se"], "p": d["p"], "RMSE to target": r["rmse"],
+                         "RMSE at each later timestamp": " ".join(f"{v:.3f}" for v in h["path"])})
+        data["nfe"][nfe] = {"timesteps": ts, "target FID inf": float(np.mean(tgt["fid_inf_sets"])),
+                            **contrast(parts["hybrids"][0]["final"].clamp(-1, 1), states[:, -1].clamp(-1, 1))}
+    head = "; ".join(f"NFE {n}: target {v['target FID inf']:.2f}, contrast slope {v['slope']:.4f}"
+                     for n, v in data["nfe"].items())
+    write(args.out, "sfd_gap", f"{args.label}: where the gap to the target arises (curve seeds)",
+          {"headline": head, "model": args.model, "steps": steps, **data}, rows,
+          "Paired over the curve seed sets (seeds " + seeds + ", disjoint from the evaluation seeds and the "
+          "trajectory pool). 'student from': the teacher's trajectory state the student starts from (its "
+          "analytical first step when from the noise); '- target': FID at infinite n minus the target's (the "
+          "teacher's trajectory end points on the same seeds). The first start whose row has no gap names the "
+          "step that makes it.\n\nTeacher-forced steps (one student step from the teacher's state):\n\n"
+          + markdown(steps))
+
+
+if __name__ == "__main__":
+    run(main)

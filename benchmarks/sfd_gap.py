@@ -23,6 +23,7 @@ Needs the main job's teacher, feature network and reference statistics.
 from __future__ import annotations
 
 import argparse
+import hashlib
 from pathlib import Path
 
 from .common import config_option, config_schedule, markdown, run, validated_config, write
@@ -75,13 +76,14 @@ def contrast(student, target) -> dict:
     return {"slope": slope, "sharpness": sharp(student), "target sharpness": sharp(target)}
 
 
-def teacher_states(work: Path, nfe: int, seeds: str, schedule, solver: str, threads: int):
+def teacher_states(work: Path, teacher: str, nfe: int, seeds: str, schedule, solver: str, threads: int):
     """The teacher's states at the student's timestamps for `seeds` (cached in `work`)."""
     from diffdistill.trajectories import load_cache
 
-    path = work / f"traj-{solver}-tmin{schedule.t_min}-nfe{nfe}-{seeds}.pt"
+    tag = hashlib.sha1(str(Path(teacher).resolve()).encode()).hexdigest()[:8]  # one cache per teacher file
+    path = work / f"traj-{tag}-{solver}-tmin{schedule.t_min}-nfe{nfe}-{seeds}.pt"
     if not path.exists():
-        diffdistill("trajectories", "--teacher", TEACHER, "--nfe", nfe, "--afs", "true", "--solver", solver,
+        diffdistill("trajectories", "--teacher", teacher, "--nfe", nfe, "--afs", "true", "--solver", solver,
                     "--K", 4, "--final-step", "force", "--thresholding", "false", "--t-min", schedule.t_min,
                     "--t-max", schedule.t_max, "--rho", schedule.rho, "--seeds", seeds, "--out", path,
                     threads=threads)
@@ -92,6 +94,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nfe", type=int, nargs="+", default=[2, 3, 4, 5])
     ap.add_argument("--model", default=MODEL, help="student checkpoint; {nfe} is filled in (default: %(default)s)")
+    ap.add_argument("--teacher", default=TEACHER, help="the students' teacher (default: %(default)s)")
     ap.add_argument("--label", default="SFD", help="the students' name in the table")
     ap.add_argument("--curve-seed-start", type=int, default=2000000)
     ap.add_argument("--sets", type=int, default=5)
@@ -111,7 +114,7 @@ def main():
 
     from diffdistill.io import UserError
 
-    for path in [TEACHER, FEATNET, REF, *(args.model.format(nfe=n) for n in args.nfe)]:
+    for path in [args.teacher, FEATNET, REF, *(args.model.format(nfe=n) for n in args.nfe)]:
         if not Path(path).is_file():
             raise UserError(f"{path}: no such file (the main job builds the teacher, the feature network, the "
                             "reference statistics and the students: snakemake --cores all results/tables)")
@@ -124,7 +127,7 @@ def main():
     u8 = lambda x: to_uint8(x).astype(np.uint8)  # noqa: E731
     rows, steps, data = [], [], {"seeds": seeds, "solver": solver, "t_min": schedule.t_min, "nfe": {}}
     for nfe in args.nfe:
-        states = teacher_states(work, nfe, seeds, schedule, solver, args.threads)
+        states = teacher_states(work, args.teacher, nfe, seeds, schedule, solver, args.threads)
         ts = [float(t) for t in student_timesteps(nfe, True, schedule)]
         net, _ = load_denoiser(args.model.format(nfe=nfe))
         net.eval()
@@ -152,7 +155,7 @@ def main():
     head = "; ".join(f"NFE {n}: target {v['target FID inf']:.2f}, contrast slope {v['slope']:.4f}"
                      for n, v in data["nfe"].items())
     write(args.out, "sfd_gap", f"{args.label}: where the gap to the target arises (curve seeds)",
-          {"headline": head, "model": args.model, "steps": steps, **data}, rows,
+          {"headline": head, "model": args.model, "teacher": args.teacher, "steps": steps, **data}, rows,
           "Paired over the curve seed sets (seeds " + seeds + ", disjoint from the evaluation seeds and the "
           "trajectory pool). 'student from': the teacher's trajectory state the student starts from (its "
           "analytical first step when from the noise); '- target': FID at infinite n minus the target's (the "

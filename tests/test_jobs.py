@@ -33,3 +33,14 @@ def test_the_job_table_follows_every_file_a_table_read(tmp_path, monkeypatch):
                                                      "sampling": 2, "metrics": 1}
     assert span["seconds"] == 315.0 and span["jobs"] == 6
     assert df.set_index("job kind").loc["train teacher", "process s"] == 200.0
+
+
+def test_the_dated_page_keeps_each_tables_caption():
+    """The caption says what a table's ± are (the main table's differ from vs_reference's):
+    the summary page must not drop it for its section heading."""
+    from diffdistill.jobs import summary_markdown
+
+    span = {"finished": 0, "hosts": ["h"], "cpu": "cpu", "cores": 2, "platform": "p", "git_revisions": ["abc"],
+            "versions": ["v"], "seconds": 60, "jobs": 1, "process_seconds": 60}
+    page = summary_markdown("Main job", span, [("FID", "# FID (mean ± the 95 % half-width)\n\n| a |\n|---|\n| 1 |\n")])
+    assert "## FID\n\nFID (mean ± the 95 % half-width).\n\n| a |" in page

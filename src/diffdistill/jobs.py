@@ -129,6 +129,7 @@ def summary_markdown(title: str, span: dict, sections: list[tuple[str, str]]) ->
              f"- wall clock of its jobs: {span['seconds']:.0f} s ({span['seconds'] / 60:.1f} min), {span['jobs']} jobs, "
              f"{span['process_seconds']:.0f} process seconds", ""]
     for head, text in sections:
-        body = text.split("\n", 1)[1] if text.startswith("# ") else text  # each table file's own title goes
-        lines += [f"## {head}", "", body.strip(), ""]
+        caption, body = text[2:].split("\n", 1) if text.startswith("# ") else ("", text)
+        # each table file's own title becomes the section's caption: it says what its ± are
+        lines += [f"## {head}", ""] + ([f"{caption}.", ""] if caption else []) + [body.strip(), ""]
     return "\n".join(lines)

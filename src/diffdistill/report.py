@@ -316,7 +316,7 @@ def resolution_note(records: list[dict], df: pd.DataFrame) -> str:
         k = ref.get("seed_sets", 1)
         if len(det):
             lines.append(f"Differences are paired over the {k} seed sets of {ref['num_samples']} samples that every "
-                         f"row shares (± = standard error of the mean difference; p: Student's t, {k - 1} degrees of "
+                         f"row shares (± of a difference: its standard error; p: Student's t, {k - 1} degrees of "
                          f"freedom). The smallest difference from the reference that this run calls significant "
                          f"(95 % half-width, median over the distilled rows): {det.median():.2f} FID; the difference "
                          f"it detects with 80 % power: {pw.median():.2f} FID.")

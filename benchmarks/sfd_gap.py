@@ -17,7 +17,8 @@ DPM-Solver++ cache SFD trains on) is computed for the curve seeds. Then:
 
 `--model` names the students (a `{nfe}` in it is filled in; default the main job's);
 any denoiser checkpoint with Euler steps works, for example an O2MKD x SFD router of
-full-width students (one network per step: the capacity a shared network lacks).
+full-width students (one network per step: the capacity a shared network lacks), and
+`--teacher` takes the students of another teacher (for example a wider one).
 Needs the main job's teacher, feature network and reference statistics.
 """
 from __future__ import annotations

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import tempfile
 from pathlib import Path
 
 from .common import config_option, config_schedule, markdown, run, validated_config, write
@@ -93,7 +94,7 @@ def teacher_states(work: Path, teacher: str, nfe: int, seeds: str, schedule, sol
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--nfe", type=int, nargs="+", default=[2, 3, 4, 5])
+    ap.add_argument("--nfe", type=int, nargs="+", help="the students' NFE (default: the config's sfd.nfe)")
     ap.add_argument("--model", default=MODEL, help="student checkpoint; {nfe} is filled in (default: %(default)s)")
     ap.add_argument("--teacher", default=TEACHER, help="the students' teacher (default: %(default)s)")
     ap.add_argument("--label", default="SFD", help="the students' name in the table")
@@ -101,10 +102,28 @@ def main():
     ap.add_argument("--sets", type=int, default=5)
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--work", default="results/benchmark-work/sfd_gap", help="the teacher's curve-seed caches")
+    ap.add_argument("--work", help="keep the teacher's curve-seed caches here (default: a temporary folder)")
     config_option(ap)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
+    import torch
+
+    from diffdistill.io import UserError
+
+    cfg, schedule = validated_config(args.config), config_schedule(args.config)
+    args.nfe = args.nfe or cfg["sfd"]["nfe"]
+    for path in [args.teacher, FEATNET, REF, *(args.model.format(nfe=n) for n in args.nfe)]:
+        if not Path(path).is_file():
+            raise UserError(f"{path}: no such file (the main job builds the teacher, the feature network, the "
+                            "reference statistics and the students: snakemake --cores all results/tables)")
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.work or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        measure(args, cfg, schedule, work)
+
+
+def measure(args, cfg: dict, schedule, work: Path) -> None:
     import numpy as np
     import torch
 
@@ -113,17 +132,7 @@ def main():
     from diffdistill.sampling import to_uint8
     from diffdistill.stats import paired
 
-    from diffdistill.io import UserError
-
-    for path in [args.teacher, FEATNET, REF, *(args.model.format(nfe=n) for n in args.nfe)]:
-        if not Path(path).is_file():
-            raise UserError(f"{path}: no such file (the main job builds the teacher, the feature network, the "
-                            "reference statistics and the students: snakemake --cores all results/tables)")
-    torch.set_num_threads(args.threads)
-    cfg, schedule = validated_config(args.config), config_schedule(args.config)
     solver = cfg["trajectories"]["solver"]
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
     seeds = curve_seed_range(args)
     u8 = lambda x: to_uint8(x).astype(np.uint8)  # noqa: E731
     rows, steps, data = [], [], {"seeds": seeds, "solver": solver, "t_min": schedule.t_min, "nfe": {}}

@@ -13,6 +13,7 @@ BENCHMARKS = [
     "contention",
     "featnet_sizes",
     "train_step",
+    "sfd_gap",
 ]
 
 
@@ -23,6 +24,7 @@ BENCHMARK_ARGS = {
     "scaling": "",
     "contention": "",
     "featnet_sizes": "",
+    "sfd_gap": f"--threads {ALL_CORES}",  # the main job's SFD students, on curve seeds
 }
 
 

@@ -141,18 +141,20 @@ def test_the_runner_lowers_the_rate_then_stops_complete(tmp_path):
 
 
 def test_curve_seeds_never_overlap_the_evaluation_seeds_or_the_trajectory_pool():
-    """The default config's curve seeds are disjoint from the evaluation seed sets and from
-    the largest trajectory pool; a config that makes them overlap is refused, naming both."""
+    """The default config's curve seeds are disjoint from the evaluation seed sets, from
+    the largest trajectory pool and from the seeds of fresh trajectories; a config that makes them overlap is refused, naming both."""
     import yaml
 
     from diffdistill import methods
     from diffdistill.io import UserError
 
     cfg = methods.validate(yaml.safe_load(open("config/config.yaml")))
-    spaces = list(methods.seed_spaces(cfg).values())
-    for i, a in enumerate(spaces):
-        for b in spaces[i + 1:]:
-            assert not set(a) & set(b)
+    for cache in (True, False):  # without a cache: also the range fresh trajectories draw from
+        spaces = list(methods.seed_spaces({**cfg, "trajectories": {**cfg["trajectories"], "cache": cache}}).values())
+        assert len(spaces) == 4 - cache
+        for i, a in enumerate(spaces):
+            for b in spaces[i + 1:]:
+                assert a.stop <= b.start or b.stop <= a.start, (a, b)
     with pytest.raises(UserError, match="curve seeds .* overlap|overlap the curve seeds"):
         methods.validate({**cfg, "convergence": {**cfg["convergence"], "seed_start": 10}})
     with pytest.raises(UserError, match="overlap"):

@@ -159,6 +159,9 @@ def student_model(method: str, variant_name: str = "default", nfe: int | None = 
 TEACHER = "results/teacher/model.pt"
 FEATNET = "results/featnet/model.pt"
 REF_STATS = "results/featnet/ref_stats.npz"
+# the noise seeds of fresh teacher trajectories (trajectories.cache: false), drawn at random per
+# batch: above every configured range (evaluation, pool, curve seeds start far below 2^30)
+FRESH_SEEDS = range(2 ** 30, 2 ** 31 - 1)
 O2MKD_STUDY = "ablations_o2mkd_study"  # the table of the O2MKD study's rows (learning curves, training seeds)
 CONFIG_RECIPE = "config"               # the recipe of a study router trained with the config's settings
 

@@ -17,6 +17,7 @@ from typing import Callable, Optional
 import torch
 
 from .distributed import rank_slice
+from .naming import FRESH_SEEDS
 from .io import UserError, check_memory, sha256, torch_load, torch_save, write_meta, written
 from .schedules import refine
 from .seeding import noise_for_seeds, parse_seeds
@@ -145,5 +146,5 @@ class TrajectoryBatches:
         if self.states is not None:
             idx = torch.randint(len(self.states), (batch_size,), generator=gen)
             return self.states[rank_slice(idx)]
-        seeds = torch.randint(2 ** 31 - 1, (batch_size,), generator=gen)
+        seeds = torch.randint(FRESH_SEEDS.start, FRESH_SEEDS.stop, (batch_size,), generator=gen)
         return self.make_fresh(rank_slice(seeds).tolist())

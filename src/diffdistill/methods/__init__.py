@@ -13,6 +13,7 @@ import pkgutil
 from typing import Callable
 
 from ..io import UserError
+from ..naming import FRESH_SEEDS
 
 REGISTRY: dict = {}
 
@@ -198,14 +199,16 @@ def dvc_stages() -> dict:
 def seed_spaces(cfg: dict) -> dict[str, range]:
     """The noise seeds each use draws from: the evaluation seed sets (every row), the
     trajectory pool (SFD's caches, the largest pool any ablation asks for) and the curve
-    seeds (validation curves and the plateau rule). They must not overlap: a curve
+    seeds (validation curves and the plateau rule), and the range fresh trajectories draw
+    from where there is no cache. They must not overlap: a curve
     that stops training on evaluation seeds tunes on the test set, and one on the
     trajectory pool measures the training data."""
     ev, tr, cv = cfg["eval"], cfg["trajectories"], cfg["convergence"]
     pool = max([tr["num"], *cfg["ablations"]["num"]])
     return {"evaluation seeds (eval)": range(0, ev["num_samples"] * ev["seed_sets"]),
             "trajectory pool (trajectories)": range(tr["seed_start"], tr["seed_start"] + pool),
-            "curve seeds (convergence)": range(cv["seed_start"], cv["seed_start"] + cv["samples"])}
+            "curve seeds (convergence)": range(cv["seed_start"], cv["seed_start"] + cv["samples"]),
+            **({"fresh trajectories (trajectories.cache: false)": FRESH_SEEDS} if not tr["cache"] else {})}
 
 
 def check_seed_spaces(cfg: dict) -> None:

@@ -206,10 +206,18 @@ class SFD(Method):
         return parse_variant(variant_name, cls.defaults(cfg))
 
     @classmethod
+    def cached(cls, cfg: dict, settings: dict) -> bool:
+        """Whether a student trains on a trajectory cache: where the config caches, and for
+        a variant that names its own pool size (the ablation of `num`); else fresh
+        trajectories per batch."""
+        return cfg["trajectories"]["cache"] or settings["num"] != cls.defaults(cfg)["num"]
+
+    @classmethod
     def rule_inputs(cls, cfg: dict, wildcards) -> dict:
         inputs = {"teacher": TEACHER, **curve_inputs(cfg)}
-        if cfg["trajectories"]["cache"]:
-            inputs["traj"] = cache_path(cls.cache_settings(cfg, cls.settings(cfg, wildcards.variant)), wildcards.nfe)
+        s = cls.settings(cfg, wildcards.variant)
+        if cls.cached(cfg, s):
+            inputs["traj"] = cache_path(cls.cache_settings(cfg, s), wildcards.nfe)
         return inputs
 
     @classmethod
@@ -240,9 +248,10 @@ class SFD(Method):
     def ablation_description(cfg: dict) -> str:
         d = SFD.defaults(cfg)
         iters = cfg["ablations"]["iters"] or d["iters"]
+        pool = f"a pool of {d['num']}" if cfg["trajectories"]["cache"] else "fresh"
         return (f"teacher {d['solver']} with K = {d['K']} and final step '{d['final_step']}', AFS "
-                f"{'on' if d['afs'] else 'off'}, t_min {d['t_min']}, {d['loss'].upper()} loss, {d['num']} "
-                f"trajectories, {iters} iterations")
+                f"{'on' if d['afs'] else 'off'}, t_min {d['t_min']}, {d['loss'].upper()} loss, {pool} trajectories, "
+                f"{iters} iterations")
 
     @staticmethod
     def target_cache(cfg: dict, nfe: int) -> str:

@@ -41,10 +41,11 @@ def base_recipe(cfg: dict) -> dict:
 # (batch 64; its targets were DPM-Solver++(3M)'s: --solver dpmpp3m)
 VARIANTS = {
     "default": {},
-    "old": {"num": 2000, "iters": 100, "batch_size": 64, "lr_schedule": "step", "curve_every": 0},
-    "c2000-600it": {"num": 2000, "iters": 600, "lr_schedule": "constant", "curve_every": 0},
-    "c5000-600it": {"iters": 600, "lr_schedule": "constant", "curve_every": 0},
-    "c10000": {"num": 10000},
+    "old": {"cache": True, "num": 2000, "iters": 100, "batch_size": 64, "lr_schedule": "step", "curve_every": 0},
+    "cached": {"cache": True},
+    "c2000-600it": {"cache": True, "num": 2000, "iters": 600, "lr_schedule": "constant", "curve_every": 0},
+    "c5000-600it": {"cache": True, "num": 5000, "iters": 600, "lr_schedule": "constant", "curve_every": 0},
+    "c10000": {"cache": True, "num": 10000},
     "const-2000it": {"iters": 2000, "lr_schedule": "constant", "curve_every": 0},
     "tol0.001": {"plateau_tol": 0.001},
     "decays2": {"plateau_decays": 2},

@@ -31,3 +31,11 @@ def test_every_key_appears_in_the_reference():
             yield from keys(sub, f"{prefix}{key}.")
     missing = [k for k in keys(load_schema()) if f"`{k}`" not in text]
     assert missing == []
+
+
+def test_the_default_config_is_the_link_to_params_yaml():
+    """config/config.yaml and params.yaml are one file (Snakemake reads the one, DVC tracks
+    the other): a tool that edits in place by writing a new file (sed -i) turns the link
+    into a copy, and the two then drift apart silently."""
+    link = ROOT / "config/config.yaml"
+    assert link.is_symlink() and link.resolve() == (ROOT / "params.yaml").resolve()

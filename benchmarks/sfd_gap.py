@@ -130,7 +130,7 @@ def measure(args, cfg: dict, schedule, work: Path) -> None:
     from diffdistill.methods.sfd import student_timesteps
     from diffdistill.precond import load_denoiser
     from diffdistill.sampling import to_uint8
-    from diffdistill.stats import paired
+    from diffdistill.stats import paired_rows
 
     solver = cfg["trajectories"]["solver"]
     seeds = curve_seed_range(args)
@@ -155,7 +155,7 @@ def measure(args, cfg: dict, schedule, work: Path) -> None:
                           "RMSE from the teacher's state": f["rmse"]})
         for h in parts["hybrids"]:
             r = evaluate(u8(h["final"]), target, args)
-            d = paired(r["fid_inf_sets"], tgt["fid_inf_sets"])
+            d = paired_rows(r, tgt)  # as the tables: the FID-at-infinite-n fits' own noise included
             start = "noise (whole student)" if h["start"] == 0 else f"teacher's state at t = {h['t']:.3g}"
             rows.append({"NFE": nfe, "student from": start, "FID inf": float(np.mean(r["fid_inf_sets"])),
                          "- target": d["diff"], "se": d["se"], "p": d["p"], "RMSE to target": r["rmse"],

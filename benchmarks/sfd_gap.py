@@ -29,44 +29,34 @@ import tempfile
 from pathlib import Path
 
 from .common import config_option, config_schedule, markdown, run, validated_config, write
-from .sfd_recipe import FEATNET, REF, TEACHER, curve_seed_range, diffdistill, evaluate
+from .sfd_recipe import FEATNET, REF, TEACHER, cache, curve_seed_range, evaluate
 
 MODEL = "results/students/sfd/default/nfe{nfe}/model.pt"
 
 
-def rmse(a, b) -> float:
-    """Mean over images of the per-image RMSE, in [-1, 1] pixel units."""
-    return float(((a - b) ** 2).flatten(1).mean(1).sqrt().mean())
-
-
 def decompose(denoise, states, ts, afs: bool = True) -> dict:
     """Teacher-forced steps and hybrids of a student `denoise(x, t)` against the teacher's
-    `states` [n, len(ts), ...] at the student's timestamps `ts`.
+    `states` [n, len(ts), ...] at the student's timestamps `ts`, each run by the solvers'
+    one driver (Euler).
 
     Returns {"forced": [RMSE of step i from the teacher's state i, for each network step],
     "hybrids": [{"start": j, "final": end points, "path": [RMSE to the teacher at
     timestamps j+1 ..]} for each start j]}. With AFS, step 0 is analytical: it has no
     teacher-forced entry, and start 0 takes it from the teacher's first state (the noise).
     """
-    import torch
-
-    from diffdistill.solvers import afs_denoised, euler
-
-    def step(x, i):
-        d = afs_denoised(x, torch.tensor(ts[i])) if afs and i == 0 else denoise(x, ts[i])
-        return euler(x, ts[i], ts[i + 1], d)
+    from diffdistill.curves import rmse
+    from diffdistill.solvers import sample
 
     n = len(ts) - 1
-    first = 1 if afs else 0
-    forced = [{"step": i, "t": ts[i], "t_next": ts[i + 1], "rmse": rmse(step(states[:, i], i), states[:, i + 1])}
-              for i in range(first, n)]
+    forced = [{"step": i, "t": ts[i], "t_next": ts[i + 1],
+               "rmse": rmse(sample(denoise, states[:, i], ts[i:i + 2]), states[:, i + 1])}
+              for i in range(1 if afs else 0, n)]
     hybrids = []
     for j in range(n):
-        x, path = states[:, j], []
-        for i in range(j, n):
-            x = step(x, i)
-            path.append(rmse(x, states[:, i + 1]))
-        hybrids.append({"start": j, "t": ts[j], "final": x, "path": path})
+        path = []
+        final = sample(denoise, states[:, j], ts[j:], afs=afs and j == 0,
+                       callback=lambda i, x, t, t_next, d, x_next: path.append(rmse(x_next, states[:, j + i + 1])))
+        hybrids.append({"start": j, "t": ts[j], "final": final, "path": path})
     return {"forced": forced, "hybrids": hybrids}
 
 
@@ -79,16 +69,13 @@ def contrast(student, target) -> dict:
 
 
 def teacher_states(work: Path, teacher: str, nfe: int, seeds: str, schedule, solver: str, threads: int):
-    """The teacher's states at the student's timestamps for `seeds` (cached in `work`)."""
+    """The teacher's states at the student's timestamps for `seeds` (cached in `work`, one
+    folder per teacher file, solver and t_min)."""
     from diffdistill.trajectories import load_cache
 
-    tag = hashlib.sha1(str(Path(teacher).resolve()).encode()).hexdigest()[:8]  # one cache per teacher file
-    path = work / f"traj-{tag}-{solver}-tmin{schedule.t_min}-nfe{nfe}-{seeds}.pt"
-    if not path.exists():
-        diffdistill("trajectories", "--teacher", teacher, "--nfe", nfe, "--afs", "true", "--solver", solver,
-                    "--K", 4, "--final-step", "force", "--thresholding", "false", "--t-min", schedule.t_min,
-                    "--t-max", schedule.t_max, "--rho", schedule.rho, "--seeds", seeds, "--out", path,
-                    threads=threads)
+    tag = hashlib.sha1(str(Path(teacher).resolve()).encode()).hexdigest()[:8]
+    path = cache(work / f"{tag}-{solver}-tmin{schedule.t_min}", nfe, seeds, threads, teacher=teacher,
+                 schedule=schedule, solver=solver)
     return load_cache(path)["states"].float()
 
 
@@ -144,7 +131,7 @@ def measure(args, cfg: dict, schedule, work: Path) -> None:
 
         def denoise(x, t):
             with torch.inference_mode():
-                return torch.cat([net(x[k:k + 500], torch.full((len(x[k:k + 500]),), t))
+                return torch.cat([net(x[k:k + 500], torch.full((len(x[k:k + 500]),), float(t)))
                                   for k in range(0, len(x), 500)])
 
         target = u8(states[:, -1])

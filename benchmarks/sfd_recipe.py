@@ -74,15 +74,20 @@ def diffdistill(*argv, threads: int) -> None:
 SOLVER = {"name": "dpmpp2m"}  # the teacher's solver of the targets (--solver)
 
 
-def teacher_flags(nfe: int) -> list:
-    return ["--teacher", TEACHER, "--nfe", nfe, "--afs", "true", "--solver", SOLVER["name"], "--K", 4,
-            "--final-step", "force", "--thresholding", "false"]
+def teacher_flags(nfe: int, teacher: str = TEACHER, schedule=None, solver: str | None = None) -> list:
+    """The teacher's trajectory settings of SFD's students (the schedule: the CLI's
+    default unless given)."""
+    sched = ["--t-min", schedule.t_min, "--t-max", schedule.t_max, "--rho", schedule.rho] if schedule else []
+    return ["--teacher", teacher, "--nfe", nfe, "--afs", "true", "--solver", solver or SOLVER["name"], "--K", 4,
+            "--final-step", "force", "--thresholding", "false", *sched]
 
 
-def cache(out: Path, nfe: int, seeds: str, threads: int) -> Path:
+def cache(out: Path, nfe: int, seeds: str, threads: int, **teacher) -> Path:
+    """The teacher's trajectory cache for `seeds` in `out`, built once (`teacher`: the
+    other arguments of teacher_flags)."""
     path = out / f"traj-nfe{nfe}-{seeds}.pt"
     if not path.exists():
-        diffdistill("trajectories", *teacher_flags(nfe), "--seeds", seeds, "--out", path, threads=threads)
+        diffdistill("trajectories", *teacher_flags(nfe, **teacher), "--seeds", seeds, "--out", path, threads=threads)
     return path
 
 

@@ -95,13 +95,14 @@ def train(out: Path, name: str, nfe: int, v: dict, args) -> Path:
     model = out / name / "model.pt"
     if model.exists():
         return model
-    flags = [*teacher_flags(nfe), "--loss", "l1", "--pool", v["num"], "--seed-start", 100000,
+    flags = [*teacher_flags(nfe, schedule=args.schedule), "--loss", "l1", "--pool", v["num"], "--seed-start", 100000,
              "--iters", v["iters"], "--batch-size", v["batch_size"], "--lr", v["lr"], "--lr-schedule",
              v["lr_schedule"], "--ema", "null" if v["ema"] is None else v["ema"], "--seed", v.get("seed", 0),
              "--ckpt-every", 100000, "--out", model, "--tensorboard-dir", out / name / "tb"]
     flags += [x for k in ("plateau_tol", "plateau_decays") if k in v for x in (f"--{k.replace('_', '-')}", v[k])]
     if v["cache"]:
-        flags += ["--trajectories", cache(out, nfe, f"100000-{100000 + v['num'] - 1}", args.threads)]
+        flags += ["--trajectories", cache(out, nfe, f"100000-{100000 + v['num'] - 1}", args.threads,
+                                          schedule=args.schedule)]
     if v["curve_every"]:
         flags += ["--curve-out", out / name / "fid_curve.json", "--curve-every", v["curve_every"], "--ref", REF,
                   "--featnet", FEATNET, "--curve-seed-start", args.curve_seed_start + args.sets * args.n]
@@ -157,6 +158,7 @@ def main():
     args = ap.parse_args()
     cfg = validated_config(args.config)
     base, schedule = base_recipe(cfg), config_schedule(args.config)
+    args.schedule = schedule  # the targets, the training and the sampling all follow the config's schedule
     args.solver = args.solver or cfg["trajectories"]["solver"]
     import numpy as np
     import torch
@@ -168,10 +170,10 @@ def main():
 
     torch.set_num_threads(args.threads)
     SOLVER["name"] = args.solver
-    work = Path(args.work) / f"{args.solver}-nfe{args.nfe}"
+    work = Path(args.work) / f"{args.solver}-nfe{args.nfe}-tmin{schedule.t_min}-rho{schedule.rho}"
     work.mkdir(parents=True, exist_ok=True)
     seeds = curve_seed_range(args)
-    target = to_uint8(load_cache(cache(work, args.nfe, seeds, args.threads))["states"][:, -1]).astype(np.uint8)
+    target = to_uint8(load_cache(cache(work, args.nfe, seeds, args.threads, schedule=schedule))["states"][:, -1]).astype(np.uint8)
     results = {"target": evaluate(target, None, args)}
     for name in args.variants:
         v = {**base, **VARIANTS[name]}

@@ -169,3 +169,24 @@ def test_ablation_rows_carry_the_training_noise_of_both_models():
     assert d["se"] == pytest.approx(math.sqrt(plain["se"] ** 2 + 2 * s_train ** 2))
     one, _ = ablation_table([recs[0], recs[2]])
     assert "training noise not measured" in one.set_index("value").loc["l2", "significance"]
+
+
+def test_a_papers_effect_is_carried_to_our_scale_through_the_same_rows():
+    """Where the paper gives the effect, the claim's X target is half of it carried to our
+    scale: the same fraction of a row both have (here our DPM-Solver++(3M) at NFE 5 sits
+    3.0 above our reference; the paper's smallest gap is 0.889 of that sampler's excess),
+    not 10 % of our SFD student."""
+    from diffdistill.claims import Data, claim_effect
+
+    recs = [_row("reference", "teacher", "reference", 35, 6.0), _row("sfd", "sfd", "distilled", 2, 10.0)]
+    recs += [_row("teacher-dpmpp3m-afs/nfe5", "teacher", "baseline", 5, 9.0, label="teacher DPM-Solver++(3M), AFS")]
+    d = Data(recs)
+    beats = next(c for c in CLAIMS if c.claim.startswith("SFD beats training-free"))
+    assert claim_effect(beats, d) == pytest.approx((24.97 - 4.53) / (24.97 - 1.97) * 3.0)
+    afs = next(c for c in CLAIMS if c.claim == "AFS helps")  # no published effect: 10 % of SFD at NFE 2
+    assert claim_effect(afs, d) == pytest.approx(1.0)
+    got = claims(recs).set_index("claim").loc[beats.claim, "X target"]
+    assert got == f"{(24.97 - 4.53) / (24.97 - 1.97) * 3.0 / 2:.2f} FID", got
+    pd = next(c for c in CLAIMS if c.claim.startswith("PD halves"))  # the smallest DDIM halving loss: 10
+    frac = ((15.69 - 2.57) / 2 - (3.00 - 2.57)) / (15.69 - 2.57)
+    assert claim_effect(pd, Data(_pd_chain([0.5, 1.0, 9.0], [10.0, 20.0, 1.0]))) == pytest.approx(frac * 10.0)

@@ -10,9 +10,11 @@ from conftest import ROOT
 sys.path.insert(0, str(ROOT))
 from benchmarks import sfd_recipe  # noqa: E402
 from diffdistill.cli import build_parser  # noqa: E402
+from diffdistill.schedules import Schedule  # noqa: E402
 
 BASE = sfd_recipe.base_recipe(sfd_recipe.validated_config())  # the recipe every variant changes
-ARGS = argparse.Namespace(threads=1, curve_seed_start=2000000, sets=5, n=300)
+SCHEDULE = Schedule(t_min=0.02, t_max=80.0, rho=5.0)  # not the CLI's defaults: they must come from the config
+ARGS = argparse.Namespace(threads=1, curve_seed_start=2000000, sets=5, n=300, schedule=SCHEDULE)
 
 
 @pytest.mark.parametrize("name", list(sfd_recipe.VARIANTS))
@@ -24,6 +26,7 @@ def test_each_variant_trains_with_flags_the_cli_accepts(name, tmp_path, monkeypa
     train = calls[-1]
     assert train[:2] == ["train", "sfd"], calls
     parsed = build_parser().parse_args(train)  # an unknown flag or a bad value exits here
+    assert (parsed.t_min, parsed.rho) == (SCHEDULE.t_min, SCHEDULE.rho)  # the config's schedule, not the CLI's
     for key, value in sfd_recipe.VARIANTS[name].items():
         attr = {"num": "pool", "cache": "trajectories"}.get(key, key)
         got = getattr(parsed, attr, None)
@@ -35,4 +38,6 @@ def test_each_variant_trains_with_flags_the_cli_accepts(name, tmp_path, monkeypa
             assert got == value, (name, key, got, value)
     if v["cache"]:  # the pool's trajectory cache is built first, for the pool's seeds
         assert calls[0][0] == "trajectories" and f"100000-{100000 + v['num'] - 1}" in calls[0]
+        cache = build_parser().parse_args(calls[0])
+        assert (cache.t_min, cache.rho) == (SCHEDULE.t_min, SCHEDULE.rho)
 

@@ -37,9 +37,10 @@ RULE = ("Verdicts: differences are paired over the evaluation seed sets (Student
         "against it; *no effect larger than X*: neither, and the 90 % interval excludes effects in the claim's "
         "direction beyond X (the '80 % power' column: the effect the comparison detects with 80 % power); "
         "*not measured*: missing. Each rule gives *holds* on the paper's own numbers (its evidence column). "
-        "'X target': half the effect each claim is about, fixed before the run (a ratio bound's distance from 1; "
-        "else 10 % of the default SFD student's FID at infinite n at NFE 2); 'seed sets to reach it': the sets "
-        "whose interval would reach it, the half-width shrinking as 1 / sqrt(sets).")
+        "'X target': half the effect each claim is about, fixed before the run: where the paper gives the effect, "
+        "carried to our scale through the same rows (a fraction of a row the paper and we both have); for a ratio "
+        "bound, its distance from 1; else 10 % of the default SFD student's FID at infinite n at NFE 2. 'seed sets "
+        "to reach it': the sets whose interval would reach it, the half-width shrinking as 1 / sqrt(sets).")
 NOT_MEASURED = "not measured"
 
 
@@ -77,6 +78,7 @@ class Claim:
     ours: Callable        # ours(data) -> (text, values) or None
     test_kind: str = "difference"    # difference (FID), ratio (its bound: ratio_bound) or none (no target X)
     ratio_bound: float = float("nan")
+    carry: Callable | None = None    # carry(data) -> the paper's effect on our scale, in the test's units
 
 
 def verdict(t: Test, p_adjusted: float) -> str:
@@ -240,6 +242,42 @@ def rounds_keep_half(down_to: int) -> Callable:
     return test
 
 
+# -- the papers' effects on our scale ------------------------------------------------------
+# A paper's effect is a fraction of a row it shares with ours (the teacher, a training-free
+# sampler); the same fraction of our row is the effect on our scale. Only the papers'
+# numbers enter the fractions.
+EDM_TEACHER = 1.97  # EDM's CIFAR-10 teacher at 35 NFE, SFD's (METHODS: the papers' student/teacher ratio)
+SFD_2, DPMPP3M_5 = 4.53, 24.97  # SFD at NFE 2 and DPM-Solver++(3M) at NFE 5, SFD's table
+PD_8, PD_4, DDIM_10 = 2.57, 3.00, 15.69  # PD's rounds 8 -> 4 and DDIM at 10 steps (DDIM at 4 is worse still)
+PROTO_FORCE, PROTO_DPM, PROTO_TEACHER = 1.95, 6.37, 2.10  # the digits prototype's FDs (lower order forced / not)
+
+
+def _carry_sfd_vs_solvers(d: "Data") -> float:
+    """The paper's smallest gap (SFD at NFE 2 against DPM-Solver++(3M) at NFE 5) as a
+    fraction of that sampler's excess over the teacher, times our sampler's excess over
+    our reference."""
+    row = d.by_name.get("teacher-dpmpp3m-afs/nfe5") or d.by_name.get("teacher-dpmpp3m/nfe5")
+    if row is None or d.ref is None:
+        return float("nan")
+    return (DPMPP3M_5 - SFD_2) / (DPMPP3M_5 - EDM_TEACHER) * (row[Q] - d.ref[Q])
+
+
+def _carry_pd(d: "Data") -> float:
+    """The paper's round 8 -> 4 keeps (DDIM's loss / 2 - PD's loss) of DDIM's halving loss
+    (at least 15.69 - 2.57; DDIM at 4 steps is worse than at 10): that fraction of our
+    smallest DDIM halving loss among the claim's rounds."""
+    frac = ((DDIM_10 - PD_8) / 2 - (PD_4 - PD_8)) / (DDIM_10 - PD_8)
+    got = _pd_rounds(d)
+    losses = [r["ddim_loss"] for r in got[1]["rounds"] if r["to"] >= 4] if got else []
+    return frac * min(losses) if losses else float("nan")
+
+
+def _carry_final_step(d: "Data") -> float:
+    """The prototype's gain from forced lower-order final steps as a fraction of its
+    teacher's FD, times our reference's FID at infinite n."""
+    return (PROTO_DPM - PROTO_FORCE) / PROTO_TEACHER * d.ref[Q] if d.ref is not None else float("nan")
+
+
 # -- our measurements -----------------------------------------------------------------
 
 def _pm(s: dict) -> str:
@@ -341,7 +379,7 @@ def _pd_rounds(d: Data):
         e = _combination([(rb, 1.0), (ra, -0.5), (ddim, -0.5)])
         zero = {Q: 0.0, f"{Q}_sets": [0.0] * len(e[f"{Q}_sets"]),
                 **({"fid_bias_draws": [0.0] * len(e["fid_bias_draws"])} if "fid_bias_draws" in e else {})}
-        rounds.append({"from": a, "to": b, "e": stats.paired_rows(e, zero)})
+        rounds.append({"from": a, "to": b, "e": stats.paired_rows(e, zero), "ddim_loss": ddim[Q] - ra[Q]})
         parts.append(f"{a}->{b}: {rb[Q] - ra[Q]:+.2f} vs DDIM's {ddim[Q] - ra[Q]:+.2f}")
     if not rounds:
         return None
@@ -414,7 +452,8 @@ CLAIMS = [
           "SFD NFE 2/3/4/5: 4.53/3.58/3.24/3.06 vs DPM-Solver++(3M) NFE 5: 24.97 (CIFAR-10); beyond NFE 5 the "
           "training-free samplers win (DPM-Solver++(3M) NFE 10: 3.00)",
           "every training-free sampler at every NFE j in k..5 minus SFD at NFE k (k = 2..5), paired, > 0",
-          each_better, {"ds": [exact(24.97 - x) for x in (4.53, 3.58, 3.24, 3.06)]}, _sfd_vs_solvers),
+          each_better, {"ds": [exact(DPMPP3M_5 - x) for x in (SFD_2, 3.58, 3.24, 3.06)]}, _sfd_vs_solvers,
+          carry=_carry_sfd_vs_solvers),
     Claim("SFD fine-tunes far faster than PD at equal quality", "0.64 A100 h (SFD, NFE 2: 4.53) vs ~171 h (PD, NFE 2: "
           "4.51): ~267x", "PD / SFD wall clock to the same NFE-2 FID; holds above 2x", faster,
           {"ratio": 171 / 0.64, "exact": True}, _benchmark, test_kind="none"),
@@ -445,14 +484,14 @@ CLAIMS = [
           "is above its 15.69 at 10 steps (+13.1 or more); 2 and 1 steps, beyond the claim: 4.51, 9.12",
           "each round ending at 4 steps or more: student minus its teacher at most half of what DDIM loses halving "
           "the same teacher's steps (paired, one-sided, every round)", rounds_keep_half(4),
-          {"rounds": [{"from": 8, "to": 4, "e": exact(3.00 - 2.57 / 2 - 15.69 / 2)}]}, _pd_rounds),
+          {"rounds": [{"from": 8, "to": 4, "e": exact(PD_4 - PD_8 / 2 - DDIM_10 / 2)}]}, _pd_rounds, carry=_carry_pd),
     Claim("O2MKD beats one-to-one KD at equal cost per step", "comparison with one-to-one KD (numbers not public)",
           "FID inf(one-to-one KD) - FID inf(O2MKD, N from the config), paired over the evaluation seed sets and the "
           "training seeds of the O2MKD study (results/ablations), > 0; without the study: not measured",
           better, None, _o2mkd),
     Claim("Ours: the teacher's lower-order final steps matter", "a digits prototype: forced lower order 1.95 vs "
           "DPM-Solver convention 6.37", "FID inf(final step 'dpm') - FID inf('force'), paired, > 0", better,
-          {"d": exact(6.37 - 1.95)}, _ablation("teacher final step", "dpm")),
+          {"d": exact(PROTO_DPM - PROTO_FORCE)}, _ablation("teacher final step", "dpm"), carry=_carry_final_step),
 ]
 
 
@@ -475,9 +514,12 @@ def claims(records: list[dict], benchmark: str | None = None, o2mkd_students: in
 
 
 def claim_effect(c: Claim, d: Data) -> float:
-    """The effect a claim is about, in its test's units, fixed before the run: a ratio
-    bound's distance from 1; otherwise 10 % of the default SFD student's FID at infinite
-    n at NFE 2 (none of these claims publishes an effect on a scale ours can carry)."""
+    """The effect a claim is about, in its test's units, fixed before the run: the paper's
+    effect carried to our scale where the paper gives one; a ratio bound's distance from
+    1; otherwise 10 % of the default SFD student's FID at infinite n at NFE 2."""
+    if c.carry is not None:
+        e = c.carry(d)
+        return e if e == e and e > 0 else float("nan")
     if c.test_kind == "ratio":
         return c.ratio_bound - 1
     sfd2 = d.rows("sfd").get(2)

@@ -59,6 +59,15 @@ def config_schedule(config_file: str = "config/config.yaml"):
     return Schedule.from_config(validated_config(config_file))
 
 
+def sfd_schedule(config_file: str = "config/config.yaml"):
+    """The SFD students' schedule in a config file: its `schedule` with `sfd.t_last`
+    (their grid and their targets' timestamps)."""
+    from diffdistill.methods.sfd import SFD
+
+    cfg = validated_config(config_file)
+    return SFD.schedule(cfg, SFD.defaults(cfg))
+
+
 def median_seconds(fn, warmup: int = 1, repeats: int = 5) -> float:
     """Median wall time of `fn()` after `warmup` untimed calls."""
     for _ in range(warmup):

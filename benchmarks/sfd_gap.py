@@ -28,7 +28,7 @@ import hashlib
 import tempfile
 from pathlib import Path
 
-from .common import config_option, config_schedule, markdown, run, validated_config, write
+from .common import config_option, markdown, run, sfd_schedule, validated_config, write
 from .sfd_recipe import FEATNET, REF, TEACHER, cache, curve_seed_range, evaluate
 
 MODEL = "results/students/sfd/default/nfe{nfe}/model.pt"
@@ -74,7 +74,8 @@ def teacher_states(work: Path, teacher: str, nfe: int, seeds: str, schedule, sol
     from diffdistill.trajectories import load_cache
 
     tag = hashlib.sha1(str(Path(teacher).resolve()).encode()).hexdigest()[:8]
-    path = cache(work / f"{tag}-{solver}-tmin{schedule.t_min}", nfe, seeds, threads, teacher=teacher,
+    path = cache(work / f"{tag}-{solver}-tmin{schedule.t_min}-tlast{schedule.t_last}", nfe, seeds, threads,
+                 teacher=teacher,
                  schedule=schedule, solver=solver)
     return load_cache(path)["states"].float()
 
@@ -97,7 +98,7 @@ def main():
 
     from diffdistill.io import UserError
 
-    cfg, schedule = validated_config(args.config), config_schedule(args.config)
+    cfg, schedule = validated_config(args.config), sfd_schedule(args.config)
     args.nfe = args.nfe or cfg["sfd"]["nfe"]
     for path in [args.teacher, FEATNET, REF, *(args.model.format(nfe=n) for n in args.nfe)]:
         if not Path(path).is_file():

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import config_option, config_schedule, run, validated_config, write
+from .common import config_option, run, sfd_schedule, validated_config, write
 
 TEACHER, FEATNET, REF = "results/teacher/model.pt", "results/featnet/model.pt", "results/featnet/ref_stats.npz"
 
@@ -77,7 +77,7 @@ SOLVER = {"name": "dpmpp2m"}  # the teacher's solver of the targets (--solver)
 def teacher_flags(nfe: int, teacher: str = TEACHER, schedule=None, solver: str | None = None) -> list:
     """The teacher's trajectory settings of SFD's students (the schedule: the CLI's
     default unless given)."""
-    sched = ["--t-min", schedule.t_min, "--t-max", schedule.t_max, "--rho", schedule.rho] if schedule else []
+    sched = [x for k, v in schedule.to_dict().items() for x in (f"--{k.replace('_', '-')}", v)] if schedule else []
     return ["--teacher", teacher, "--nfe", nfe, "--afs", "true", "--solver", solver or SOLVER["name"], "--K", 4,
             "--final-step", "force", "--thresholding", "false", *sched]
 
@@ -157,7 +157,7 @@ def main():
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     cfg = validated_config(args.config)
-    base, schedule = base_recipe(cfg), config_schedule(args.config)
+    base, schedule = base_recipe(cfg), sfd_schedule(args.config)
     args.schedule = schedule  # the targets, the training and the sampling all follow the config's schedule
     args.solver = args.solver or cfg["trajectories"]["solver"]
     import numpy as np
@@ -170,10 +170,12 @@ def main():
 
     torch.set_num_threads(args.threads)
     SOLVER["name"] = args.solver
-    work = Path(args.work) / f"{args.solver}-nfe{args.nfe}-tmin{schedule.t_min}-rho{schedule.rho}"
+    work = Path(args.work) / "-".join([f"{args.solver}-nfe{args.nfe}",
+                                       *(f"{k}{v}" for k, v in schedule.to_dict().items())])
     work.mkdir(parents=True, exist_ok=True)
     seeds = curve_seed_range(args)
-    target = to_uint8(load_cache(cache(work, args.nfe, seeds, args.threads, schedule=schedule))["states"][:, -1]).astype(np.uint8)
+    target = to_uint8(load_cache(cache(work, args.nfe, seeds, args.threads, schedule=schedule))["states"][:, -1])
+    target = target.astype(np.uint8)
     results = {"target": evaluate(target, None, args)}
     for name in args.variants:
         v = {**base, **VARIANTS[name]}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import config_option, config_schedule, run, write
+from .common import config_option, config_schedule, run, sfd_schedule, write
 from .sfd_recipe import FEATNET, REF, TEACHER, evaluate
 
 
@@ -39,7 +39,8 @@ def main():
     from diffdistill.trajectories import generate
 
     torch.set_num_threads(args.threads)
-    schedule = config_schedule(args.config)
+    schedule = config_schedule(args.config)  # the reference's (Heun 35)
+    students = sfd_schedule(args.config)     # the targets' timestamps: the SFD students'
     seeds = list(range(args.curve_seed_start, args.curve_seed_start + args.sets * args.n))
     teacher, spec = load_teacher(TEACHER)
     shape = image_shape(spec)
@@ -50,7 +51,7 @@ def main():
     for pair in args.solvers:
         solver, K = pair.split(":")
         for nfe in args.nfe:
-            ts = student_timesteps(nfe, True, schedule)
+            ts = student_timesteps(nfe, True, students)
             with torch.inference_mode():
                 states = generate(teacher, seeds, ts, int(K), solver, "force", False, schedule.rho, 500, shape,
                                   progress=False)

@@ -79,7 +79,7 @@ def test_workflow_flags_have_no_default_that_differs_from_the_schema(tmp_path, c
     commands = re.findall(r"diffdistill ((?:train \w+|[\w-]+)) (.*?) 2>", r.stdout)
     assert {c for c, _ in commands} >= {f"train {m}" for m in TRAINING if m != "teacher"} | {"sample", "fid"}
     unkeyed_ok = {"--teacher", "--trajectories", "--curve-out", "--ref", "--featnet", "--model", "--seeds", "--row",
-                  "--samples", "--png", "--solver", "--nfe", "--afs", "--grid", "--t-min", "--t-max", "--rho",
+                  "--samples", "--png", "--solver", "--nfe", "--afs", "--grid", "--t-min", "--t-max", "--rho", "--t-last",
                   "--threads", "--quiet", "--out", "--floor-out", "--models", "--teacher-afs", "--default", "--profile", "--floor", "--seed-sets", "--noise-floor", "--rows",
                   "--teacher-samples", "--teacher-features", "--features-out",
                   "--plateau-tol"}  # convergence.tol of the method's monitored value

@@ -46,7 +46,7 @@ def test_cache_names_round_trip_and_name_what_shapes_them():
     cfg = _config()
     settings = SFD.cache_settings(cfg, SFD.defaults(cfg))
     name = naming.cache_name(settings)
-    assert name == "fromteacher-solverdpmpp2m-K4-finalforce-thr0-tmin0.006-tmax80-rho7-afs1-tafs0-n5000-s100000"
+    assert name == "fromteacher-solverdpmpp2m-K4-finalforce-thr0-tmin0.006-tmax80-rho7-tlast0.6699-afs1-tafs0-n5000-s100000"
     assert naming.parse_cache(name) == settings
     assert naming.source_model(naming.parse_cache(name)["source"]) == naming.TEACHER
     assert naming.source_model("sfdnfe5") == "results/students/sfd/default/nfe5/model.pt"
@@ -124,3 +124,43 @@ def test_every_sfd_nfe_has_its_target_row_on_the_evaluation_seeds(name):
         if r.family == "pd":
             teacher = rs[r.meta["target"]]
             assert teacher.nfe == 2 * r.nfe and teacher.family == "pd"
+
+
+def test_t_last_names_its_caches_and_reaches_every_sfd_familys_training_flags():
+    """sfd.t_last is in the caches' names (a plain schedule's names keep their old form), in
+    the training flags of SFD, SFD-v and O2MKD x SFD, and the second stage's stage-1
+    student is SFD's on the paper's ramp (a variant tlast0), whose cache it names."""
+    from types import SimpleNamespace
+
+    from diffdistill import methods
+    from diffdistill.methods.o2sfd import O2SFD
+    from diffdistill.methods.sfd2 import SFD2
+    from diffdistill.methods.sfdv import SFDV
+
+    cfg = _config()
+    cfg["sfd"]["t_last"] = 0.6699
+    d = SFD.defaults(cfg)
+    name = naming.cache_name(SFD.cache_settings(cfg, d))
+    assert "-tlast0.6699-" in name and naming.parse_cache(name)["t_last"] == 0.6699
+    plain = naming.cache_name(SFD.cache_settings(cfg, {**d, "t_last": 0.0}))
+    assert "tlast" not in plain and naming.parse_cache(plain).get("t_last") is None
+    inp = SimpleNamespace(teacher="t.pt", ref="r.npz", traj=["a.pt"], get=lambda k: None)
+    out = SimpleNamespace(curve="c.json")
+    for cls, wc in ((SFD, SimpleNamespace(variant="default", nfe="3")), (SFDV, None),
+                    (O2SFD, SimpleNamespace(variant="n3", nfe="3"))):
+        text = methods.cli_flags(cls.name, cfg, **cls.rule_values(cfg, wc, inp, out)).split()
+        assert text[text.index("--t-last") + 1] == "0.6699", cls.name
+    assert SFD2.rule_inputs(cfg)["teacher"] == "results/students/sfd/tlast0/nfe5/model.pt"
+    src = naming.parse_cache(SFD2.cache(cfg).split("/")[-3])["source"]
+    assert naming.source_model(src) == "results/students/sfd/tlast0/nfe5/model.pt"
+    cfg["sfd"]["t_last"] = 0.0
+    assert SFD2.rule_inputs(cfg)["teacher"] == "results/students/sfd/default/nfe5/model.pt"
+
+
+@pytest.mark.parametrize("t_last, match", [(100.0, "sfd.t_last: 100.0 is not between"),
+                                           (0.01, "ablations.t_min: 0.02 is not below sfd.t_last 0.01")])
+def test_a_t_last_out_of_range_is_one_line_naming_its_key(t_last, match):
+    cfg = _config()
+    cfg["sfd"]["t_last"] = t_last
+    with pytest.raises(UserError, match=match):
+        SFD.check_config(cfg)

@@ -88,3 +88,41 @@ def test_a_row_samples_and_its_metrics_job_checks_the_same_seeds(tmp_path, cli_e
     fid = next(c for c in cmds if c.startswith("diffdistill fid"))
     seeds = sample.split("--seeds ")[1].split()[0]
     assert seeds == "0-399" and f"--seeds {seeds}" in fid  # test.yaml: 2 seed sets of 200
+
+
+def test_t_last_puts_every_nfes_last_step_at_t_last():
+    """With t_last the grid ramps from t_max to t_last (uniform in t^(1/rho)) and steps once
+    to t_min: at NFE 2 with the paper's NFE-2 value (0.6699) it is the paper's NFE-2 grid,
+    at every NFE the last network evaluation is at t_last; 0 keeps the paper's grids."""
+    from diffdistill.methods.sfd import student_timesteps
+
+    plain, last = Schedule(**SCHED), Schedule(**SCHED, t_last=0.6699)
+    assert student_timesteps(2, True, last).tolist() == pytest.approx([80.0, 10.9293, 0.6699, 0.006], abs=1e-4)
+    assert student_timesteps(3, True, plain).tolist() == pytest.approx([80.0, 19.0034, 3.1071, 0.2683, 0.006],
+                                                                       abs=1e-4)
+    for nfe in (3, 4, 5):
+        ts = student_timesteps(nfe, True, last)
+        assert len(ts) == nfe + 2 and ts[-2].item() == pytest.approx(0.6699) and ts[-1].item() == 0.006
+        u = ts[:-1] ** (1 / 7)
+        assert torch.allclose(u[1:] - u[:-1], (u[1] - u[0]).expand(nfe), rtol=1e-9)
+    # 5 timestamps from 80 to 0.6699: the paper's NFE-5 grid without its 0.0936
+    assert student_timesteps(4, True, last).tolist() == pytest.approx([80.0, 31.7298, 10.9293, 3.1071, 0.6699,
+                                                                       0.006], abs=2e-4)
+    with pytest.raises(UserError, match="t_min < t_last < t_max"):
+        Schedule(**SCHED, t_last=0.001)
+
+
+def test_t_last_travels_with_the_schedule_and_is_left_out_when_off():
+    """t_last round-trips through flags, a checkpoint's recipe and the CLI; off (0) it is
+    in none of them, so the plain schedule's names and recipes stay as they were."""
+    last = Schedule(t_min=0.02, t_max=40.5, rho=5.0, t_last=0.5)
+    args = _parse(["trajectories", "--teacher", "t.pt", "--nfe", "2", "--seeds", "0-3", "--out", "o.pt",
+                   *last.to_flags().split()])
+    assert Schedule.from_args(args) == last
+    r = Recipe(solver="euler", nfe=3, afs=True, grid="edm", final_step="force", schedule=last)
+    assert Recipe.from_dict(r.to_dict()) == r and r.to_dict()["t_last"] == 0.5
+    plain = dataclasses.replace(last, t_last=0.0)
+    assert "t_last" not in plain.to_dict() and "--t-last" not in plain.to_flags()
+    base = Recipe(solver="euler", nfe=3, afs=True, grid="edm", final_step="force", schedule=last)
+    given = _parse(["sample", "--model", "m.pt", "--seeds", "0-3", "--out", "s.npz", "--nfe", "4"])
+    assert Recipe.from_args(given, base).schedule == last  # a checkpoint's t_last is kept when not given

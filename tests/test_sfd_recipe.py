@@ -13,7 +13,7 @@ from diffdistill.cli import build_parser  # noqa: E402
 from diffdistill.schedules import Schedule  # noqa: E402
 
 BASE = sfd_recipe.base_recipe(sfd_recipe.validated_config())  # the recipe every variant changes
-SCHEDULE = Schedule(t_min=0.02, t_max=80.0, rho=5.0)  # not the CLI's defaults: they must come from the config
+SCHEDULE = Schedule(t_min=0.02, t_max=80.0, rho=5.0, t_last=0.5)  # not the CLI's defaults: from the config
 ARGS = argparse.Namespace(threads=1, curve_seed_start=2000000, sets=5, n=300, schedule=SCHEDULE)
 
 
@@ -26,7 +26,8 @@ def test_each_variant_trains_with_flags_the_cli_accepts(name, tmp_path, monkeypa
     train = calls[-1]
     assert train[:2] == ["train", "sfd"], calls
     parsed = build_parser().parse_args(train)  # an unknown flag or a bad value exits here
-    assert (parsed.t_min, parsed.rho) == (SCHEDULE.t_min, SCHEDULE.rho)  # the config's schedule, not the CLI's
+    # the config's schedule, not the CLI's
+    assert (parsed.t_min, parsed.rho, parsed.t_last) == (SCHEDULE.t_min, SCHEDULE.rho, SCHEDULE.t_last)
     for key, value in sfd_recipe.VARIANTS[name].items():
         attr = {"num": "pool", "cache": "trajectories"}.get(key, key)
         got = getattr(parsed, attr, None)
@@ -39,5 +40,5 @@ def test_each_variant_trains_with_flags_the_cli_accepts(name, tmp_path, monkeypa
     if v["cache"]:  # the pool's trajectory cache is built first, for the pool's seeds
         assert calls[0][0] == "trajectories" and f"100000-{100000 + v['num'] - 1}" in calls[0]
         cache = build_parser().parse_args(calls[0])
-        assert (cache.t_min, cache.rho) == (SCHEDULE.t_min, SCHEDULE.rho)
+        assert (cache.t_min, cache.rho, cache.t_last) == (SCHEDULE.t_min, SCHEDULE.rho, SCHEDULE.t_last)
 

@@ -28,6 +28,7 @@ FIELDS: dict[str, tuple[str, type]] = {
     "t_min": ("tmin", float),
     "t_max": ("tmax", float),
     "rho": ("rho", float),
+    "t_last": ("tlast", float),
     "afs": ("afs", bool),
     "teacher_afs": ("tafs", bool),
     "loss": ("loss", str),
@@ -45,6 +46,7 @@ FIELDS: dict[str, tuple[str, type]] = {
 SCHEDULE_KEYS = ("t_min", "t_max", "rho")  # a whole schedule (diffdistill.schedules.Schedule)
 CACHE_KEYS = ("source", "solver", "K", "final_step", "thresholding", *SCHEDULE_KEYS, "afs", "teacher_afs", "num",
               "seed_start")
+OPTIONAL_CACHE_KEYS = ("t_last",)  # named only where set (> 0): a plain schedule's caches keep their names
 _WORD = re.compile(r"[a-z0-9_+.]+")
 
 
@@ -119,7 +121,8 @@ def cache_name(settings: dict) -> str:
     missing = [k for k in CACHE_KEYS if k not in settings]
     if missing:
         raise ValueError(f"a trajectory cache name needs {missing}")
-    return name({k: settings[k] for k in CACHE_KEYS})
+    return name({k: settings[k] for k in (*CACHE_KEYS, *OPTIONAL_CACHE_KEYS)
+                 if k in CACHE_KEYS or settings.get(k)})
 
 
 TRAJECTORIES = "results/trajectories"
@@ -136,13 +139,14 @@ def cache_args(text: str) -> dict:
     schedule included: the folder name is the one channel of the settings)."""
     s = parse_cache(text)
     return {"teacher": source_model(s["source"]), "solver": s["solver"], "K": s["K"], "final_step": s["final_step"],
-            "thresholding": s["thresholding"], **{k: s[k] for k in SCHEDULE_KEYS}, "afs": s["afs"],
+            "thresholding": s["thresholding"], **{k: s.get(k) for k in (*SCHEDULE_KEYS, *OPTIONAL_CACHE_KEYS)},
+            "afs": s["afs"],
             "teacher_afs": s["teacher_afs"], "seeds": f"{s['seed_start']}-{s['seed_start'] + s['num'] - 1}"}
 
 
 def parse_cache(text: str) -> dict:
     settings = parse(text)
-    if tuple(settings) != CACHE_KEYS:
+    if tuple(k for k in settings if k not in OPTIONAL_CACHE_KEYS) != CACHE_KEYS:
         raise UserError(f"trajectory folder '{text}' must name exactly {', '.join(CACHE_KEYS)}")
     return settings
 
@@ -166,15 +170,23 @@ O2MKD_STUDY = "ablations_o2mkd_study"  # the table of the O2MKD study's rows (le
 CONFIG_RECIPE = "config"               # the recipe of a study router trained with the config's settings
 
 
-def source_name(method: str | None = None, nfe: int | None = None) -> str:
-    """Trajectory source: 'teacher', or a default student '<method>nfe<n>'."""
-    return "teacher" if method is None else f"{method}nfe{nfe}"
+def source_name(method: str | None = None, nfe: int | None = None, variant_name: str = "default") -> str:
+    """Trajectory source: 'teacher', a default student '<method>nfe<n>', or a student
+    variant of one setting '<method>+<variant>+nfe<n>'."""
+    if method is None:
+        return "teacher"
+    if variant_name == "default":
+        return f"{method}nfe{nfe}"
+    if not re.fullmatch(r"[a-z0-9_.]+", variant_name):
+        raise ValueError(f"variant '{variant_name}' cannot name a trajectory source (one setting only)")
+    return f"{method}+{variant_name}+nfe{nfe}"
 
 
 def source_model(source: str) -> str:
     if source == "teacher":
         return TEACHER
-    m = re.fullmatch(r"([a-z0-9]+?)nfe(\d+)", source)
+    m = re.fullmatch(r"([a-z0-9]+?)(?:\+([a-z0-9_.]+)\+)?nfe(\d+)", source)
     if m is None:
-        raise UserError(f"trajectory source '{source}' is neither 'teacher' nor '<method>nfe<n>'")
-    return student_model(m.group(1), "default", int(m.group(2)))
+        raise UserError(f"trajectory source '{source}' is neither 'teacher', '<method>nfe<n>' nor "
+                        "'<method>+<variant>+nfe<n>'")
+    return student_model(m.group(1), m.group(2) or "default", int(m.group(3)))

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from .config import get, schema_node
 from .convergence import Plateau
 from .flagtext import flag, render
-from .schedules import Schedule
+from .schedules import REQUIRED as SCHEDULE_REQUIRED
 
 
 def used_args(args) -> dict:
@@ -163,7 +163,10 @@ def add_options(parser: argparse.ArgumentParser, opts) -> None:
 
 
 # option groups that several commands and methods share
-SCHEDULE_OPTIONS = tuple(Opt(f.name, key=f"schedule.{f.name}") for f in dataclasses.fields(Schedule))
+SCHEDULE_OPTIONS = tuple(Opt(k, key=f"schedule.{k}") for k in SCHEDULE_REQUIRED) + (
+    Opt("t_last", help="> 0: the few-step grid ramps from t_max to t_last, then one step to t_min (SFD's "
+        "students: config key sfd.t_last); 0: the plain ramp (default: 0, or a checkpoint's own)",
+        kwargs={"type": float, "default": None}),)
 DATA_OPTIONS = (Opt("dataset", key="dataset.name"), Opt("dataset_path", key="dataset.path"))
 RUN_OPTIONS = (Opt("device", key="device"),
                Opt("threads", help="torch threads", kwargs={"type": positive_int, "default": 1}),
@@ -180,7 +183,7 @@ def flags(config: dict, opts, **values) -> str:
     for name, v in list(values.items()):
         if dataclasses.is_dataclass(v) and not isinstance(v, type):
             values.pop(name)
-            values.update(dataclasses.asdict(v))
+            values.update(v.to_dict() if hasattr(v, "to_dict") else dataclasses.asdict(v))
     out = []
     for o in opts:
         if o.name in values:

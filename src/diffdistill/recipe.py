@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from .flagtext import flag, flags
 from .io import UserError
+from .schedules import REQUIRED as SCHEDULE_REQUIRED
 from .schedules import Schedule
 
 if TYPE_CHECKING:
@@ -51,7 +52,8 @@ class Recipe:
     def from_dict(cls, d: dict | None) -> "Recipe":
         d = dict(d or {})
         keys = [f.name for f in dataclasses.fields(Schedule)]
-        sched = Schedule(**{k: d.pop(k) for k in keys}) if all(d.get(k) is not None for k in keys) else None
+        sched = Schedule(**{k: d[k] for k in keys if d.get(k) is not None}) \
+            if all(d.get(k) is not None for k in SCHEDULE_REQUIRED) else None
         for k in keys:
             d.pop(k, None)
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
@@ -128,4 +130,4 @@ def _head(t: torch.Tensor) -> str:
 def default_schedule() -> Schedule:
     """The config schema's schedule: that of a checkpoint without a recipe (a teacher)."""
     from .config import schema_default
-    return Schedule(**{f.name: schema_default(f"schedule.{f.name}") for f in dataclasses.fields(Schedule)})
+    return Schedule(**{k: schema_default(f"schedule.{k}") for k in SCHEDULE_REQUIRED})

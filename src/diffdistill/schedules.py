@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import torch
 
 GRIDS = ("edm", "edm_zero", "pd")
+REQUIRED = ("t_min", "t_max", "rho")  # the fields every schedule names (t_last is optional)
 
 
 @dataclass(frozen=True)
@@ -24,32 +25,48 @@ class Schedule:
 
     One value wherever it travels: a config's `schedule` section (`from_config`), a
     command line (`to_flags`, parsed back by `from_args`), a checkpoint's recipe and a
-    trajectory cache's folder name (`to_dict`, the fields `diffdistill.naming` spells)."""
+    trajectory cache's folder name (`to_dict`, the fields `diffdistill.naming` spells).
+
+    `t_last` > 0 reshapes the few-step grid (`timesteps`, grid edm): the ramp runs from
+    t_max to t_last and one last step goes from t_last to t_min, so the last network
+    evaluation sees t_last whatever the NFE (SFD's students: `sfd.t_last`). 0: the plain
+    ramp to t_min, and `to_dict` leaves it out."""
     t_min: float
     t_max: float
     rho: float
+    t_last: float = 0.0
 
     def __post_init__(self):
         if not 0 < self.t_min < self.t_max:
             raise UserError(f"need 0 < t_min < t_max, got t_min {self.t_min}, t_max {self.t_max}")
+        if self.t_last and not self.t_min < self.t_last < self.t_max:
+            raise UserError(f"need t_min < t_last < t_max (or t_last 0: off), got t_min {self.t_min}, "
+                            f"t_last {self.t_last}, t_max {self.t_max}")
 
     @classmethod
     def from_config(cls, cfg: dict) -> "Schedule":
-        return cls(**{f.name: cfg["schedule"][f.name] for f in fields(cls)})
+        """The config's `schedule` section (t_last is a method's: SFD's `sfd.t_last`)."""
+        return cls(**{k: cfg["schedule"][k] for k in REQUIRED})
 
     @classmethod
     def from_args(cls, args, base: "Schedule | None" = None) -> "Schedule":
-        """From parsed options of the same names; one that is None (not given) is `base`'s."""
+        """From parsed options of the same names; one that is None (not given) is `base`'s
+        (t_last: 0 without a base)."""
         given = {f.name: getattr(args, f.name, None) for f in fields(cls)}
         if base is not None:
             given = {k: getattr(base, k) if v is None else v for k, v in given.items()}
+        if given["t_last"] is None:
+            given["t_last"] = 0.0
         missing = [k for k, v in given.items() if v is None]
         if missing:
             raise UserError(f"no schedule value for {', '.join(missing)}")
         return cls(**given)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.t_last:
+            del d["t_last"]
+        return d
 
     def to_flags(self) -> str:
         return flags(self.to_dict())
@@ -107,7 +124,8 @@ def num_timestamps(nfe: int, afs: bool, solver: str = "euler") -> int | None:
 def timesteps(grid: str, nfe: int, afs: bool, solver: str, schedule: Schedule) -> torch.Tensor:
     """The sampling grid that spends exactly `nfe` network evaluations.
 
-    edm: N timestamps from t_max to t_min (the students' and baselines' grid); edm_zero:
+    edm: N timestamps from t_max to t_min (the students' and baselines' grid; with the
+    schedule's t_last, N - 1 from t_max to t_last, then t_min); edm_zero:
     EDM's own sampler, N timestamps then 0, Heun with 2N - 1 NFE; pd: Progressive
     Distillation's nested grid of nfe steps ending at 0 (Euler)."""
     if nfe < 1:
@@ -124,6 +142,13 @@ def timesteps(grid: str, nfe: int, afs: bool, solver: str, schedule: Schedule) -
     n = num_timestamps(nfe, afs, solver)
     if n is None:
         raise UserError(f"solver {solver} cannot take exactly {nfe} NFE (afs={afs})")
+    if schedule.t_last:
+        if n < 3:
+            raise UserError(f"t_last needs at least 3 timestamps, {solver} at NFE {nfe} (afs={afs}) has {n}")
+        import torch
+
+        t = edm_timesteps(n - 1, schedule.t_last, t_max, rho)
+        return torch.cat([t, t.new_full((1,), t_min)])
     return edm_timesteps(n, t_min, t_max, rho)
 
 

@@ -50,7 +50,8 @@ def step_loss(x_hat, target, kind: str) -> torch.Tensor:
 
 
 def euler_recipe(nfe: int, afs: bool, schedule: Schedule) -> Recipe:
-    """The students' sampler: Euler steps on the EDM grid (t_max .. t_min), AFS optional."""
+    """The students' sampler: Euler steps on the EDM grid (t_max .. t_min; with the
+    schedule's t_last, t_max .. t_last, then t_min), AFS optional."""
     return Recipe(solver="euler", nfe=nfe, afs=afs, grid="edm", final_step="force", schedule=schedule)
 
 
@@ -185,7 +186,8 @@ class SFD(Method):
         """The default student's settings: the factors the ablations vary, and iterations."""
         s, t = cfg["sfd"], cfg["trajectories"]
         return {"iters": s["iters"], "solver": t["solver"], "K": t["K"], "final_step": t["final_step"],
-                "afs": s["afs"], "t_min": cfg["schedule"]["t_min"], "loss": s["loss"], "num": t["num"],
+                "afs": s["afs"], "t_min": cfg["schedule"]["t_min"], "t_last": s["t_last"], "loss": s["loss"],
+                "num": t["num"],
                 "train_seed": cfg["seed"]}
 
     @staticmethod
@@ -198,8 +200,8 @@ class SFD(Method):
 
     @staticmethod
     def schedule(cfg: dict, settings: dict) -> Schedule:
-        """A student's schedule: the config's, with the t_min its settings name."""
-        return replace(Schedule.from_config(cfg), t_min=settings["t_min"])
+        """A student's schedule: the config's, with the t_min and t_last its settings name."""
+        return replace(Schedule.from_config(cfg), t_min=settings["t_min"], t_last=settings["t_last"])
 
     @classmethod
     def settings(cls, cfg: dict, variant_name: str) -> dict:
@@ -249,8 +251,10 @@ class SFD(Method):
         d = SFD.defaults(cfg)
         iters = cfg["ablations"]["iters"] or d["iters"]
         pool = f"a pool of {d['num']}" if cfg["trajectories"]["cache"] else "fresh"
+        last = f", last step from t_last {d['t_last']}" if d["t_last"] else ""
         return (f"teacher {d['solver']} with K = {d['K']} and final step '{d['final_step']}', AFS "
-                f"{'on' if d['afs'] else 'off'}, t_min {d['t_min']}, {d['loss'].upper()} loss, {pool} trajectories, "
+                f"{'on' if d['afs'] else 'off'}, t_min {d['t_min']}{last}, {d['loss'].upper()} loss, {pool} "
+                "trajectories, "
                 f"{iters} iterations")
 
     @staticmethod
@@ -288,7 +292,11 @@ class SFD(Method):
 
     @staticmethod
     def check_config(cfg: dict) -> None:
+        t_last, t_max = cfg["sfd"]["t_last"], cfg["schedule"]["t_max"]
+        if t_last and not cfg["schedule"]["t_min"] < t_last < t_max:
+            raise UserError(f"config key sfd.t_last: {t_last} is not between schedule.t_min "
+                            f"{cfg['schedule']['t_min']} and schedule.t_max {t_max} (0: off)")
         for t in cfg["ablations"]["t_min"]:
-            if not t < cfg["schedule"]["t_max"]:
-                raise UserError(f"config key ablations.t_min: {t} is not below schedule.t_max "
-                                f"{cfg['schedule']['t_max']}")
+            if not t < (t_last or t_max):
+                key = "sfd.t_last" if t_last else "schedule.t_max"
+                raise UserError(f"config key ablations.t_min: {t} is not below {key} {t_last or t_max}")

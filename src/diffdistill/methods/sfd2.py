@@ -11,7 +11,7 @@ weights cannot be had offline. Its fine-tuning time includes stage 1's.
 from __future__ import annotations
 
 from ..io import UserError, read_meta
-from ..naming import TRAJECTORIES, cache_path, source_name, student_dir, student_model
+from ..naming import TRAJECTORIES, cache_path, source_name, student_dir, student_model, variant
 from ..options import SCHEDULE_OPTIONS, Opt
 from ..rows import EXTENDED, Row
 from ..schedules import Schedule
@@ -52,17 +52,24 @@ class SFD2(SFD):
                 "cumulative_wall_time": stage1.get("cumulative_wall_time", stage1["wall_time"]) + res.wall_time}
 
     @staticmethod
+    def stage1_variant(cfg: dict) -> str:
+        """The stage-1 student's SFD variant: the paper's ramp (t_last 0), whose grid holds
+        the 1-NFE student's 3 timestamps ('default' unless sfd.t_last is set)."""
+        d = SFD.defaults(cfg)
+        return variant({**d, "t_last": 0.0}, d)
+
+    @staticmethod
     def cache(cfg: dict) -> str:
         s2, t = cfg["sfd2"], cfg["trajectories"]
-        return cache_path({"source": source_name("sfd", s2["teacher_nfe"]), "solver": "euler",
+        return cache_path({"source": source_name("sfd", s2["teacher_nfe"], SFD2.stage1_variant(cfg)), "solver": "euler",
                            "K": (s2["teacher_nfe"] + 1) // 2, "final_step": "force", "thresholding": False,
                            **Schedule.from_config(cfg).to_dict(), "afs": True, "teacher_afs": True, "num": t["num"],
                            "seed_start": t["seed_start"]}, 1, root=f"{student_dir('sfd2', 'default')}/trajectories")
 
     @classmethod
     def rule_inputs(cls, cfg: dict, wildcards=None) -> dict:
-        return {"teacher": student_model("sfd", "default", cfg["sfd2"]["teacher_nfe"]), "traj": SFD2.cache(cfg),
-                **curve_inputs(cfg)}
+        return {"teacher": student_model("sfd", SFD2.stage1_variant(cfg), cfg["sfd2"]["teacher_nfe"]),
+                "traj": SFD2.cache(cfg), **curve_inputs(cfg)}
 
     @classmethod
     def rule_values(cls, cfg: dict, wildcards, input, output) -> dict:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -100,11 +102,36 @@ def write(out: str, name: str, title: str, data: dict, rows: list[dict], notes: 
     print(f"{name}: {head}", file=sys.stderr)
 
 
+def run_child(cmd: list[str]) -> None:
+    """Run a command to its end (a non-zero exit raises CalledProcessError); when this
+    process is interrupted or terminated (`run` turns SIGTERM into an exit), the child is
+    terminated and reaped first, so no training outlives the benchmark that started it."""
+    proc = subprocess.Popen(cmd)
+    try:
+        rc = proc.wait()
+    except BaseException:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
+    if rc:
+        raise subprocess.CalledProcessError(rc, cmd)
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def run(main) -> None:
     """Run a benchmark's `main`; a missing or unreadable input (for example a model that a
-    config without that method never built) is one line on stderr and exit status 2."""
+    config without that method never built) is one line on stderr and exit status 2.
+    SIGTERM exits through Python's unwinding, so the commands it started stop with it."""
     from diffdistill.io import UserError, error_text
 
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         main()
     except (UserError, OSError) as e:

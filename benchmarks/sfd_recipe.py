@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from .common import config_option, run, sfd_schedule, validated_config, write
+from .common import config_option, run, run_child, sfd_schedule, validated_config, write
 
 TEACHER, FEATNET, REF = "results/teacher/model.pt", "results/featnet/model.pt", "results/featnet/ref_stats.npz"
 
@@ -68,7 +67,7 @@ def curve_seed_range(args) -> str:
 def diffdistill(*argv, threads: int) -> None:
     exe = Path(sys.executable).with_name("diffdistill")
     cmd = [str(exe) if exe.exists() else "diffdistill", *map(str, argv), "--threads", str(threads), "--quiet"]
-    subprocess.run(cmd, check=True)
+    run_child(cmd)
 
 
 SOLVER = {"name": "dpmpp2m"}  # the teacher's solver of the targets (--solver)

@@ -42,3 +42,26 @@ def test_each_variant_trains_with_flags_the_cli_accepts(name, tmp_path, monkeypa
         cache = build_parser().parse_args(calls[0])
         assert (cache.t_min, cache.rho, cache.t_last) == (SCHEDULE.t_min, SCHEDULE.rho, SCHEDULE.t_last)
 
+
+
+def test_a_terminated_benchmark_stops_the_command_it_started(tmp_path):
+    """SIGTERM to a benchmark (pkill, a scheduler's cancel) ends the training it started:
+    the child is terminated and reaped, not left running beside other work."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); from benchmarks.common import run, run_child; "
+              "run(lambda: run_child(['sleep', '60']))")
+    bench = subprocess.Popen([sys.executable, "-c", script, str(ROOT)])
+    for _ in range(100):
+        kids = subprocess.run(["pgrep", "-P", str(bench.pid)], capture_output=True, text=True).stdout.split()
+        if kids:
+            break
+        time.sleep(0.1)
+    assert kids, "the benchmark never started its child"
+    bench.send_signal(signal.SIGTERM)
+    assert bench.wait(timeout=30) == 128 + signal.SIGTERM
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(kids[0]), 0)

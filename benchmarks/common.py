@@ -66,8 +66,12 @@ def sfd_schedule(config_file: str = "config/config.yaml"):
     (their grid and their targets' timestamps)."""
     from diffdistill.methods.sfd import SFD
 
-    cfg = validated_config(config_file)
-    return SFD.schedule(cfg, SFD.defaults(cfg))
+    return SFD.default_schedule(validated_config(config_file))
+
+
+def schedule_tag(schedule) -> str:
+    """A schedule's fields as a folder-name fragment (`t_min0.006-t_max80.0-rho7.0[-t_last..]`)."""
+    return "-".join(f"{k}{v}" for k, v in schedule.to_dict().items())
 
 
 def median_seconds(fn, warmup: int = 1, repeats: int = 5) -> float:

@@ -28,7 +28,7 @@ import hashlib
 import tempfile
 from pathlib import Path
 
-from .common import config_option, markdown, run, sfd_schedule, validated_config, write
+from .common import config_option, markdown, run, schedule_tag, sfd_schedule, validated_config, write
 from .sfd_recipe import FEATNET, REF, TEACHER, cache, curve_seed_range, evaluate
 
 MODEL = "results/students/sfd/default/nfe{nfe}/model.pt"
@@ -70,12 +70,11 @@ def contrast(student, target) -> dict:
 
 def teacher_states(work: Path, teacher: str, nfe: int, seeds: str, schedule, solver: str, threads: int):
     """The teacher's states at the student's timestamps for `seeds` (cached in `work`, one
-    folder per teacher file, solver and t_min)."""
+    folder per teacher file, solver and schedule)."""
     from diffdistill.trajectories import load_cache
 
     tag = hashlib.sha1(str(Path(teacher).resolve()).encode()).hexdigest()[:8]
-    path = cache(work / f"{tag}-{solver}-tmin{schedule.t_min}-tlast{schedule.t_last}", nfe, seeds, threads,
-                 teacher=teacher,
+    path = cache(work / f"{tag}-{solver}-{schedule_tag(schedule)}", nfe, seeds, threads, teacher=teacher,
                  schedule=schedule, solver=solver)
     return load_cache(path)["states"].float()
 

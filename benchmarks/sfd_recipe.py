@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import config_option, run, run_child, sfd_schedule, validated_config, write
+from .common import config_option, run, run_child, schedule_tag, sfd_schedule, validated_config, write
 
 TEACHER, FEATNET, REF = "results/teacher/model.pt", "results/featnet/model.pt", "results/featnet/ref_stats.npz"
 
@@ -169,8 +169,7 @@ def main():
 
     torch.set_num_threads(args.threads)
     SOLVER["name"] = args.solver
-    work = Path(args.work) / "-".join([f"{args.solver}-nfe{args.nfe}",
-                                       *(f"{k}{v}" for k, v in schedule.to_dict().items())])
+    work = Path(args.work) / f"{args.solver}-nfe{args.nfe}-{schedule_tag(schedule)}"
     work.mkdir(parents=True, exist_ok=True)
     seeds = curve_seed_range(args)
     target = to_uint8(load_cache(cache(work, args.nfe, seeds, args.threads, schedule=schedule))["states"][:, -1])

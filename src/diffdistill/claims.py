@@ -78,7 +78,7 @@ class Claim:
     ours: Callable        # ours(data) -> (text, values) or None
     test_kind: str = "difference"    # difference (FID), ratio (its bound: ratio_bound) or none (no target X)
     ratio_bound: float = float("nan")
-    carry: Callable | None = None    # carry(data) -> the paper's effect on our scale, in the test's units
+    carry: Callable | None = None    # carry(data, our values) -> the paper's effect on our scale, test's units
 
 
 def verdict(t: Test, p_adjusted: float) -> str:
@@ -252,7 +252,7 @@ PD_8, PD_4, DDIM_10 = 2.57, 3.00, 15.69  # PD's rounds 8 -> 4 and DDIM at 10 ste
 PROTO_FORCE, PROTO_DPM, PROTO_TEACHER = 1.95, 6.37, 2.10  # the digits prototype's FDs (lower order forced / not)
 
 
-def _carry_sfd_vs_solvers(d: "Data") -> float:
+def _carry_sfd_vs_solvers(d: "Data", values: dict | None) -> float:
     """The paper's smallest gap (SFD at NFE 2 against DPM-Solver++(3M) at NFE 5) as a
     fraction of that sampler's excess over the teacher, times our sampler's excess over
     our reference."""
@@ -262,17 +262,16 @@ def _carry_sfd_vs_solvers(d: "Data") -> float:
     return (DPMPP3M_5 - SFD_2) / (DPMPP3M_5 - EDM_TEACHER) * (row[Q] - d.ref[Q])
 
 
-def _carry_pd(d: "Data") -> float:
+def _carry_pd(d: "Data", values: dict | None) -> float:
     """The paper's round 8 -> 4 keeps (DDIM's loss / 2 - PD's loss) of DDIM's halving loss
     (at least 15.69 - 2.57; DDIM at 4 steps is worse than at 10): that fraction of our
-    smallest DDIM halving loss among the claim's rounds."""
+    smallest DDIM halving loss among the claim's rounds (`values`: `_pd_rounds`')."""
     frac = ((DDIM_10 - PD_8) / 2 - (PD_4 - PD_8)) / (DDIM_10 - PD_8)
-    got = _pd_rounds(d)
-    losses = [r["ddim_loss"] for r in got[1]["rounds"] if r["to"] >= 4] if got else []
+    losses = [r["ddim_loss"] for r in values["rounds"] if r["to"] >= 4] if values else []
     return frac * min(losses) if losses else float("nan")
 
 
-def _carry_final_step(d: "Data") -> float:
+def _carry_final_step(d: "Data", values: dict | None) -> float:
     """The prototype's gain from forced lower-order final steps as a fraction of its
     teacher's FD, times our reference's FID at infinite n."""
     return (PROTO_DPM - PROTO_FORCE) / PROTO_TEACHER * d.ref[Q] if d.ref is not None else float("nan")
@@ -506,19 +505,23 @@ def claims(records: list[dict], benchmark: str | None = None, o2mkd_students: in
     rows = []
     for c, g, t, p in zip(CLAIMS, got, tests, adjusted):
         text = NOT_MEASURED if g is None else "; ".join([g[0], *t.notes])
-        target, budget = _target(c, d, t)
+        target, budget = _target(c, d, t, None if g is None else g[1])
         rows.append({"claim": c.claim, "paper's evidence": c.evidence, "rule": c.rule, "ours": text,
                      "80 % power": t.power or "—", "p (Holm)": p, "verdict": verdict(t, p),
                      "X target": target, "seed sets to reach it": budget})
     return pd.DataFrame(rows)
 
 
-def claim_effect(c: Claim, d: Data) -> float:
+def claim_effect(c: Claim, d: Data, values: dict | None = None) -> float:
     """The effect a claim is about, in its test's units, fixed before the run: the paper's
     effect carried to our scale where the paper gives one; a ratio bound's distance from
-    1; otherwise 10 % of the default SFD student's FID at infinite n at NFE 2."""
+    1; otherwise 10 % of the default SFD student's FID at infinite n at NFE 2. `values`:
+    our measurement's (`c.ours`), measured here when not given."""
     if c.carry is not None:
-        e = c.carry(d)
+        if values is None:
+            got = c.ours(d)
+            values = got[1] if got else None
+        e = c.carry(d, values)
         return e if e == e and e > 0 else float("nan")
     if c.test_kind == "ratio":
         return c.ratio_bound - 1
@@ -526,12 +529,12 @@ def claim_effect(c: Claim, d: Data) -> float:
     return 0.10 * sfd2[Q] if sfd2 is not None and sfd2[Q] > 0 else float("nan")
 
 
-def _target(c: Claim, d: Data, t: Test) -> tuple[str, str]:
+def _target(c: Claim, d: Data, t: Test, values: dict | None) -> tuple[str, str]:
     """The bound X to reach (half the claim's effect) and the seed sets that would reach
     it where this run did not: the half-width shrinks as 1 / sqrt(sets)."""
     if c.test_kind == "none":
         return "—", "—"
-    effect = claim_effect(c, d)
+    effect = claim_effect(c, d, values)
     if effect != effect:
         return "—", "—"
     x = effect / 2

@@ -110,7 +110,7 @@ class O2SFD(Method):
     @classmethod
     def rule_values(cls, cfg: dict, wildcards, input, output) -> dict:
         return {"teacher": input.teacher, "trajectories": input.get("traj"), "nfe": wildcards.nfe,
-                "num_students": int(wildcards.variant[1:]), "schedule": SFD.schedule(cfg, SFD.defaults(cfg)),
+                "num_students": int(wildcards.variant[1:]), "schedule": SFD.default_schedule(cfg),
                 **curve_values(cfg, input, output)}
 
     @staticmethod

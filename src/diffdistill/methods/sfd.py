@@ -203,6 +203,11 @@ class SFD(Method):
         """A student's schedule: the config's, with the t_min and t_last its settings name."""
         return replace(Schedule.from_config(cfg), t_min=settings["t_min"], t_last=settings["t_last"])
 
+    @staticmethod
+    def default_schedule(cfg: dict) -> Schedule:
+        """The default students' schedule: SFD-v's and O2MKD x SFD's too (they read its caches)."""
+        return SFD.schedule(cfg, SFD.defaults(cfg))
+
     @classmethod
     def settings(cls, cfg: dict, variant_name: str) -> dict:
         return parse_variant(variant_name, cls.defaults(cfg))

@@ -100,7 +100,7 @@ class SFDV(Method):
     @classmethod
     def rule_values(cls, cfg: dict, wildcards, input, output) -> dict:
         return {"teacher": input.teacher, "trajectories": list(input.traj),
-                "schedule": SFD.schedule(cfg, SFD.defaults(cfg)), **curve_values(cfg, input, output)}
+                "schedule": SFD.default_schedule(cfg), **curve_values(cfg, input, output)}
 
     @staticmethod
     def rows(cfg: dict) -> list:

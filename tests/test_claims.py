@@ -190,3 +190,53 @@ def test_a_papers_effect_is_carried_to_our_scale_through_the_same_rows():
     pd = next(c for c in CLAIMS if c.claim.startswith("PD halves"))  # the smallest DDIM halving loss: 10
     frac = ((15.69 - 2.57) / 2 - (3.00 - 2.57)) / (15.69 - 2.57)
     assert claim_effect(pd, Data(_pd_chain([0.5, 1.0, 9.0], [10.0, 20.0, 1.0]))) == pytest.approx(frac * 10.0)
+
+
+def test_a_budget_dominated_by_training_noise_asks_for_training_seeds_not_seed_sets():
+    """Training noise does not shrink with seed sets: where it alone keeps the bound above
+    X, the budget adds training seeds per model; without it, seed sets alone, and the
+    fewest that reach X with 80 % power."""
+    a, b = [10.2, 10.9, 9.6, 10.4, 9.9], [10.0, 10.1, 9.9, 10.3, 9.7]
+    plain = stats.paired(a, b)
+    assert stats.tost_power80(plain["se"], plain["df"]) > 0.4
+    got = stats.reach(plain, 0.4, set_seconds=1.0, model_seconds=100.0)
+    assert got["models"] == 1 and got["sets"] > 5
+    se, df = stats.projected(plain, got["sets"], 1)
+    assert stats.tost_power80(se, df) <= 0.4
+    se, df = stats.projected(plain, got["sets"] - 1, 1)
+    assert stats.tost_power80(se, df) > 0.4  # the fewest sets
+    noisy = stats.paired(a, b, train_sd=math.sqrt(2) * 0.8, train_seeds=3)
+    assert stats.projected(noisy, 400, 1)[0] > 1.0  # 400 seed sets cannot remove 2 s_train^2 = 1.28
+    got = stats.reach(noisy, 1.0, set_seconds=1.0, model_seconds=100.0)
+    assert got is not None and got["models"] > 1
+    se, df = stats.projected(noisy, got["sets"], got["models"])
+    assert stats.tost_power80(se, df) <= 1.0
+    assert got["seconds"] >= (got["models"] - 1) * 100.0
+
+
+def test_the_claims_table_prices_the_budget_that_would_reach_x():
+    """A claim whose bound is above its X target names the seed sets that would reach it
+    and their minutes, from the rows' own job clocks (metadata sidecars)."""
+    import json
+
+    from diffdistill.claims import Data, budget_text
+
+    recs = [_row("sfd2", "sfd", "distilled", 2, 10.0, noise=(0.0, 1.0, -1.0, 0.5, -0.5)),
+            _row("euler2", "teacher", "baseline", 2, 10.4, label="euler", noise=(0.3, 0.3, -1.5, 1.4, -0.5))]
+    d = Data(recs)
+    s = stats.paired_rows(recs[1], recs[0])
+    assert s["rows"] == ["euler2", "sfd2"] and d.costs(s["rows"]) == (0.0, 0.0)  # no clocks: no cost
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in recs:
+            f = Path(tmp) / f"{r['name']}.npz"
+            f.write_bytes(b"")
+            Path(f"{f}.meta.json").write_text(json.dumps({"started_at": 0.0, "finished_at": 30.0}))
+            r["samples"], r["seed_sets"] = str(f), 5
+        d = Data(recs)
+        assert d.costs(s["rows"]) == pytest.approx((12.0, 0.0))  # 2 rows x 30 s / 5 sets
+        text = budget_text(s, 0.5, d)
+        got = stats.reach(s, 0.5, 12.0, 0.0)
+        assert text == f"{got['sets']} seed sets: about {(got['sets'] - 5) * 12.0 / 60:.0f} min more"

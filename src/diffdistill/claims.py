@@ -25,10 +25,12 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .io import atomic_dir, read_json_object
+from .io import atomic_dir, meta_path, read_json_object
 from .naming import CONFIG_RECIPE, O2MKD_STUDY
-from .report import Q, ablation_table, in_table, load_records, reference, values, write_table
+from .report import (Q, ablation_table, fine_tune_seconds, in_table, load_records, model_meta, reference, values,
+                     write_table)
 
+BUDGET_MINUTES = 90  # the claims target's budget after the main job
 RULE = ("Verdicts: differences are paired over the evaluation seed sets (Student's t; training noise of both models "
         "added where two trained models are compared, the fits' own noise where FIDs at infinite n are); a bound on "
         "a ratio of FIDs at infinite n is a one-sided test with the ratio's standard error; a claim made of several "
@@ -39,8 +41,13 @@ RULE = ("Verdicts: differences are paired over the evaluation seed sets (Student
         "*not measured*: missing. Each rule gives *holds* on the paper's own numbers (its evidence column). "
         "'X target': half the effect each claim is about, fixed before the run: where the paper gives the effect, "
         "carried to our scale through the same rows (a fraction of a row the paper and we both have); for a ratio "
-        "bound, its distance from 1; else 10 % of the default SFD student's FID at infinite n at NFE 2. 'seed sets "
-        "to reach it': the sets whose interval would reach it, the half-width shrinking as 1 / sqrt(sets).")
+        "bound, its distance from 1; else 10 % of the default SFD student's FID at infinite n at NFE 2. 'budget to "
+        "reach it': where this run neither decided the claim nor bounded it by X, the cheapest budget whose 90 % "
+        "interval ends below X with 80 % power when the true effect is 0 (it detects the claim's whole effect, 2 X, "
+        "with more) ((t_0.95 + t_0.80) SE <= X): seed sets (their variance shrinks as "
+        "1 / sets) and, where training noise enters, training seeds per model (it shrinks as 1 / seeds, and no "
+        "number of seed sets removes it); its minutes from this run's own job times, beside the claims target's "
+        f"{BUDGET_MINUTES}-minute budget.")
 NOT_MEASURED = "not measured"
 
 
@@ -66,6 +73,7 @@ class Test:
     point: float = float("nan")   # the decisive comparison's estimate, in the claim's direction
     half: float = float("nan")    # its one-sided 95 % half-width (bound = point + half)
     sets: int = 0                 # the seed sets it was measured on
+    s: dict | None = None         # the decisive comparison (a stats.paired result), for its budget
 
 
 @dataclass(frozen=True)
@@ -111,8 +119,29 @@ class Data:
             else None
         self.o2mkd_students = o2mkd_students
 
+    def costs(self, names: list) -> tuple[float, float]:
+        """What more budget costs for these rows, from their jobs' own clocks (metadata
+        sidecars): seconds per extra seed set (sampling and metrics of every row, over its
+        seed sets) and per extra trained model (training of every trained row)."""
+        per_set = per_model = 0.0
+        for r in (self.by_name.get(n) for n in names):
+            if r is None:
+                continue
+            files = [f for f in (r.get("samples"), r.get("metrics_file")) if f]
+            per_set += sum(_job_seconds(f) for f in files) / max(1, r.get("seed_sets", 1))
+            if r.get("kind") == "distilled":
+                per_model += fine_tune_seconds(model_meta(r)) or 0.0
+        return per_set, per_model
+
     def rows(self, family: str, kind: str = "distilled") -> dict:
         return {r["nfe"]: r for r in self.table_rows if r.get("family") == family and r.get("kind") == kind}
+
+
+def _job_seconds(path: str) -> float:
+    """Seconds the job that wrote `path` ran (its metadata sidecar's clocks; 0 without)."""
+    m = meta_path(path)
+    meta = read_json_object(m, (), "metadata sidecar") if m.is_file() else {}
+    return float(meta["finished_at"] - meta["started_at"]) if "started_at" in meta and "finished_at" in meta else 0.0
 
 
 # -- rules: one per kind of claim; each takes the values the paper and we both give ---------
@@ -128,7 +157,7 @@ def _difference_test(s: dict) -> Test:
     sign = 1 if s["diff"] > 0 else -1 if s["diff"] < 0 else 0
     up = stats.upper_bound(s["diff"], s["se"], s["df"])
     return Test(sign=sign, p=s["p"], bound=_fmt(up) + " FID", power=_fmt(stats.power80(s["se"], s["df"])) + " FID",
-                point=s["diff"], half=up - s["diff"], sets=s.get("sets", 0))
+                point=s["diff"], half=up - s["diff"], sets=s.get("sets", 0), s=s)
 
 
 def _every(tests: list[Test]) -> Test:
@@ -145,9 +174,10 @@ def _every(tests: list[Test]) -> Test:
         if worst.p < 0.05:
             return worst
     weakest = max(tests, key=lambda t: (t.sign <= 0, t.p))
+    rows = list(dict.fromkeys(n for t in tests if t.s for n in t.s.get("rows") or []))  # a budget buys them all
     return Test(sign=1 if all(t.sign > 0 for t in tests) else -1 if weakest.sign < 0 else 0,
                 p=max(t.p for t in tests), bound=weakest.bound, power=weakest.power, point=weakest.point,
-                half=weakest.half, sets=weakest.sets)
+                half=weakest.half, sets=weakest.sets, s={**weakest.s, "rows": rows} if weakest.s else None)
 
 
 def better(v: dict) -> Test:
@@ -160,7 +190,7 @@ def each_better(v: dict) -> Test:
     return _every([_difference_test(d) for d in v["ds"]])
 
 
-def _ratio_test(r: float, se: float, df: float, bound: float) -> Test:
+def _ratio_test(r: float, se: float, df: float, bound: float, rows: list | None = None) -> Test:
     """One-sided test of ratio <= bound (p: of ratio > bound) and its reverse."""
     from scipy.stats import t as student
 
@@ -172,18 +202,21 @@ def _ratio_test(r: float, se: float, df: float, bound: float) -> Test:
     p_fails = float(student.sf((r - bound) / se, df))
     sign, p = (1, p_holds) if r <= bound else (-1, p_fails)
     up = stats.upper_bound(r, se, df)
+    sets = int(df) + 1 if df == df and df < math.inf else 0
     return Test(sign=sign, p=p, bound=_fmt(up, "x"), power=_fmt(stats.power80(se, df), "±x"),
-                point=r - 1, half=up - r, sets=int(df) + 1 if df == df and df < math.inf else 0)
+                point=r - 1, half=up - r, sets=sets,
+                s={"se": se, "df": df, "sets": sets, "parts": {"sets": (se ** 2, df)}, "rows": rows or []})
 
 
 def at_most(bound: float) -> Callable:
     """v = {"ratio", "se", "df"}: the ratio at most `bound`, one-sided."""
-    return lambda v: _ratio_test(v["ratio"], v.get("se", 0.0), v.get("df", math.inf), bound)
+    return lambda v: _ratio_test(v["ratio"], v.get("se", 0.0), v.get("df", math.inf), bound, v.get("rows"))
 
 
 def each_at_most(bound: float) -> Callable:
     """v = {"per": [(ratio, se), ...], "df"}: every ratio at most `bound`."""
-    return lambda v: _every([_ratio_test(r, se, v.get("df", math.inf), bound) for r, se in v["per"]])
+    return lambda v: _every([_ratio_test(r, se, v.get("df", math.inf), bound, rows)
+                             for (r, se), rows in zip(v["per"], v.get("per_rows") or [None] * len(v["per"]))])
 
 
 def beats_or_matches(margin: float) -> Callable:
@@ -326,7 +359,8 @@ def _ratio_rows(num: dict, den: dict, nfes) -> dict | None:
         return None
     rs = [stats.ratio(values(a), values(b)) for a, b in pairs]
     k = min(len(values(a)) for a, _ in pairs)
-    return {"ratio": rs[0][0], "se": rs[0][1], "df": k - 1, "per": rs}
+    rows = [[a.get("name"), b.get("name")] for a, b in pairs]
+    return {"ratio": rs[0][0], "se": rs[0][1], "df": k - 1, "per": rs, "rows": rows[0], "per_rows": rows}
 
 
 def _sfdv(d: Data):
@@ -354,7 +388,7 @@ def _combination(rows_weights: list[tuple[dict, float]]) -> dict:
     sets = [sum(w * values(r)[i] for r, w in rows_weights) for i in range(k)]
     draws = [r.get("fid_bias_draws") or [] for r, _ in rows_weights]
     b = min(len(x) for x in draws)
-    out = {Q: float(np.mean(sets)), f"{Q}_sets": sets}
+    out = {Q: float(np.mean(sets)), f"{Q}_sets": sets, "names": [r.get("name") for r, _ in rows_weights]}
     if b > 1:
         out["fid_bias_draws"] = [sum(w * x[i] for (_, w), x in zip(rows_weights, draws)) for i in range(b)]
     return out
@@ -378,7 +412,8 @@ def _pd_rounds(d: Data):
         e = _combination([(rb, 1.0), (ra, -0.5), (ddim, -0.5)])
         zero = {Q: 0.0, f"{Q}_sets": [0.0] * len(e[f"{Q}_sets"]),
                 **({"fid_bias_draws": [0.0] * len(e["fid_bias_draws"])} if "fid_bias_draws" in e else {})}
-        rounds.append({"from": a, "to": b, "e": stats.paired_rows(e, zero), "ddim_loss": ddim[Q] - ra[Q]})
+        rounds.append({"from": a, "to": b, "e": {**stats.paired_rows(e, zero), "rows": e["names"]},
+                       "ddim_loss": ddim[Q] - ra[Q]})
         parts.append(f"{a}->{b}: {rb[Q] - ra[Q]:+.2f} vs DDIM's {ddim[Q] - ra[Q]:+.2f}")
     if not rounds:
         return None
@@ -405,7 +440,8 @@ def study_difference(groups: dict, students: int) -> dict | None:
         return None
     return {"students": students, "iters": kd[0]["meta"]["iters"], "nfe": kd[0]["nfe"],
             "kd": float(np.mean([r[Q] for r in kd])), "o2mkd": float(np.mean([r[Q] for r in o2])),
-            "d": stats.paired_over_seeds([values(r) for r in kd], [values(r) for r in o2])}
+            "d": {**stats.paired_over_seeds([values(r) for r in kd], [values(r) for r in o2]),
+                  "rows": [r.get("name") for r in kd[:1] + o2[:1]]}}
 
 
 def _o2mkd_study(d: Data):
@@ -505,10 +541,11 @@ def claims(records: list[dict], benchmark: str | None = None, o2mkd_students: in
     rows = []
     for c, g, t, p in zip(CLAIMS, got, tests, adjusted):
         text = NOT_MEASURED if g is None else "; ".join([g[0], *t.notes])
-        target, budget = _target(c, d, t, None if g is None else g[1])
+        v = verdict(t, p)
+        target, budget = _target(c, d, t, None if g is None else g[1], v in ("holds", "does not hold"))
         rows.append({"claim": c.claim, "paper's evidence": c.evidence, "rule": c.rule, "ours": text,
-                     "80 % power": t.power or "—", "p (Holm)": p, "verdict": verdict(t, p),
-                     "X target": target, "seed sets to reach it": budget})
+                     "80 % power": t.power or "—", "p (Holm)": p, "verdict": v,
+                     "X target": target, "budget to reach it": budget})
     return pd.DataFrame(rows)
 
 
@@ -529,9 +566,12 @@ def claim_effect(c: Claim, d: Data, values: dict | None = None) -> float:
     return 0.10 * sfd2[Q] if sfd2 is not None and sfd2[Q] > 0 else float("nan")
 
 
-def _target(c: Claim, d: Data, t: Test, values: dict | None) -> tuple[str, str]:
-    """The bound X to reach (half the claim's effect) and the seed sets that would reach
-    it where this run did not: the half-width shrinks as 1 / sqrt(sets)."""
+def _target(c: Claim, d: Data, t: Test, values: dict | None, decided: bool = False) -> tuple[str, str]:
+    """The bound X to reach (half the claim's effect) and, where this run neither decided
+    the claim nor reached X, the budget that would bound it by X with 80 % power
+    (`stats.reach`: seed sets, and training seeds where training noise is part of the
+    comparison), in minutes from this run's own job times. The same budget detects the
+    claim's whole effect (2 X) with more than 80 % power."""
     if c.test_kind == "none":
         return "—", "—"
     effect = claim_effect(c, d, values)
@@ -539,19 +579,47 @@ def _target(c: Claim, d: Data, t: Test, values: dict | None) -> tuple[str, str]:
         return "—", "—"
     x = effect / 2
     unit = (lambda v: f"x{1 + v:.2f}") if c.test_kind == "ratio" else (lambda v: f"{v:.2f} FID")
-    if t.verdict or t.half != t.half or not t.sets:
+    if t.verdict or t.half != t.half or not t.sets or t.s is None:
         return unit(x), "—"
+    if decided:
+        return unit(x), "none more (decided)"
     if t.point + t.half <= x:
         return unit(x), "reached"
-    if t.point >= x:
-        return unit(x), "not by more sets (the estimate itself is beyond it)"
-    return unit(x), f"about {math.ceil(t.sets * (t.half / (x - t.point)) ** 2)}"
+    return unit(x), budget_text(t.s, x, d)
+
+
+def budget_text(s: dict, x: float, d: Data) -> str:
+    """'S seed sets, T training seeds per model: about M min more' (the cheapest budget
+    that reaches x with 80 % power), flagged where it exceeds the claims target's budget."""
+    set_s, model_s = d.costs(s.get("rows") or [])
+    got = stats.reach(s, x, set_s, model_s)
+    if got is None:
+        return "beyond 400 seed sets and 16 training seeds"
+    seeds = f", {got['models']} training seeds per model" if got["models"] > s.get("per_side", 1) else ""
+    minutes = got["seconds"] / 60
+    over = f" (over the {BUDGET_MINUTES}-minute budget)" if minutes > BUDGET_MINUTES else ""
+    return f"{got['sets']} seed sets{seeds}: about {minutes:.0f} min more{over}"
 
 
 def write_claims(fid_files, out_dir, benchmark: str | None = None, o2mkd_students: int = 3) -> pd.DataFrame:
-    df = claims(load_records(fid_files), benchmark, o2mkd_students)
+    """claims.{md,csv,tex} and jobs.{md,csv,tex}: the jobs the claims needed beyond the
+    main job's (the main table's rows and what made them), with their wall clock."""
+    from .jobs import job_table
+
+    records = load_records(fid_files)
+    df = claims(records, benchmark, o2mkd_students)
+    main = [r["metrics_file"] for r in in_table(records, "main")]
+    jobs, span = job_table([str(f) for f in fid_files], exclude=main)
+    cost = (f" The jobs they needed beyond the main job's: {span['jobs']}, {span['process_seconds']:.0f} process "
+            f"seconds, **{span['seconds'] / 60:.1f} min** from the first one's start to the last one's end (jobs.md; "
+            f"the claims target's budget: {BUDGET_MINUTES} min)." if span else "")
     with atomic_dir(out_dir, "claims") as out:
         write_table(out, "claims", df, "The papers' claims against our measurements", RULE, intro=(
             "Our numbers are FIDs at infinite n on the pipeline's features at its scale (see docs/results.md, 'Reading the "
-            "results'): they test the direction and size of each effect, not the papers' absolute values."))
+            "results'): they test the direction and size of each effect, not the papers' absolute values." + cost))
+        if span:
+            write_table(out, "jobs", jobs, "Where the claims' time went, beyond the main job", intro=(
+                f"{span['jobs']} jobs by the metadata sidecars' clocks, on {', '.join(span['hosts'])} ({span['cpu']}, "
+                f"{span['cores']} cores): **{span['seconds']:.0f} s ({span['seconds'] / 60:.1f} min)** from the first "
+                "job's start to the last one's end."), fmt="{:.1f}")
     return df

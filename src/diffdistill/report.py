@@ -65,6 +65,7 @@ def load_records(files) -> list[dict]:
                 diff = next(k for k in MEASURED_AGAINST if mine.get(k) != against[1].get(k))
                 raise UserError(f"{f} was measured with {diff} {mine.get(diff)!r}, {against[0]} with "
                                 f"{against[1].get(diff)!r}: their FIDs cannot be compared")
+        r["metrics_file"] = str(f)
         by.setdefault(r.get("name") or r["row"], r)
     return list(by.values())
 

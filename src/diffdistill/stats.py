@@ -28,23 +28,26 @@ def t_crit(df: float, two_sided_level: float = 0.95) -> float:
 
 
 def paired(a, b, train_sd: float | None = None, train_seeds: int = 0, fit_var: float = 0.0,
-           fit_df: int = 0) -> dict:
+           fit_df: int = 0, per_side: int = 1) -> dict:
     """The paired difference mean(A - B) over the seed sets both have, its standard
     error, degrees of freedom, t, two-sided p and the 95 % half-width (`detectable`: the
     smallest difference this comparison calls significant). `train_sd` (from
     `train_seeds` training seeds) adds training noise when both sides are trained;
     `fit_var` (with `fit_df` degrees of freedom, from `fit_noise`) the FID-at-infinite-n
-    fits' own noise. The degrees of freedom of a sum of variances: Welch-Satterthwaite."""
+    fits' own noise. The degrees of freedom of a sum of variances: Welch-Satterthwaite.
+    `parts` keeps each variance with its degrees of freedom, and `per_side` the trained
+    models averaged on each side, for `reach`."""
     from scipy.stats import t as student
 
     k = min(len(a), len(b))
     d = np.asarray(a[:k], float) - np.asarray(b[:k], float)
     mean = float(d.mean()) if k else float("nan")
-    parts = [(float(d.var(ddof=1)) / k if k > 1 else float("nan"), k - 1)]
+    named = {"sets": (float(d.var(ddof=1)) / k if k > 1 else float("nan"), k - 1)}
     if train_sd is not None and train_sd == train_sd and train_seeds > 1:
-        parts.append((train_sd ** 2, train_seeds - 1))
+        named["train"] = (train_sd ** 2, train_seeds - 1)
     if fit_var > 0 and fit_df > 0:
-        parts.append((fit_var, fit_df))
+        named["fit"] = (fit_var, fit_df)
+    parts = list(named.values())
     var = sum(v for v, _ in parts)
     df = (var ** 2 / sum(v ** 2 / f for v, f in parts) if var == var and var > 0 and all(f > 0 for _, f in parts)
           else float(parts[0][1]))
@@ -52,7 +55,7 @@ def paired(a, b, train_sd: float | None = None, train_seeds: int = 0, fit_var: f
     t = mean / se if se and se == se else float("nan")
     p = float(2 * student.sf(abs(t), df)) if t == t and df > 0 else float("nan")
     return {"diff": mean, "se": se, "df": df, "t": t, "p": p, "detectable": t_crit(df) * se if se == se else se,
-            "sets": k, "fit_se": math.sqrt(fit_var) if fit_df > 0 else 0.0}
+            "sets": k, "fit_se": math.sqrt(fit_var) if fit_df > 0 else 0.0, "parts": named, "per_side": per_side}
 
 
 def fit_noise(a: dict, b: dict) -> tuple[float, int]:
@@ -70,10 +73,11 @@ def fit_noise(a: dict, b: dict) -> tuple[float, int]:
 
 def paired_rows(a: dict, b: dict, key: str = "fid_inf", **kw) -> dict:
     """`paired` for two result rows: their per-set values of `key` (one value where a row
-    has no sets); for FID at infinite n with the fits' own noise (`fit_noise`)."""
+    has no sets); for FID at infinite n with the fits' own noise (`fit_noise`); `rows`:
+    the two rows' names."""
     va, vb = (list(r.get(f"{key}_sets") or [r[key]]) for r in (a, b))
     fit_var, fit_df = fit_noise(a, b) if key == "fid_inf" else (0.0, 0)
-    return paired(va, vb, fit_var=fit_var, fit_df=fit_df, **kw)
+    return {**paired(va, vb, fit_var=fit_var, fit_df=fit_df, **kw), "rows": [r.get("name") for r in (a, b)]}
 
 
 def paired_over_seeds(a_runs, b_runs) -> dict:
@@ -89,7 +93,8 @@ def paired_over_seeds(a_runs, b_runs) -> dict:
     if t < 2:
         return {**paired(a, b), "train_seeds": t}
     d_s = [float(np.mean(x[:k]) - np.mean(y[:k])) for x, y in zip(a_runs[:t], b_runs[:t])]
-    return {**paired(a, b, train_sd=float(np.std(d_s, ddof=1)) / math.sqrt(t), train_seeds=t), "train_seeds": t}
+    return {**paired(a, b, train_sd=float(np.std(d_s, ddof=1)) / math.sqrt(t), train_seeds=t, per_side=t),
+            "train_seeds": t}
 
 
 def significant(s: dict) -> bool:
@@ -141,6 +146,63 @@ def power80(se: float, df: float) -> float:
     if se != se or not df or df != df or df <= 0:
         return float("nan")
     return float((t.ppf(0.975, df) + t.ppf(0.80, df)) * se)
+
+
+def tost_power80(se: float, df: float) -> float:
+    """The bound X that a one-sided 5 % test (the 90 % interval's end, TOST at X) reaches
+    with 80 % power when the true difference is 0: (t_0.95 + t_0.80) se."""
+    from scipy.stats import t
+
+    if se != se or not df or df != df or df <= 0:
+        return float("nan")
+    return float((t.ppf(0.95, df) + t.ppf(0.80, df)) * se)
+
+
+def projected(s: dict, sets: int, per_side: int) -> tuple[float, float]:
+    """The standard error and degrees of freedom `s` (a `paired` result) would have on
+    `sets` seed sets with `per_side` trained models averaged on each side: the seed-set
+    variance shrinks as 1 / sets, the training noise as 1 / models per side (measured
+    with at least models - 1 degrees of freedom); the fits' own noise, fitted over every
+    seed set's subsets, shrinks as 1 / sets (Welch-Satterthwaite over the parts)."""
+    parts = s.get("parts") or {"sets": (s["se"] ** 2, s["df"])}
+    out = []
+    for name, (var, df) in parts.items():
+        if var != var:
+            return float("nan"), float("nan")
+        if name in ("sets", "fit"):  # the fits pool every seed set: their noise shrinks with them too
+            out.append((var * s.get("sets", df + 1) / sets, sets - 1 if name == "sets" else df))
+        elif name == "train":  # per_side models a side measure it with per_side - 1 degrees of freedom
+            out.append((var * s.get("per_side", 1) / per_side, max(df, per_side - 1)))
+        else:
+            out.append((var, df))
+    var = sum(v for v, _ in out)
+    df = var ** 2 / sum(v ** 2 / f for v, f in out) if var > 0 and all(f > 0 for _, f in out) else out[0][1]
+    return math.sqrt(var), df
+
+
+def reach(s: dict, x: float, set_seconds: float, model_seconds: float, max_sets: int = 400,
+          max_models: int = 16) -> dict | None:
+    """The cheapest budget at which the comparison `s` bounds the effect by `x` with 80 %
+    power (`tost_power80` <= x) when the true effect is 0: seed sets and trained models
+    per side (training seeds), and the seconds beyond this run's (`set_seconds`: one seed
+    set of one model of every row compared; `model_seconds`: training one more model of
+    every trained row; every model is evaluated on every seed set).
+    Training noise does not shrink with more seed sets, so a comparison dominated by it
+    needs training seeds. None when nothing within the limits reaches x."""
+    if not x > 0 or s.get("se") != s.get("se"):
+        return None
+    k0, t0 = s.get("sets", 1), s.get("per_side", 1)
+    trained = "train" in (s.get("parts") or {})
+    best = None
+    for models in range(t0, (max_models if trained else t0) + 1):
+        for sets in range(max(k0, 2), max_sets + 1):
+            se, df = projected(s, sets, models)
+            if tost_power80(se, df) <= x:
+                cost = (sets * models - k0 * t0) * set_seconds + (models - t0) * model_seconds
+                if best is None or cost < best["seconds"]:
+                    best = {"sets": sets, "models": models, "seconds": cost}
+                break
+    return best
 
 
 def upper_bound(diff: float, se: float, df: float) -> float:

@@ -69,11 +69,16 @@ def kind(path: str) -> str:
                                                                                                          rest[0])
 
 
-def job_table(files) -> tuple[pd.DataFrame, dict]:
+def job_table(files, exclude=()) -> tuple[pd.DataFrame, dict]:
     """One row per job kind: jobs, process seconds (sum, largest) of the jobs that made
-    `files`; and the span {start, end, seconds, jobs} of all of them (None without clocks)."""
+    `files`, less those that made `exclude` (a target built after another: the claims
+    after the main job); and the span {start, end, seconds, jobs} of all of them (None
+    without clocks)."""
+    done = provenance(exclude) if exclude else {}
     processes = {}  # one job may write several files (a model and its curve): count its process once
     for f, m in provenance(files).items():
+        if f in done:
+            continue
         if "started_at" in m and "finished_at" in m:
             processes.setdefault((m.get("host"), m.get("pid"), m["started_at"]), (kind(f), m))
     jobs = list(processes.values())

@@ -55,6 +55,49 @@ def test_a_pd_chain_that_stops_short_gives_a_lower_bound_and_the_claim_reads_it(
     d = Data.__new__(Data)
     d.benchmark = b
     text, values = _benchmark(d)
-    assert "does not reach" in text and values == {"ratio": pytest.approx(4.0), "lower_bound": True, "exact": False}
+    assert "does not reach" in text
+    assert {k: values[k] for k in ("ratio", "lower_bound", "exact")} == {"ratio": pytest.approx(4.0),
+                                                                       "lower_bound": True, "exact": False}
+    assert values["upper_95"] is None and values["p_faster"] < 0.05  # PD stops short of SFD in most draws
     assert decide(faster(values)).startswith("holds")
     assert decide(faster({"ratio": 1.5, "lower_bound": True})).startswith("inconclusive")
+
+
+def _curve(start, seconds, level, noise, rng, n=30):
+    """A falling FID curve: level + (start - level) e^(-5 s / seconds), with noise
+    multiplicative in FID (log-normal, sd `noise`)."""
+    import math
+
+    ts = [seconds * i / (n - 1) for i in range(n)]
+    return [{"iteration": i, "seconds": t, "fid": (level + (start - level) * math.exp(-5 * t / seconds))
+             * math.exp(noise * rng.standard_normal())} for i, t in enumerate(ts)]
+
+
+def test_the_equal_quality_ratio_carries_the_curves_noise_and_the_claim_tests_it():
+    """The bootstrap's interval holds the ratio of the noise-free curves; a PD chain ten
+    times slower gives 'holds' (p of 'at most 2x' small); two equally fast methods do not
+    (p near or above 0.05), and the claim says the interval."""
+    import numpy as np
+
+    from benchmarks.sfd_vs_pd import bootstrap
+    from diffdistill.claims import decide, faster
+
+    rng = np.random.default_rng(0)
+    sfd = _curve(200.0, 100.0, 10.0, 0.03, rng)
+    slow = _curve(200.0, 1000.0, 9.0, 0.03, rng)  # reaches SFD's final level at about ten times its time
+    b = bootstrap(sfd, slow, reps=400)
+    assert b["reps"] == 400 and 2 < b["lower_5"] <= b["upper_95"]
+    assert b["p_faster"] < 0.05 <= b["p_not_faster"]
+    t = faster({**b, "ratio": 10.0, "lower_bound": False, "exact": False})
+    assert decide(t) == "holds" and "90 % interval" in t.notes[0]
+    same = _curve(200.0, 100.0, 9.5, 0.03, rng)
+    e = bootstrap(sfd, same, reps=400)
+    assert e["lower_5"] < 2 and e["p_faster"] > 0.05
+    assert decide(faster({**e, "ratio": 1.0, "lower_bound": False, "exact": False})) != "holds"
+
+
+def test_curves_at_infinite_n_subtract_the_rows_own_bias():
+    from benchmarks.sfd_vs_pd import to_infinite_n
+
+    pts = [{"iteration": 0, "fid": 50.0, "wall_time": 0.0}, {"iteration": 1, "fid": 30.0, "wall_time": 1.0}]
+    assert [p["fid"] for p in to_infinite_n(pts, 2500.0, 250)] == [40.0, 20.0]

@@ -19,7 +19,7 @@ BENCHMARKS = [
 
 # the inputs of each benchmark: the built default's models and curves
 BENCHMARK_ARGS = {
-    "sfd_vs_pd": f"--sfd {naming.student_dir('sfd', 'default', 2)} --pd {naming.student_dir('pd', 'default', 2)}",
+    "sfd_vs_pd": "--sfd {} --pd {} --sfd-fid {} --pd-fid {}".format(*EQUAL_QUALITY, *EQUAL_QUALITY_FID),
     "rebuild": "",
     "scaling": "",
     "contention": "",
@@ -31,6 +31,7 @@ BENCHMARK_ARGS = {
 rule run_benchmark:
     input:
         "results/tables",
+        lambda w: EQUAL_QUALITY_FID + [f"{d}/fid_curve.json" for d in EQUAL_QUALITY] if w.name == "sfd_vs_pd" else [],
     output:
         json="results/benchmark-runs/{name}.json",
         md="results/benchmark-runs/{name}.md",

@@ -3,8 +3,8 @@ baseline (N = 1).
 
 N small students each own a contiguous range of noise levels; `Router` presents them
 as one denoiser D(x; sigma) that sends every sample to the student owning its sigma, so
-every solver runs on it unchanged. The paper's body is not public (METHODS.md section
-3); the range split, the student size and the KD losses are choices, see
+every solver runs on it unchanged. The paper's body is not public (its abstract is);
+the range split, the student size and the KD losses are choices, see
 `split_boundaries` and `O2MKD`.
 """
 from __future__ import annotations

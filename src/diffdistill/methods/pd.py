@@ -3,7 +3,7 @@
 One round halves the step count: the student starts as a copy of the teacher and
 learns to take ONE Euler (= DDIM) step from t to t'' that lands where the teacher's
 TWO Euler steps t -> t' -> t'' land. With x'' the teacher's two-step result, the
-denoiser value that makes one Euler step hit x'' is (METHODS.md section 2)
+denoiser value that makes one Euler step hit x'' is (Salimans & Ho, Algorithm 2, in σ)
 
     D_tilde = (x'' - (t''/t) x) / (1 - t''/t),
 

@@ -12,9 +12,11 @@ interpolated linearly between curve points.
 The curves' FID is at the curve's n. With each row's metrics file (`--sfd-fid`,
 `--pd-fid`), every point is brought to infinite n on the sample side: the row's fitted
 bias slope over the curve's n is subtracted (the reference side's bias is one constant
-for both curves, so it moves no crossing). The ratio's uncertainty: a parametric
-bootstrap of the curves' own noise (each curve's running mean plus Gaussian noise of the
-spread its last half shows around it), both crossings recomputed per draw.
+for both curves, so it moves no crossing; the curve's n may lie below the sizes the
+slope was fitted on, where the bias grows faster than 1/n: an approximation). The
+ratio's uncertainty: a parametric bootstrap of the curves' point noise (each curve's
+running mean plus Gaussian noise of the spread its last half shows around it), both
+crossings recomputed per draw; it leaves out the spread between training runs.
 
     python -m benchmarks.sfd_vs_pd --sfd results/students/sfd/default/nfe2 \\
         --pd results/students/pd/default/nfe2 --out results/benchmark-runs
@@ -59,42 +61,55 @@ def to_infinite_n(points: list[dict], slope: float, n: int) -> list[dict]:
     return [{**p, "fid": p["fid"] - slope / n} for p in points]
 
 
+MIN_TAIL = 5  # residuals a curve's noise is read from; fewer: no spread measured
+
+
 def _smooth_and_noise(points: list[dict]) -> tuple[np.ndarray, float]:
     """A curve's running mean of three (two at the ends) and the spread of its points
-    around it over the curve's last half, where the crossings lie (an interior residual
-    has variance 2/3 of the points' own). In FID, not log FID: at infinite n a point
-    may sit at or below 0."""
+    around it over the curve's last half, where the crossings lie (an interior
+    residual has variance 2/3 of the points' own, an end one 1/2); NaN with fewer than
+    MIN_TAIL residuals. In FID, not log FID: at infinite n a point may sit at or below 0."""
     y = np.array([p["fid"] for p in points], float)
     smooth = np.array([y[max(0, i - 1):i + 2].mean() for i in range(len(y))])
-    tail = (y - smooth)[len(y) // 2:]
-    sd = float(np.std(tail, ddof=1) * math.sqrt(1.5)) if len(tail) > 1 else 0.0
-    return smooth, sd
+    share = np.array([0.5 if i in (0, len(y) - 1) else 2 / 3 for i in range(len(y))])
+    k = len(y) // 2
+    tail = ((y - smooth) ** 2 / share)[k:]
+    return smooth, float(math.sqrt(tail.mean())) if len(tail) >= MIN_TAIL else float("nan")
 
 
 def bootstrap(sfd: list[dict], pd: list[dict], reps: int = 2000, seed: int = 0, bound: float = 2.0) -> dict:
-    """PD's time to SFD's final FID over SFD's, over `reps` draws of both curves' noise.
-    A draw where PD never gets there counts at its lower bound (PD's whole chain). Returns
-    the 5 % and 95 % points (the latter None, unbounded, where over 5 % of draws are such
-    lower bounds), the share of draws at or below `bound` (the one-sided p of 'faster than
-    bound') and the share at or above it (that of 'not faster'; a lower bound below it
-    counts there too)."""
+    """PD's time to SFD's final FID over SFD's, over `reps` draws of both curves' point
+    noise (jitter around each curve's running mean: not the spread between training
+    runs, nor the fitted bias slope's own error, so the interval is a lower limit on
+    the uncertainty). A draw where PD never gets there counts at its lower bound (PD's
+    whole chain); one where SFD starts at its final FID (no time to it) is left out and
+    counted (`sfd_at_start`). Returns the 5 % and 95 % points (the latter None,
+    unbounded, where over 5 % of draws are such lower bounds), the share of draws at or
+    below `bound` (the one-sided p of 'faster than bound') and the share at or above it
+    (that of 'not faster'; a lower bound below it counts there too); `reps` 0 where a
+    curve has too few points to read its noise from."""
     rng = np.random.default_rng(seed)
     (s_mu, s_sd), (p_mu, p_sd) = _smooth_and_noise(sfd), _smooth_and_noise(pd)
-    ratios, censored = [], []
+    if s_sd != s_sd or p_sd != p_sd:
+        return {"reps": 0, "note": f"a curve has fewer than {2 * MIN_TAIL} points: no noise measured"}
+    ratios, censored, at_start = [], [], 0
     for _ in range(reps):
         s_draw = [{**p, "fid": float(m + s_sd * e)} for p, m, e in zip(sfd, s_mu, rng.standard_normal(len(sfd)))]
         p_draw = [{**p, "fid": float(m + p_sd * e)} for p, m, e in zip(pd, p_mu, rng.standard_normal(len(pd)))]
         target = s_draw[-1]["fid"]
         t_sfd, t_pd = time_to(s_draw, target), time_to(p_draw, target)
         if not t_sfd:
+            at_start += 1
             continue
         ratios.append((t_pd if t_pd is not None else p_draw[-1]["seconds"]) / t_sfd)
         censored.append(t_pd is None)
+    if not ratios:
+        return {"reps": 0, "sfd_at_start": at_start, "note": "SFD's curve starts at its final FID in every draw"}
     r, c = np.array(ratios), np.array(censored, bool)
     upper = float(np.sort(np.where(c, np.inf, r))[int(math.ceil(0.95 * len(r))) - 1])
     return {"reps": len(r), "lower_5": float(np.quantile(r, 0.05)), "upper_95": upper if upper < math.inf else None,
             "p_faster": float(np.mean(r <= bound)), "p_not_faster": float(np.mean((r >= bound) | (c & (r < bound)))),
-            "censored_share": float(c.mean()), "noise_sd": {"sfd": s_sd, "pd": p_sd}}
+            "censored_share": float(c.mean()), "sfd_at_start": at_start, "noise_sd": {"sfd": s_sd, "pd": p_sd}}
 
 
 def crossing(name: str, target_of: str, target: float, mine: list[dict], theirs: list[dict]) -> dict:
@@ -169,9 +184,11 @@ def main():
     else:
         second = f"SFD does not reach PD's final FID {pd[-1]['fid']:.1f}"
     boot = bootstrap(sfd, pd, reps=a.reps)
-    upper = "unbounded" if boot["upper_95"] is None else f"x{boot['upper_95']:.1f}"
-    head = (f"{first}; {second} (papers: ~267x at FID ~4.5); PD / SFD 90 % interval x{boot['lower_5']:.1f} .. "
-            f"{upper} over {boot['reps']} draws of the curves' noise; FID {scale}")
+    spread = boot.get("note", "")
+    if boot["reps"]:
+        upper = "unbounded" if boot["upper_95"] is None else f"x{boot['upper_95']:.1f}"
+        spread = f"PD / SFD 90 % interval x{boot['lower_5']:.1f} .. {upper} over {boot['reps']} draws of the curves' noise"
+    head = f"{first}; {second} (papers: ~267x at FID ~4.5); {spread}; FID {scale}"
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out) as tmp:  # the figure appears whole or not at all

@@ -34,14 +34,15 @@ def test_the_job_table_follows_every_file_a_table_read(tmp_path, monkeypatch):
     assert span["seconds"] == 315.0 and span["jobs"] == 6
     assert df.set_index("job kind").loc["train teacher", "process s"] == 200.0
     # a target built after another (the claims after the main job) counts only its own jobs
-    _meta(r / "students/sfd/l2/nfe2/model.pt", 500.0, 560.0, pid=3, teacher="results/teacher/model.pt")
+    # (its training started while the main job's last jobs ran: its span starts when they end, at 415 s)
+    _meta(r / "students/sfd/l2/nfe2/model.pt", 380.0, 560.0, pid=3, teacher="results/teacher/model.pt")
     _meta(r / "samples/l2/samples.npz", 560.0, 570.0, pid=4, model="results/students/sfd/l2/nfe2/model.pt")
     l2 = r / "fid/l2/fid.json"
     _meta(l2, 570.0, 575.0, pid=5, samples="results/samples/l2/samples.npz", ref="results/samples/ref/samples.npz")
     l2.write_text(json.dumps({"samples": "results/samples/l2/samples.npz"}))
     df, span = job_table(["results/fid/s/fid.json", "results/fid/l2/fid.json"], exclude=["results/fid/s/fid.json"])
     assert dict(zip(df["job kind"], df["jobs"])) == {"train sfd": 1, "sampling": 1, "metrics": 1}
-    assert span["seconds"] == 75.0 and span["jobs"] == 3
+    assert span["seconds"] == 575.0 - 415.0 and span["jobs"] == 3
 
 
 def test_the_dated_page_keeps_each_tables_caption():

@@ -58,7 +58,8 @@ def test_a_pd_chain_that_stops_short_gives_a_lower_bound_and_the_claim_reads_it(
     assert "does not reach" in text
     assert {k: values[k] for k in ("ratio", "lower_bound", "exact")} == {"ratio": pytest.approx(4.0),
                                                                        "lower_bound": True, "exact": False}
-    assert values["upper_95"] is None and values["p_faster"] < 0.05  # PD stops short of SFD in most draws
+    # three points per curve are too few to read their noise from: no bootstrap, no p for Holm's family
+    assert b["bootstrap"]["reps"] == 0 and "p_faster" not in values
     assert decide(faster(values)).startswith("holds")
     assert decide(faster({"ratio": 1.5, "lower_bound": True})).startswith("inconclusive")
 

@@ -49,6 +49,7 @@ RULE = ("Verdicts: differences are paired over the evaluation seed sets (Student
         "number of seed sets removes it); its minutes from this run's own job times, beside the claims target's "
         f"{BUDGET_MINUTES}-minute budget.")
 NOT_MEASURED = "not measured"
+UNBOUNDED = "unbounded"
 
 
 def exact(diff: float) -> dict:
@@ -95,6 +96,8 @@ def verdict(t: Test, p_adjusted: float) -> str:
         return t.verdict
     if p_adjusted == p_adjusted and p_adjusted < 0.05:
         return "holds" if t.sign > 0 else "does not hold"
+    if t.bound == UNBOUNDED:
+        return "inconclusive (no upper bound on the effect)"
     return f"no effect larger than {t.bound}" if t.bound else "inconclusive (no spread measured)"
 
 
@@ -256,7 +259,7 @@ def faster(v: dict) -> Test:
     above 2x holds, below 0.5x does not, and a lower bound (the slower method never got
     there) decides only when it is above 2x; it never enters the correction."""
     if "p_faster" in v:
-        up = "unbounded" if v.get("upper_95") is None else _fmt(v["upper_95"], "x")
+        up = UNBOUNDED if v.get("upper_95") is None else _fmt(v["upper_95"], "x")
         sign, p = (1, v["p_faster"]) if v["p_faster"] <= v["p_not_faster"] else (-1, v["p_not_faster"])
         return Test(sign=sign, p=max(p, 1.0 / (v.get("reps") or 1)), bound=up,
                     notes=[f"90 % interval x{v['lower_5']:.1f} .. {up} over {v.get('reps')} bootstrap draws"])
@@ -471,7 +474,7 @@ def _o2mkd(d: Data):
 
 
 def _benchmark(d: Data):
-    """results/benchmarks/sfd_vs_pd.json: PD's time to SFD's final NFE-2 FID over SFD's
+    """results/benchmark-runs/sfd_vs_pd.json: PD's time to SFD's final NFE-2 FID over SFD's
     (a lower bound when PD's whole chain stops short of it), and the other direction."""
     b = d.benchmark
     if b is None or b.get("ratio") is None:
@@ -605,7 +608,9 @@ def budget_text(s: dict, x: float, d: Data) -> str:
     set_s, model_s = d.costs(s.get("rows") or [])
     got = stats.reach(s, x, set_s, model_s)
     if got is None:
-        return "beyond 400 seed sets and 16 training seeds"
+        return "beyond 400 seed sets" + (" and 16 training seeds" if "train" in (s.get("parts") or {}) else "")
+    if got["seconds"] <= 0:
+        return "none more: this run has 80 % power at X; its estimate, in the claim's direction, keeps the bound above it"
     seeds = f", {got['models']} training seeds per model" if got["models"] > s.get("per_side", 1) else ""
     minutes = got["seconds"] / 60
     over = f" (over the {BUDGET_MINUTES}-minute budget)" if minutes > BUDGET_MINUTES else ""

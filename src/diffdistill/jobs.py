@@ -71,16 +71,19 @@ def kind(path: str) -> str:
 
 def job_table(files, exclude=()) -> tuple[pd.DataFrame, dict]:
     """One row per job kind: jobs, process seconds (sum, largest) of the jobs that made
-    `files`, less those that made `exclude` (a target built after another: the claims
-    after the main job); and the span {start, end, seconds, jobs} of all of them (None
-    without clocks)."""
-    done = provenance(exclude) if exclude else {}
+    `files`, less the jobs that made `exclude` (a target built after another: the claims
+    after the main job; its span then starts when the last of those finished, where that
+    is later than its own first start); and the span {start, end, seconds, jobs} of all
+    of them (None without clocks)."""
+    def key(m):
+        return m.get("host"), m.get("pid"), m["started_at"]
+
+    done = {key(m): m for m in provenance(exclude).values() if "started_at" in m and "finished_at" in m} \
+        if exclude else {}
     processes = {}  # one job may write several files (a model and its curve): count its process once
     for f, m in provenance(files).items():
-        if f in done:
-            continue
-        if "started_at" in m and "finished_at" in m:
-            processes.setdefault((m.get("host"), m.get("pid"), m["started_at"]), (kind(f), m))
+        if "started_at" in m and "finished_at" in m and key(m) not in done:
+            processes.setdefault(key(m), (kind(f), m))
     jobs = list(processes.values())
     if not jobs:
         return pd.DataFrame(), {}
@@ -92,6 +95,8 @@ def job_table(files, exclude=()) -> tuple[pd.DataFrame, dict]:
         r["process s"] += secs
         r["longest s"] = max(r["longest s"], secs)
     start, end = min(m["started_at"] for _, m in jobs), max(m["finished_at"] for _, m in jobs)
+    if done:
+        start = max(start, min(end, max(m["finished_at"] for m in done.values())))
     df = pd.DataFrame(sorted(rows.values(), key=lambda r: -r["process s"]))
     return df, {"seconds": end - start, "jobs": len(jobs), "process_seconds": float(df["process s"].sum()),
                 "finished": end, **stamp([m for _, m in jobs])}

@@ -240,3 +240,33 @@ def test_the_claims_table_prices_the_budget_that_would_reach_x():
         text = budget_text(s, 0.5, d)
         got = stats.reach(s, 0.5, 12.0, 0.0)
         assert text == f"{got['sets']} seed sets: about {(got['sets'] - 5) * 12.0 / 60:.0f} min more"
+
+
+def test_the_claims_target_builds_the_ablation_rows_a_claim_reads_and_no_other():
+    """Each ablation a claim reads (factor, value) is a row the claims target builds
+    (`Row.claims`), as are the default and its other training seeds; every other SFD
+    ablation row is the ablation table's only. The O2MKD study's rows with the config's
+    recipe, and the DDIM rows at each PD round's steps, are built with the claims too."""
+    import yaml
+
+    from conftest import ROOT
+    from diffdistill import methods
+    from diffdistill.naming import CONFIG_RECIPE
+
+    cfg = methods.validate(yaml.safe_load((ROOT / "config/config.yaml").read_text()))
+    rows = methods.rows(cfg)
+    sfd = [r for r in rows if "ablations" in r.tables]
+    reads = [c.ours.reads for c in CLAIMS if hasattr(c.ours, "reads")]
+    assert len(reads) == 6
+    for factor, value in reads:
+        hit = [r for r in sfd if r.meta["factor_name"] == factor and (value is None or r.meta["value"] == value)]
+        assert hit and all(r.claims for r in hit), (factor, value)
+    for r in sfd:
+        read = any(r.meta["factor_name"] == f and (v is None or r.meta["value"] == v) for f, v in reads)
+        assert r.claims == (read or r.meta["factor"] in ("default", "train_seed")), r.name
+    assert any(not r.claims for r in sfd)  # the table's other values: not built by the claims
+    study = [r for r in rows if r.tables == ("ablations_o2mkd_study",)]
+    assert study and all(r.claims == (r.meta["recipe"] == CONFIG_RECIPE) for r in study)
+    assert not any(r.claims for r in rows if "ablations_o2mkd" in r.tables)
+    ddim = {r.nfe for r in rows if r.claims and "ablations_pd" in r.tables}
+    assert ddim == {n for n in cfg["pd"]["nfe"] if any(r.nfe == n for r in rows if "ablations_pd" in r.tables)}

@@ -334,6 +334,7 @@ def _ablation(factor: str, value: str):
             return None
         return (f"FID inf {row['FID inf']:.2f} vs default {default['FID inf']:.2f}: {_pm(row['_paired'])}",
                 {"d": row["_paired"], "scale": default["FID inf"]})
+    ours.reads = (factor, value)  # the ablation rows it needs (the workflow builds them with the claims)
     return ours
 
 
@@ -345,6 +346,7 @@ def _best_tested(factor: str):
             return None
         text = "; ".join(f"{v}: {_pm(row['_paired'])}" for v, row in others)
         return f"FID inf minus the default's ({default['FID inf']:.2f}): {text}", {"ds": [r["_paired"] for _, r in others]}
+    ours.reads = (factor, None)  # every value
     return ours
 
 

@@ -42,6 +42,7 @@ class Row:
     noise_floor: bool = False     # its seed sets against each other: the sampling-noise floor
     figure: bool = False          # a row of the sample figure
     meta: dict = field(default_factory=dict, compare=False)  # extra fields for tables (e.g. ablation factor)
+    claims: bool = field(default=False, compare=False)  # a row outside the extended table that a claim reads
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -59,6 +60,7 @@ class Row:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d.pop("claims")  # what builds the claims, not what the row is
         d["column"] = self.col
         d["recipe"] = self.recipe.to_dict()
         return d
@@ -84,7 +86,8 @@ def merge(rows) -> list[Row]:
                     r, tables=(), all_seed_sets=False, figure=False, meta={}):
                 raise ValueError(f"row {r.name} is declared twice with different settings")
             r = replace(old, tables=tuple(dict.fromkeys(old.tables + r.tables)), meta={**old.meta, **r.meta},
-                        all_seed_sets=old.all_seed_sets or r.all_seed_sets, figure=old.figure or r.figure)
+                        all_seed_sets=old.all_seed_sets or r.all_seed_sets, figure=old.figure or r.figure,
+                        claims=old.claims or r.claims)
         out[r.name] = r
     return list(out.values())
 
@@ -119,3 +122,11 @@ def in_table(rows, table: str | tuple) -> list[Row]:
 
 def fid_files(rows, table: str | tuple) -> list[str]:
     return [fid_path(r) for r in in_table(rows, table)]
+
+
+def claims_files(rows, tables: tuple) -> list[str]:
+    """The metrics files the claims read: every row of `tables` (the main and extended
+    tables) and the rows of other tables a claim reads (`Row.claims`), not the
+    ablations no claim reads."""
+    rows = list(rows)
+    return list(dict.fromkeys(fid_files(rows, tables) + [fid_path(r) for r in rows if r.claims]))

@@ -494,6 +494,7 @@ class O2MKD(Method):
             model = student_model("o2mkd", var)
             rows.append(Row(name=f"students/o2mkd/{var}-euler/nfe{k}", label=label, nfe=k, family="o2mkd",
                             model=model, recipe=Recipe(solver="euler", nfe=k), tables=(O2MKD_STUDY,),
+                            claims=not recipe,  # the claim compares the config's recipe over training seeds
                             meta={"students": n, "train_seed": run["train_seed"], "recipe": recipe or CONFIG_RECIPE,
                                   "iters": run["iters"],
                                   "curve": model.replace("model.pt", "fid_curve.json")}))

@@ -233,7 +233,8 @@ class ProgressiveDistillation(Method):
                     "description": f"PD's first teacher, DDIM {pd['n0']} steps on the PD grid (pd.n0)"}
             label = "PD first teacher (DDIM on the PD grid)" if n == pd["n0"] else f"DDIM {n} steps (PD grid)"
             out.append(teacher_row(cfg, f"pd-teacher/nfe{n}", label, n, "euler", grid="pd", family="pd",
-                                   tables=("ablations_pd",), meta=meta))
+                                   tables=("ablations_pd",), meta=meta,
+                                   claims=n in pd["nfe"]))  # each round against DDIM halving its teacher
         return out
 
     @staticmethod

@@ -38,6 +38,9 @@ TEACHER_OPTIONS = (Opt("solver", key="trajectories.solver"), Opt("K", key="traje
                    Opt("pool", key="trajectories.num", help="trajectories in the cache's pool"),
                    Opt("seed_start", key="trajectories.seed_start", help="first noise seed of the cache's pool"))
 ABLATION_FACTORS = ("solver", "final_step", "afs", "t_min", "loss", "K", "num")
+# the ablation values the claims read (None: every value); the rest only the ablation table
+CLAIMED = {"default": None, "train_seed": None, "afs": None, "loss": None, "t_min": None, "K": None,
+           "solver": ("euler",), "final_step": ("dpm",)}
 FACTOR_NAMES = {"solver": "teacher solver", "final_step": "teacher final step", "afs": "AFS", "t_min": "t_min",
                 "loss": "loss", "K": "K (teacher steps per student step)", "num": "training trajectories",
                 "train_seed": "default, another training seed"}
@@ -289,6 +292,7 @@ class SFD(Method):
             model = student_model("sfd", var, nfe)
             rows.append(Row(name=f"students/sfd/{var}/nfe{nfe}", label="SFD" if var == "default" else f"SFD {var}",
                             nfe=nfe, family="sfd", model=model, tables=("ablations",), all_seed_sets=True,
+                            claims=factor in CLAIMED and (CLAIMED[factor] is None or str(value) in CLAIMED[factor]),
                             meta={"factor": factor, "factor_name": FACTOR_NAMES.get(factor, factor),
                                   "value": "" if factor == "default" else str(value),
                                   "curve": model.replace("model.pt", "fid_curve.json"),

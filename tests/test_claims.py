@@ -270,3 +270,26 @@ def test_the_claims_target_builds_the_ablation_rows_a_claim_reads_and_no_other()
     assert not any(r.claims for r in rows if "ablations_o2mkd" in r.tables)
     ddim = {r.nfe for r in rows if r.claims and "ablations_pd" in r.tables}
     assert ddim == {n for n in cfg["pd"]["nfe"] if any(r.nfe == n for r in rows if "ablations_pd" in r.tables)}
+
+
+def test_the_claims_write_their_own_wall_clock_and_a_dated_page(tmp_path, monkeypatch):
+    """jobs.md counts the jobs beyond the main table's rows; summary.md is the dated page
+    of the claims and their time."""
+    import json
+
+    from diffdistill.claims import write_claims
+
+    monkeypatch.chdir(tmp_path)
+    files = []
+    for i, (name, tables, start) in enumerate([("sfd2", ("main",), 0.0), ("afs0", ("ablations",), 100.0)]):
+        f = tmp_path / f"results/fid/{name}/fid.json"
+        f.parent.mkdir(parents=True)
+        f.write_text(json.dumps({**_row(name, "sfd", "distilled", 2, 10.0 + i, tables=tables),
+                                 "meta": {"factor": "default" if i else "", "factor_name": "default", "value": ""}}))
+        (f.parent / "fid.json.meta.json").write_text(json.dumps({"pid": i, "host": "h", "started_at": start,
+                                                                 "finished_at": start + 30.0}))
+        files.append(f"results/fid/{name}/fid.json")
+    write_claims(files, tmp_path / "out")
+    assert "**0.5 min**" in (tmp_path / "out/claims.md").read_text()  # 100 s .. 130 s: the ablation row's job only
+    page = (tmp_path / "out/summary.md").read_text()
+    assert page.startswith("# Claims, ") and "## The papers' claims" in page and "## Where the time went" in page

@@ -625,8 +625,9 @@ def budget_text(s: dict, x: float, d: Data) -> str:
 
 
 def write_claims(fid_files, out_dir, benchmark: str | None = None, o2mkd_students: int = 3) -> pd.DataFrame:
-    """claims.{md,csv,tex} and jobs.{md,csv,tex}: the jobs the claims needed beyond the
-    main job's (the main table's rows and what made them), with their wall clock."""
+    """claims.{md,csv,tex}, jobs.{md,csv,tex} (the jobs the claims needed beyond the main
+    job's: the main table's rows and what made them, with their wall clock) and
+    summary.md, the dated page of both."""
     from .jobs import job_table
 
     records = load_records(fid_files)
@@ -645,4 +646,9 @@ def write_claims(fid_files, out_dir, benchmark: str | None = None, o2mkd_student
                 f"{span['jobs']} jobs by the metadata sidecars' clocks, on {', '.join(span['hosts'])} ({span['cpu']}, "
                 f"{span['cores']} cores): **{span['seconds']:.0f} s ({span['seconds'] / 60:.1f} min)** from the first "
                 "job's start to the last one's end."), fmt="{:.1f}")
+            from .jobs import summary_markdown  # the dated page: when, where, which commits, how long
+
+            (out / "summary.md").write_text(summary_markdown("Claims", span, [
+                ("The papers' claims", (out / "claims.md").read_text()),
+                ("Where the time went, beyond the main job", (out / "jobs.md").read_text())]))
     return df

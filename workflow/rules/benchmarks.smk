@@ -17,6 +17,12 @@ BENCHMARKS = [
 ]
 
 
+# SFD's and PD's NFE-2 students at equal quality (benchmarks.sfd_vs_pd, read by the
+# claims): their curves, brought to infinite n by their rows' metrics files
+EQUAL_QUALITY = [naming.student_dir(m, "default", 2) for m in ("sfd", "pd")]
+EQUAL_QUALITY_FID = [f"results/fid/{d.removeprefix('results/')}/fid.json" for d in EQUAL_QUALITY]
+EQUAL_QUALITY_BUILT = all(d.removeprefix("results/") in ROWS for d in EQUAL_QUALITY)
+
 # the inputs of each benchmark: the built default's models and curves
 BENCHMARK_ARGS = {
     "sfd_vs_pd": "--sfd {} --pd {}".format(*EQUAL_QUALITY)

@@ -32,11 +32,6 @@ GPU = 1 if config["device"] == "cuda" else 0  # network rules: gpu (SLURM --gpus
 GPU_RESOURCES = {"gpu": GPU} | ({"slurm_partition": config["gpu_partition"]} if GPU and config["gpu_partition"] else {})
 CONDA_ENV = str(Path(workflow.current_basedir, "..", "..", "envs", "environment.yaml").resolve())  # any rules folder
 REFERENCE = rowlib.reference(ROWS.values())
-# SFD's and PD's NFE-2 students at equal quality (benchmarks.sfd_vs_pd, read by the
-# claims): their curves, brought to infinite n by their rows' metrics files
-EQUAL_QUALITY = [naming.student_dir(m, "default", 2) for m in ("sfd", "pd")]
-EQUAL_QUALITY_FID = [f"results/fid/{d.removeprefix('results/')}/fid.json" for d in EQUAL_QUALITY]
-EQUAL_QUALITY_BUILT = all(d.removeprefix("results/") in ROWS for d in EQUAL_QUALITY)
 TEACHER_FILES = {"teacher_samples": rowlib.samples_path(REFERENCE), "teacher_features": rowlib.features_path(REFERENCE)}
 # jobs call `diffdistill`: not on PATH but beside this Python (.venv/bin/snakemake), its folder goes on PATH
 if shutil.which("diffdistill") is None and Path(sys.executable).with_name("diffdistill").exists():

@@ -58,7 +58,7 @@ def cli_env(_no_scontrol, _forkserver):
     return {**_subprocess_env(_no_scontrol), "DIFFDISTILL_FORKSERVER": _forkserver}
 
 
-WORKFLOW_FILES = ("Snakefile", "workflow", "params.yaml", "config", "profiles", "envs")
+WORKFLOW_FILES = ("Snakefile", "workflow", "params.yaml", "config", "profiles", "envs", "benchmarks")  # the claims run one
 
 
 def copy_workflow(dst: Path, names=WORKFLOW_FILES) -> None:

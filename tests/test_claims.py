@@ -198,19 +198,19 @@ def test_a_budget_dominated_by_training_noise_asks_for_training_seeds_not_seed_s
     fewest that reach X with 80 % power."""
     a, b = [10.2, 10.9, 9.6, 10.4, 9.9], [10.0, 10.1, 9.9, 10.3, 9.7]
     plain = stats.paired(a, b)
-    assert stats.tost_power80(plain["se"], plain["df"]) > 0.4
+    assert stats.power80(plain["se"], plain["df"], one_sided=True) > 0.4
     got = stats.reach(plain, 0.4, set_seconds=1.0, model_seconds=100.0)
     assert got["models"] == 1 and got["sets"] > 5
     se, df = stats.projected(plain, got["sets"], 1)
-    assert stats.tost_power80(se, df) <= 0.4
+    assert stats.power80(se, df, one_sided=True) <= 0.4
     se, df = stats.projected(plain, got["sets"] - 1, 1)
-    assert stats.tost_power80(se, df) > 0.4  # the fewest sets
+    assert stats.power80(se, df, one_sided=True) > 0.4  # the fewest sets
     noisy = stats.paired(a, b, train_sd=math.sqrt(2) * 0.8, train_seeds=3)
     assert stats.projected(noisy, 400, 1)[0] > 1.0  # 400 seed sets cannot remove 2 s_train^2 = 1.28
     got = stats.reach(noisy, 1.0, set_seconds=1.0, model_seconds=100.0)
     assert got is not None and got["models"] > 1
     se, df = stats.projected(noisy, got["sets"], got["models"])
-    assert stats.tost_power80(se, df) <= 1.0
+    assert stats.power80(se, df, one_sided=True) <= 1.0
     assert got["seconds"] >= (got["models"] - 1) * 100.0
 
 

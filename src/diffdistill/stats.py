@@ -47,15 +47,21 @@ def paired(a, b, train_sd: float | None = None, train_seeds: int = 0, fit_var: f
         named["train"] = (train_sd ** 2, train_seeds - 1)
     if fit_var > 0 and fit_df > 0:
         named["fit"] = (fit_var, fit_df)
-    parts = list(named.values())
-    var = sum(v for v, _ in parts)
-    df = (var ** 2 / sum(v ** 2 / f for v, f in parts) if var == var and var > 0 and all(f > 0 for _, f in parts)
-          else float(parts[0][1]))
+    var, df = _welch(list(named.values()))
     se = math.sqrt(var) if var == var else float("nan")
     t = mean / se if se and se == se else float("nan")
     p = float(2 * student.sf(abs(t), df)) if t == t and df > 0 else float("nan")
     return {"diff": mean, "se": se, "df": df, "t": t, "p": p, "detectable": t_crit(df) * se if se == se else se,
             "sets": k, "fit_se": math.sqrt(fit_var) if fit_df > 0 else 0.0, "parts": named, "per_side": per_side}
+
+
+def _welch(parts: list[tuple[float, float]]) -> tuple[float, float]:
+    """A sum of independent variances, each with its degrees of freedom: the total and
+    its Welch-Satterthwaite degrees of freedom (the first part's where it cannot be had)."""
+    var = sum(v for v, _ in parts)
+    df = (var ** 2 / sum(v ** 2 / f for v, f in parts) if var == var and var > 0 and all(f > 0 for _, f in parts)
+          else float(parts[0][1]))
+    return var, df
 
 
 def fit_noise(a: dict, b: dict) -> tuple[float, int]:
@@ -74,10 +80,11 @@ def fit_noise(a: dict, b: dict) -> tuple[float, int]:
 def paired_rows(a: dict, b: dict, key: str = "fid_inf", **kw) -> dict:
     """`paired` for two result rows: their per-set values of `key` (one value where a row
     has no sets); for FID at infinite n with the fits' own noise (`fit_noise`); `rows`:
-    the two rows' names."""
+    the rows' names (a combination of rows, `names`, gives each of them)."""
     va, vb = (list(r.get(f"{key}_sets") or [r[key]]) for r in (a, b))
     fit_var, fit_df = fit_noise(a, b) if key == "fid_inf" else (0.0, 0)
-    return {**paired(va, vb, fit_var=fit_var, fit_df=fit_df, **kw), "rows": [r.get("name") for r in (a, b)]}
+    names = [n for r in (a, b) for n in (r.get("names") or [r.get("name")]) if n]
+    return {**paired(va, vb, fit_var=fit_var, fit_df=fit_df, **kw), "rows": names}
 
 
 def paired_over_seeds(a_runs, b_runs) -> dict:
@@ -138,24 +145,16 @@ def at_most(value: float, se: float, df: float, bound: float) -> str:
     return "inconclusive"
 
 
-def power80(se: float, df: float) -> float:
+def power80(se: float, df: float, one_sided: bool = False) -> float:
     """The smallest true difference a two-sided 5 % test with this standard error and
-    these degrees of freedom detects with 80 % power: (t_0.975 + t_0.80) se."""
+    these degrees of freedom detects with 80 % power: (t_0.975 + t_0.80) se. One-sided
+    (the 90 % interval's end, TOST at X): the bound X it reaches with 80 % power when the
+    true difference is 0, (t_0.95 + t_0.80) se."""
     from scipy.stats import t
 
     if se != se or not df or df != df or df <= 0:
         return float("nan")
-    return float((t.ppf(0.975, df) + t.ppf(0.80, df)) * se)
-
-
-def tost_power80(se: float, df: float) -> float:
-    """The bound X that a one-sided 5 % test (the 90 % interval's end, TOST at X) reaches
-    with 80 % power when the true difference is 0: (t_0.95 + t_0.80) se."""
-    from scipy.stats import t
-
-    if se != se or not df or df != df or df <= 0:
-        return float("nan")
-    return float((t.ppf(0.95, df) + t.ppf(0.80, df)) * se)
+    return float((t.ppf(0.95 if one_sided else 0.975, df) + t.ppf(0.80, df)) * se)
 
 
 def projected(s: dict, sets: int, per_side: int) -> tuple[float, float]:
@@ -165,25 +164,24 @@ def projected(s: dict, sets: int, per_side: int) -> tuple[float, float]:
     with at least models - 1 degrees of freedom); the fits' own noise, fitted over every
     seed set's subsets, shrinks as 1 / sets (Welch-Satterthwaite over the parts)."""
     parts = s.get("parts") or {"sets": (s["se"] ** 2, s["df"])}
+    if any(var != var for var, _ in parts.values()):
+        return float("nan"), float("nan")
     out = []
     for name, (var, df) in parts.items():
-        if var != var:
-            return float("nan"), float("nan")
-        if name in ("sets", "fit"):  # the fits pool every seed set: their noise shrinks with them too
-            out.append((var * s.get("sets", df + 1) / sets, sets - 1 if name == "sets" else df))
-        elif name == "train":  # per_side models a side measure it with per_side - 1 degrees of freedom
+        if name == "train":  # per_side models a side measure it with per_side - 1 degrees of freedom
             out.append((var * s.get("per_side", 1) / per_side, max(df, per_side - 1)))
-        else:
-            out.append((var, df))
-    var = sum(v for v, _ in out)
-    df = var ** 2 / sum(v ** 2 / f for v, f in out) if var > 0 and all(f > 0 for _, f in out) else out[0][1]
+        else:  # seed sets, and the fits, which pool every seed set: both shrink with the sets
+            out.append((var * s.get("sets", df + 1) / sets, sets - 1 if name == "sets" else df))
+    var, df = _welch(out)
     return math.sqrt(var), df
 
 
-def reach(s: dict, x: float, set_seconds: float, model_seconds: float, max_sets: int = 400,
-          max_models: int = 16) -> dict | None:
+MAX_SETS, MAX_MODELS = 400, 16  # the largest budget `reach` searches
+
+
+def reach(s: dict, x: float, set_seconds: float, model_seconds: float) -> dict | None:
     """The cheapest budget at which the comparison `s` bounds the effect by `x` with 80 %
-    power (`tost_power80` <= x) when the true effect is 0: seed sets and trained models
+    power (one-sided `power80` <= x) when the true effect is 0: seed sets and trained models
     per side (training seeds), and the seconds beyond this run's (`set_seconds`: one seed
     set of one model of every row compared; `model_seconds`: training one more model of
     every trained row; every model is evaluated on every seed set).
@@ -194,10 +192,10 @@ def reach(s: dict, x: float, set_seconds: float, model_seconds: float, max_sets:
     k0, t0 = s.get("sets", 1), s.get("per_side", 1)
     trained = "train" in (s.get("parts") or {})
     best = None
-    for models in range(t0, (max_models if trained else t0) + 1):
-        for sets in range(max(k0, 2), max_sets + 1):
+    for models in range(t0, (MAX_MODELS if trained else t0) + 1):
+        for sets in range(max(k0, 2), MAX_SETS + 1):
             se, df = projected(s, sets, models)
-            if tost_power80(se, df) <= x:
+            if power80(se, df, one_sided=True) <= x:
                 cost = (sets * models - k0 * t0) * set_seconds + (models - t0) * model_seconds
                 if best is None or cost < best["seconds"]:
                     best = {"sets": sets, "models": models, "seconds": cost}

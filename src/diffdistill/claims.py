@@ -25,10 +25,11 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .io import atomic_dir, meta_path, read_json_object
+from .io import atomic_dir, read_json_object
+from .jobs import job_seconds, job_table
 from .naming import CONFIG_RECIPE, O2MKD_STUDY
 from .report import (Q, ablation_table, fine_tune_seconds, in_table, load_records, model_meta, reference, values,
-                     write_table)
+                     write_job_page, write_table)
 
 BUDGET_MINUTES = 90  # the claims target's budget after the main job
 RULE = ("Verdicts: differences are paired over the evaluation seed sets (Student's t; training noise of both models "
@@ -45,8 +46,9 @@ RULE = ("Verdicts: differences are paired over the evaluation seed sets (Student
         "reach it': where this run neither decided the claim nor bounded it by X, the cheapest budget whose 90 % "
         "interval ends below X with 80 % power when the true effect is 0 ((t_0.95 + t_0.80) SE <= X; it detects "
         "the claim's whole effect, 2 X, with more), or, where the estimate is already beyond X, the budget that "
-        "decides the claim at its estimate with 80 % power: seed sets (their variance shrinks as 1 / sets) and, where training noise enters, training seeds per model (it shrinks as 1 / seeds, and no "
-        "number of seed sets removes it); its minutes from this run's own job times, beside the claims target's "
+        "decides the claim at its estimate with 80 % power: seed sets (their variance shrinks as 1 / sets) and, "
+        "where training noise enters, training seeds per model (it shrinks as 1 / seeds, and no number of seed "
+        "sets removes it); its minutes from this run's own job times, beside the claims target's "
         f"{BUDGET_MINUTES}-minute budget.")
 NOT_MEASURED = "not measured"
 UNBOUNDED = "unbounded"
@@ -131,20 +133,13 @@ class Data:
             if r is None:
                 continue
             files = [f for f in (r.get("samples"), r.get("metrics_file")) if f]
-            per_set += sum(_job_seconds(f) for f in files) / max(1, r.get("seed_sets", 1))
+            per_set += sum(job_seconds(f) for f in files) / max(1, r.get("seed_sets", 1))
             if r.get("kind") == "distilled":
                 per_model += fine_tune_seconds(model_meta(r)) or 0.0
         return per_set, per_model
 
     def rows(self, family: str, kind: str = "distilled") -> dict:
         return {r["nfe"]: r for r in self.table_rows if r.get("family") == family and r.get("kind") == kind}
-
-
-def _job_seconds(path: str) -> float:
-    """Seconds the job that wrote `path` ran (its metadata sidecar's clocks; 0 without)."""
-    m = meta_path(path)
-    meta = read_json_object(m, (), "metadata sidecar") if m.is_file() else {}
-    return float(meta["finished_at"] - meta["started_at"]) if "started_at" in meta and "finished_at" in meta else 0.0
 
 
 # -- rules: one per kind of claim; each takes the values the paper and we both give ---------
@@ -426,8 +421,7 @@ def _pd_rounds(d: Data):
         e = _combination([(rb, 1.0), (ra, -0.5), (ddim, -0.5)])
         zero = {Q: 0.0, f"{Q}_sets": [0.0] * len(e[f"{Q}_sets"]),
                 **({"fid_bias_draws": [0.0] * len(e["fid_bias_draws"])} if "fid_bias_draws" in e else {})}
-        rounds.append({"from": a, "to": b, "e": {**stats.paired_rows(e, zero), "rows": e["names"]},
-                       "ddim_loss": ddim[Q] - ra[Q]})
+        rounds.append({"from": a, "to": b, "e": stats.paired_rows(e, zero), "ddim_loss": ddim[Q] - ra[Q]})
         parts.append(f"{a}->{b}: {rb[Q] - ra[Q]:+.2f} vs DDIM's {ddim[Q] - ra[Q]:+.2f}")
     if not rounds:
         return None
@@ -614,7 +608,8 @@ def budget_text(s: dict, x: float, d: Data) -> str:
     set_s, model_s = d.costs(s.get("rows") or [])
     got = stats.reach(s, x, set_s, model_s)
     if got is None:
-        return "beyond 400 seed sets" + (" and 16 training seeds" if "train" in (s.get("parts") or {}) else "")
+        return f"beyond {stats.MAX_SETS} seed sets" + (
+            f" and {stats.MAX_MODELS} training seeds" if "train" in (s.get("parts") or {}) else "")
     if got["seconds"] <= 0:
         return ("none more: this run has 80 % power there; its estimate, in the claim's direction, stayed short "
                 "(after Holm's correction over the family)")
@@ -628,8 +623,6 @@ def write_claims(fid_files, out_dir, benchmark: str | None = None, o2mkd_student
     """claims.{md,csv,tex}, jobs.{md,csv,tex} (the jobs the claims needed beyond the main
     job's: the main table's rows and what made them, with their wall clock) and
     summary.md, the dated page of both."""
-    from .jobs import job_table
-
     records = load_records(fid_files)
     df = claims(records, benchmark, o2mkd_students)
     main = [r["metrics_file"] for r in in_table(records, "main")]
@@ -642,13 +635,7 @@ def write_claims(fid_files, out_dir, benchmark: str | None = None, o2mkd_student
             "Our numbers are FIDs at infinite n on the pipeline's features at its scale (see docs/results.md, 'Reading the "
             "results'): they test the direction and size of each effect, not the papers' absolute values." + cost))
         if span:
-            write_table(out, "jobs", jobs, "Where the claims' time went, beyond the main job", intro=(
-                f"{span['jobs']} jobs by the metadata sidecars' clocks, on {', '.join(span['hosts'])} ({span['cpu']}, "
-                f"{span['cores']} cores): **{span['seconds']:.0f} s ({span['seconds'] / 60:.1f} min)** from the first "
-                "job's start to the last one's end."), fmt="{:.1f}")
-            from .jobs import summary_markdown  # the dated page: when, where, which commits, how long
-
-            (out / "summary.md").write_text(summary_markdown("Claims", span, [
-                ("The papers' claims", (out / "claims.md").read_text()),
-                ("Where the time went, beyond the main job", (out / "jobs.md").read_text())]))
+            write_job_page(out, jobs, span, "Claims", (("claims", "The papers' claims"),
+                                                       ("jobs", "Where the time went, beyond the main job")),
+                           "Where the claims' time went: the jobs they needed beyond the main job's")
     return df

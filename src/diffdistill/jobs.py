@@ -56,6 +56,13 @@ def _samples_of(path: str) -> str | None:
         return None
 
 
+def job_seconds(path: str) -> float:
+    """Seconds the job that wrote `path` ran, by its metadata sidecar's clocks (0 without)."""
+    m = meta_path(path)
+    meta = read_json_object(m, (), "metadata sidecar") if m.is_file() else {}
+    return float(meta["finished_at"] - meta["started_at"]) if "started_at" in meta and "finished_at" in meta else 0.0
+
+
 def kind(path: str) -> str:
     """The job kind of an output: results/<kind>/..., students by method."""
     parts = Path(path).parts

@@ -431,18 +431,27 @@ def write_job_table(out: Path, files, tables: tuple = ("main",)) -> None:
     """jobs.{csv,md,tex}: where the time of the jobs that made these tables went
     (`diffdistill.jobs`), with their span: the target's wall clock by the jobs' own clocks;
     and summary.md: the dated page of the main tables (date, machine, commit, wall clock)."""
-    from .jobs import job_table, summary_markdown
+    from .jobs import job_table
 
     df, span = job_table(files)
     if df.empty:
         return
-    write_table(out, "jobs", df, "Where the time went: the jobs that made these tables", intro=(
+    title = "Main job" if tables == ("main",) else f"Tables of {' + '.join(tables)}"
+    write_job_page(out, df, span, title, SUMMARY)
+
+
+def write_job_page(out: Path, df: pd.DataFrame, span: dict, title: str, sections,
+                   heading: str = "Where the time went: the jobs that made these tables") -> None:
+    """jobs.{csv,md,tex} from `jobs.job_table`'s (df, span), and summary.md: the dated
+    page (`jobs.summary_markdown`) of `sections`, (file stem in `out`, heading) pairs."""
+    from .jobs import summary_markdown
+
+    write_table(out, "jobs", df, heading, intro=(
         f"{span['jobs']} jobs, {span['process_seconds']:.0f} process seconds in all (start-up included); from the "
         f"first job's start to the last one's end: **{span['seconds']:.0f} s ({span['seconds'] / 60:.1f} min)**, "
         "by the jobs' own clocks (the metadata sidecars' started_at and finished_at; Snakemake's planning before the "
         "first job is not counted). Jobs run side by side on the available cores."), fmt="{:.1f}")
-    parts = [(head, (out / f"{name}.md").read_text()) for name, head in SUMMARY if (out / f"{name}.md").exists()]
-    title = "Main job" if tables == ("main",) else f"Tables of {' + '.join(tables)}"
+    parts = [(head, (out / f"{name}.md").read_text()) for name, head in sections if (out / f"{name}.md").exists()]
     (out / "summary.md").write_text(summary_markdown(title, span, parts))
 
 

@@ -20,13 +20,13 @@ BENCHMARKS = [
 # SFD's and PD's NFE-2 students at equal quality (benchmarks.sfd_vs_pd, read by the
 # claims): their curves, brought to infinite n by their rows' metrics files
 EQUAL_QUALITY = [naming.student_dir(m, "default", 2) for m in ("sfd", "pd")]
-EQUAL_QUALITY_FID = [f"results/fid/{d.removeprefix('results/')}/fid.json" for d in EQUAL_QUALITY]
-EQUAL_QUALITY_BUILT = all(d.removeprefix("results/") in ROWS for d in EQUAL_QUALITY)
+_names = [d.removeprefix("results/") for d in EQUAL_QUALITY]  # their rows' names: empty where one is not a row
+EQUAL_QUALITY_FID = [rowlib.fid_path(ROWS[n]) for n in _names] if all(n in ROWS for n in _names) else []
 
 # the inputs of each benchmark: the built default's models and curves
 BENCHMARK_ARGS = {
     "sfd_vs_pd": "--sfd {} --pd {}".format(*EQUAL_QUALITY)
-    + (" --sfd-fid {} --pd-fid {}".format(*EQUAL_QUALITY_FID) if EQUAL_QUALITY_BUILT else ""),
+    + (" --sfd-fid {} --pd-fid {}".format(*EQUAL_QUALITY_FID) if EQUAL_QUALITY_FID else ""),
     "rebuild": "",
     "scaling": "",
     "contention": "",
@@ -40,7 +40,7 @@ rule run_benchmark:
         "results/tables",
         lambda w: (
             EQUAL_QUALITY_FID + [f"{d}/fid_curve.json" for d in EQUAL_QUALITY]
-            if w.name == "sfd_vs_pd" and EQUAL_QUALITY_BUILT
+            if w.name == "sfd_vs_pd" and EQUAL_QUALITY_FID
             else []
         ),
     output:

@@ -101,7 +101,7 @@ rule claims:
     input:
         fid=rowlib.claims_files(ROWS.values(), EXTENDED),
         extended="results/extended",
-        benchmark=["results/benchmark-runs/sfd_vs_pd.json"] if EQUAL_QUALITY_BUILT else [],
+        benchmark=["results/benchmark-runs/sfd_vs_pd.json"] if EQUAL_QUALITY_FID else [],
     output:
         report_dir("claims"),
     log:
@@ -109,7 +109,7 @@ rule claims:
     conda:
         CONDA_ENV
     params:
-        benchmark="--benchmark results/benchmark-runs/sfd_vs_pd.json" if EQUAL_QUALITY_BUILT else "",
+        benchmark="--benchmark results/benchmark-runs/sfd_vs_pd.json" if EQUAL_QUALITY_FID else "",
         n=config["o2mkd"]["claim_students"],
     shell:
         "diffdistill claims --fid {input.fid} {params.benchmark} --o2mkd-students {params.n}"

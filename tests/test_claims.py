@@ -151,9 +151,12 @@ def test_the_family_is_corrected_for_multiplicity():
     assert df.loc[sfdv, "verdict"].startswith("no effect larger than x")
 
 
-def test_ablation_rows_carry_the_training_noise_of_both_models():
-    """A trained row against the trained default adds 2 s_train^2 (each is one draw of its
-    training); with one training seed the mark says training noise was not measured."""
+def test_ablation_rows_carry_the_training_noise_of_both_sides():
+    """Each side is the mean of its models over their training seeds, and the training
+    noise is the spread pooled over every setting with several seeds, s^2 (1 / T_a +
+    1 / T_b) (one model against one model: 2 s^2); a replica (table `replicas`, the claims
+    plan's) joins its setting; with one training seed the mark says training noise was
+    not measured."""
     from diffdistill.report import ablation_table
 
     def abl(name, level, factor, value="", kind="distilled", noise=(0.0, 0.4, -0.4, 0.2, -0.2)):
@@ -161,12 +164,26 @@ def test_ablation_rows_carry_the_training_noise_of_both_models():
         r["meta"] = {"factor": factor, "factor_name": factor, "value": value}
         return r
 
-    recs = [abl("d", 10.0, "default"), abl("s1", 10.6, "train_seed", "1"), abl("x", 12.0, "loss", "l2")]
+    recs = [abl("d", 10.0, "default"), abl("s1", 10.6, "train_seed", "1", noise=(0.1, 0.3, -0.2, 0.2, -0.4)),
+            abl("x", 12.0, "loss", "l2")]
+    mean = lambda *rs: np.mean([r["fid_inf_sets"] for r in rs], axis=0)  # noqa: E731
     df, spread = ablation_table(recs)
-    s_train = np.std([10.0, 10.6], ddof=1)
+    s2 = np.var([10.0, 10.6], ddof=1)
     d = df.set_index("value").loc["l2", "_paired"]
-    plain = stats.paired(recs[2]["fid_inf_sets"], recs[0]["fid_inf_sets"])
-    assert d["se"] == pytest.approx(math.sqrt(plain["se"] ** 2 + 2 * s_train ** 2))
+    plain = stats.paired(recs[2]["fid_inf_sets"], mean(recs[0], recs[1]))
+    assert d["se"] == pytest.approx(math.sqrt(plain["se"] ** 2 + s2 * (1 + 1 / 2)))
+    seed = df.set_index("value").loc["1", "_paired"]  # the default's other seed against the default: 2 s^2
+    assert seed["se"] == pytest.approx(math.sqrt(stats.paired(recs[1]["fid_inf_sets"], recs[0]["fid_inf_sets"])["se"]
+                                                 ** 2 + 2 * s2))
+    rep = abl("x2", 12.4, "loss", "l2", noise=(0.3, 0.1, -0.1, 0.0, -0.3))
+    rep["tables"], rep["meta"]["replica"] = ("replicas",), 1
+    df2, spread2 = ablation_table(recs + [rep])
+    pooled = (np.var([10.0, 10.6], ddof=1) + np.var([12.0, 12.4], ddof=1)) / 2
+    d2 = df2.set_index("value").loc["l2"]
+    plain2 = stats.paired(mean(recs[2], rep), mean(recs[0], recs[1]))
+    assert d2["models"] == 2 and spread2["pooled_df"] == 2
+    assert d2["_paired"]["se"] == pytest.approx(math.sqrt(plain2["se"] ** 2 + pooled * (1 / 2 + 1 / 2)))
+    assert d2["- default"] == pytest.approx(12.2 - 10.3)
     one, _ = ablation_table([recs[0], recs[2]])
     assert "training noise not measured" in one.set_index("value").loc["l2", "significance"]
 

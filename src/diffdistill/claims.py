@@ -28,10 +28,9 @@ from . import stats
 from .io import atomic_dir, read_json_object
 from .jobs import job_seconds, job_table
 from .naming import CONFIG_RECIPE, O2MKD_STUDY
-from .report import (Q, ablation_table, fine_tune_seconds, in_table, load_records, model_meta, reference, values,
-                     write_job_page, write_table)
+from .report import (Q, ablation_table, combination, fine_tune_seconds, in_table, load_records, model_meta, reference,
+                     values, write_job_page, write_table)
 
-BUDGET_MINUTES = 90  # the claims target's budget after the main job
 RULE = ("Verdicts: differences are paired over the evaluation seed sets (Student's t; training noise of both models "
         "added where two trained models are compared, the fits' own noise where FIDs at infinite n are); a bound on "
         "a ratio of FIDs at infinite n is a one-sided test with the ratio's standard error; a claim made of several "
@@ -48,8 +47,8 @@ RULE = ("Verdicts: differences are paired over the evaluation seed sets (Student
         "the claim's whole effect, 2 X, with more), or, where the estimate is already beyond X, the budget that "
         "decides the claim at its estimate with 80 % power: seed sets (their variance shrinks as 1 / sets) and, "
         "where training noise enters, training seeds per model (it shrinks as 1 / seeds, and no number of seed "
-        "sets removes it); its minutes from this run's own job times, beside the claims target's "
-        f"{BUDGET_MINUTES}-minute budget.")
+        "sets removes it); its minutes from this run's own job times, beside the claims target's budget "
+        "(claims.budget_minutes).")
 NOT_MEASURED = "not measured"
 UNBOUNDED = "unbounded"
 
@@ -390,19 +389,6 @@ def _second_stage(d: Data):
     return f"stage 2 at NFE 1 / SFD at NFE 2, FID inf: {v['ratio']:.2f} ± {v['se']:.2f}", v
 
 
-def _combination(rows_weights: list[tuple[dict, float]]) -> dict:
-    """A row-like dict of a weighted sum of rows' per-set FIDs at infinite n (and of
-    their fit draws), for a paired test of the combination against 0."""
-    k = min(len(values(r)) for r, _ in rows_weights)
-    sets = [sum(w * values(r)[i] for r, w in rows_weights) for i in range(k)]
-    draws = [r.get("fid_bias_draws") or [] for r, _ in rows_weights]
-    b = min(len(x) for x in draws)
-    out = {Q: float(np.mean(sets)), f"{Q}_sets": sets, "names": [r.get("name") for r, _ in rows_weights]}
-    if b > 1:
-        out["fid_bias_draws"] = [sum(w * x[i] for (_, w), x in zip(rows_weights, draws)) for i in range(b)]
-    return out
-
-
 def _pd_rounds(d: Data):
     """Each round: student minus its teacher, against half of what DDIM loses by halving
     the same teacher's steps (the DDIM rows on PD's grid, pd-teacher/nfe<n>)."""
@@ -418,7 +404,7 @@ def _pd_rounds(d: Data):
         if ddim is None:
             missing.append(b)
             continue
-        e = _combination([(rb, 1.0), (ra, -0.5), (ddim, -0.5)])
+        e = combination([(rb, 1.0), (ra, -0.5), (ddim, -0.5)])
         zero = {Q: 0.0, f"{Q}_sets": [0.0] * len(e[f"{Q}_sets"]),
                 **({"fid_bias_draws": [0.0] * len(e["fid_bias_draws"])} if "fid_bias_draws" in e else {})}
         rounds.append({"from": a, "to": b, "e": stats.paired_rows(e, zero), "ddim_loss": ddim[Q] - ra[Q]})
@@ -541,19 +527,25 @@ CLAIMS = [
 ]
 
 
-def claims(records: list[dict], benchmark: str | None = None, o2mkd_students: int = 3) -> pd.DataFrame:
+def evaluate(d: Data) -> list[tuple[Claim, tuple | None, Test, float]]:
+    """Each claim with our measurement (`ours`: text and values, None when missing), its
+    test and its Holm-adjusted p over the family."""
+    got = [c.ours(d) for c in CLAIMS]
+    tests = [Test(verdict=NOT_MEASURED) if g is None else c.test(g[1]) for c, g in zip(CLAIMS, got)]
+    adjusted = stats.holm([t.p if not t.verdict else float("nan") for t in tests])
+    return list(zip(CLAIMS, got, tests, adjusted))
+
+
+def claims(records: list[dict], benchmark: str | None = None, o2mkd_students: int = 3,
+           budget_minutes: float | None = None) -> pd.DataFrame:
     """One row per claim: our measurement, the effect detected with 80 % power, the
     Holm-adjusted p over the claims' family and the verdict."""
     d = Data(records, benchmark, o2mkd_students)
-    got = [c.ours(d) for c in CLAIMS]
-    tests = [Test(verdict=NOT_MEASURED) if g is None else c.test(g[1]) for c, g in zip(CLAIMS, got)]
-    ps = [t.p if not t.verdict else float("nan") for t in tests]
-    adjusted = stats.holm(ps)
     rows = []
-    for c, g, t, p in zip(CLAIMS, got, tests, adjusted):
+    for c, g, t, p in evaluate(d):
         text = NOT_MEASURED if g is None else "; ".join([g[0], *t.notes])
         v = verdict(t, p)
-        target, budget = _target(c, d, t, None if g is None else g[1], v in ("holds", "does not hold"))
+        target, budget = _target(c, d, t, None if g is None else g[1], v in ("holds", "does not hold"), budget_minutes)
         rows.append({"claim": c.claim, "paper's evidence": c.evidence, "rule": c.rule, "ours": text,
                      "80 % power": t.power or "—", "p (Holm)": p, "verdict": v,
                      "X target": target, "budget to reach it": budget})
@@ -577,7 +569,8 @@ def claim_effect(c: Claim, d: Data, values: dict | None = None) -> float:
     return 0.10 * sfd2[Q] if sfd2 is not None and sfd2[Q] > 0 else float("nan")
 
 
-def _target(c: Claim, d: Data, t: Test, values: dict | None, decided: bool = False) -> tuple[str, str]:
+def _target(c: Claim, d: Data, t: Test, values: dict | None, decided: bool = False,
+            budget_minutes: float | None = None) -> tuple[str, str]:
     """The bound X to reach (half the claim's effect) and, where this run neither decided
     the claim nor reached X, the budget that would bound it by X with 80 % power
     (`stats.reach`: seed sets, and training seeds where training noise is part of the
@@ -597,11 +590,11 @@ def _target(c: Claim, d: Data, t: Test, values: dict | None, decided: bool = Fal
     if t.point + t.half <= x:
         return unit(x), "reached"
     if t.point >= x:  # beyond X in the claim's direction: what it needs is the power to decide it
-        return unit(x), "to decide it at its estimate: " + budget_text(t.s, t.point, d)
-    return unit(x), budget_text(t.s, x, d)
+        return unit(x), "to decide it at its estimate: " + budget_text(t.s, t.point, d, budget_minutes)
+    return unit(x), budget_text(t.s, x, d, budget_minutes)
 
 
-def budget_text(s: dict, x: float, d: Data) -> str:
+def budget_text(s: dict, x: float, d: Data, budget_minutes: float | None = None) -> str:
     """'S seed sets, T training seeds per model: about M min more' (the cheapest budget
     that reaches x with 80 % power: a bound at x where the effect is 0, or a decision
     where it is x), flagged where it exceeds the claims target's budget."""
@@ -615,27 +608,55 @@ def budget_text(s: dict, x: float, d: Data) -> str:
                 "(after Holm's correction over the family)")
     seeds = f", {got['models']} training seeds per model" if got["models"] > s.get("per_side", 1) else ""
     minutes = got["seconds"] / 60
-    over = f" (over the {BUDGET_MINUTES}-minute budget)" if minutes > BUDGET_MINUTES else ""
+    over = f" (over the {budget_minutes:g}-minute budget)" if budget_minutes and minutes > budget_minutes else ""
     return f"{got['sets']} seed sets{seeds}: about {minutes:.0f} min more{over}"
 
 
-def write_claims(fid_files, out_dir, benchmark: str | None = None, o2mkd_students: int = 3) -> pd.DataFrame:
+def write_claims(fid_files, out_dir, benchmark: str | None = None, o2mkd_students: int = 3,
+                 budget_minutes: float | None = None, plan: str | None = None) -> pd.DataFrame:
     """claims.{md,csv,tex}, jobs.{md,csv,tex} (the jobs the claims needed beyond the main
-    job's: the main table's rows and what made them, with their wall clock) and
-    summary.md, the dated page of both."""
+    job's: the main table's rows and what made them, with their wall clock), plan.{md,...}
+    (what the claims plan, its JSON file `plan`, bought: `diffdistill.budget`) and
+    summary.md, the dated page of all."""
     records = load_records(fid_files)
-    df = claims(records, benchmark, o2mkd_students)
+    df = claims(records, benchmark, o2mkd_students, budget_minutes)
     main = [r["metrics_file"] for r in in_table(records, "main")]
     jobs, span = job_table([str(f) for f in fid_files], exclude=main)
+    budget = f"the claims target's budget: {budget_minutes:g} min" if budget_minutes else "no budget given"
     cost = (f" The jobs they needed beyond the main job's: {span['jobs']}, {span['process_seconds']:.0f} process "
             f"seconds, **{span['seconds'] / 60:.1f} min** from the first one's start to the last one's end (jobs.md; "
-            f"the claims target's budget: {BUDGET_MINUTES} min)." if span else "")
+            f"{budget})." if span else "")
+    bought, plan_rule = plan_table(read_json_object(plan, ("models", "sets", "claims"), "claims plan")) if plan \
+        else (None, "")
     with atomic_dir(out_dir, "claims") as out:
         write_table(out, "claims", df, "The papers' claims against our measurements", RULE, intro=(
             "Our numbers are FIDs at infinite n on the pipeline's features at its scale (see docs/results.md, 'Reading the "
             "results'): they test the direction and size of each effect, not the papers' absolute values." + cost))
+        sections = [("claims", "The papers' claims")]
+        if bought is not None:
+            write_table(out, "plan", bought, "What the claims plan bought: training seeds sized by power", plan_rule)
+            sections.append(("plan", "What the plan bought with the budget the first pass left"))
         if span:
-            write_job_page(out, jobs, span, "Claims", (("claims", "The papers' claims"),
-                                                       ("jobs", "Where the time went, beyond the main job")),
+            write_job_page(out, jobs, span, "Claims", (*sections, ("jobs", "Where the time went, beyond the main job")),
                            "Where the claims' time went: the jobs they needed beyond the main job's")
     return df
+
+
+def plan_table(p: dict) -> tuple[pd.DataFrame, str]:
+    """The plan as a table and its rule, for the claims page."""
+    rows = [{"claim": c["claim"], "X target": c.get("x"), "seed sets": c.get("sets") or p.get("main_sets"),
+             "models per setting": c.get("models") or 1, "min": (c.get("seconds") or 0.0) / 60,
+             "bought": "yes" if c.get("bought") else "no", "why": c.get("why", "")} for c in p["claims"]]
+    sd = p.get("training_sd")
+    rule = (f"The first pass took {p.get('elapsed_s', 0) / 60:.1f} min of the {p.get('budget_s', 0) / 60:g}-minute "
+            f"budget, on {p.get('main_sets')} seed sets (eval.seed_sets); the plan had "
+            f"{max(0.0, p.get('remaining_s', 0)) / 60:.1f} min, less a minute for its own jobs ({p.get('slots')} jobs "
+            "side by side). ")
+    rule += (f"Training noise: the spread of FID at infinite n between training seeds, pooled over every setting "
+             f"trained more than once: {sd:.2f} ({p.get('training_df')} degrees of freedom). " if sd is not None else
+             "Training noise was not measured (no setting trained more than once). ")
+    rule += ("For each claim neither decided nor bounded by its X target: the cheapest seed sets and models per "
+             "trained setting at which the 90 % interval reaches X with 80 % power ((t_0.95 + t_0.80) SE <= X; "
+             "beyond X, the power to decide it at its estimate), priced by the first pass's own job clocks, bought "
+             "cheapest first while they fit.")
+    return pd.DataFrame(rows), rule

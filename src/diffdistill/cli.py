@@ -1,10 +1,8 @@
-"""diffdistill: distil diffusion models (SFD, SFD-v, Progressive Distillation, O2MKD) and
-evaluate them reproducibly. Each Snakemake rule runs one subcommand.
+"""diffdistill: distil diffusion models (SFD, SFD-v, Progressive Distillation, O2MKD) and evaluate them reproducibly.
 
-Every subcommand parses its options (types, allowed values and defaults mirror the config
-schema), checks that its outputs can be written, calls one library function and writes
-its outputs atomically, each with a `.meta.json` sidecar. A problem with the input is one
-line on stderr and exit status 2; `--debug` shows the traceback.
+Each Snakemake rule runs one subcommand: it parses its options (types, allowed values and defaults mirror the config
+schema), checks that its outputs can be written, calls one library function and writes its outputs atomically, each
+with a `.meta.json` sidecar. Bad input: one line on stderr, exit status 2 (`--debug`: the traceback).
 """
 from __future__ import annotations
 
@@ -110,8 +108,8 @@ def cmd_import_edm(args):
 
 
 def cmd_render(args):
-    """Tables, ablation tables, claims and figures: from result files only."""
-    from . import claims, figures, report
+    """Tables, ablation tables, claims (and their plan) and figures: from result files only."""
+    from . import budget, claims, figures, report
     from .methods import report_parts
     parts = report_parts()
     if args.command == "table":
@@ -119,7 +117,9 @@ def cmd_render(args):
     elif args.command == "ablation-table":
         report.write_ablation_dir(args.fid, args.out_dir, parts)
     elif args.command == "claims":
-        claims.write_claims(args.fid, args.out_dir, benchmark=args.benchmark, o2mkd_students=args.o2mkd_students)
+        claims.write_claims(args.fid, args.out_dir, **_kw(args, "benchmark o2mkd_students budget_minutes plan"))
+    elif args.command == "claims-plan":
+        budget.write_plan(used_args(args))
     else:
         figures.write_figures(args.fid, args.out_dir, floor=args.floor, profile=args.profile, colours=parts.colours)
 
@@ -129,6 +129,8 @@ IO = [Opt("batch_size", key="eval.batch_size"), OUT]
 FID = Opt("fid", required=True, help="FID JSON files", kwargs={"nargs": "+"})
 OUT_DIR = Opt("out_dir", required=True, help="output folder (replaced as a whole if new, empty or ours alone)")
 FLOOR = Opt("floor", help="floor JSON (real vs real)")
+CLAIMS = [Opt("benchmark", help="SFD-vs-PD benchmark JSON"), Opt("o2mkd_students", key="o2mkd.claim_students"),
+          Opt("budget_minutes", key="claims.budget_minutes")]
 RECIPE = [Opt("solver", help="solver (default: the recipe's)", kwargs={"choices": tuple(SOLVERS)}),
           Opt("nfe", help="network evaluations per sample (default: the recipe's)", kwargs={"type": nfe_int}),
           Opt("afs", help="analytical first step (default: the recipe's)",
@@ -190,7 +192,10 @@ COMMANDS = [
      kwargs={"nargs": "*"}), Opt("tables", help="row groups", kwargs={"nargs": "+", "default": ["main"], "choices": ["main", "extended"]})]),
     ("ablation-table", cmd_render, "render the ablation tables", [FID, OUT_DIR]),
     ("claims", cmd_render, "the papers' claims against the results (claims.{csv,md,tex})",
-     [FID, OUT_DIR, Opt("benchmark", help="SFD-vs-PD benchmark JSON"), Opt("o2mkd_students", key="o2mkd.claim_students")]),
+     [FID, OUT_DIR, *CLAIMS, Opt("plan", help="the claims plan's JSON (diffdistill claims-plan)")]),
+    ("claims-plan", cmd_render, "plan the claims' extra seed sets and training seeds by power", [FID, OUT, *CLAIMS,
+     Opt("max_train_seeds", key="claims.max_train_seeds"), Opt("slots", required=True, kwargs={"type": positive_int},
+                                                               help="jobs that run side by side")]),
     ("figures", cmd_render, "render the figures (PNG and PDF)", [FID, FLOOR, OUT_DIR, Opt("profile", help="profile JSON")]),
 ]
 
@@ -223,16 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     name = f"diffdistill {args.command}" + (f" {args.method}" if getattr(args, "method", None) else "")
     try:
-        if hasattr(args, "threads"):
-            from .runtime import set_threads
-            set_threads(args.threads)
-        if hasattr(args, "device"):
-            from .runtime import resolve_device
-            args.device = resolve_device(args.device)
+        if hasattr(args, "threads") or hasattr(args, "device"):  # torch is imported only where a command runs it
+            from .runtime import apply_run_options
+            apply_run_options(args)
         with outputs(check_paths(vars(args))):  # every output lands with its metadata, or none does
             return args.func(args) or 0
     except (UserError, OSError) as e:  # bad input, or a file the command could not read or write

@@ -38,7 +38,8 @@ MEASURED_AGAINST = ("features", "featnet", "inception_weights", "ref")  # what m
 
 
 def load_records(files) -> list[dict]:
-    """Metrics records, one per row (first-seen order); each holds the mean of every metric
+    """Metrics records, one per row (first-seen order; a row measured again on more seed
+    sets, by the claims plan, by its measurement on the most); each holds the mean of every metric
     over its seed sets, `<metric>_std` (NaN for one set) and `<metric>_sets`. Refused,
     naming the file: a non-finite FID (a NaN is not a missing value), and files measured
     against different feature networks or reference statistics (their metadata sidecars'
@@ -66,7 +67,9 @@ def load_records(files) -> list[dict]:
                 raise UserError(f"{f} was measured with {diff} {mine.get(diff)!r}, {against[0]} with "
                                 f"{against[1].get(diff)!r}: their FIDs cannot be compared")
         r["metrics_file"] = str(f)
-        by.setdefault(r.get("name") or r["row"], r)
+        key, old = r.get("name") or r["row"], by.get(r.get("name") or r["row"])
+        if old is None or r.get("seed_sets", 1) > old.get("seed_sets", 1):  # the claims plan's extra sets
+            by[key] = r
     return list(by.values())
 
 
@@ -210,6 +213,20 @@ def write_table(folder: Path, name: str, df: pd.DataFrame, title: str, note: str
 def values(r: dict, key: str = Q) -> list:
     """A row's per-seed-set values of `key` (one value where it has no sets)."""
     return list(r.get(f"{key}_sets") or [r[key]])
+
+
+def combination(rows_weights: list[tuple[dict, float]]) -> dict:
+    """A row-like dict of a weighted sum of rows' per-set FIDs at infinite n (and of
+    their fit draws): a combination tested against 0, or the mean of one setting's
+    models over their training seeds (weights 1 / T)."""
+    k = min(len(values(r)) for r, _ in rows_weights)
+    sets = [sum(w * values(r)[i] for r, w in rows_weights) for i in range(k)]
+    draws = [r.get("fid_bias_draws") or [] for r, _ in rows_weights]
+    b = min(len(x) for x in draws)
+    out = {Q: float(np.mean(sets)), f"{Q}_sets": sets, "names": [r.get("name") for r, _ in rows_weights]}
+    if b > 1:
+        out["fid_bias_draws"] = [sum(w * x[i] for (_, w), x in zip(rows_weights, draws)) for i in range(b)]
+    return out
 
 
 def reference(records: list[dict]) -> dict | None:
@@ -473,28 +490,33 @@ SIGNIFICANCE_RULE = (
 
 def ablation_table(records: list[dict], table: str = "ablations") -> tuple[pd.DataFrame, dict]:
     """One row per ablation run: its FID at infinite n, the paired difference to the
-    default (training noise of both models included) with its p value, its
+    default (training noise of both sides included) with its p value, its
     Benjamini-Hochberg q over the table and a significance mark, the effect it detects
     with 80 % power, the ratio of the bias-free FIDs; and the default's spread over
-    training seeds."""
+    training seeds. A setting trained with several seeds (the default's `train_seed`
+    rows; the claims' extra seeds, table `replicas`) enters as the mean of its models,
+    and the training noise is the spread pooled over every setting with several seeds:
+    s_train^2 (1 / T_a + 1 / T_b) for T_a and T_b models a side."""
     recs = in_table(records, table)
     default = next((r for r in recs if r.get("meta", {}).get("factor") == "default"), None)
     if default is None:
         raise UserError(f"the rows of {table} lack the default row")
-    seeds = [default] + [r for r in recs if r.get("meta", {}).get("factor") == "train_seed"]
-    means = [r[Q] for r in seeds]
+    runs = seed_groups(recs + [x for x in in_table(records, "replicas") if x.get("family") == default.get("family")])
+    seeds = runs[("default", "")]
     trained = default.get("kind") == "distilled"  # a training-free sampler has no training-seed spread
-    s_train = (float(np.std(means, ddof=1)) if len(means) > 1 else float("nan")) if trained else 0.0
-    unmeasured = trained and len(means) < 2
+    s2, df_train = pooled_training_variance(runs.values()) if trained else (0.0, 0)
+    s_train = math.sqrt(s2) if s2 == s2 else float("nan")
+    unmeasured = trained and df_train < 1
     ref = reference(records)
     rows = []
     for r in recs:
         m = r.get("meta", {})
-        both_trained = trained and r.get("kind") == "distilled"
-        d = stats.paired_rows(r, default, train_sd=math.sqrt(2) * s_train if both_trained else None,
-                              train_seeds=len(means))
+        a, b = ([r], seeds[:1]) if m.get("factor") == "train_seed" else (runs[group_key(r)], seeds)
+        sd = s_train * math.sqrt(1 / len(a) + 1 / len(b)) if trained and r.get("kind") == "distilled" else None
+        d = stats.paired_rows(combination([(x, 1 / len(a)) for x in a]), combination([(x, 1 / len(b)) for x in b]),
+                              train_sd=sd, train_seeds=df_train + 1, per_side=len(a))
         row = {"factor": "default" if m.get("factor") == "default" else m.get("factor_name", m.get("factor")),
-               "value": m.get("value", ""), "NFE": r["nfe"], "FID (n)": r["fid"], "FID inf": r[Q],
+               "value": m.get("value", ""), "NFE": r["nfe"], "models": len(a), "FID (n)": r["fid"], "FID inf": r[Q],
                "FID inf std": r.get(f"{Q}_std", float("nan")), "- default": d["diff"], "- default std": d["se"],
                "p": d["p"], "80 % power": stats.power80(d["se"], d["df"]),
                "vs default": stats.ratio(values(r), values(default))[0], "_paired": d}
@@ -513,10 +535,40 @@ def ablation_table(records: list[dict], table: str = "ablations") -> tuple[pd.Da
         rows[i]["significance"] = ("no spread measured" if d["se"] != d["se"] else
                                    ("larger than noise" if q < 0.05 else "within noise")
                                    + ("; training noise not measured" if unmeasured else ""))
-    spread = {"train_seeds": len(means), "fid_mean": float(np.mean(means)), "fid_std": s_train,
+    means = [x[Q] for x in seeds]
+    spread = {"train_seeds": len(means), "fid_mean": float(np.mean(means)),
+              "fid_std": float(np.std(means, ddof=1)) if trained and len(means) > 1 else 0.0 if not trained
+              else float("nan"), "pooled_sd": s_train, "pooled_df": df_train,
               "description": default.get("meta", {}).get("description", ""), "comparisons": len(others),
               "training_noise_measured": not unmeasured}
     return pd.DataFrame(rows), spread
+
+
+def group_key(r: dict) -> tuple[str, str]:
+    """The setting an ablation row or a replica measures: (factor, value); the default's
+    other training seeds are the default."""
+    m = r.get("meta", {})
+    return ("default", "") if m.get("factor") in ("default", "train_seed") else (m.get("factor"), m.get("value", ""))
+
+
+def seed_groups(recs: list[dict]) -> dict:
+    """{(factor, value): the setting's models over their training seeds}, the ablation
+    table's row first."""
+    out: dict = {}
+    for r in sorted(recs, key=lambda r: "replica" in r.get("meta", {})):
+        out.setdefault(group_key(r), []).append(r)
+    return out
+
+
+def pooled_training_variance(groups) -> tuple[float, int]:
+    """The spread of FID at infinite n between training seeds, pooled over the settings
+    trained with several: (s^2, degrees of freedom); (NaN, 0) where none is."""
+    ss = df = 0
+    for g in groups:
+        if len(g) > 1:
+            x = np.asarray([r[Q] for r in g], float)
+            ss, df = ss + float(((x - x.mean()) ** 2).sum()), df + len(g) - 1
+    return (ss / df, df) if df else (float("nan"), 0)
 
 
 def ablation_metrics(df: pd.DataFrame) -> dict:

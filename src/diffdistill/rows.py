@@ -92,17 +92,29 @@ def merge(rows) -> list[Row]:
     return list(out.values())
 
 
-def samples_path(row: Row) -> str:
-    return row.samples or f"results/samples/{row.name}/samples.npz"
+def _more(sets) -> str:
+    """Where a row evaluated on more seed sets than eval.seed_sets lives (the claims plan's)."""
+    return f"results/more-sets/{sets}/" if sets else "results/"
 
 
-def fid_path(row: Row) -> str:
-    return f"results/fid/{row.name}/fid.json"
+def samples_path(row: Row, sets=None) -> str:
+    """A row's samples; on `sets` seed sets (the claims plan's extra), beside the main ones."""
+    return row.samples if row.samples and not sets else f"{_more(sets)}samples/{row.name}/samples.npz"
 
 
-def features_path(row: Row) -> str:
+def fid_path(row: Row, sets=None) -> str:
+    return f"{_more(sets)}fid/{row.name}/fid.json"
+
+
+def features_path(row: Row, sets=None) -> str:
     """The features a row's metrics job writes (the reference row's: read by every other row)."""
-    return f"results/fid/{row.name}/features.npz"
+    return f"{_more(sets)}fid/{row.name}/features.npz"
+
+
+def teacher_files(ref: Row, sets=None) -> dict:
+    """The reference row's samples and features, which every other row's metrics read
+    (agreement with the teacher on the same seeds); on `sets` seed sets: the claims plan's."""
+    return {"teacher_samples": samples_path(ref, sets), "teacher_features": features_path(ref, sets)}
 
 
 def reference(rows) -> Row:
@@ -130,3 +142,38 @@ def claims_files(rows, tables: tuple) -> list[str]:
     ablations no claim reads."""
     rows = list(rows)
     return list(dict.fromkeys(fid_files(rows, tables) + [fid_path(r) for r in rows if r.claims]))
+
+
+def setting(r: Row) -> str:
+    """The setting a claims replica (table `replicas`) trains again: 'factor=value'; the
+    default's other training seeds: 'default'."""
+    f = r.meta.get("factor")
+    return "default" if f in ("default", "train_seed") else f"{f}={r.meta.get('value', '')}"
+
+
+def planned_files(rows, plan: str) -> list[str]:
+    """The metrics files the claims plan (its JSON file, `plan`; diffdistill.budget) asks
+    for: the replicas of each setting up to its `models` (a setting, 'factor=value' or
+    'default', maps to the models it wants in all; the first, and the default's
+    ablations.train_seeds, are the ablation table's own rows), and each row of `sets`
+    (name: S) with every model of its setting evaluated on S seed sets, with the
+    reference row on them (its features are every other row's teacher features)."""
+    from .io import UserError, read_json_object
+
+    p = read_json_object(plan, ("models", "sets"), "claims plan")
+    rows = list(rows)
+    by_name = {r.name: r for r in rows}
+    chosen = [r for r in in_table(rows, "replicas") if r.meta["replica"] < p["models"].get(setting(r), 0)]
+    groups: dict = {}
+    for r in in_table(rows, "ablations") + chosen:
+        groups.setdefault(setting(r), []).append(r)
+    out = [fid_path(r) for r in chosen]
+    for name, sets in p["sets"].items():
+        if name not in by_name:
+            raise UserError(f"claims plan {plan}: no result row '{name}' in this config")
+        r = by_name[name]
+        members = groups.get(setting(r), [r]) if {"ablations", "replicas"} & set(r.tables) else [r]
+        out += [fid_path(m, sets) for m in members]
+    if p["sets"]:
+        out.append(fid_path(reference(rows), max(p["sets"].values())))
+    return list(dict.fromkeys(out))

@@ -39,3 +39,11 @@ def set_threads(n: int) -> None:
 
     torch.set_num_threads(n)
     threadpool_limits(n)
+
+
+def apply_run_options(args) -> None:
+    """A command's --threads and --device, where it has them: the threads set, the device resolved."""
+    if hasattr(args, "threads"):
+        set_threads(args.threads)
+    if hasattr(args, "device"):
+        args.device = resolve_device(args.device)

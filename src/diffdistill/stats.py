@@ -47,7 +47,7 @@ def paired(a, b, train_sd: float | None = None, train_seeds: int = 0, fit_var: f
         named["train"] = (train_sd ** 2, train_seeds - 1)
     if fit_var > 0 and fit_df > 0:
         named["fit"] = (fit_var, fit_df)
-    var, df = _welch(list(named.values()))
+    var, df = welch(list(named.values()))
     se = math.sqrt(var) if var == var else float("nan")
     t = mean / se if se and se == se else float("nan")
     p = float(2 * student.sf(abs(t), df)) if t == t and df > 0 else float("nan")
@@ -55,7 +55,7 @@ def paired(a, b, train_sd: float | None = None, train_seeds: int = 0, fit_var: f
             "sets": k, "fit_se": math.sqrt(fit_var) if fit_df > 0 else 0.0, "parts": named, "per_side": per_side}
 
 
-def _welch(parts: list[tuple[float, float]]) -> tuple[float, float]:
+def welch(parts: list[tuple[float, float]]) -> tuple[float, float]:
     """A sum of independent variances, each with its degrees of freedom: the total and
     its Welch-Satterthwaite degrees of freedom (the first part's where it cannot be had)."""
     var = sum(v for v, _ in parts)
@@ -172,7 +172,7 @@ def projected(s: dict, sets: int, per_side: int) -> tuple[float, float]:
             out.append((var * s.get("per_side", 1) / per_side, max(df, per_side - 1)))
         else:  # seed sets, and the fits, which pool every seed set: both shrink with the sets
             out.append((var * s.get("sets", df + 1) / sets, sets - 1 if name == "sets" else df))
-    var, df = _welch(out)
+    var, df = welch(out)
     return math.sqrt(var), df
 
 

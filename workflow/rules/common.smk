@@ -32,7 +32,7 @@ GPU = 1 if config["device"] == "cuda" else 0  # network rules: gpu (SLURM --gpus
 GPU_RESOURCES = {"gpu": GPU} | ({"slurm_partition": config["gpu_partition"]} if GPU and config["gpu_partition"] else {})
 CONDA_ENV = str(Path(workflow.current_basedir, "..", "..", "envs", "environment.yaml").resolve())  # any rules folder
 REFERENCE = rowlib.reference(ROWS.values())
-TEACHER_FILES = {"teacher_samples": rowlib.samples_path(REFERENCE), "teacher_features": rowlib.features_path(REFERENCE)}
+TEACHER_FILES = rowlib.teacher_files(REFERENCE)
 # jobs call `diffdistill`: not on PATH but beside this Python (.venv/bin/snakemake), its folder goes on PATH
 if shutil.which("diffdistill") is None and Path(sys.executable).with_name("diffdistill").exists():
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -59,27 +59,27 @@ def row(wildcards, name=None):
     return ROWS[name]
 
 
-def sample_args(wildcards):
+def sample_args(wildcards):  # on eval.seed_sets, or on the claims plan's {sets}
     r = row(wildcards)
-    return f"{r.sample_flags()} --seeds {r.seeds(EVAL['num_samples'], SETS)}"
+    return f"{r.sample_flags()} --seeds {r.seeds(EVAL['num_samples'], int(wildcards.get('sets', SETS)))}"
 
 
 def metrics_input(wildcards, name=None):
     """A row's samples and the features' inputs; for every row but the reference, the
     reference row's samples and features (agreement with the teacher on the same seeds)."""
-    r = row(wildcards, name)
+    r, sets = row(wildcards, name), wildcards.get("sets")
     return {
-        "samples": rowlib.samples_path(r),
+        "samples": rowlib.samples_path(r, sets),
         "featnet": featnet_input(),
         "ref": naming.REF_STATS,
-        **(TEACHER_FILES if r is not REFERENCE else {}),
+        **(rowlib.teacher_files(REFERENCE, sets) if r is not REFERENCE else {}),
     }
 
 
 def metrics_args(wildcards, name=None):
-    r = row(wildcards, name)
-    teacher = TEACHER_FILES if r is not REFERENCE else {}
-    return as_flags(row=r.to_dict(), seed_sets=SETS, seeds=r.seeds(EVAL["num_samples"], SETS), **teacher) + (
+    r, sets = row(wildcards, name), int(wildcards.get("sets", SETS))
+    teacher = rowlib.teacher_files(REFERENCE, wildcards.get("sets")) if r is not REFERENCE else {}
+    return as_flags(row=r.to_dict(), seed_sets=sets, seeds=r.seeds(EVAL["num_samples"], sets), **teacher) + (
         " --noise-floor" if r.noise_floor else ""
     )
 

@@ -110,3 +110,43 @@ rule profile:
     shell:
         "diffdistill profile {params.args} --num-images {params.p[num_images]} --batch-size {params.p[batch_size]}"
         " --repeats {params.p[repeats]} --out {output} {params.run} --threads {threads} 2> {log}"
+
+
+# The claims plan's extra seed sets (diffdistill.budget): a row sampled and measured again
+# on seed sets 0 .. S - 1, S above eval.seed_sets, beside its main evaluation, which stays
+# as it is (its sets are the first of these, seed for seed).
+use rule sample as sample_more_sets with:
+    output:
+        samples="results/more-sets/{sets}/samples/{row}/samples.npz",
+        png="results/more-sets/{sets}/samples/{row}/grid.png",
+    log:
+        "results/logs/more-sets/{sets}/samples/{row}.log",
+    wildcard_constraints:
+        sets=r"\d+",
+
+
+use rule fid as fid_more_sets with:
+    output:
+        fid="results/more-sets/{sets}/fid/{row}/fid.json",
+    log:
+        "results/logs/more-sets/{sets}/fid/{row}.log",
+    wildcard_constraints:
+        sets=r"\d+",
+
+
+use rule fid_reference as fid_more_sets_reference with:
+    input:
+        unpack(lambda w: metrics_input(w, REFERENCE.name)),
+    output:
+        fid=f"results/more-sets/{{sets}}/fid/{REFERENCE.name}/fid.json",
+        features=f"results/more-sets/{{sets}}/fid/{REFERENCE.name}/features.npz",
+    log:
+        f"results/logs/more-sets/{{sets}}/fid/{REFERENCE.name}.log",
+    wildcard_constraints:
+        sets=r"\d+",
+    params:
+        args=lambda w: metrics_args(w, REFERENCE.name),
+        extra=lambda w: f"--features-out results/more-sets/{w.sets}/fid/{REFERENCE.name}/features.npz",
+
+
+ruleorder: fid_more_sets_reference > fid_more_sets

@@ -46,6 +46,11 @@ FACTOR_NAMES = {"solver": "teacher solver", "final_step": "teacher final step", 
                 "train_seed": "default, another training seed"}
 
 
+def claimed(factor: str, value) -> bool:
+    """Whether a claim reads the ablation row of this factor and value."""
+    return factor in CLAIMED and (CLAIMED[factor] is None or str(value) in CLAIMED[factor])
+
+
 def step_loss(x_hat, target, kind: str) -> torch.Tensor:
     diff = (x_hat - target).flatten(1)
     per = diff.abs().sum(1) if kind == "l1" else diff.pow(2).sum(1)
@@ -255,6 +260,20 @@ class SFD(Method):
         return runs
 
     @staticmethod
+    def replica_runs(cfg: dict) -> list[tuple[str, object, int, str]]:
+        """(factor, value, replica, variant): the claims' ablation settings trained with more
+        seeds (replica i: seed + i), up to claims.max_train_seeds models per setting; the
+        default's beyond its ablations.train_seeds. Declared for the claims plan to choose
+        from (results/claims-plan); none is built unless the plan asks for it."""
+        d, n = SFD.defaults(cfg), cfg["claims"]["max_train_seeds"]
+        base = {**d, "iters": cfg["ablations"]["iters"] or d["iters"]}
+        runs = [(f, v, i, variant({**base, f: v, "train_seed": d["train_seed"] + i}, d))
+                for f, v, _ in SFD.ablation_runs(cfg) if f not in ("default", "train_seed") and claimed(f, v)
+                for i in range(1, n)]
+        return runs + [("train_seed", d["train_seed"] + i, i, variant({**base, "train_seed": d["train_seed"] + i}, d))
+                       for i in range(cfg["ablations"]["train_seeds"], n)]
+
+    @staticmethod
     def ablation_description(cfg: dict) -> str:
         d = SFD.defaults(cfg)
         iters = cfg["ablations"]["iters"] or d["iters"]
@@ -292,11 +311,16 @@ class SFD(Method):
             model = student_model("sfd", var, nfe)
             rows.append(Row(name=f"students/sfd/{var}/nfe{nfe}", label="SFD" if var == "default" else f"SFD {var}",
                             nfe=nfe, family="sfd", model=model, tables=("ablations",), all_seed_sets=True,
-                            claims=factor in CLAIMED and (CLAIMED[factor] is None or str(value) in CLAIMED[factor]),
+                            claims=claimed(factor, value),
                             meta={"factor": factor, "factor_name": FACTOR_NAMES.get(factor, factor),
                                   "value": "" if factor == "default" else str(value),
                                   "curve": model.replace("model.pt", "fid_curve.json"),
                                   **({"description": SFD.ablation_description(cfg)} if factor == "default" else {})}))
+        for factor, value, i, var in SFD.replica_runs(cfg):
+            rows.append(Row(name=f"students/sfd/{var}/nfe{nfe}", label=f"SFD {var}", nfe=nfe, family="sfd",
+                            model=student_model("sfd", var, nfe), tables=("replicas",),
+                            meta={"factor": factor, "factor_name": FACTOR_NAMES.get(factor, factor),
+                                  "value": str(value), "replica": i}))
         return rows
 
     @staticmethod

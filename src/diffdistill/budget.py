@@ -83,49 +83,46 @@ def cheapest(s: dict, target: float, cost, train=None, max_models: int = 1,
 class Costs:
     """What more of a claim's groups costs, in wall seconds, against what is bought so
     far: a group is a setting's models (a row alone, for rows that are no ablation's);
-    one more model trains, samples and measures on the main seed sets (and on the
-    group's extra sets); more seed sets sample and measure each of the group's models
-    again from set 0 (and the reference row, whose features every row reads)."""
+    one more model trains, and samples and measures on the main seed sets and the claim's;
+    S seed sets sample and measure each of the group's models again from set 0 (and the
+    reference row, whose features every row's metrics read), once per S."""
 
     def __init__(self, groups: dict, ref: dict | None, main_sets: int, slots: int):
         self.groups, self.ref, self.k0, self.slots = groups, ref, main_sets, max(1, slots)
         self.models = {k: len(g) for k, g in groups.items()}
-        self.sets = {k: main_sets for k in groups}
-        self.ref_sets = main_sets
+        self.evaluated = {k: {main_sets: n} for k, n in self.models.items()}  # seed sets: models evaluated on them
+        self.ref_sets = {main_sets}
 
     @staticmethod
     def per_set(r: dict) -> float:
         files = [f for f in (r.get("samples"), r.get("metrics_file")) if f]
         return sum(job_seconds(f) for f in files) / max(1, r.get("seed_sets", 1))
 
-    def train(self, k: str) -> float:
-        return fine_tune_seconds(model_meta(self.groups[k][0])) or 0.0
+    def _want(self, k: str, models: int) -> int:
+        first = self.groups[k][0]
+        return max(self.models[k], models) if first.get("model") and first.get("kind") == "distilled" else self.models[k]
 
     def cost(self, keys, sets: int, models: int) -> float:
         total = 0.0
         for k in keys:
-            first, have = self.groups[k][0], self.models[k]
-            want = max(have, models) if first.get("model") and first.get("kind") == "distilled" else have
-            s = max(sets, self.sets[k]) if sets > self.k0 else self.sets[k]
-            total += (want - have) * (self.train(k) + self.k0 * self.per_set(first))
-            total += (want - have) * s * self.per_set(first) if s > self.k0 else 0.0
-            total += have * sets * self.per_set(first) if sets > self.sets[k] else 0.0
-        if sets > self.ref_sets and self.ref is not None:
+            first, want = self.groups[k][0], self._want(k, models)
+            total += (want - self.models[k]) * (fine_tune_seconds(model_meta(first)) or 0.0)
+            total += sum(max(0, want - self.evaluated[k].get(n, 0)) * n * self.per_set(first) for n in {self.k0, sets})
+        if sets not in self.ref_sets and self.ref is not None:
             total += sets * self.per_set(self.ref)
         return total / self.slots
 
     def buy(self, keys, sets: int, models: int) -> None:
         for k in keys:
-            first = self.groups[k][0]
-            if first.get("model") and first.get("kind") == "distilled":
-                self.models[k] = max(self.models[k], models)
-            self.sets[k] = max(self.sets[k], sets)
-        self.ref_sets = max(self.ref_sets, sets)
+            self.models[k] = want = self._want(k, models)
+            for n in {self.k0, sets}:
+                self.evaluated[k][n] = max(self.evaluated[k].get(n, 0), want)
+        self.ref_sets.add(sets)
 
 
 def plan(fid_files, budget_minutes: float, max_models: int, slots: int, benchmark: str | None = None,
          o2mkd_students: int = 3) -> dict:
-    """What to build more: {"models": {setting: models in all}, "sets": {row: seed sets},
+    """What to build more: {"models": {setting: models in all}, "sets": {seed sets: [rows]},
     "claims": [...], the budget's seconds}. `slots`: jobs run side by side (cores /
     threads per job), which turn the jobs' process seconds into wall seconds."""
     records = load_records(fid_files)
@@ -140,7 +137,8 @@ def plan(fid_files, budget_minutes: float, max_models: int, slots: int, benchmar
     main_sets = d.ref.get("seed_sets", 1) if d.ref else 1
     costs = Costs(groups, d.ref, main_sets, slots)
     noise = (s2, df_train, costs.models.get(DEFAULT, 1), max_models)
-    options = [_option(c, d, t, p, g, {r.get("name"): r for r in records}, costs, noise) for c, g, t, p in evaluate(d)]
+    options = [_option(c, d, t, p, g, {r.get("name"): r for r in records}, costs, noise)
+               for c, _, g, t, p in evaluate(lambda c: d)]
     rows, sets = _buy(options, costs, budget_minutes * 60 - elapsed - RESERVE_S, main_sets)
     have = {k: len(g) for k, g in groups.items()}
     return {"budget_s": budget_minutes * 60, "elapsed_s": elapsed, "remaining_s": budget_minutes * 60 - elapsed,
@@ -187,7 +185,7 @@ def _option(c, d: Data, t, p: float, got, by_name: dict, costs: Costs, noise: tu
 def _buy(options: list[dict], costs: Costs, remaining: float, main_sets: int) -> tuple[list[dict], dict]:
     """Candidates bought cheapest first while they fit `remaining` seconds (a row or model
     another claim already bought is not paid twice); the plan's rows in the claims' order
-    and the seed sets of each row to evaluate again."""
+    and the rows to evaluate again on each number of seed sets."""
     sets: dict = {}
     rows = [o for o in options if not o.get("candidate")]
     for c in sorted((o for o in options if o.get("candidate")), key=lambda o: o["seconds"]):
@@ -197,7 +195,8 @@ def _buy(options: list[dict], costs: Costs, remaining: float, main_sets: int) ->
             remaining -= extra
             costs.buy(c["settings"], c["sets"], c["models"])
             if c["sets"] > main_sets:
-                sets |= {n: max(sets.get(n, 0), c["sets"]) for n in c["rows"]}
+                named = sets.setdefault(str(c["sets"]), [])
+                named += [n for n in c["rows"] if n not in named]
         rows.append({**c, "seconds": extra, "bought": bought, "why": (
             f"{c['sets']} seed sets" + (f" and {c['models']} models per setting" if c["models"] > 1 else "")
             + " reach X with 80 % power"

@@ -28,7 +28,7 @@ from . import stats
 from .io import atomic_dir, read_json_object
 from .jobs import job_seconds, job_table
 from .naming import CONFIG_RECIPE, O2MKD_STUDY
-from .report import (Q, ablation_table, combination, fine_tune_seconds, in_table, load_records, model_meta, reference,
+from .report import (Q, ablation_table, at_sets, combination, fine_tune_seconds, in_table, load_records, model_meta, reference,
                      values, write_job_page, write_table)
 
 RULE = ("Verdicts: differences are paired over the evaluation seed sets (Student's t; training noise of both models "
@@ -527,22 +527,33 @@ CLAIMS = [
 ]
 
 
-def evaluate(d: Data) -> list[tuple[Claim, tuple | None, Test, float]]:
-    """Each claim with our measurement (`ours`: text and values, None when missing), its
-    test and its Holm-adjusted p over the family."""
-    got = [c.ours(d) for c in CLAIMS]
+def evaluate(data: Callable[[Claim], Data]) -> list[tuple[Claim, Data, tuple | None, Test, float]]:
+    """Each claim with the data it reads (`data(claim)`), our measurement (`ours`: text and
+    values, None when missing), its test and its Holm-adjusted p over the family."""
+    ds = [data(c) for c in CLAIMS]
+    got = [c.ours(d) for c, d in zip(CLAIMS, ds)]
     tests = [Test(verdict=NOT_MEASURED) if g is None else c.test(g[1]) for c, g in zip(CLAIMS, got)]
     adjusted = stats.holm([t.p if not t.verdict else float("nan") for t in tests])
-    return list(zip(CLAIMS, got, tests, adjusted))
+    return list(zip(CLAIMS, ds, got, tests, adjusted))
 
 
 def claims(records: list[dict], benchmark: str | None = None, o2mkd_students: int = 3,
-           budget_minutes: float | None = None) -> pd.DataFrame:
+           budget_minutes: float | None = None, plan: dict | None = None) -> pd.DataFrame:
     """One row per claim: our measurement, the effect detected with 80 % power, the
-    Holm-adjusted p over the claims' family and the verdict."""
-    d = Data(records, benchmark, o2mkd_students)
+    Holm-adjusted p over the claims' family and the verdict. `records` may hold rows
+    evaluated on the claims plan's extra seed sets (`plan`): a claim it bought sets for
+    reads every row of its comparisons on them, the others the main evaluation."""
+    bought = {c["claim"]: c["sets"] for c in (plan or {}).get("claims", ()) if c.get("bought") and c.get("sets")}
+    cache: dict = {}
+
+    def data(c: Claim) -> Data:
+        sets = bought.get(c.claim)
+        if sets not in cache:
+            cache[sets] = Data(at_sets(records, sets), benchmark, o2mkd_students)
+        return cache[sets]
+
     rows = []
-    for c, g, t, p in evaluate(d):
+    for c, d, g, t, p in evaluate(data):
         text = NOT_MEASURED if g is None else "; ".join([g[0], *t.notes])
         v = verdict(t, p)
         target, budget = _target(c, d, t, None if g is None else g[1], v in ("holds", "does not hold"), budget_minutes)
@@ -618,23 +629,24 @@ def write_claims(fid_files, out_dir, benchmark: str | None = None, o2mkd_student
     job's: the main table's rows and what made them, with their wall clock), plan.{md,...}
     (what the claims plan, its JSON file `plan`, bought: `diffdistill.budget`) and
     summary.md, the dated page of all."""
-    records = load_records(fid_files)
-    df = claims(records, benchmark, o2mkd_students, budget_minutes)
-    main = [r["metrics_file"] for r in in_table(records, "main")]
+    records = load_records(fid_files, every_evaluation=True)
+    p = read_json_object(plan, ("models", "sets", "claims"), "claims plan") if plan else None
+    df = claims(records, benchmark, o2mkd_students, budget_minutes, p)
+    main = [r["metrics_file"] for r in in_table(at_sets(records), "main")]  # the main job's evaluations
     jobs, span = job_table([str(f) for f in fid_files], exclude=main)
     budget = f"the claims target's budget: {budget_minutes:g} min" if budget_minutes else "no budget given"
     cost = (f" The jobs they needed beyond the main job's: {span['jobs']}, {span['process_seconds']:.0f} process "
             f"seconds, **{span['seconds'] / 60:.1f} min** from the first one's start to the last one's end (jobs.md; "
             f"{budget})." if span else "")
-    bought, plan_rule = plan_table(read_json_object(plan, ("models", "sets", "claims"), "claims plan")) if plan \
-        else (None, "")
+    bought, plan_rule = plan_table(p) if p else (None, "")
     with atomic_dir(out_dir, "claims") as out:
         write_table(out, "claims", df, "The papers' claims against our measurements", RULE, intro=(
             "Our numbers are FIDs at infinite n on the pipeline's features at its scale (see docs/results.md, 'Reading the "
             "results'): they test the direction and size of each effect, not the papers' absolute values." + cost))
         sections = [("claims", "The papers' claims")]
         if bought is not None:
-            write_table(out, "plan", bought, "What the claims plan bought: training seeds sized by power", plan_rule)
+            write_table(out, "plan", bought, "What the claims plan bought: seed sets and training seeds sized by power",
+                        plan_rule)
             sections.append(("plan", "What the plan bought with the budget the first pass left"))
         if span:
             write_job_page(out, jobs, span, "Claims", (*sections, ("jobs", "Where the time went, beyond the main job")),

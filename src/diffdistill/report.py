@@ -37,9 +37,9 @@ class Parts:
 MEASURED_AGAINST = ("features", "featnet", "inception_weights", "ref")  # what makes two FIDs comparable
 
 
-def load_records(files) -> list[dict]:
-    """Metrics records, one per row (first-seen order; a row measured again on more seed
-    sets, by the claims plan, by its measurement on the most); each holds the mean of every metric
+def load_records(files, every_evaluation: bool = False) -> list[dict]:
+    """Metrics records, one per row (first-seen order; `every_evaluation`: one per row and
+    number of seed sets, for the claims plan's extra sets, `at_sets`); each holds the mean of every metric
     over its seed sets, `<metric>_std` (NaN for one set) and `<metric>_sets`. Refused,
     naming the file: a non-finite FID (a NaN is not a missing value), and files measured
     against different feature networks or reference statistics (their metadata sidecars'
@@ -67,9 +67,18 @@ def load_records(files) -> list[dict]:
                 raise UserError(f"{f} was measured with {diff} {mine.get(diff)!r}, {against[0]} with "
                                 f"{against[1].get(diff)!r}: their FIDs cannot be compared")
         r["metrics_file"] = str(f)
-        key, old = r.get("name") or r["row"], by.get(r.get("name") or r["row"])
-        if old is None or r.get("seed_sets", 1) > old.get("seed_sets", 1):  # the claims plan's extra sets
-            by[key] = r
+        by.setdefault((r.get("name") or r["row"], r.get("seed_sets") if every_evaluation else None), r)
+    return list(by.values())
+
+
+def at_sets(records: list[dict], sets: int | None = None) -> list[dict]:
+    """One record per row: its evaluation on `sets` seed sets where it has one (the claims
+    plan's), else its first (the main evaluation)."""
+    by: dict[str, dict] = {}
+    for r in records:
+        name = r.get("name") or r.get("row")
+        if name not in by or (sets is not None and r.get("seed_sets") == sets):
+            by[name] = r
     return list(by.values())
 
 

@@ -155,8 +155,8 @@ def planned_files(rows, plan: str) -> list[str]:
     """The metrics files the claims plan (its JSON file, `plan`; diffdistill.budget) asks
     for: the replicas of each setting up to its `models` (a setting, 'factor=value' or
     'default', maps to the models it wants in all; the first, and the default's
-    ablations.train_seeds, are the ablation table's own rows), and each row of `sets`
-    (name: S) with every model of its setting evaluated on S seed sets, with the
+    ablations.train_seeds, are the ablation table's own rows), and the rows of `sets`
+    (S: [names]) with every model of their settings evaluated on S seed sets, with the
     reference row on them (its features are every other row's teacher features)."""
     from .io import UserError, read_json_object
 
@@ -168,12 +168,12 @@ def planned_files(rows, plan: str) -> list[str]:
     for r in in_table(rows, "ablations") + chosen:
         groups.setdefault(setting(r), []).append(r)
     out = [fid_path(r) for r in chosen]
-    for name, sets in p["sets"].items():
-        if name not in by_name:
-            raise UserError(f"claims plan {plan}: no result row '{name}' in this config")
-        r = by_name[name]
-        members = groups.get(setting(r), [r]) if {"ablations", "replicas"} & set(r.tables) else [r]
-        out += [fid_path(m, sets) for m in members]
-    if p["sets"]:
-        out.append(fid_path(reference(rows), max(p["sets"].values())))
+    for sets, names in p["sets"].items():
+        for name in names:
+            if name not in by_name:
+                raise UserError(f"claims plan {plan}: no result row '{name}' in this config")
+            r = by_name[name]
+            members = groups.get(setting(r), [r]) if {"ablations", "replicas"} & set(r.tables) else [r]
+            out += [fid_path(m, int(sets)) for m in members]
+        out.append(fid_path(reference(rows), int(sets)))
     return list(dict.fromkeys(out))

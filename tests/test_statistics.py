@@ -180,6 +180,16 @@ def test_metrics_commands_end_to_end(tmp_path):
         evaluate_samples(tmp_path / "other.npz", tmp_path / "ref.npz", ext, tmp_path / "o.json", row={"name": "o"},
                          **kw)
     assert not (tmp_path / "o.json").exists()
+    # more seed sets continue the first sets' fit (the claims plan's): their values are the first ones, exactly
+    more = np.concatenate([student, np.clip(student.astype(int) + 7, 0, 255).astype(np.uint8)])
+    np.savez(tmp_path / "more.npz", images=more, seeds=np.arange(120))
+    m = evaluate_samples(tmp_path / "more.npz", tmp_path / "ref.npz", ext, tmp_path / "m.json", row={"name": "s"},
+                         bias_from=tmp_path / "s.json", **{**kw, "seed_sets": 4})
+    assert m["fid_inf_sets"][:2] == r["fid_inf_sets"] and len(m["fid_inf_sets"]) == 4
+    assert m["fid_bias_draws"] == r["fid_bias_draws"]
+    with pytest.raises(UserError, match="row 's' with 30 images per set, not 't'"):
+        evaluate_samples(tmp_path / "more.npz", tmp_path / "ref.npz", ext, tmp_path / "x.json", row={"name": "t"},
+                         bias_from=tmp_path / "s.json", **{**kw, "seed_sets": 4})
 
 
 def test_comparing_over_training_seeds_keeps_its_false_positive_rate():

@@ -9,7 +9,9 @@ data can change a verdict. For each claim that is neither decided nor bounded by
 target, it finds the cheapest budget at which the one-sided 80 %-power bound reaches X
 (beyond X: the power to decide it at its estimate):
 - seed sets: the rows the claim reads are sampled and measured again on sets 0 .. S - 1
-  (results/more-sets/S; the seed-set variance and the fits' shrink as 1 / S);
+  (results/more-sets/S), each row's bias at n the main evaluation's (its first sets are
+  the main ones, value for value): the seed-set variance shrinks as 1 / S, the fits'
+  own noise stays;
 - training seeds, for SFD's ablation settings: more models per setting, each side the
   mean of its models, with the training-seed spread pooled over every setting trained
   more than once (s_train^2 / T a side). No number of seed sets removes training noise.
@@ -46,12 +48,13 @@ def setting(r: dict) -> str:
 
 def projected_se(s: dict, sets: int, models: int, train=None):
     """The standard error and degrees of freedom of the comparison `s` (a `stats.paired`
-    result on s["sets"] seed sets) on `sets` seed sets: the seed-set variance and the
-    fits' shrink as 1 / sets; the training noise, where both sides are trained, is
-    `train(models)` ((variance, df) with `models` models per setting) where the plan can
-    train more, else as measured (Welch-Satterthwaite)."""
+    result on s["sets"] seed sets) on `sets` seed sets: the seed-set variance shrinks as
+    1 / sets; the fits' does not (the extra sets continue the main evaluation's fit); the
+    training noise, where both sides are trained, is `train(models)` ((variance, df) with
+    `models` models per setting) where the plan can train more, else as measured
+    (Welch-Satterthwaite)."""
     k0, parts = s.get("sets") or 1, s.get("parts") or {"sets": (s["se"] ** 2, s["df"])}
-    out = [(var * k0 / sets, sets - 1 if name == "sets" else df) for name, (var, df) in parts.items()
+    out = [(var * k0 / sets, sets - 1) if name == "sets" else (var, df) for name, (var, df) in parts.items()
            if name != "train"]
     if "train" in parts:
         out.append(train(models) if train else parts["train"])

@@ -31,10 +31,10 @@ from .naming import CONFIG_RECIPE, O2MKD_STUDY
 from .report import (Q, ablation_table, at_sets, combination, fine_tune_seconds, in_table, load_records, model_meta, reference,
                      values, write_job_page, write_table)
 
-RULE = ("Verdicts: differences are paired over the evaluation seed sets (Student's t; training noise of both models "
-        "added where two trained models are compared, the fits' own noise where FIDs at infinite n are); a bound on "
-        "a ratio of FIDs at infinite n is a one-sided test with the ratio's standard error; a claim made of several "
-        "comparisons holds only when each does (its p is the largest). The claims are one family: Holm's correction "
+RULE = ("Verdicts: differences are paired over the evaluation seed sets (Student's t; training noise of both sides "
+        "added where trained models are compared, each side the mean of its models, the fits' own noise where FIDs at "
+        "infinite n are); a bound on a ratio of FIDs at infinite n is a one-sided test with the ratio's standard "
+        "error; a claim made of several comparisons holds only when each does (its p is the largest). The claims are one family: Holm's correction "
         "over their p values. *holds* / *does not hold*: the adjusted p is below 0.05, in the claim's direction or "
         "against it; *no effect larger than X*: neither, and the 90 % interval excludes effects in the claim's "
         "direction beyond X (the '80 % power' column: the effect the comparison detects with 80 % power); "

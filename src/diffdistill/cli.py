@@ -89,7 +89,7 @@ def cmd_fid(args):
     from .metrics import evaluate_samples
     evaluate_samples(args.samples, args.ref, _extractor(args), args.out, args=used_args(args), **_kw(
         args, "num_samples batch_size row seed_sets kid_subsets kid_subset_size prdc_k prdc_samples noise_floor "
-        "seeds teacher_samples teacher_features features_out device"))
+        "seeds teacher_samples teacher_features features_out bias_from device"))
 
 
 def cmd_profile(args):
@@ -175,7 +175,8 @@ COMMANDS = [
       Opt("noise_floor", help="also compare the seed sets with each other", kwargs={"action": "store_true"}),
       Opt("teacher_samples", help="the reference sampler's samples (same seeds): agreement with the teacher"),
       Opt("teacher_features", help="their features (the reference row's --features-out)"),
-      Opt("features_out", help="write this row's features (npz)")]
+      Opt("features_out", help="write this row's features (npz)"),
+      Opt("bias_from", help="the row's metrics on fewer seed sets: their bias at n, not a new fit (more seed sets)")]
      + [Opt(k, key=f"eval.{k}") for k in ("kid_subsets", "kid_subset_size", "prdc_k", "prdc_samples")]
      + FEATURES + IO + RUN),
     ("profile", cmd_profile, "parameters, MACs per image and sampling throughput of result rows",

@@ -489,9 +489,12 @@ SUMMARY = (("fid_vs_nfe", "FID at infinite n against NFE"), ("vs_reference", "Ev
 
 SIGNIFICANCE_RULE = (
     "Each row against the default, paired over the S evaluation seed sets both share: the mean per-set difference "
-    "of FID at infinite n ± its standard error. Where both are trained models, each is one draw of its training, so "
-    "the variance adds twice the default's spread over its T training seeds (2 s_train^2, from the rows 'default, "
-    "another training seed'); with one training seed that noise is not measured and the row says so. Student's t "
+    "of FID at infinite n ± its standard error. Where both are trained models, each side is the mean of its T models "
+    "(the default: its training seeds, the rows 'default, another training seed'; a setting the claims trained more "
+    "often: all of its), each one draw of its training, so the variance adds s_train^2 (1 / T_a + 1 / T_b), s_train "
+    "the spread between training seeds pooled over every setting with several (one model a side: 2 s_train^2; a "
+    "row 'default, another training seed' is compared with the default's first model); with one training seed that "
+    "noise is not measured and the row says so. Student's t "
     "with Welch-Satterthwaite degrees of freedom, two-sided; the marks control the false discovery rate over the "
     "table's {m} comparisons (Benjamini-Hochberg): *larger than noise* when q < 0.05, else *within noise*. "
     "'80 % power': the smallest difference the comparison detects with 80 % power.")

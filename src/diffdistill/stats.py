@@ -161,8 +161,9 @@ def projected(s: dict, sets: int, per_side: int) -> tuple[float, float]:
     """The standard error and degrees of freedom `s` (a `paired` result) would have on
     `sets` seed sets with `per_side` trained models averaged on each side: the seed-set
     variance shrinks as 1 / sets, the training noise as 1 / models per side (measured
-    with at least models - 1 degrees of freedom); the fits' own noise, fitted over every
-    seed set's subsets, shrinks as 1 / sets (Welch-Satterthwaite over the parts)."""
+    with at least models - 1 degrees of freedom); the fits' own noise stays (more seed
+    sets continue a row's fit, `diffdistill fid --bias-from`) (Welch-Satterthwaite over
+    the parts)."""
     parts = s.get("parts") or {"sets": (s["se"] ** 2, s["df"])}
     if any(var != var for var, _ in parts.values()):
         return float("nan"), float("nan")
@@ -170,8 +171,10 @@ def projected(s: dict, sets: int, per_side: int) -> tuple[float, float]:
     for name, (var, df) in parts.items():
         if name == "train":  # per_side models a side measure it with per_side - 1 degrees of freedom
             out.append((var * s.get("per_side", 1) / per_side, max(df, per_side - 1)))
-        else:  # seed sets, and the fits, which pool every seed set: both shrink with the sets
-            out.append((var * s.get("sets", df + 1) / sets, sets - 1 if name == "sets" else df))
+        elif name == "sets":
+            out.append((var * s.get("sets", df + 1) / sets, sets - 1))
+        else:
+            out.append((var, df))
     var, df = welch(out)
     return math.sqrt(var), df
 

@@ -80,7 +80,7 @@ def metrics_args(wildcards, name=None):
     r, sets = row(wildcards, name), int(wildcards.get("sets", SETS))
     teacher = rowlib.teacher_files(REFERENCE, wildcards.get("sets")) if r is not REFERENCE else {}
     return as_flags(row=r.to_dict(), seed_sets=sets, seeds=r.seeds(EVAL["num_samples"], sets), **teacher) + (
-        " --noise-floor" if r.noise_floor else ""
+        " --noise-floor" if r.noise_floor and not wildcards.get("sets") else ""
     )
 
 

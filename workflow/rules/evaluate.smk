@@ -126,17 +126,27 @@ use rule sample as sample_more_sets with:
 
 
 use rule fid as fid_more_sets with:
+    input:
+        unpack(metrics_input),
+        bias=lambda w: rowlib.fid_path(row(w)),  # the main evaluation's bias fit, continued
     output:
         fid="results/more-sets/{sets}/fid/{row}/fid.json",
     log:
         "results/logs/more-sets/{sets}/fid/{row}.log",
     wildcard_constraints:
         sets=r"\d+",
+    params:
+        args=metrics_args,
+        features=features_args(),
+        e=eval_keys("num_samples", "batch_size", "kid_subsets", "kid_subset_size", "prdc_k", "prdc_samples"),
+        run=run_args(amp=False),
+        extra=lambda w, input: f"--bias-from {input.bias}",
 
 
 use rule fid_reference as fid_more_sets_reference with:
     input:
         unpack(lambda w: metrics_input(w, REFERENCE.name)),
+        bias=rowlib.fid_path(REFERENCE),
     output:
         fid=f"results/more-sets/{{sets}}/fid/{REFERENCE.name}/fid.json",
         features=f"results/more-sets/{{sets}}/fid/{REFERENCE.name}/features.npz",
@@ -146,7 +156,10 @@ use rule fid_reference as fid_more_sets_reference with:
         sets=r"\d+",
     params:
         args=lambda w: metrics_args(w, REFERENCE.name),
-        extra=lambda w: f"--features-out results/more-sets/{w.sets}/fid/{REFERENCE.name}/features.npz",
+        features=features_args(),
+        e=eval_keys("num_samples", "batch_size", "kid_subsets", "kid_subset_size", "prdc_k", "prdc_samples"),
+        run=run_args(amp=False),
+        extra=lambda w, input, output: f"--features-out {output.features} --bias-from {input.bias}",
 
 
 ruleorder: fid_more_sets_reference > fid_more_sets

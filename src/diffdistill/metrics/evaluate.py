@@ -92,8 +92,8 @@ def _row_images(samples, seeds: str | None, num_samples: int, seed_sets: int):
 def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_size: int, row: dict,
                      seed_sets: int = 1, kid_subsets: int = 100, kid_subset_size: int = 1000, prdc_k: int = 5,
                      prdc_samples: int = 10000, noise_floor: bool = False, teacher_samples=None,
-                     teacher_features=None, features_out=None, seeds: str | None = None, device="cpu",
-                     args: dict | None = None) -> dict:
+                     teacher_features=None, features_out=None, seeds: str | None = None, bias_from=None,
+                     device="cpu", args: dict | None = None) -> dict:
     """Metrics of a samples file (or a trajectory cache's end points) per seed set (set k:
     seeds k*n .. (k+1)*n - 1), their mean and spread, written to `out` as JSON with the
     row's fields: FID at n and at infinite n, KID, PRDC; with the teacher's samples and
@@ -102,7 +102,10 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
     teacher's own at the same n (set k against set k + 1). With `noise_floor`, the
     metrics between the row's own seed sets. `features_out`: the features (npz). `seeds`:
     the seeds the row sampled (default 0 .. seed_sets * num_samples - 1); the samples
-    file's stored seeds must be exactly these."""
+    file's stored seeds must be exactly these. `bias_from`: the same row's metrics file
+    on its first seed sets, whose bias at n (and fit draws) every set here uses instead
+    of a new fit: more seed sets add per-set FIDs at infinite n that continue it exactly
+    (the claims plan's), where a new fit on a larger pool would move every value."""
     from ..io import check_writable, write_json, write_meta
     from .distances import agreement, fid_bias
 
@@ -123,7 +126,8 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
         img_sets, t_imgs, t_sets = (_sets(x, num_samples, seed_sets) for x in (imgs, t_imgs, t_feats))
     # the bias at n comes from fits on the pooled seed sets (distances.fid_bias); each set's FID at
     # infinite n is its FID at n minus that bias, so its noise is the set's own
-    fit = fid_bias(feats, num_samples, ref_mu, ref_sigma, ref_feats if whole else None)
+    fit = _bias_from(bias_from, row, num_samples) if bias_from else \
+        fid_bias(feats, num_samples, ref_mu, ref_sigma, ref_feats if whole else None)
     bias = fit["bias"]
     for k, f in enumerate(sets):
         m = set_metrics(f, ref_mu, ref_sigma, ref_feats, ref_radii=radii, **kw)
@@ -149,6 +153,18 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
     print(f"{row.get('name', row.get('label'))}: FID {result['fid']:.3f}, at infinite n {result['fid_inf']:.3f}",
           file=sys.stderr)
     return result
+
+
+def _bias_from(path, row: dict, num_samples: int) -> dict:
+    """The bias fit of the same row's metrics file (its name and images per set must match)."""
+    from ..io import read_json_object
+
+    m = read_json_object(path, ("fid_bias_at_n", "fid_bias_draws", "num_samples"), "metrics file")
+    if m.get("name") != row.get("name") or m["num_samples"] != num_samples:
+        raise UserError(f"--bias-from {path}: row {m.get('name')!r} with {m['num_samples']} images per set, not "
+                        f"{row.get('name')!r} with {num_samples}")
+    return {"bias": m["fid_bias_at_n"], "draws": m["fid_bias_draws"], "fid_inf_pooled": m.get("fid_inf_pooled"),
+            "slope_n": m.get("fid_bias_slope_n"), "slope_ref": m.get("fid_bias_slope_ref")}
 
 
 def _save_features(path, feats, total: int, args) -> None:

@@ -19,10 +19,10 @@ def test_seed_set_noise_buys_the_fewest_seed_sets_that_reach_x():
     """Without training noise the cheapest budget is seed sets alone: the fewest at which
     the one-sided 80 %-power bound is at or below the target (one fewer is not)."""
     s = _s(A, B)
-    got = budget.cheapest(s, 0.4, lambda sets, models: sets * 2.0)
+    got = stats.reach(s, 0.4, lambda sets, models: sets * 2.0)
     assert got["models"] == 1 and got["sets"] > 5 and got["seconds"] == 2.0 * got["sets"]
-    assert stats.power80(*budget.projected_se(s, got["sets"], 1), one_sided=True) <= 0.4
-    assert stats.power80(*budget.projected_se(s, got["sets"] - 1, 1), one_sided=True) > 0.4
+    assert stats.power80(*stats.projected(s, got["sets"], 1), one_sided=True) <= 0.4
+    assert stats.power80(*stats.projected(s, got["sets"] - 1, 1), one_sided=True) > 0.4
 
 
 def test_training_noise_buys_training_seeds_which_seed_sets_cannot_replace():
@@ -38,13 +38,13 @@ def test_training_noise_buys_training_seeds_which_seed_sets_cannot_replace():
     def cost(sets, models):
         return sets + 100.0 * (models - 1)
 
-    se_inf, _ = budget.projected_se(s, 400, 1, train)
+    se_inf, _ = stats.projected(s, 400, 1, train)
     assert se_inf > math.sqrt(s2 * (1 + 1 / 3)) * 0.99  # 400 seed sets leave the training noise
-    got = budget.cheapest(s, 1.2, cost, train, max_models=6)
+    got = stats.reach(s, 1.2, cost, train, max_models=6)
     assert got is not None and got["models"] > 1
-    assert stats.power80(*budget.projected_se(s, got["sets"], got["models"], train), one_sided=True) <= 1.2
-    assert budget.cheapest(s, 1.2, cost, None, max_models=6) is None
-    assert budget.cheapest(s, 1.2, cost, train, max_models=1) is None
+    assert stats.power80(*stats.projected(s, got["sets"], got["models"], train), one_sided=True) <= 1.2
+    assert stats.reach(s, 1.2, cost, None, max_models=6) is None
+    assert stats.reach(s, 1.2, cost, train, max_models=1) is None
 
 
 def _group(name, model_s=40.0, sets=10, kind="distilled", tmp=None):
@@ -121,3 +121,19 @@ def test_each_claim_reads_its_rows_on_one_number_of_seed_sets(tmp_path):
     assert len(every) == 4
     assert [(r["name"], r["seed_sets"]) for r in at_sets(every)] == [("a", 10), ("b", 10)]
     assert [(r["name"], r["seed_sets"]) for r in at_sets(every, 30)] == [("a", 30), ("b", 10)]
+
+
+def test_a_claim_read_on_more_seed_sets_keeps_the_x_fixed_before_the_run():
+    """X comes from the main evaluation even where the plan bought a claim more seed sets
+    (whose rows' levels move with the extra sets)."""
+    from diffdistill.claims import claims
+
+    def row(level, sets):
+        return {"name": "sfd2", "label": "SFD", "family": "sfd", "kind": "distilled", "nfe": 2, "tables": ["main"],
+                "fid": level + 40, "fid_inf": level, "fid_inf_sets": [level] * sets, "seed_sets": sets}
+
+    records = [row(10.0, 10), row(12.0, 30)]
+    l1 = "L1 beats or matches L2"
+    plan = {"claims": [{"claim": l1, "sets": 30, "bought": True}]}
+    got = claims(records, plan=plan).set_index("claim").loc[l1, "X target"]
+    assert got == "0.50 FID", got

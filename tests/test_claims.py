@@ -216,17 +216,17 @@ def test_a_budget_dominated_by_training_noise_asks_for_training_seeds_not_seed_s
     a, b = [10.2, 10.9, 9.6, 10.4, 9.9], [10.0, 10.1, 9.9, 10.3, 9.7]
     plain = stats.paired(a, b)
     assert stats.power80(plain["se"], plain["df"], one_sided=True) > 0.4
-    got = stats.reach(plain, 0.4, set_seconds=1.0, model_seconds=100.0)
+    got = stats.reach(plain, 0.4, stats.linear_cost(plain, 1.0, 100.0), stats.measured_training(plain))
     assert got["models"] == 1 and got["sets"] > 5
-    se, df = stats.projected(plain, got["sets"], 1)
+    se, df = stats.projected(plain, got["sets"])
     assert stats.power80(se, df, one_sided=True) <= 0.4
-    se, df = stats.projected(plain, got["sets"] - 1, 1)
+    se, df = stats.projected(plain, got["sets"] - 1)
     assert stats.power80(se, df, one_sided=True) > 0.4  # the fewest sets
     noisy = stats.paired(a, b, train_sd=math.sqrt(2) * 0.8, train_seeds=3)
-    assert stats.projected(noisy, 400, 1)[0] > 1.0  # 400 seed sets cannot remove 2 s_train^2 = 1.28
-    got = stats.reach(noisy, 1.0, set_seconds=1.0, model_seconds=100.0)
+    assert stats.projected(noisy, 400)[0] > 1.0  # 400 seed sets cannot remove 2 s_train^2 = 1.28
+    got = stats.reach(noisy, 1.0, stats.linear_cost(noisy, 1.0, 100.0), stats.measured_training(noisy))
     assert got is not None and got["models"] > 1
-    se, df = stats.projected(noisy, got["sets"], got["models"])
+    se, df = stats.projected(noisy, got["sets"], got["models"], stats.measured_training(noisy))
     assert stats.power80(se, df, one_sided=True) <= 1.0
     assert got["seconds"] >= (got["models"] - 1) * 100.0
 
@@ -255,7 +255,7 @@ def test_the_claims_table_prices_the_budget_that_would_reach_x():
         d = Data(recs)
         assert d.costs(s["rows"]) == pytest.approx((12.0, 0.0))  # 2 rows x 30 s / 5 sets
         text = budget_text(s, 0.5, d)
-        got = stats.reach(s, 0.5, 12.0, 0.0)
+        got = stats.reach(s, 0.5, stats.linear_cost(s, 12.0, 0.0))
         assert text == f"{got['sets']} seed sets: about {(got['sets'] - 5) * 12.0 / 60:.0f} min more"
 
 

@@ -46,43 +46,6 @@ def setting(r: dict) -> str:
     return DEFAULT if f == "default" else f"{f}={v}"
 
 
-def projected_se(s: dict, sets: int, models: int, train=None):
-    """The standard error and degrees of freedom of the comparison `s` (a `stats.paired`
-    result on s["sets"] seed sets) on `sets` seed sets: the seed-set variance shrinks as
-    1 / sets; the fits' does not (the extra sets continue the main evaluation's fit); the
-    training noise, where both sides are trained, is `train(models)` ((variance, df) with
-    `models` models per setting) where the plan can train more, else as measured
-    (Welch-Satterthwaite)."""
-    k0, parts = s.get("sets") or 1, s.get("parts") or {"sets": (s["se"] ** 2, s["df"])}
-    out = [(var * k0 / sets, sets - 1) if name == "sets" else (var, df) for name, (var, df) in parts.items()
-           if name != "train"]
-    if "train" in parts:
-        out.append(train(models) if train else parts["train"])
-    var, df = stats.welch(out)
-    return math.sqrt(var), df
-
-
-def cheapest(s: dict, target: float, cost, train=None, max_models: int = 1,
-             max_sets: int = stats.MAX_SETS) -> dict | None:
-    """The cheapest (sets, models) at which the comparison's one-sided 80 %-power bound is
-    at or below `target`; `cost(sets, models)` in seconds; `train(models)`: the training
-    noise with that many models per setting (None: the plan cannot train more). None
-    where none within the limits does."""
-    k0 = s.get("sets") or 1
-    if not target > 0:
-        return None
-    best = None
-    for models in range(1, (max_models if train else 1) + 1):
-        for sets in range(k0, max_sets + 1):
-            se, df = projected_se(s, sets, models, train)
-            if stats.power80(se, df, one_sided=True) <= target:
-                c = cost(sets, models)
-                if best is None or c < best["seconds"]:
-                    best = {"sets": sets, "models": models, "seconds": c}
-                break
-    return best
-
-
 class Costs:
     """What more of a claim's groups costs, in wall seconds, against what is bought so
     far: a group is a setting's models (a row alone, for rows that are no ablation's);
@@ -174,7 +137,7 @@ def _option(c, d: Data, t, p: float, got, by_name: dict, costs: Costs, noise: tu
     target = t.point if t.point >= x else x  # beyond X: the power to decide it at its estimate
     trainable = "train" in parts and s2 == s2 and all(k == DEFAULT or "=" in k for k in keys)
     train = (lambda m: (s2 * (1 / m + 1 / max(m, default_models)), df_train)) if trainable else None
-    best = cheapest(t.s, target, lambda sets, models: costs.cost(keys, sets, models), train, max_models)
+    best = stats.reach(t.s, target, lambda sets, models: costs.cost(keys, sets, models), train, max_models)
     if best is None:
         return {**out, "why": f"X needs more than {stats.MAX_SETS} seed sets" + (
             f" or {max_models} models per setting (claims.max_train_seeds)" if trainable else

@@ -546,8 +546,8 @@ def claims(records: list[dict], benchmark: str | None = None, o2mkd_students: in
     bought = {c["claim"]: c["sets"] for c in (plan or {}).get("claims", ()) if c.get("bought") and c.get("sets")}
     cache: dict = {}
 
-    def data(c: Claim) -> Data:
-        sets = bought.get(c.claim)
+    def data(c: Claim | None) -> Data:
+        sets = bought.get(c.claim) if c else None
         if sets not in cache:
             cache[sets] = Data(at_sets(records, sets), benchmark, o2mkd_students)
         return cache[sets]
@@ -556,7 +556,11 @@ def claims(records: list[dict], benchmark: str | None = None, o2mkd_students: in
     for c, d, g, t, p in evaluate(data):
         text = NOT_MEASURED if g is None else "; ".join([g[0], *t.notes])
         v = verdict(t, p)
-        target, budget = _target(c, d, t, None if g is None else g[1], v in ("holds", "does not hold"), budget_minutes)
+        decided = v in ("holds", "does not hold")
+        # X is fixed before the run: from the main evaluation, whatever seed sets the claim was bought
+        x = claim_effect(c, data(None), g[1] if g is not None and d is data(None) else None) / 2 \
+            if c.test_kind != "none" else float("nan")
+        target, budget = _target(c, d, t, x, decided, budget_minutes)
         rows.append({"claim": c.claim, "paper's evidence": c.evidence, "rule": c.rule, "ours": text,
                      "80 % power": t.power or "—", "p (Holm)": p, "verdict": v,
                      "X target": target, "budget to reach it": budget})
@@ -580,19 +584,15 @@ def claim_effect(c: Claim, d: Data, values: dict | None = None) -> float:
     return 0.10 * sfd2[Q] if sfd2 is not None and sfd2[Q] > 0 else float("nan")
 
 
-def _target(c: Claim, d: Data, t: Test, values: dict | None, decided: bool = False,
+def _target(c: Claim, d: Data, t: Test, x: float, decided: bool = False,
             budget_minutes: float | None = None) -> tuple[str, str]:
-    """The bound X to reach (half the claim's effect) and, where this run neither decided
-    the claim nor reached X, the budget that would bound it by X with 80 % power
+    """The bound X to reach (`x`, half the claim's effect) and, where this run neither
+    decided the claim nor reached X, the budget that would bound it by X with 80 % power
     (`stats.reach`: seed sets, and training seeds where training noise is part of the
     comparison), in minutes from this run's own job times. The same budget detects the
     claim's whole effect (2 X) with more than 80 % power."""
-    if c.test_kind == "none":
+    if c.test_kind == "none" or x != x:
         return "—", "—"
-    effect = claim_effect(c, d, values)
-    if effect != effect:
-        return "—", "—"
-    x = effect / 2
     unit = (lambda v: f"x{1 + v:.2f}") if c.test_kind == "ratio" else (lambda v: f"{v:.2f} FID")
     if t.verdict or t.half != t.half or not t.sets or t.s is None:
         return unit(x), "—"
@@ -610,7 +610,7 @@ def budget_text(s: dict, x: float, d: Data, budget_minutes: float | None = None)
     that reaches x with 80 % power: a bound at x where the effect is 0, or a decision
     where it is x), flagged where it exceeds the claims target's budget."""
     set_s, model_s = d.costs(s.get("rows") or [])
-    got = stats.reach(s, x, set_s, model_s)
+    got = stats.reach(s, x, stats.linear_cost(s, set_s, model_s), stats.measured_training(s))
     if got is None:
         return f"beyond {stats.MAX_SETS} seed sets" + (
             f" and {stats.MAX_MODELS} training seeds" if "train" in (s.get("parts") or {}) else "")

@@ -157,51 +157,57 @@ def power80(se: float, df: float, one_sided: bool = False) -> float:
     return float((t.ppf(0.95 if one_sided else 0.975, df) + t.ppf(0.80, df)) * se)
 
 
-def projected(s: dict, sets: int, per_side: int) -> tuple[float, float]:
+def projected(s: dict, sets: int, models: int = 1, train=None) -> tuple[float, float]:
     """The standard error and degrees of freedom `s` (a `paired` result) would have on
-    `sets` seed sets with `per_side` trained models averaged on each side: the seed-set
-    variance shrinks as 1 / sets, the training noise as 1 / models per side (measured
-    with at least models - 1 degrees of freedom); the fits' own noise stays (more seed
-    sets continue a row's fit, `diffdistill fid --bias-from`) (Welch-Satterthwaite over
-    the parts)."""
+    `sets` seed sets: the seed-set variance shrinks as 1 / sets; the fits' own noise stays
+    (more seed sets continue a row's fit, `diffdistill fid --bias-from`); the training
+    noise, where both sides are trained, is `train(models)` ((variance, df) with `models`
+    models a side; `measured_training`), else as measured (Welch-Satterthwaite)."""
     parts = s.get("parts") or {"sets": (s["se"] ** 2, s["df"])}
     if any(var != var for var, _ in parts.values()):
         return float("nan"), float("nan")
-    out = []
-    for name, (var, df) in parts.items():
-        if name == "train":  # per_side models a side measure it with per_side - 1 degrees of freedom
-            out.append((var * s.get("per_side", 1) / per_side, max(df, per_side - 1)))
-        elif name == "sets":
-            out.append((var * s.get("sets", df + 1) / sets, sets - 1))
-        else:
-            out.append((var, df))
+    out = [(var * s.get("sets", df + 1) / sets, sets - 1) if name == "sets" else
+           train(models) if name == "train" and train else (var, df) for name, (var, df) in parts.items()]
     var, df = welch(out)
     return math.sqrt(var), df
+
+
+def measured_training(s: dict):
+    """The training noise of `s` with `models` models a side: its measured variance (of
+    s["per_side"] models a side) shrinking as 1 / models, with at least models - 1
+    degrees of freedom."""
+    var, df = (s.get("parts") or {}).get("train", (float("nan"), 0))
+    return lambda models: (var * s.get("per_side", 1) / models, max(df, models - 1))
+
+
+def linear_cost(s: dict, set_seconds: float, model_seconds: float):
+    """cost(sets, models): seconds beyond `s`'s own budget, at `set_seconds` per seed set
+    of one model of every row compared and `model_seconds` per trained model of every
+    trained row (every model evaluated on every seed set)."""
+    k0, t0 = s.get("sets", 1), s.get("per_side", 1)
+    return lambda sets, models: (sets * models - k0 * t0) * set_seconds + (models - t0) * model_seconds
 
 
 MAX_SETS, MAX_MODELS = 400, 16  # the largest budget `reach` searches
 
 
-def reach(s: dict, x: float, set_seconds: float, model_seconds: float) -> dict | None:
-    """The cheapest budget at which the comparison `s` bounds the effect by `x` with 80 %
-    power (one-sided `power80` <= x) when the true effect is 0: seed sets and trained models
-    per side (training seeds), and the seconds beyond this run's (`set_seconds`: one seed
-    set of one model of every row compared; `model_seconds`: training one more model of
-    every trained row; every model is evaluated on every seed set).
+def reach(s: dict, x: float, cost, train=None, max_models: int = MAX_MODELS) -> dict | None:
+    """The cheapest budget, by `cost(sets, models)` in seconds, at which the comparison `s`
+    bounds the effect by `x` with 80 % power (one-sided `power80` <= x) when the true
+    effect is 0: seed sets (from s's up to MAX_SETS) and, where `train` says how training
+    noise shrinks with models a side (`projected`), models a side up to `max_models`.
     Training noise does not shrink with more seed sets, so a comparison dominated by it
     needs training seeds. None when nothing within the limits reaches x."""
     if not x > 0 or s.get("se") != s.get("se"):
         return None
     k0, t0 = s.get("sets", 1), s.get("per_side", 1)
-    trained = "train" in (s.get("parts") or {})
     best = None
-    for models in range(t0, (MAX_MODELS if trained else t0) + 1):
+    for models in range(t0, (max_models if train and "train" in (s.get("parts") or {}) else t0) + 1):
         for sets in range(max(k0, 2), MAX_SETS + 1):
-            se, df = projected(s, sets, models)
-            if power80(se, df, one_sided=True) <= x:
-                cost = (sets * models - k0 * t0) * set_seconds + (models - t0) * model_seconds
-                if best is None or cost < best["seconds"]:
-                    best = {"sets": sets, "models": models, "seconds": cost}
+            if power80(*projected(s, sets, models, train), one_sided=True) <= x:
+                c = cost(sets, models)
+                if best is None or c < best["seconds"]:
+                    best = {"sets": sets, "models": models, "seconds": c}
                 break
     return best
 

@@ -86,6 +86,8 @@ def test_the_workflow_builds_what_the_plan_asks_for(tmp_path):
     from diffdistill.io import UserError
 
     cfg = methods.validate(yaml.safe_load((ROOT / "config/config.yaml").read_text()))
+    assert not rowlib.in_table(methods.rows(cfg), "replicas")  # claims.max_train_seeds 1: none declared
+    cfg["claims"]["max_train_seeds"] = 4
     rows = methods.rows(cfg)
     reps = rowlib.in_table(rows, "replicas")
     assert {r.meta["replica"] for r in reps} == set(range(1, cfg["claims"]["max_train_seeds"]))
@@ -103,6 +105,9 @@ def test_the_workflow_builds_what_the_plan_asks_for(tmp_path):
     assert rowlib.fid_path(rowlib.reference(rows), 30) in more and len(more) == 4
     plan.write_text(json.dumps({"models": {}, "sets": {"30": ["no/such/row"]}, "claims": []}))
     with pytest.raises(UserError, match="no result row 'no/such/row'"):
+        rowlib.planned_files(rows, str(plan))
+    plan.write_text(json.dumps({"models": [], "sets": {"many": ["students/sfd/afs0/nfe2"]}, "claims": []}))
+    with pytest.raises(UserError, match="claims plan .*plan.json"):
         rowlib.planned_files(rows, str(plan))
 
 

@@ -81,11 +81,11 @@ def test_workflow_flags_have_no_default_that_differs_from_the_schema(tmp_path, c
     unkeyed_ok = {"--teacher", "--trajectories", "--curve-out", "--ref", "--featnet", "--model", "--seeds", "--row",
                   "--samples", "--png", "--solver", "--nfe", "--afs", "--grid", "--t-min", "--t-max", "--rho", "--t-last",
                   "--threads", "--quiet", "--out", "--floor-out", "--models", "--teacher-afs", "--default", "--profile", "--floor", "--seed-sets", "--noise-floor", "--rows",
-                  "--teacher-samples", "--teacher-features", "--features-out",
+                  "--teacher-samples", "--teacher-features", "--features-out", "--bias-from",
                   "--plateau-tol"}  # convergence.tol of the method's monitored value
     checked = 0
     for cmd, rest in commands:
-        if cmd in ("table", "ablation-table", "claims", "figures"):  # result files only, no settings
+        if cmd in ("table", "ablation-table", "claims", "claims-plan", "figures"):  # result files only, no settings
             continue
         acts = _actions(cmd.split())
         for flag in re.findall(r"(?:^| )(--[a-z][\w-]*)", rest):

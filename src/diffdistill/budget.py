@@ -94,7 +94,7 @@ def plan(fid_files, budget_minutes: float, max_models: int, slots: int, benchmar
     records = load_records(fid_files)
     d = Data(records, benchmark, o2mkd_students)
     main = [r["metrics_file"] for r in in_table(records, "main")]
-    _, span = job_table([str(f) for f in fid_files], exclude=main)
+    _, span = job_table([str(f) for f in fid_files] + ([benchmark] if benchmark else []), exclude=main)
     elapsed = span.get("seconds", 0.0) if span else 0.0
     abl = [r for r in in_table(records, "ablations") + in_table(records, "replicas") if r.get("family") == "sfd"]
     groups = {setting(g[0]): g for g in seed_groups(abl).values()}
@@ -126,7 +126,9 @@ def _option(c, d: Data, t, p: float, got, by_name: dict, costs: Costs, noise: tu
     names = [n for n in (t.s or {}).get("rows") or [] if n in by_name]
     keys = list(dict.fromkeys(setting(by_name[n]) for n in names))
     parts = (t.s or {}).get("parts") or {}
-    if v in ("holds", "does not hold") or t.verdict:
+    if t.verdict:
+        return {**out, "why": f"nothing to buy: {v}"}
+    if v in ("holds", "does not hold"):
         return {**out, "why": f"decided by the first pass: {v}"}
     if x != x:
         return {**out, "why": "no X target"}
@@ -134,13 +136,19 @@ def _option(c, d: Data, t, p: float, got, by_name: dict, costs: Costs, noise: tu
         return {**out, "why": "X reached by the first pass"}
     if not keys or any(not by_name[n].get("model") for n in names):
         return {**out, "why": "nothing to buy: a row it reads is not sampled from a model (a cache's end points)"}
-    target = t.point if t.point >= x else x  # beyond X: the power to decide it at its estimate
-    trainable = "train" in parts and s2 == s2 and all(k == DEFAULT or "=" in k for k in keys)
-    train = (lambda m: (s2 * (1 / m + 1 / max(m, default_models)), df_train)) if trainable else None
-    best = stats.reach(t.s, target, lambda sets, models: costs.cost(keys, sets, models), train, max_models)
+    if "train_seeds" in t.s:  # over training seeds (the O2MKD study): its rows are every seed's
+        return {**out, "why": "nothing to buy: a comparison over training seeds the plan does not evaluate again"}
+    ablation = all(k == DEFAULT or "=" in k for k in keys)
+    if ablation and "train" not in parts:
+        return {**out, "why": "nothing to buy: its training noise was not measured (ablations.train_seeds: 1)"}
+    # beyond X: the power to decide it at its estimate (two-sided, as the verdict)
+    target, one_sided = (t.point, False) if t.point >= x else (x, True)
+    train = (lambda m: (s2 * (1 / m + 1 / max(m, default_models)), df_train)) if ablation and s2 == s2 else None
+    best = stats.reach(t.s, target, lambda sets, models: costs.cost(keys, sets, models), train, max_models,
+                       one_sided)
     if best is None:
         return {**out, "why": f"X needs more than {stats.MAX_SETS} seed sets" + (
-            f" or {max_models} models per setting (claims.max_train_seeds)" if trainable else
+            f" or {max_models} models per setting (claims.max_train_seeds)" if train else
             " (where training noise enters, more seed sets do not shrink it, and the plan trains more seeds of "
             "SFD's ablation settings only)" if "train" in parts else "")}
     if best["seconds"] <= 0:

@@ -601,16 +601,16 @@ def _target(c: Claim, d: Data, t: Test, x: float, decided: bool = False,
     if t.point + t.half <= x:
         return unit(x), "reached"
     if t.point >= x:  # beyond X in the claim's direction: what it needs is the power to decide it
-        return unit(x), "to decide it at its estimate: " + budget_text(t.s, t.point, d, budget_minutes)
+        return unit(x), "to decide it at its estimate: " + budget_text(t.s, t.point, d, budget_minutes, False)
     return unit(x), budget_text(t.s, x, d, budget_minutes)
 
 
-def budget_text(s: dict, x: float, d: Data, budget_minutes: float | None = None) -> str:
+def budget_text(s: dict, x: float, d: Data, budget_minutes: float | None = None, one_sided: bool = True) -> str:
     """'S seed sets, T training seeds per model: about M min more' (the cheapest budget
     that reaches x with 80 % power: a bound at x where the effect is 0, or a decision
     where it is x), flagged where it exceeds the claims target's budget."""
     set_s, model_s = d.costs(s.get("rows") or [])
-    got = stats.reach(s, x, stats.linear_cost(s, set_s, model_s), stats.measured_training(s))
+    got = stats.reach(s, x, stats.linear_cost(s, set_s, model_s), stats.measured_training(s), one_sided=one_sided)
     if got is None:
         return f"beyond {stats.MAX_SETS} seed sets" + (
             f" and {stats.MAX_MODELS} training seeds" if "train" in (s.get("parts") or {}) else "")

@@ -2,8 +2,7 @@
 
 Each Snakemake rule runs one subcommand: it parses its options (types, allowed values and defaults mirror the config
 schema), checks that its outputs can be written, calls one library function and writes its outputs atomically, each
-with a `.meta.json` sidecar. Bad input: one line on stderr, exit status 2 (`--debug`: the traceback).
-"""
+with a `.meta.json` sidecar. Bad input: one line on stderr, exit status 2 (`--debug`: the traceback)."""
 from __future__ import annotations
 
 import argparse
@@ -175,8 +174,8 @@ COMMANDS = [
       Opt("noise_floor", help="also compare the seed sets with each other", kwargs={"action": "store_true"}),
       Opt("teacher_samples", help="the reference sampler's samples (same seeds): agreement with the teacher"),
       Opt("teacher_features", help="their features (the reference row's --features-out)"),
-      Opt("features_out", help="write this row's features (npz)"),
-      Opt("bias_from", help="the row's metrics on fewer seed sets: their bias at n, not a new fit (more seed sets)")]
+      Opt("features_out", help="write this row's features (npz)"), Opt("bias_from", help="the row's metrics on its "
+                                                                           "first seed sets: their bias fit, not a new one")]
      + [Opt(k, key=f"eval.{k}") for k in ("kid_subsets", "kid_subset_size", "prdc_k", "prdc_samples")]
      + FEATURES + IO + RUN),
     ("profile", cmd_profile, "parameters, MACs per image and sampling throughput of result rows",

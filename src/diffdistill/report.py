@@ -616,7 +616,7 @@ def write_ablation_dir(fid_files, out_dir, parts: Parts = Parts()) -> None:
                 continue
             df, spread = ablation_table(records, table)
             df = df.drop(columns="_paired")
-            shown = df.copy()
+            shown = df.copy() if (df["models"] > 1).any() else df.drop(columns="models")  # the claims' replicas
             shown["vs default"] = shown["vs default"].map(lambda v: f"{v:.2f}x")
             note = SIGNIFICANCE_RULE.format(m=spread["comparisons"])
             if "- reference" in df:

@@ -161,6 +161,10 @@ def planned_files(rows, plan: str) -> list[str]:
     from .io import UserError, read_json_object
 
     p = read_json_object(plan, ("models", "sets"), "claims plan")
+    if not isinstance(p["models"], dict) or not isinstance(p["sets"], dict) or not all(
+            str(k).isdigit() and isinstance(v, list) for k, v in p["sets"].items()):
+        raise UserError(f"claims plan {plan}: 'models' must map settings to counts and 'sets' seed-set counts to "
+                        "lists of rows; rerun its job (diffdistill claims-plan)")
     rows = list(rows)
     by_name = {r.name: r for r in rows}
     chosen = [r for r in in_table(rows, "replicas") if r.meta["replica"] < p["models"].get(setting(r), 0)]

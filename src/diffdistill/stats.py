@@ -4,9 +4,9 @@ Every row is evaluated on the same seed sets (set k: seeds k*n .. (k+1)*n - 1), 
 of the sampling noise is common to both sides of a comparison. A difference between two
 rows is therefore read from the per-seed-set differences d_k = A_k - B_k: their mean,
 standard error sd(d) / sqrt(K), and Student's t with K - 1 degrees of freedom
-(two-sided, 5 %). Where two *trained* models are compared, the spread of the default
-over its training seeds (s_train, from T seeds) adds its variance, and the degrees of
-freedom come from the Welch-Satterthwaite formula. Closeness and equivalence are two
+(two-sided, 5 %). Where *trained* models are compared, their training noise (the spread
+between training seeds, s_train, over each side's models) adds its variance, and the
+degrees of freedom come from the Welch-Satterthwaite formula. Closeness and equivalence are two
 one-sided tests (TOST) against a stated margin. Ratios are only ever taken of bias-free
 quantities (FID at infinite n), never of FIDs at finite n, whose bias depends on n.
 """
@@ -191,20 +191,21 @@ def linear_cost(s: dict, set_seconds: float, model_seconds: float):
 MAX_SETS, MAX_MODELS = 400, 16  # the largest budget `reach` searches
 
 
-def reach(s: dict, x: float, cost, train=None, max_models: int = MAX_MODELS) -> dict | None:
+def reach(s: dict, x: float, cost, train=None, max_models: int = MAX_MODELS, one_sided: bool = True) -> dict | None:
     """The cheapest budget, by `cost(sets, models)` in seconds, at which the comparison `s`
     bounds the effect by `x` with 80 % power (one-sided `power80` <= x) when the true
     effect is 0: seed sets (from s's up to MAX_SETS) and, where `train` says how training
     noise shrinks with models a side (`projected`), models a side up to `max_models`.
     Training noise does not shrink with more seed sets, so a comparison dominated by it
-    needs training seeds. None when nothing within the limits reaches x."""
+    needs training seeds. `one_sided=False`: the power to call an effect of x significant
+    (two-sided), not to bound it. None when nothing within the limits reaches x."""
     if not x > 0 or s.get("se") != s.get("se"):
         return None
     k0, t0 = s.get("sets", 1), s.get("per_side", 1)
     best = None
     for models in range(t0, (max_models if train and "train" in (s.get("parts") or {}) else t0) + 1):
         for sets in range(max(k0, 2), MAX_SETS + 1):
-            if power80(*projected(s, sets, models, train), one_sided=True) <= x:
+            if power80(*projected(s, sets, models, train), one_sided=one_sided) <= x:
                 c = cost(sets, models)
                 if best is None or c < best["seconds"]:
                     best = {"sets": sets, "models": models, "seconds": c}

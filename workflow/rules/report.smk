@@ -98,7 +98,8 @@ rule ablation_table:
 # extended table, the ablation rows a claim reads (rows.claims_files: not the whole
 # ablation tables) and the SFD-vs-PD equal-quality benchmark (built here where both
 # NFE-2 students are rows); then a plan (diffdistill.budget) spends what is left of
-# claims.budget_minutes on more training seeds where power says they reach a claim's X.
+# claims.budget_minutes on more seed sets (results/more-sets) and, with
+# claims.max_train_seeds above 1, training seeds, where power says they reach a claim's X.
 CLAIMS_FIRST_PASS = dict(
     fid=rowlib.claims_files(ROWS.values(), EXTENDED),
     extended="results/extended",

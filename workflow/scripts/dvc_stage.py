@@ -23,6 +23,11 @@ config does not produce (e.g. results/students/sfdv with sfdv.enabled: false) is
 created empty, since DVC fails a stage whose declared output is missing (a stage with
 nothing to build, e.g. a method the config does not run, only does that).
 
+The claims plan (a Snakemake checkpoint) adds jobs no dry run can see: its rows on more
+seed sets (results/more-sets, `MORE_SETS`: their rules are allowed in the stage that owns
+that folder), and, with claims.max_train_seeds above 1, more SFD students, which belong to
+other stages: that setting is refused here with one line.
+
 The script stops with one line when a job's outputs belong to two stages, when a rule
 has jobs in two stages, or when a stage reads another stage's output that is not among
 its DVC deps (DVC would not rerun it when that output changes). `--check` runs these
@@ -225,6 +230,11 @@ def run_snakemake(cmd: list[str]) -> int:
         return 130
 
 
+# rules whose jobs only the claims plan (a Snakemake checkpoint) creates, after a dry run has
+# been read: the rows it evaluates on more seed sets, all under results/more-sets
+MORE_SETS = ("results/more-sets", {"sample_more_sets", "fid_more_sets", "fid_more_sets_reference"})
+
+
 def run(name: str, rest: bool, extra: list[str]) -> None:
     stages = _stages()
     if name not in stages:
@@ -232,6 +242,13 @@ def run(name: str, rest: bool, extra: list[str]) -> None:
     plan = Plan(stages, planned_jobs(extra))
     targets, rules = plan.stage(name)
     allowed = rules | {j[0] for j in plan.unowned}
+    if plan.owner(f"{MORE_SETS[0]}/x") == name:
+        allowed |= MORE_SETS[1]
+        seeds = (yaml.safe_load(Path("params.yaml").read_text()).get("claims") or {}).get("max_train_seeds", 1)
+        if seeds > 1:
+            raise StageError(f"params.yaml claims.max_train_seeds is {seeds}: the claims plan may then train SFD "
+                             "students that belong to other stages of dvc.yaml; under dvc repro keep it at 1 (run "
+                             "snakemake --cores all results/claims for more training seeds)")
     if rest:
         extra_targets = [f for _, _, outs in plan.unowned for f in outs]
         if extra_targets:

@@ -95,17 +95,14 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
                      teacher_features=None, features_out=None, seeds: str | None = None, bias_from=None,
                      device="cpu", args: dict | None = None) -> dict:
     """Metrics of a samples file (or a trajectory cache's end points) per seed set (set k:
-    seeds k*n .. (k+1)*n - 1), their mean and spread, written to `out` as JSON with the
-    row's fields: FID at n and at infinite n, KID, PRDC; with the teacher's samples and
-    features (the reference row's, same seeds), the same-seed agreement (pixel RMSE,
-    feature distance) and the Frechet distance to the teacher's samples minus the
-    teacher's own at the same n (set k against set k + 1). With `noise_floor`, the
-    metrics between the row's own seed sets. `features_out`: the features (npz). `seeds`:
-    the seeds the row sampled (default 0 .. seed_sets * num_samples - 1); the samples
-    file's stored seeds must be exactly these. `bias_from`: the same row's metrics file
-    on its first seed sets, whose bias at n (and fit draws) every set here uses instead
-    of a new fit: more seed sets add per-set FIDs at infinite n that continue it exactly
-    (the claims plan's), where a new fit on a larger pool would move every value."""
+    seeds k*n .. (k+1)*n - 1), their mean and spread, written to `out` as JSON with the row's
+    fields: FID at n and at infinite n, KID, PRDC; with the teacher's samples and features
+    (the reference row's, same seeds), the same-seed agreement (pixel RMSE, feature distance)
+    and the Frechet distance to the teacher's samples minus the teacher's own at the same n
+    (set k against set k + 1). `noise_floor`: the metrics between the row's own seed sets.
+    `features_out`: the features (npz). `seeds`: the seeds the row sampled (default 0 ..
+    seed_sets * num_samples - 1), exactly the samples file's. `bias_from`: the row's metrics
+    on its first seed sets, whose bias fit every set uses (more sets continue those values)."""
     from ..io import check_writable, write_json, write_meta
     from .distances import agreement, fid_bias
 
@@ -124,10 +121,9 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
     if teacher_samples:  # the reference sampler's images and features, split as this row's are
         t_imgs, t_feats = _teacher(teacher_samples, teacher_features, seed_list)
         img_sets, t_imgs, t_sets = (_sets(x, num_samples, seed_sets) for x in (imgs, t_imgs, t_feats))
-    # the bias at n comes from fits on the pooled seed sets (distances.fid_bias); each set's FID at
-    # infinite n is its FID at n minus that bias, so its noise is the set's own
-    fit = _bias_from(bias_from, row, num_samples) if bias_from else \
-        fid_bias(feats, num_samples, ref_mu, ref_sigma, ref_feats if whole else None)
+    # each set's FID at infinite n: its FID at n minus the bias fitted on the pooled sets (its noise is the set's)
+    fit = _bias_from(bias_from, row, num_samples) if bias_from else fid_bias(feats, num_samples, ref_mu, ref_sigma,
+                                                                             ref_feats if whole else None)
     bias = fit["bias"]
     for k, f in enumerate(sets):
         m = set_metrics(f, ref_mu, ref_sigma, ref_feats, ref_radii=radii, **kw)

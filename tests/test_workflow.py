@@ -54,7 +54,10 @@ def test_tiny_config_end_to_end(tiny_run, cli_env):
     # the run's jobs forked from its server (diffdistill.forkserver): every sampling job, none refused
     forked = (tmp_path / "results/logs/forkserver.log").read_text()
     assert "refused" not in forked
-    assert forked.count(": diffdistill sample ") == len(list((tmp_path / "results/samples").rglob("samples.npz")))
+    samples = [*(tmp_path / "results/samples").rglob("samples.npz"), *(tmp_path / "results/more-sets").rglob("*.npz")]
+    assert forked.count(": diffdistill sample ") == len([f for f in samples if f.name == "samples.npz"])
+    # the claims plan: what it bought, and why, on the claims' page
+    assert (tmp_path / "results/claims-plan/plan.json").exists() and (tmp_path / "results/claims/plan.md").exists()
     # the ablation table, the curves and the figures
     abl = pd.read_csv(tmp_path / "results/ablations/ablations.csv")
     assert list(abl["factor"]) == ["default", "t_min", "loss", "default, another training seed"]

@@ -27,9 +27,9 @@ import math
 import pandas as pd
 
 from . import stats
-from .claims import Data, claim_effect, evaluate, verdict
+from .claims import Data, set_seconds, claim_effect, evaluate, verdict
 from .io import write_json, write_meta
-from .jobs import job_seconds, job_table
+from .jobs import job_table
 from .report import (fine_tune_seconds, group_key, in_table, load_records, model_meta, pooled_training_variance,
                      seed_groups)
 
@@ -59,10 +59,7 @@ class Costs:
         self.evaluated = {k: {main_sets: n} for k, n in self.models.items()}  # seed sets: models evaluated on them
         self.ref_sets = {main_sets}
 
-    @staticmethod
-    def per_set(r: dict) -> float:
-        files = [f for f in (r.get("samples"), r.get("metrics_file")) if f]
-        return sum(job_seconds(f) for f in files) / max(1, r.get("seed_sets", 1))
+    per_set = staticmethod(set_seconds)
 
     def _want(self, k: str, models: int) -> int:
         first = self.groups[k][0]

@@ -107,6 +107,13 @@ def decide(test: Test) -> str:
     return verdict(test, test.p)
 
 
+def set_seconds(r: dict) -> float:
+    """Process seconds of one seed set of a row: its sampling and metrics jobs' (metadata
+    sidecars) over its seed sets."""
+    files = [f for f in (r.get("samples"), r.get("metrics_file")) if f]
+    return sum(job_seconds(f) for f in files) / max(1, r.get("seed_sets", 1))
+
+
 class Data:
     """The records the claims read, by role."""
 
@@ -131,8 +138,7 @@ class Data:
         for r in (self.by_name.get(n) for n in names):
             if r is None:
                 continue
-            files = [f for f in (r.get("samples"), r.get("metrics_file")) if f]
-            per_set += sum(job_seconds(f) for f in files) / max(1, r.get("seed_sets", 1))
+            per_set += set_seconds(r)
             if r.get("kind") == "distilled":
                 per_model += fine_tune_seconds(model_meta(r)) or 0.0
         return per_set, per_model

@@ -76,15 +76,15 @@ def test_tiny_config_end_to_end(tiny_run, cli_env):
     r = subprocess.run([*cmd, "-n"], cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "Nothing to be done" in (r.stdout + r.stderr), r.stdout[-2000:]
     # one more t_min value: only its own jobs (one new cache for its timestamps) and the
-    # tables that read the ablations (the claims among them); nothing else reruns
+    # tables that read the ablations (the claims and their plan among them); nothing else reruns
     (tmp_path / "more.yaml").write_text("ablations:\n  t_min: [0.006, 0.02, 0.05]\n")
     r = subprocess.run([*cmd, "more.yaml", "-n"], cwd=tmp_path, env=cli_env, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", r.stdout, re.M))
     assert counts == {"teacher_trajectories": "1", "distill_sfd": "1", "sample": "1", "fid": "1",
-                      "ablation_table": "1", "figures": "1", "claims": "1", "run_config": "1", "all": "1",
-                      "total": "9"}, r.stdout[-3000:]
+                      "ablation_table": "1", "claims_plan": "1", "figures": "1", "claims": "1", "run_config": "1",
+                      "all": "1", "total": "10"}, r.stdout[-3000:]
     outputs = "\n".join(l for l in r.stdout.splitlines() if l.strip().startswith("output:"))
     assert "tmin0.05" in outputs and "tmin0.02-" not in outputs, outputs
 

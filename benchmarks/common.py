@@ -97,7 +97,7 @@ def markdown(rows: list[dict], floatfmt: str = "{:.4g}") -> str:
 
 def write(out: str, name: str, title: str, data: dict, rows: list[dict], notes: str = "") -> None:
     """<out>/<name>.json (everything) and <out>/<name>.md (the table and the headline)."""
-    from diffdistill.io import write_json, write_text
+    from diffdistill.files import write_json, write_text
 
     data = {"benchmark": name, "title": title, "machine": machine(), **data, "rows": rows}
     write_json(Path(out) / f"{name}.json", data)
@@ -133,7 +133,7 @@ def run(main) -> None:
     """Run a benchmark's `main`; a missing or unreadable input (for example a model that a
     config without that method never built) is one line on stderr and exit status 2.
     SIGTERM exits through Python's unwinding, so the commands it started stop with it."""
-    from diffdistill.io import UserError, error_text
+    from diffdistill.errors import UserError, error_text
 
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:

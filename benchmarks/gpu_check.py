@@ -39,7 +39,7 @@ import torch.multiprocessing as mp
 from .common import config_schedule, machine, run, write
 from .timing import CIFAR10_NET, digits_net, sfd_step_seconds
 
-from diffdistill.io import UserError
+from diffdistill.errors import UserError
 from diffdistill.precond import build_denoiser
 from diffdistill.runtime import autocast, resolve_device
 

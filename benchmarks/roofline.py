@@ -10,9 +10,9 @@ import argparse
 
 import torch
 from .common import config_option, config_schedule, median_seconds, run, write
-from torch.utils.flop_counter import FlopCounterMode
 
 from diffdistill.precond import image_shape, load_denoiser
+from diffdistill.profiling import count_macs
 from diffdistill.sampling import generate_images
 from diffdistill.schedules import timesteps
 
@@ -37,9 +37,7 @@ def main():
     ts = timesteps("edm", a.nfe, False, "euler", config_schedule(a.config))
     run = lambda n: generate_images(model, list(range(n)), ts, "euler", False, batch_size=a.batch,  # noqa: E731
                                     img_shape=shape, progress=False)
-    with FlopCounterMode(display=False) as fc, torch.inference_mode():
-        run(a.batch)
-    flops_per_image = fc.get_total_flops() / a.batch
+    flops_per_image = 2 * count_macs(lambda: run(a.batch)) / a.batch
     rows = []
     for t in a.threads:
         torch.set_num_threads(t)

@@ -95,7 +95,7 @@ def main():
     args = ap.parse_args()
     import torch
 
-    from diffdistill.io import UserError
+    from diffdistill.errors import UserError
 
     cfg, schedule = validated_config(args.config), sfd_schedule(args.config)
     args.nfe = args.nfe or cfg["sfd"]["nfe"]

@@ -34,7 +34,7 @@ import numpy as np
 from .common import run, write
 
 from diffdistill.curves import read_curve
-from diffdistill.io import read_meta
+from diffdistill.provenance import read_meta
 from diffdistill.report import cache_seconds
 
 
@@ -151,7 +151,7 @@ def main():
     sfd_raw, pd_raw = (c["points"] for c in curves)
     scale = "at the curve's n"
     if a.sfd_fid and a.pd_fid:
-        from diffdistill.io import read_json_object
+        from diffdistill.files import read_json_object
 
         slopes = [read_json_object(f, ("fid_bias_slope_n",), "metrics file")["fid_bias_slope_n"]
                   for f in (a.sfd_fid, a.pd_fid)]

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from .common import machine, run
 
-from diffdistill.io import atomic_dir, read_json
+from diffdistill.atomic import atomic_dir
+from diffdistill.files import read_json
 
 
 def main():

@@ -147,7 +147,8 @@ def test_stale_temporaries_are_swept_by_the_next_write(inputs, tmp_path, cli_env
 
 @pytest.mark.parametrize("umask", [0o002, 0o027])
 def test_outputs_get_the_umask_permissions(umask, inputs, tmp_path):
-    from diffdistill.io import atomic_dir, torch_save, write_json
+    from diffdistill.atomic import atomic_dir
+    from diffdistill.files import torch_save, write_json
 
     old = os.umask(umask)
     try:

@@ -83,7 +83,7 @@ def test_the_workflow_builds_what_the_plan_asks_for(tmp_path):
 
     from conftest import ROOT
     from diffdistill import methods, rows as rowlib
-    from diffdistill.io import UserError
+    from diffdistill.errors import UserError
 
     cfg = methods.validate(yaml.safe_load((ROOT / "config/config.yaml").read_text()))
     assert not rowlib.in_table(methods.rows(cfg), "replicas")  # claims.max_train_seeds 1: none declared

@@ -105,7 +105,8 @@ def test_fetch_with_the_pinned_hash_writes_the_file_and_its_hash(tmp_path, serve
     import hashlib
 
     from diffdistill.fetch import fetch_to_file
-    from diffdistill.io import UserError, read_meta
+    from diffdistill.errors import UserError
+    from diffdistill.provenance import read_meta
 
     url, data = served
     out = tmp_path / "downloads" / "stats.npz"

@@ -109,7 +109,7 @@ def test_relative_gain_is_the_slope_over_the_level():
 
 
 def test_relative_gain_matches_numpys_least_squares_and_refuses_a_diverged_curve():
-    from diffdistill.io import UserError
+    from diffdistill.errors import UserError
 
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -146,7 +146,7 @@ def test_curve_seeds_never_overlap_the_evaluation_seeds_or_the_trajectory_pool()
     import yaml
 
     from diffdistill import methods
-    from diffdistill.io import UserError
+    from diffdistill.errors import UserError
 
     cfg = methods.validate(yaml.safe_load(open("config/config.yaml")))
     for cache in (True, False):  # without a cache: also the range fresh trajectories draw from

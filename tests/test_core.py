@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from conftest import ROOT, SCHED, assert_close_f32, tiny_denoiser
-from diffdistill.io import UserError
+from diffdistill.errors import UserError
 
 
 def _randomise(model):

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from diffdistill.data import class_names, load_dataset
-from diffdistill.io import UserError
+from diffdistill.errors import UserError
 
 
 def _png(path, rgb, value=0, size=4, mode=None):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from diffdistill.data import load_dataset
-from diffdistill.io import UserError
+from diffdistill.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,7 +126,7 @@ def test_the_dvc_stage_guard_parses_snakemake_arguments_as_snakemake_does(args, 
 def test_one_commands_folder_is_not_replaced_by_another(tmp_path):
     """`figures` into the folder `table` wrote would delete the tables: refused, and the
     folder keeps them."""
-    from diffdistill.io import atomic_dir
+    from diffdistill.atomic import atomic_dir
 
     out = tmp_path / "report"
     with atomic_dir(out, "table") as d:

@@ -16,7 +16,8 @@ import torch
 
 from conftest import assert_close_f32
 from diffdistill.edm_import import import_edm_pickle
-from diffdistill.io import UserError, read_meta
+from diffdistill.errors import UserError
+from diffdistill.provenance import read_meta
 from diffdistill.nets.songunet import SongUNet
 from diffdistill.precond import VPPrecond, load_denoiser
 
@@ -193,7 +194,8 @@ def test_cli_subcommand(tmp_path, io_tensors, capsys):
 
 
 def test_edm_precond_record_maps_to_edm_spec():
-    from diffdistill.edm_import import safe_load_pickle, spec_from_record
+    from diffdistill.edm_import import spec_from_record
+    from diffdistill.safe_pickle import safe_load_pickle
 
     record = safe_load_pickle(FIXTURES / "network.pkl")["ema"]
     record.class_name = "EDMPrecond"  # same backbone, EDM's own preconditioning
@@ -216,7 +218,7 @@ def test_cifar_shaped_snapshot_matches_edm(tmp_path):
     """tests/fixtures/edm32 (32x32 RGB, DDPM++ with attention at 16, written by EDM's code):
     the imported pickle gives EDM's outputs, and its MACs come from FlopCounterMode (SongUNet
     calls F.conv2d and einsum attention, which module hooks would miss)."""
-    from diffdistill.flops import macs_per_image
+    from diffdistill.profiling import evaluation_macs
     from diffdistill.precond import image_shape
 
     io = torch.load(EDM32 / "io.pt", weights_only=True)
@@ -230,4 +232,4 @@ def test_cifar_shaped_snapshot_matches_edm(tmp_path):
         # a SongUNet with attention in float32: rounding over its depth reaches ~20 ulps of
         # the output's magnitude on some CPUs (measured 6.2e-6 at 2.54); a real mismatch is >1e-3
         assert_close_f32(model.model(io["backbone_in"], io["backbone_noise_labels"]), io["backbone_out"], ulps=64)
-    assert macs_per_image(model, (3, 32, 32)) > 0
+    assert evaluation_macs(model, (3, 32, 32)) > 0

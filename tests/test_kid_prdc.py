@@ -50,7 +50,7 @@ def test_prdc_limits_and_agreement_with_the_prdc_package():
 
 def test_seed_sets_are_disjoint_from_each_other_and_from_the_trajectory_pool():
     from diffdistill.config import validate
-    from diffdistill.io import UserError
+    from diffdistill.errors import UserError
     from diffdistill.rows import Row
     from diffdistill.seeding import parse_seeds
 

@@ -10,7 +10,7 @@ import torch
 
 from conftest import ROOT, VENV_BIN, build_method, copy_workflow, make_cache, parse, save_tiny_teacher
 from diffdistill.config import schema_default
-from diffdistill.io import UserError
+from diffdistill.errors import UserError
 
 TRAINING = ["teacher", "sfd", "sfdv", "sfd2", "pd", "o2mkd"]
 

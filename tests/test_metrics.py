@@ -10,7 +10,7 @@ from conftest import assert_close_f32
 from diffdistill import metrics
 from diffdistill.metrics import inception
 from diffdistill.data import float_to_uint8, load_dataset
-from diffdistill.io import UserError
+from diffdistill.errors import UserError
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import yaml
 
 from conftest import ROOT
 from diffdistill import naming
-from diffdistill.io import UserError
+from diffdistill.errors import UserError
 from diffdistill.methods import rows, validate
 from diffdistill.methods.pd import ProgressiveDistillation
 from diffdistill.methods.sfd import ABLATION_FACTORS, SFD

@@ -142,16 +142,16 @@ def test_an_output_without_extension_gets_its_sidecar_beside_it(work):
 
 def test_output_and_metadata_land_together_or_not_at_all(work, capsys, monkeypatch):
     """A full disk when the sidecar is written: neither the samples nor the sidecar land."""
-    import diffdistill.io as dio
+    import diffdistill.provenance as prov
 
-    real = dio.write_json
+    real = prov.write_json
 
     def full_disk(path, obj):
         if str(path).endswith(".meta.json"):
             raise OSError(28, "No space left on device", str(path))
         return real(path, obj)
 
-    monkeypatch.setattr(dio, "write_json", full_disk)
+    monkeypatch.setattr(prov, "write_json", full_disk)
     refused([*S, "--out", "s.npz"], "No space left on device", work, capsys)
 
 
@@ -199,18 +199,18 @@ def test_sizes_are_bounded_on_the_command_line(flag, value, names, work, capsys)
 
 
 def test_sampling_beyond_memory_is_refused_with_its_estimate(work, capsys, monkeypatch):
-    import diffdistill.io as dio
+    import diffdistill.memory as mem
 
-    monkeypatch.setattr(dio, "available_memory", lambda: 2 ** 20)
+    monkeypatch.setattr(mem, "available_memory", lambda: 2 ** 20)
     argv = list(S)
     argv[argv.index("--seeds") + 1] = "0-99999"
     refused([*argv, "--out", "s.npz"], "needs about", work, capsys)
 
 
 def test_a_trajectory_cache_beyond_memory_is_refused(work, capsys, monkeypatch):
-    import diffdistill.io as dio
+    import diffdistill.memory as mem
 
-    monkeypatch.setattr(dio, "available_memory", lambda: 2 ** 20)
+    monkeypatch.setattr(mem, "available_memory", lambda: 2 ** 20)
     refused(["trajectories", "--teacher", "teacher.pt", "--nfe", "5", "--seeds", "100000-199999", "--out", "c.pt",
              "--quiet"], "trajectory cache", work, capsys)
 
@@ -232,8 +232,9 @@ def test_a_tensor_declared_beyond_the_file_is_refused_before_allocation(work, ca
 
 
 def test_an_edm_network_of_edited_kwargs_is_refused_before_it_is_built():
-    from diffdistill.edm_import import RestrictedUnpickler, check_fits, spec_from_record, _flatten_state
-    from diffdistill.io import UserError
+    from diffdistill.edm_import import _flatten_state, check_fits, spec_from_record
+    from diffdistill.safe_pickle import RestrictedUnpickler
+    from diffdistill.errors import UserError
 
     with open(ROOT / "tests/fixtures/edm/network.pkl", "rb") as f:
         record = RestrictedUnpickler(f).load()["ema"]
@@ -256,7 +257,7 @@ def test_repeated_seeds_are_refused(work, capsys):
 
 def test_duplicate_yaml_keys_are_named():
     from diffdistill.config import check_yaml_text
-    from diffdistill.io import UserError
+    from diffdistill.errors import UserError
 
     check_yaml_text("sfd: {iters: 3}\npd: {iters: 3}\n", "ok.yaml")
     with pytest.raises(UserError, match=r"bad.yaml, line 3: key 'iters' is given twice"):
@@ -277,7 +278,7 @@ def test_duplicate_yaml_keys_are_named():
     ({"trajectories": {"seed_start": 2 ** 31 - 10, "num": 100}}, "trajectories.seed_start"),
 ])
 def test_config_refuses_what_no_job_could_serve(change, names):
-    from diffdistill.io import UserError
+    from diffdistill.errors import UserError
     from diffdistill.methods import validate
 
     with pytest.raises(UserError, match=names.replace(".", r"\.")):

@@ -190,7 +190,7 @@ def test_students_from_the_teacher_must_keep_its_depth():
 
     from conftest import ROOT
     from diffdistill import methods
-    from diffdistill.io import UserError
+    from diffdistill.errors import UserError
     from diffdistill.methods.o2mkd import student_spec
 
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())

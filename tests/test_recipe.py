@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import SCHED, VENV_BIN, save_tiny_teacher
-from diffdistill.io import UserError
+from diffdistill.errors import UserError
 from diffdistill.recipe import Recipe
 from diffdistill.schedules import Schedule
 
@@ -55,7 +55,7 @@ def test_checkpoint_recipes_round_trip_and_record_their_timesteps():
 
 def test_sampling_refuses_a_checkpoint_whose_timesteps_disagree_with_its_recipe(tmp_path):
     from diffdistill.precond import read_checkpoint
-    from diffdistill.io import torch_save
+    from diffdistill.files import torch_save
 
     save_tiny_teacher(tmp_path / "t.pt")
     ckpt = read_checkpoint(tmp_path / "t.pt")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import SCHED, build_method, make_cache, save_tiny_teacher, tiny_denoiser
-from diffdistill.io import UserError
+from diffdistill.errors import UserError
 
 
 def _randomise(model, seed=1):

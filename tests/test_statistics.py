@@ -151,7 +151,7 @@ def test_metrics_commands_end_to_end(tmp_path):
                                      train_feature_net_to_file)
 
     from diffdistill.data import load_dataset
-    from diffdistill.io import UserError
+    from diffdistill.errors import UserError
 
     images, labels = load_dataset("digits")
     train_feature_net_to_file(images, labels, tmp_path / "featnet.pt", iters=5, batch_size=32, lr=1e-3, seed=0,

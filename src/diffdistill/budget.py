@@ -28,7 +28,8 @@ import pandas as pd
 
 from . import stats
 from .claims import Data, set_seconds, claim_effect, evaluate, verdict
-from .io import write_json, write_meta
+from .files import write_json
+from .provenance import write_meta
 from .jobs import job_table
 from .report import (fine_tune_seconds, group_key, in_table, load_records, model_meta, pooled_training_variance,
                      seed_groups)

@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .io import atomic_dir, read_json_object
+from .atomic import atomic_dir
+from .files import read_json_object
 from .jobs import job_seconds, job_table
 from .naming import CONFIG_RECIPE, O2MKD_STUDY
 from .report import (Q, ablation_table, at_sets, combination, fine_tune_seconds, in_table, load_records, model_meta, reference,

@@ -10,7 +10,8 @@ import difflib
 import sys
 
 from . import __version__
-from .io import UserError, check_paths, error_text, outputs
+from .atomic import check_paths, outputs
+from .errors import UserError, error_text
 from .options import (DATA_OPTIONS, FEATURE_OPTIONS, RUN_OPTIONS, SCHEDULE_OPTIONS, Opt, add_options, bool_arg,
                       json_arg, json_list, nfe_int, positive_float, positive_int, seeds_arg, used_args)
 from .schedules import GRIDS

@@ -14,7 +14,7 @@ import functools
 import math
 from importlib import resources
 
-from .io import UserError
+from .errors import UserError
 
 SCHEMA_FILE = "config.schema.yaml"
 

@@ -25,7 +25,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from .io import UserError
+from .errors import UserError
 
 CONTINUE, DECAY, STOP = "continue", "decay", "stop"
 

@@ -23,7 +23,8 @@ from typing import Callable
 
 import numpy as np
 
-from .io import UserError, read_json_object, write_json
+from .errors import UserError
+from .files import read_json_object, write_json
 
 FORMAT = "diffdistill-curve/2"
 READS = (FORMAT, "diffdistill-fid-curve/1")  # version 1: FID points only

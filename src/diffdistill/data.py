@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .io import UserError
+from .errors import UserError
 
 _DATASETS: dict[str, Callable] = {}
 

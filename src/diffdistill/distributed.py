@@ -15,7 +15,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from .io import UserError
+from .errors import UserError
 
 
 def world_size() -> int:

@@ -26,196 +26,12 @@ check the result with `load_denoiser`.
 from __future__ import annotations
 
 import inspect
-import io
 import math
-import pickle
-import warnings
-from pathlib import Path
 
-from .io import UserError, declared_storages, gib, sha256, write_meta, written
-
-# --------------------------------------------------------------------------- inert records
-
-
-class PersistentRecord:
-    """What EDM's `_reconstruct_persistent_obj(meta)` describes, without running anything."""
-
-    class_name = None  # class defaults, in case a crafted pickle bypasses __init__
-    state: dict = {}
-
-    def __init__(self, meta):
-        if not isinstance(meta, dict):
-            raise UserError("malformed EDM persistence record: its meta is not a dict")
-        self.type = meta.get("type")
-        self.version = meta.get("version")
-        self.class_name = meta.get("class_name")
-        src = meta.get("module_src")
-        self.module_src_chars = len(src) if isinstance(src, str) else None  # never executed
-        state = meta.get("state")
-        if not isinstance(self.class_name, str) or not isinstance(state, dict):
-            raise UserError("malformed EDM persistence record: needs a class_name and a state dict")
-        if self.type != "class":
-            raise UserError(f"unsupported EDM persistence record type {self.type!r} "
-                            f"(class {self.class_name!r})")
-        self.state = state
-
-    def __setstate__(self, state):
-        raise UserError("malformed EDM persistence record: unexpected extra state")
-
-    @property
-    def init_kwargs(self):
-        return self.state.get("_init_kwargs")
-
-    @property
-    def init_args(self):
-        return self.state.get("_init_args")
-
-    def __repr__(self):
-        return f"PersistentRecord({self.class_name})"
-
-
-class ModuleRecord:
-    """State of a plain torch container module (ModuleDict, ModuleList, Sequential)."""
-
-    class_name = "Module"
-    state: dict = {}
-
-    def __setstate__(self, state):
-        if not isinstance(state, dict):
-            raise UserError(f"malformed {self.class_name} record in the pickle")
-        self.state = state
-
-    def __repr__(self):
-        return f"ModuleRecord({self.class_name})"
-
-
-class _EasyDict(dict):
-    """Stand-in for dnnlib.util.EasyDict (a dict subclass): plain dict semantics."""
-
-
-_CONTAINERS = ("ModuleDict", "ModuleList", "Sequential")
-_CONTAINER_RECORDS = {name: type(f"{name}Record", (ModuleRecord,), {"class_name": name})
-                      for name in _CONTAINERS}
-
-# --------------------------------------------------------------------------- unpickler
-
-
-def _safe_load_storage(data):
-    """Replacement for torch.storage._load_from_bytes, which calls torch.load unsafely."""
-    import torch
-
-    if not isinstance(data, (bytes, bytearray)):
-        raise UserError("malformed tensor storage in the pickle")
-    stream = io.BytesIO(bytes(data))  # torch's legacy format: magic, protocol, sys info, then the object
-    declared = [declared_storages(stream) for _ in range(4)][-1]
-    if sum(declared.values()) > len(data):
-        raise UserError(f"a tensor storage in the pickle declares {gib(sum(declared.values()))} but holds "
-                        f"{gib(len(data))} (corrupted or crafted)")
-    try:
-        return torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"cannot decode a tensor storage: {type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else ''}") from None
-
-
-def _safe_numpy_dtype(*args):
-    import numpy as np
-
-    dtype = np.dtype(*args)
-    if dtype.hasobject:
-        raise UserError("refusing a numpy object dtype in the pickle (it could hold code)")
-    return dtype
-
-
-def _safe_numpy_scalar(dtype, *args):
-    import numpy as np
-
-    if not isinstance(dtype, np.dtype) or dtype.hasobject:
-        raise UserError("refusing a numpy scalar of object dtype in the pickle")
-    return _numpy_multiarray().scalar(dtype, *args)
-
-
-def _numpy_multiarray():
-    try:
-        from numpy._core import multiarray  # numpy >= 2
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core import multiarray
-    return multiarray
-
-
-def _safe_numpy_reconstruct(subtype, shape, dtype):
-    import numpy as np
-
-    if subtype is not np.ndarray:
-        raise UserError("refusing a numpy array subclass in the pickle")
-    return _numpy_multiarray()._reconstruct(subtype, shape, dtype)
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Resolves tensors, containers and EDM records only; refuses every other global."""
-
-    def find_class(self, module, name):
-        import torch
-
-        key = (module, name)
-        if key == ("torch_utils.persistence", "_reconstruct_persistent_obj"):
-            return PersistentRecord
-        if module == "torch.nn.modules.container" and name in _CONTAINER_RECORDS:
-            return _CONTAINER_RECORDS[name]
-        if key in (("dnnlib.util", "EasyDict"), ("dnnlib", "EasyDict")):
-            return _EasyDict
-        if key == ("torch._utils", "_rebuild_tensor_v2"):
-            return torch._utils._rebuild_tensor_v2
-        if key == ("torch._utils", "_rebuild_parameter"):
-            return torch._utils._rebuild_parameter
-        if key == ("torch.storage", "_load_from_bytes"):
-            return _safe_load_storage
-        if key == ("collections", "OrderedDict"):
-            import collections
-            return collections.OrderedDict
-        if key in (("builtins", "set"), ("builtins", "frozenset")):
-            return set if name == "set" else frozenset
-        if module == "torch":
-            obj = getattr(torch, name, None)
-            # Storage classes are deliberately absent: plain pickles carry storages as
-            # torch.storage._load_from_bytes(bytes), and a bare class would allow huge allocations.
-            if isinstance(obj, torch.dtype) or obj is torch.Size or obj is torch.device:
-                return obj
-        if module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-            if name == "scalar":
-                return _safe_numpy_scalar
-            if name == "_reconstruct":
-                return _safe_numpy_reconstruct
-        if key == ("numpy", "dtype"):
-            return _safe_numpy_dtype
-        if key == ("numpy", "ndarray"):
-            import numpy as np
-            return np.ndarray
-        raise UserError(f"refusing to load global '{module}.{name}' from the pickle: only "
-                        "tensors, plain containers and EDM network records are allowed")
-
-
-def safe_load_pickle(path):
-    """Unpickle `path` with RestrictedUnpickler; every failure becomes a one-line UserError."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"file not found: {path}")
-    with open(path, "rb") as f:
-        head = f.read(4)
-        f.seek(0)
-        if head.startswith(b"PK"):
-            raise UserError(f"{path} is not a pickle (it looks like a torch.save zip archive; "
-                            "diffdistill checkpoints are read with load_denoiser)")
-        try:
-            with warnings.catch_warnings():  # EDM-era pickles hold (deprecated) TypedStorages
-                warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
-                return RestrictedUnpickler(f).load()
-        except UserError:
-            raise
-        except Exception as e:
-            msg = str(e).splitlines()[0] if str(e) else ""
-            raise UserError(f"{path} is not a readable pickle ({type(e).__name__}: {msg})") from None
-
+from .atomic import written
+from .errors import UserError
+from .provenance import sha256, write_meta
+from .safe_pickle import ModuleRecord, PersistentRecord, safe_load_pickle
 
 # --------------------------------------------------------------------------- record -> spec
 
@@ -312,7 +128,7 @@ def check_fits(spec: dict, tensors: dict) -> None:
     edited kwarg (say model_channels 4096) would otherwise allocate tens of GB first."""
     import torch
 
-    from .io import check_memory
+    from .memory import check_memory
     from .nets import build_network
 
     with torch.device("meta"):  # the backbone; the precond wrapper holds it as `model`

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .config import get
-from .io import UserError, atomic_path
+from .atomic import atomic_path
+from .errors import UserError
 
 CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 60.0
@@ -86,8 +87,9 @@ def fetch_to_file(url: str, dest, what: str = "file", sha256: str | None = None,
     """`fetch`, plus the download's metadata sidecar (its SHA-256 included)."""
     import time
 
-    from .io import sha256 as file_sha256
-    from .io import write_meta, written
+    from .provenance import sha256 as file_sha256
+    from .atomic import written
+    from .provenance import write_meta
 
     t0, dest = time.perf_counter(), Path(dest)
     digest = file_sha256(dest) if dest.is_file() else _download(url, dest, what, sha256, key)

@@ -21,7 +21,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .io import UserError, atomic_dir
+from .atomic import atomic_dir
+from .errors import UserError
 from .report import fine_tune_seconds, in_table, load_records, model_meta, read_profile, reference_halfwidth
 
 SOLVER_COLOURS = {"euler": "0.45", "heun": "tab:brown", "dpmpp2m": "tab:olive", "dpmpp3m": "tab:pink",

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .io import meta_path, read_json_object
+from .atomic import meta_path
+from .files import read_json_object
 
 
 def _paths_in(value) -> list[str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from .io import UserError
+from .errors import UserError
 
 FIELDS: dict[str, tuple[str, type]] = {
     # key: (tag, type), in canonical order

@@ -77,7 +77,7 @@ def number(kind: type = float, minimum=None, exclusive_minimum=None, maximum=Non
 def seeds_arg(s: str) -> str:
     """argparse type: a seed list ('0-1999', '1,5,7'), checked for its bounds and repeats
     (`seeding.seed_ranges`) before anything is built; the text itself is kept."""
-    from .io import UserError
+    from .errors import UserError
     from .seeding import seed_ranges
 
     try:

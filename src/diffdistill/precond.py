@@ -11,7 +11,9 @@ import copy
 import torch
 from torch import nn
 
-from .io import UserError, torch_load, torch_save
+from .errors import UserError
+from .files import torch_save
+from .safe_pickle import torch_load
 from .nets import build_kind, build_network
 
 

@@ -7,23 +7,41 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Callable
 
 import torch
 
-from .io import check_writable, write_json, write_meta
+from .atomic import check_writable
+from .files import write_json
+from .provenance import write_meta
 from .precond import image_shape, load_checkpoint
 from .recipe import Recipe
 from .sampling import generate_images, model_kwargs
 
 
-def sampling_macs(model, timesteps, solver: str, afs: bool, img_shape, model_kwargs=None) -> int:
-    """MACs of sampling one image: every network evaluation the solver actually makes."""
+def count_macs(run: Callable[[], object]) -> int:
+    """The one MAC counter: multiply-accumulates of everything `run()` computes, from torch's
+    `FlopCounterMode` (every matmul and convolution, whatever module or functional call
+    issues it; MACs = its FLOPs / 2)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter:
-        generate_images(model, [0], timesteps, solver, afs, batch_size=1, img_shape=img_shape, progress=False,
-                        model_kwargs=model_kwargs, device=next(model.parameters()).device)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        run()
     return counter.get_total_flops() // 2
+
+
+def evaluation_macs(model, img_shape, sigma: float = 1.0, batch: int = 1, **model_kwargs) -> int:
+    """MACs of one evaluation of the denoiser `model` on one image of `img_shape`."""
+    device = next(model.parameters()).device
+    x = torch.zeros(batch, *img_shape, device=device)
+    return count_macs(lambda: model(x, torch.full((batch,), float(sigma), device=device), **model_kwargs)) // batch
+
+
+def sampling_macs(model, timesteps, solver: str, afs: bool, img_shape, model_kwargs=None) -> int:
+    """MACs of sampling one image: every network evaluation the solver actually makes."""
+    return count_macs(lambda: generate_images(model, [0], timesteps, solver, afs, batch_size=1, img_shape=img_shape,
+                                              progress=False, model_kwargs=model_kwargs,
+                                              device=next(model.parameters()).device))
 
 
 def profile_row(model, ckpt, recipe: dict, num_images: int, batch_size: int, repeats: int, device) -> dict:

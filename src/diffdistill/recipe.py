@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from .flagtext import flag, flags
-from .io import UserError
+from .errors import UserError
 from .schedules import REQUIRED as SCHEDULE_REQUIRED
 from .schedules import Schedule
 

@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .io import UserError, atomic_dir, meta_path, read_json_object
+from .atomic import atomic_dir, meta_path
+from .errors import UserError
+from .files import read_json_object
 
 FT = "fine-tune s"
 METRICS = ("fid", "fid_inf", "kid", "precision", "recall", "density", "coverage", "rmse", "feature_distance",

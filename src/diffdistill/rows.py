@@ -158,7 +158,8 @@ def planned_files(rows, plan: str) -> list[str]:
     ablations.train_seeds, are the ablation table's own rows), and the rows of `sets`
     (S: [names]) with every model of their settings evaluated on S seed sets, with the
     reference row on them (its features are every other row's teacher features)."""
-    from .io import UserError, read_json_object
+    from .errors import UserError
+    from .files import read_json_object
 
     p = read_json_object(plan, ("models", "sets"), "claims plan")
     if not isinstance(p["models"], dict) or not isinstance(p["sets"], dict) or not all(

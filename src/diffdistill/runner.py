@@ -32,7 +32,11 @@ from torch import nn
 
 from . import distributed
 from .convergence import CONTINUE, DECAY, STOP, Plateau, decide, lr_factor
-from .io import UserError, check_writable, torch_load, torch_save, write_meta, write_text
+from .atomic import check_writable
+from .errors import UserError
+from .files import torch_save, write_text
+from .provenance import write_meta
+from .safe_pickle import torch_load
 from .options import used_args
 from .runtime import autocast, resolve_device
 from .seeding import iteration_generator

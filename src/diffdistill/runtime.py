@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from .io import UserError
+from .errors import UserError
 
 
 def resolve_device(name) -> torch.device:

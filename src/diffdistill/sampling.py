@@ -15,7 +15,10 @@ import numpy as np
 import torch
 
 from .data import float_to_uint8
-from .io import UserError, atomic_path, check_memory, check_writable, write_meta
+from .atomic import atomic_path, check_writable
+from .errors import UserError
+from .memory import check_memory
+from .provenance import write_meta
 from .recipe import Recipe
 from .seeding import noise_for_seeds, parse_seeds
 from .solvers import sample

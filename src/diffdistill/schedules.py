@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING
 
 from .flagtext import flags
-from .io import UserError
+from .errors import UserError
 
 if TYPE_CHECKING:
     import torch

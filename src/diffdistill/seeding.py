@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .io import UserError
+from .errors import UserError
 
 if TYPE_CHECKING:
     import torch

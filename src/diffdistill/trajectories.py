@@ -18,7 +18,12 @@ import torch
 
 from .distributed import rank_slice
 from .naming import FRESH_SEEDS
-from .io import UserError, check_memory, sha256, torch_load, torch_save, write_meta, written
+from .atomic import written
+from .errors import UserError
+from .files import torch_save
+from .memory import check_memory
+from .provenance import sha256, write_meta
+from .safe_pickle import torch_load
 from .schedules import refine
 from .seeding import noise_for_seeds, parse_seeds
 from .solvers import sample

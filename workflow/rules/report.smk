@@ -31,7 +31,7 @@ rule run_config:
         text=yaml.safe_dump(config, sort_keys=False),
         stages=[yaml.safe_dump(p, sort_keys=False) for p in STAGE_PARAMS.values()],
     run:
-        from diffdistill.io import write_text
+        from diffdistill.files import write_text
 
         write_text(output[0], params.text)
         for path, text in zip(output.params, params.stages):

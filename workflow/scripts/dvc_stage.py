@@ -57,7 +57,7 @@ from pathlib import Path
 
 import yaml
 
-from diffdistill.io import write_json  # atomic: a killed stage leaves no half-written plan
+from diffdistill.files import write_json  # atomic: a killed stage leaves no half-written plan
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 

@@ -12,7 +12,7 @@ import importlib
 import pkgutil
 from typing import Callable
 
-from ..io import UserError
+from ..errors import UserError
 from ..naming import FRESH_SEEDS
 
 REGISTRY: dict = {}

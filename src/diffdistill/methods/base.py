@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from ..io import UserError
+from ..errors import UserError
 from ..naming import FEATNET, REF_STATS, TEACHER
 from ..options import Opt
 from ..recipe import Recipe
@@ -118,7 +118,7 @@ class Method:
 
     def write_curve(self, args, res) -> None:
         from ..curves import curve_seeds, seeds_text, write_curve
-        from ..io import write_meta
+        from ..provenance import write_meta
         from ..options import used_args
 
         nfe = getattr(args, "nfe", None) or args.curve_nfe  # a model of one NFE, or the curve's sampler's

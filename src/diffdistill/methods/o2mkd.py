@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import naming
-from ..io import UserError
+from ..errors import UserError
 from ..naming import CONFIG_RECIPE, O2MKD_STUDY, student_model
 from ..options import DATA_OPTIONS, SCHEDULE_OPTIONS, Opt, positive_int
 from ..recipe import Recipe

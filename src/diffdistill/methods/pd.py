@@ -20,7 +20,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ..io import UserError, meta_path, read_meta
+from ..atomic import meta_path
+from ..errors import UserError
+from ..provenance import read_meta
 from ..naming import TEACHER, student_model
 from ..options import DATA_OPTIONS, SCHEDULE_OPTIONS, Opt, nfe_int
 from ..recipe import Recipe

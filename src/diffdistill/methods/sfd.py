@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ..io import UserError, read_meta
+from ..errors import UserError
+from ..provenance import read_meta
 from ..naming import TEACHER, TRAJECTORIES, cache_path, parse_variant, source_name, student_model, variant
 from ..options import SCHEDULE_OPTIONS, Opt, nfe_int
 from ..recipe import Recipe

@@ -10,7 +10,8 @@ weights cannot be had offline. Its fine-tuning time includes stage 1's.
 """
 from __future__ import annotations
 
-from ..io import UserError, read_meta
+from ..errors import UserError
+from ..provenance import read_meta
 from ..naming import TRAJECTORIES, cache_path, source_name, student_dir, student_model, variant
 from ..options import SCHEDULE_OPTIONS, Opt
 from ..rows import EXTENDED, Row

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import copy
 
-from ..io import UserError, read_meta
+from ..errors import UserError
+from ..provenance import read_meta
 from ..naming import TEACHER, TRAJECTORIES, cache_path, student_model
 from ..options import SCHEDULE_OPTIONS, Opt
 from ..rows import EXTENDED, Row

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..io import UserError
+from ..errors import UserError
 from ..naming import TEACHER
 from ..nets import check_kwargs
 from ..options import DATA_OPTIONS, Opt

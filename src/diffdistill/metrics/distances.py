@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import UserError
+from ..errors import UserError
 from .features import cleanfid_module
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..io import UserError, atomic_path
+from ..atomic import atomic_path
+from ..errors import UserError
 from .distances import feature_stats, fid_between_features, fid_features_to_stats, kernel_distance, knn_radii, \
     load_reference, prdc
 from .featnet import load_feature_net, save_feature_net, train_feature_net
@@ -103,7 +104,9 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
     `features_out`: the features (npz). `seeds`: the seeds the row sampled (default 0 ..
     seed_sets * num_samples - 1), exactly the samples file's. `bias_from`: the row's metrics
     on its first seed sets, whose bias fit every set uses (more sets continue those values)."""
-    from ..io import check_writable, write_json, write_meta
+    from ..atomic import check_writable
+    from ..files import write_json
+    from ..provenance import write_meta
     from .distances import agreement, fid_bias
 
     for path in filter(None, (out, features_out)):
@@ -153,7 +156,7 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
 
 def _bias_from(path, row: dict, num_samples: int) -> dict:
     """The bias fit of the same row's metrics file (its name and images per set must match)."""
-    from ..io import read_json_object
+    from ..files import read_json_object
 
     m = read_json_object(path, ("fid_bias_at_n", "fid_bias_draws", "num_samples"), "metrics file")
     if m.get("name") != row.get("name") or m["num_samples"] != num_samples:
@@ -164,7 +167,7 @@ def _bias_from(path, row: dict, num_samples: int) -> dict:
 
 
 def _save_features(path, feats, total: int, args) -> None:
-    from ..io import write_meta
+    from ..provenance import write_meta
 
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, features=feats.astype(np.float32), seeds=np.arange(total))
@@ -200,7 +203,9 @@ def reference_stats_to_file(images, extractor, out, floor_out, *, batch_size: in
     training set, the papers' protocol) those become the reference; the dataset's own
     features still give the floor and a check of our Inception path against them."""
     from ..data import float_to_uint8
-    from ..io import check_writable, write_json, write_meta
+    from ..atomic import check_writable
+    from ..files import write_json
+    from ..provenance import write_meta
 
     for path in (out, floor_out):
         check_writable(path)
@@ -235,7 +240,8 @@ def train_feature_net_to_file(images, labels, out, *, iters: int, batch_size: in
     """Train the FID feature classifier and write its checkpoint (+ metadata)."""
     import sys
 
-    from ..io import check_writable, write_meta
+    from ..atomic import check_writable
+    from ..provenance import write_meta
 
     check_writable(out)
     if (torch.as_tensor(labels) < 0).all():

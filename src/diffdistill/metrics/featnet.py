@@ -12,7 +12,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..io import UserError, torch_load, torch_save
+from ..errors import UserError
+from ..files import torch_save
+from ..safe_pickle import torch_load
 
 class DigitsFeatureNet(nn.Module):
     """Small CNN classifier for [B, C, H, W] images in [-1, 1].

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..io import UserError
+from ..errors import UserError
 from .featnet import DigitsFeatureNet
 
 CLEANFID_INSTALL = "pip install --no-deps clean-fid==0.1.35"

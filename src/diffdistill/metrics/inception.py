@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..io import UserError
+from ..errors import UserError
 from .distances import load_stats
 from .features import cleanfid_module
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 
-from ..io import UserError
+from ..errors import UserError
 
 # name -> (module of this package, class). A network's module is imported when one is
 # built; `check_kwargs` reads the class's constructor arguments from the module's source,

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..io import UserError
+from ..errors import UserError
 from .unet import positional_embedding
 
 

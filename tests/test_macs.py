@@ -1,8 +1,8 @@
-"""MACs from torch's FlopCounterMode (MACs = FLOPs / 2) against counts made by hand."""
+"""MACs from the one counter (`diffdistill.profiling.count_macs`: FlopCounterMode FLOPs / 2) against counts made by hand."""
 import torch
 from torch import nn
 
-from diffdistill.flops import macs_per_image
+from diffdistill.profiling import evaluation_macs
 from diffdistill.precond import build_denoiser
 
 
@@ -26,8 +26,8 @@ def test_conv_plus_attention_by_hand():
     n = hw * hw
     conv = c * cin * 3 * 3 * n          # one MAC per weight per output pixel
     attention = n * n * c + n * n * c   # scores q.k over C, then the weighted sum over N pixels
-    assert macs_per_image(ConvAttention(cin, c), (cin, hw, hw)) == conv + attention
-    assert macs_per_image(ConvAttention(cin, c), (cin, hw, hw), batch=4) == conv + attention  # per image
+    assert evaluation_macs(ConvAttention(cin, c), (cin, hw, hw)) == conv + attention
+    assert evaluation_macs(ConvAttention(cin, c), (cin, hw, hw), batch=4) == conv + attention  # per image
 
 
 def test_digits_unet_is_unchanged():
@@ -35,4 +35,4 @@ def test_digits_unet_is_unchanged():
     net = build_denoiser({"net": "unet", "precond": "edm", "net_kwargs": {
         "img_resolution": 8, "img_channels": 1, "model_channels": 32, "channel_mult": [1, 2], "num_blocks": 2,
         "dropout": 0.0}})
-    assert macs_per_image(net, (1, 8, 8)) == 18_907_136  # 18.907 M per network evaluation
+    assert evaluation_macs(net, (1, 8, 8)) == 18_907_136  # 18.907 M per network evaluation

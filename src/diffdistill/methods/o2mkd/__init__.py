@@ -14,23 +14,23 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import naming
-from ..errors import UserError
-from ..naming import CONFIG_RECIPE, O2MKD_STUDY, student_model
-from ..options import DATA_OPTIONS, SCHEDULE_OPTIONS, Opt, positive_int
-from ..recipe import Recipe
-from ..rows import Row
-from ..schedules import Schedule, num_timestamps, sigma_at, timesteps
-from ..solvers import SOLVER_NAMES
-from . import register
-from .base import Method, curve_values, solver_row
+from ... import naming
+from ...errors import UserError
+from ...naming import CONFIG_RECIPE, O2MKD_STUDY, student_model
+from ...options import DATA_OPTIONS, SCHEDULE_OPTIONS, Opt, positive_int
+from ...recipe import Recipe
+from ...rows import Row
+from ...schedules import Schedule, num_timestamps, sigma_at, timesteps
+from ...solvers import SOLVER_NAMES
+from .. import register
+from ..base import Method, curve_values, solver_row
 
 if TYPE_CHECKING:  # torch, numpy and pandas are imported where training and tables need them
     import pandas as pd
     import torch
     from torch import nn
 
-    from ..nets.router import Router
+    from ...nets.router import Router
 
 SPLITS = ("log_sigma", "rho", "steps")
 KD_KINDS = ("output", "output+feature")
@@ -95,7 +95,7 @@ def students_from_teacher(router: "Router", teacher) -> None:
     per channel space, the whole GroupNorm groups whose producing weights have the largest L2
     norm, in their original order). Norms rather than the first channels: a trained
     teacher's channels are not equally used, and the strongest carry most of its function."""
-    from ..nets.unet import select_channels
+    from ...nets.unet import select_channels
 
     for s in router.students:
         select_channels(teacher.model, s.model, rule="norm")
@@ -140,7 +140,7 @@ def o2mkd_table(records: list[dict], profile: dict):
     model's (the teacher)."""
     import pandas as pd
 
-    from ..report import Q, _cell, in_table
+    from ...report import Q, _cell, in_table
 
     rows: dict[str, dict] = {}
     for r in in_table(records, "o2mkd"):
@@ -162,7 +162,7 @@ def o2mkd_table(records: list[dict], profile: dict):
 
 
 def write_o2mkd_table(out, df) -> None:
-    from ..report import write_table
+    from ...report import write_table
 
     shown = df.copy()
     for c in ("params (per step)", "params (total)"):
@@ -176,7 +176,7 @@ def write_o2mkd_table(out, df) -> None:
 
 def write_tables(records: list[dict], profile: dict, out) -> None:
     """The O2MKD table (results/tables/o2mkd.*), when its rows and the profile are there."""
-    from ..report import in_table
+    from ...report import in_table
 
     if profile and in_table(records, "o2mkd"):
         write_o2mkd_table(out, o2mkd_table(records, profile))
@@ -194,10 +194,10 @@ def study_table(groups: dict, curves: dict) -> tuple[pd.DataFrame, dict | None]:
     import numpy as np
     import pandas as pd
 
-    from .. import stats
-    from ..claims import study_difference
-    from ..curves import last_gain
-    from ..report import Q
+    from ... import stats
+    from ...claims import study_difference
+    from ...curves import last_gain
+    from ...report import Q
 
     rows = []
     for (n, recipe), recs in groups.items():
@@ -221,11 +221,11 @@ def study_table(groups: dict, curves: dict) -> tuple[pd.DataFrame, dict | None]:
 def write_study(records: list[dict], out) -> None:
     """The study's table (ablations_o2mkd_study.{csv,md,tex}) and its learning curves
     (o2mkd_study.png): FID during training, a thin line per training seed."""
-    from .. import stats
-    from ..claims import study_groups
-    from ..curves import read_curve
-    from ..figures import plot_seed_curves
-    from ..report import in_table, write_table
+    from ... import stats
+    from ...claims import study_groups
+    from ...curves import read_curve
+    from ...figures import plot_seed_curves
+    from ...report import in_table, write_table
 
     curves = {r["meta"]["curve"]: read_curve(r["meta"]["curve"]) for r in in_table(records, O2MKD_STUDY)
               if Path(r["meta"]["curve"]).exists()}
@@ -287,10 +287,10 @@ class O2MKD(Method):
     def __init__(self, args, device):
         import torch
 
-        from ..data import load_dataset
-        from ..nets import check_kwargs
-        from ..nets.router import router_spec
-        from ..precond import build_denoiser, load_teacher
+        from ...data import load_dataset
+        from ...nets import check_kwargs
+        from ...nets.router import router_spec
+        from ...precond import build_denoiser, load_teacher
 
         self.args = args
         images, _ = load_dataset(args.dataset, args.dataset_path)
@@ -360,7 +360,7 @@ class O2MKD(Method):
         return [torch.cat(v) for v in zip(*parts)]
 
     def train_step(self, iteration, gen, opt_step) -> dict:
-        from ..distributed import rank_slice
+        from ...distributed import rank_slice
 
         y, sigma, noise = self.draw_batch(gen)
         loss = self.loss(*(rank_slice(v) for v in (y, sigma, noise)))
@@ -376,8 +376,8 @@ class O2MKD(Method):
 
     def curve_probes(self, seeds, device) -> list:
         """The router with DDIM `curve_nfe` against the teacher with the same sampler."""
-        from ..precond import image_shape
-        from ..sampling import generate_images
+        from ...precond import image_shape
+        from ...sampling import generate_images
         s = self.curve_sampler()
         target = generate_images(self.teacher, seeds, s["timesteps"], "euler", False, img_shape=image_shape(self.spec),
                                  progress=False, device=device)
@@ -502,7 +502,7 @@ class O2MKD(Method):
 
     @staticmethod
     def check_config(cfg: dict) -> None:
-        from ..nets import check_kwargs
+        from ...nets import check_kwargs
 
         o = cfg["o2mkd"]
         net = cfg["teacher"]["net"] if cfg["teacher"]["source"] == "train" else "songunet"

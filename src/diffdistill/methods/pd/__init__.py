@@ -20,17 +20,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ..atomic import meta_path
-from ..errors import UserError
-from ..provenance import read_meta
-from ..naming import TEACHER, student_model
-from ..options import DATA_OPTIONS, SCHEDULE_OPTIONS, Opt, nfe_int
-from ..recipe import Recipe
-from ..rows import EXTENDED, Row
-from ..schedules import Schedule, pd_timesteps
-from ..solvers import euler
-from . import register
-from .base import Method, curve_inputs, curve_values, teacher_row
+from ...atomic import meta_path
+from ...errors import UserError
+from ...provenance import read_meta
+from ...naming import TEACHER, student_model
+from ...options import DATA_OPTIONS, SCHEDULE_OPTIONS, Opt, nfe_int
+from ...recipe import Recipe
+from ...rows import EXTENDED, Row
+from ...schedules import Schedule, pd_timesteps
+from ...solvers import euler
+from .. import register
+from ..base import Method, curve_inputs, curve_values, teacher_row
 
 if TYPE_CHECKING:  # torch is imported where training needs it: the workflow plans rows without it
     import torch
@@ -83,8 +83,8 @@ class ProgressiveDistillation(Method):
                ) + DATA_OPTIONS + SCHEDULE_OPTIONS
 
     def __init__(self, args, device):
-        from ..data import load_dataset
-        from ..precond import load_denoiser, load_teacher
+        from ...data import load_dataset
+        from ...precond import load_denoiser, load_teacher
 
         self.args = args
         images, _ = load_dataset(args.dataset, args.dataset_path)
@@ -108,7 +108,7 @@ class ProgressiveDistillation(Method):
         rank's share of the batch)."""
         import torch
 
-        from ..distributed import rank_slice
+        from ...distributed import rank_slice
 
         idx = torch.randint(len(self.images), (self.batch_size,), generator=gen)
         y = self.images[idx.to(self.images.device)]
@@ -157,7 +157,7 @@ class ProgressiveDistillation(Method):
         two on the curve seeds, cheap at any step count) and, for rounds of at most
         `curve_sample_steps` steps, the agreement of N-step samples with the teacher's 2N
         steps and their FID."""
-        from ..curves import curve_seeds
+        from ...curves import curve_seeds
         seeds = curve_seeds(args.curve_seed_start, args.curve_samples)
         val = self.validation_batch(seeds)
         samples = super().curve_evaluator(args, device) if self.num_steps <= args.curve_sample_steps else None
@@ -168,8 +168,8 @@ class ProgressiveDistillation(Method):
         return evaluate
 
     def curve_probes(self, seeds, device) -> list:
-        from ..precond import image_shape
-        from ..sampling import generate_images
+        from ...precond import image_shape
+        from ...sampling import generate_images
         target = generate_images(self.teacher, seeds, self.teacher_t, "euler", False, img_shape=image_shape(self.spec),
                                  progress=False, device=device)
         return [(self.curve_sampler(), target)]

@@ -19,16 +19,16 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ..errors import UserError
-from ..provenance import read_meta
-from ..naming import TEACHER, TRAJECTORIES, cache_path, parse_variant, source_name, student_model, variant
-from ..options import SCHEDULE_OPTIONS, Opt, nfe_int
-from ..recipe import Recipe
-from ..rows import Row
-from ..schedules import Schedule
-from ..solvers import afs_denoised, euler
-from . import register
-from .base import Method, curve_inputs, curve_values
+from ...errors import UserError
+from ...provenance import read_meta
+from ...naming import TEACHER, TRAJECTORIES, cache_path, parse_variant, source_name, student_model, variant
+from ...options import SCHEDULE_OPTIONS, Opt, nfe_int
+from ...recipe import Recipe
+from ...rows import Row
+from ...schedules import Schedule
+from ...solvers import afs_denoised, euler
+from .. import register
+from ..base import Method, curve_inputs, curve_values
 
 if TYPE_CHECKING:  # torch is imported where training needs it: the workflow plans rows without it
     import torch
@@ -75,8 +75,8 @@ def pool_seeds(args) -> str:
 def trajectory_batches(args, teacher_path, student_t, teacher_afs: bool, device):
     """(TrajectoryBatches, teacher NFE per drawn trajectory): the cache `args.trajectories`
     checked against the settings asked for, or fresh trajectories of the teacher."""
-    from ..precond import image_shape, load_teacher
-    from ..trajectories import TrajectoryBatches, expected_key, generate, load_cache
+    from ...precond import image_shape, load_teacher
+    from ...trajectories import TrajectoryBatches, expected_key, generate, load_cache
 
     if args.trajectories:
         expect = expected_key(teacher_path, solver=args.solver, K=args.K, final_step=args.final_step,
@@ -95,8 +95,8 @@ def trajectory_targets(args, teacher_path, student_t, teacher_afs: bool, seeds, 
     is trained to reproduce (the validation curve's targets), [N, C, H, W] on the CPU."""
     import torch
 
-    from ..precond import image_shape, load_teacher
-    from ..trajectories import generate
+    from ...precond import image_shape, load_teacher
+    from ...trajectories import generate
 
     teacher, spec = load_teacher(teacher_path, device=device)
     with torch.inference_mode():
@@ -160,7 +160,7 @@ class SFD(Method):
                Opt("afs", key="sfd.afs"), Opt("loss", key="sfd.loss")) + SCHEDULE_OPTIONS + TEACHER_OPTIONS
 
     def __init__(self, args, device):
-        from ..precond import load_teacher
+        from ...precond import load_teacher
 
         self.args = args
         self.sampler = euler_recipe(args.nfe, args.afs, Schedule.from_args(args))

@@ -10,15 +10,15 @@ weights cannot be had offline. Its fine-tuning time includes stage 1's.
 """
 from __future__ import annotations
 
-from ..errors import UserError
-from ..provenance import read_meta
-from ..naming import TRAJECTORIES, cache_path, source_name, student_dir, student_model, variant
-from ..options import SCHEDULE_OPTIONS, Opt
-from ..rows import EXTENDED, Row
-from ..schedules import Schedule
-from . import register
-from .base import curve_inputs, curve_values
-from .sfd import SFD
+from ...errors import UserError
+from ...provenance import read_meta
+from ...naming import TRAJECTORIES, cache_path, source_name, student_dir, student_model, variant
+from ...options import SCHEDULE_OPTIONS, Opt
+from ...rows import EXTENDED, Row
+from ...schedules import Schedule
+from .. import register
+from ..base import curve_inputs, curve_values
+from ..sfd import SFD
 
 
 @register

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import UserError
-from ..naming import TEACHER
-from ..nets import check_kwargs
-from ..options import DATA_OPTIONS, Opt
-from ..schedules import num_timestamps
-from . import register
-from .base import Method, solver_row, teacher_row
+from ...errors import UserError
+from ...naming import TEACHER
+from ...nets import check_kwargs
+from ...options import DATA_OPTIONS, Opt
+from ...schedules import num_timestamps
+from .. import register
+from ..base import Method, solver_row, teacher_row
 
 if TYPE_CHECKING:
     import torch
@@ -26,7 +26,7 @@ def edm_loss(net, y: torch.Tensor, gen: torch.Generator, P_mean: float = -1.2, P
     keeps its share."""
     import torch
 
-    from ..distributed import rank_slice
+    from ...distributed import rank_slice
 
     rnd = torch.randn(y.shape[0], 1, 1, 1, generator=gen).to(y.device)
     sigma = (rnd * P_std + P_mean).exp()
@@ -54,8 +54,8 @@ class Teacher(Method):
     P_mean, P_std = -1.2, 1.2   # EDM's log-normal noise distribution
 
     def __init__(self, args, device):
-        from ..data import load_dataset
-        from ..precond import build_denoiser
+        from ...data import load_dataset
+        from ...precond import build_denoiser
 
         check_kwargs(args.net, args.net_kwargs, key="--net-kwargs")
         images, _ = load_dataset(args.dataset, args.dataset_path)

@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import copy
 
-from ..errors import UserError
-from ..provenance import read_meta
-from ..naming import TEACHER, TRAJECTORIES, cache_path, student_model
-from ..options import SCHEDULE_OPTIONS, Opt
-from ..rows import EXTENDED, Row
-from ..recipe import Recipe
-from ..schedules import Schedule
-from . import register
-from .base import Method, curve_inputs, curve_values
-from .sfd import SFD, TEACHER_OPTIONS, SFDBatches, student_timesteps, trajectory_batches, trajectory_targets
+from ...errors import UserError
+from ...provenance import read_meta
+from ...naming import TEACHER, TRAJECTORIES, cache_path, student_model
+from ...options import SCHEDULE_OPTIONS, Opt
+from ...rows import EXTENDED, Row
+from ...recipe import Recipe
+from ...schedules import Schedule
+from .. import register
+from ..base import Method, curve_inputs, curve_values
+from ..sfd import SFD, TEACHER_OPTIONS, SFDBatches, student_timesteps, trajectory_batches, trajectory_targets
 
 
 @register
@@ -51,8 +51,8 @@ class SFDV(Method):
     def __init__(self, args, device):
         if len(args.trajectories) != len(args.nfe):
             raise UserError(f"--trajectories gives {len(args.trajectories)} caches for {len(args.nfe)} NFE values")
-        from ..nets.stepcond import from_teacher, step_conditioned_spec
-        from ..precond import load_teacher
+        from ...nets.stepcond import from_teacher, step_conditioned_spec
+        from ...precond import load_teacher
 
         self.args, self.schedule = args, Schedule.from_args(args)
         teacher, base_spec = load_teacher(args.teacher, device=device)

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..errors import UserError
-from ..provenance import read_meta
-from ..naming import TEACHER, TRAJECTORIES, cache_path, student_model
-from ..options import SCHEDULE_OPTIONS, Opt, nfe_int
-from ..rows import EXTENDED, Row
-from ..recipe import Recipe
-from ..schedules import Schedule
-from . import register
-from .base import Method, curve_inputs, curve_values
-from .o2mkd import depth_mismatch, student_spec, students_from_teacher
-from .sfd import TEACHER_OPTIONS, SFD, SFDBatches, euler_recipe, trajectory_batches, trajectory_targets
+from ...errors import UserError
+from ...provenance import read_meta
+from ...naming import TEACHER, TRAJECTORIES, cache_path, student_model
+from ...options import SCHEDULE_OPTIONS, Opt, nfe_int
+from ...rows import EXTENDED, Row
+from ...recipe import Recipe
+from ...schedules import Schedule
+from .. import register
+from ..base import Method, curve_inputs, curve_values
+from ..o2mkd import depth_mismatch, student_spec, students_from_teacher
+from ..sfd import TEACHER_OPTIONS, SFD, SFDBatches, euler_recipe, trajectory_batches, trajectory_targets
 
 
 def step_boundaries(timesteps, afs: bool, num_students: int, rho: float) -> list[float]:
@@ -58,8 +58,8 @@ class O2SFD(Method):
                Opt("afs", key="sfd.afs"), Opt("loss", key="sfd.loss")) + SCHEDULE_OPTIONS + TEACHER_OPTIONS
 
     def __init__(self, args, device):
-        from ..nets.router import router_spec
-        from ..precond import build_denoiser, load_teacher
+        from ...nets.router import router_spec
+        from ...precond import build_denoiser, load_teacher
 
         self.args = args
         self.sampler = euler_recipe(args.nfe, args.afs, Schedule.from_args(args))

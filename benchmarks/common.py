@@ -64,7 +64,7 @@ def config_schedule(config_file: str = "config/config.yaml"):
 def sfd_schedule(config_file: str = "config/config.yaml"):
     """The SFD students' schedule in a config file: its `schedule` with `sfd.t_last`
     (their grid and their targets' timestamps)."""
-    from diffdistill.methods.sfd import SFD
+    from diffdistill.methods.sfd.train import SFD
 
     return SFD.default_schedule(validated_config(config_file))
 

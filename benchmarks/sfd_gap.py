@@ -114,7 +114,7 @@ def measure(args, cfg: dict, schedule, work: Path) -> None:
     import numpy as np
     import torch
 
-    from diffdistill.methods.sfd import student_timesteps
+    from diffdistill.methods.sfd.train import student_timesteps
     from diffdistill.precond import load_denoiser
     from diffdistill.sampling import to_uint8
     from diffdistill.stats import paired_rows

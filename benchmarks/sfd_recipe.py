@@ -132,7 +132,7 @@ def evaluate(images, target, args) -> dict:
 
 def sample(model, nfe: int, seeds: list[int], schedule):
     """uint8 samples of an SFD student on `seeds` (Euler with AFS on its timestamps)."""
-    from diffdistill.methods.sfd import student_timesteps
+    from diffdistill.methods.sfd.train import student_timesteps
     from diffdistill.precond import image_shape, load_denoiser
     from diffdistill.sampling import generate_images, to_uint8
 

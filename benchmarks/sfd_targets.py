@@ -31,7 +31,7 @@ def main():
     import numpy as np
     import torch
 
-    from diffdistill.methods.sfd import student_timesteps
+    from diffdistill.methods.sfd.train import student_timesteps
     from diffdistill.precond import image_shape, load_teacher
     from diffdistill.sampling import generate_images, to_uint8
     from diffdistill.schedules import timesteps

@@ -33,7 +33,7 @@ def sfd_step_seconds(model, shape, batch: int, schedule: Schedule, nfe: int = 2,
     step's loss.item() waits for the device)."""
     from types import SimpleNamespace
 
-    from diffdistill.methods.sfd import SFDBatches
+    from diffdistill.methods.sfd.train import SFDBatches
     from diffdistill.trajectories import TrajectoryBatches
 
     ts = timesteps("edm", nfe, True, "euler", schedule)

@@ -63,7 +63,7 @@ def test_seed_determinism_across_batch_sizes():
 def _sfd_batches(student, traj, ts, batch_size, afs=True, loss="l1"):
     from types import SimpleNamespace
 
-    from diffdistill.methods.sfd import SFDBatches
+    from diffdistill.methods.sfd.train import SFDBatches
     from diffdistill.trajectories import TrajectoryBatches
 
     return SFDBatches(SimpleNamespace(train_model=student), TrajectoryBatches(states=traj), ts, batch_size, afs, loss)

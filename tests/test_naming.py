@@ -8,7 +8,8 @@ from diffdistill import naming
 from diffdistill.errors import UserError
 from diffdistill.methods import rows, validate
 from diffdistill.methods.pd import ProgressiveDistillation
-from diffdistill.methods.sfd import ABLATION_FACTORS, SFD
+from diffdistill.methods.sfd.plan import ABLATION_FACTORS
+from diffdistill.methods.sfd.train import SFD
 
 
 def _config(name="config.yaml"):

@@ -94,7 +94,7 @@ def test_t_last_puts_every_nfes_last_step_at_t_last():
     """With t_last the grid ramps from t_max to t_last (uniform in t^(1/rho)) and steps once
     to t_min: at NFE 2 with the paper's NFE-2 value (0.6699) it is the paper's NFE-2 grid,
     at every NFE the last network evaluation is at t_last; 0 keeps the paper's grids."""
-    from diffdistill.methods.sfd import student_timesteps
+    from diffdistill.methods.sfd.train import student_timesteps
 
     plain, last = Schedule(**SCHED), Schedule(**SCHED, t_last=0.6699)
     assert student_timesteps(2, True, last).tolist() == pytest.approx([80.0, 10.9293, 0.6699, 0.006], abs=1e-4)

@@ -23,7 +23,8 @@ from ...schedules import Schedule
 from .. import register
 from ..base import Method, curve_inputs, curve_values
 from ..o2mkd import depth_mismatch, student_spec, students_from_teacher
-from ..sfd import TEACHER_OPTIONS, SFD, SFDBatches, euler_recipe, trajectory_batches, trajectory_targets
+from ..sfd.plan import TEACHER_OPTIONS, SFDPlan, euler_recipe
+from ..sfd.train import SFDBatches, trajectory_batches, trajectory_targets
 
 
 def step_boundaries(timesteps, afs: bool, num_students: int, rho: float) -> list[float]:
@@ -105,13 +106,13 @@ class O2SFD(Method):
     def rule_inputs(cls, cfg: dict, wildcards) -> dict:
         inputs = {"teacher": TEACHER, **curve_inputs(cfg)}
         if cfg["trajectories"]["cache"]:
-            inputs["traj"] = cache_path(SFD.cache_settings(cfg, SFD.defaults(cfg)), wildcards.nfe)
+            inputs["traj"] = cache_path(SFDPlan.cache_settings(cfg, SFDPlan.defaults(cfg)), wildcards.nfe)
         return inputs
 
     @classmethod
     def rule_values(cls, cfg: dict, wildcards, input, output) -> dict:
         return {"teacher": input.teacher, "trajectories": input.get("traj"), "nfe": wildcards.nfe,
-                "num_students": int(wildcards.variant[1:]), "schedule": SFD.default_schedule(cfg),
+                "num_students": int(wildcards.variant[1:]), "schedule": SFDPlan.default_schedule(cfg),
                 **curve_values(cfg, input, output)}
 
     @staticmethod
@@ -121,7 +122,7 @@ class O2SFD(Method):
         label = "O2MKD x SFD" + ("" if cfg["o2sfd"]["num_students"] else " (one student per step)")
         return [Row(name=f"students/o2sfd/{O2SFD.folder(cfg, n)}/nfe{n}", label=label, nfe=n, family="o2sfd",
                     model=student_model("o2sfd", O2SFD.folder(cfg, n), n), all_seed_sets=True, tables=EXTENDED,
-                    meta={"target": SFD.target_row(cfg, n)} if n in cfg["sfd"]["nfe"] else {})
+                    meta={"target": SFDPlan.target_row(cfg, n)} if n in cfg["sfd"]["nfe"] else {})
                 for n in cfg["o2sfd"]["nfe"]]
 
     @staticmethod

@@ -18,7 +18,7 @@ from ...rows import EXTENDED, Row
 from ...schedules import Schedule
 from .. import register
 from ..base import curve_inputs, curve_values
-from ..sfd import SFD
+from ..sfd.train import SFD
 
 
 @register

@@ -27,7 +27,8 @@ from ...recipe import Recipe
 from ...schedules import Schedule
 from .. import register
 from ..base import Method, curve_inputs, curve_values
-from ..sfd import SFD, TEACHER_OPTIONS, SFDBatches, student_timesteps, trajectory_batches, trajectory_targets
+from ..sfd.plan import TEACHER_OPTIONS, SFDPlan
+from ..sfd.train import SFDBatches, student_timesteps, trajectory_batches, trajectory_targets
 
 
 @register
@@ -94,14 +95,14 @@ class SFDV(Method):
 
     @classmethod
     def rule_inputs(cls, cfg: dict, wildcards=None) -> dict:
-        d = SFD.defaults(cfg)
-        return {"teacher": TEACHER, "traj": [cache_path(SFD.cache_settings(cfg, d), n) for n in cfg["sfdv"]["nfe"]],
+        d = SFDPlan.defaults(cfg)
+        return {"teacher": TEACHER, "traj": [cache_path(SFDPlan.cache_settings(cfg, d), n) for n in cfg["sfdv"]["nfe"]],
                 **curve_inputs(cfg)}
 
     @classmethod
     def rule_values(cls, cfg: dict, wildcards, input, output) -> dict:
         return {"teacher": input.teacher, "trajectories": list(input.traj),
-                "schedule": SFD.default_schedule(cfg), **curve_values(cfg, input, output)}
+                "schedule": SFDPlan.default_schedule(cfg), **curve_values(cfg, input, output)}
 
     @staticmethod
     def rows(cfg: dict) -> list:
@@ -109,5 +110,5 @@ class SFDV(Method):
             return []
         return [Row(name=f"students/sfdv/default/nfe{n}", label="SFD-v (one model)", nfe=n, family="sfdv",
                     model=student_model("sfdv"), recipe=Recipe(nfe=n), all_seed_sets=True, figure=True, tables=EXTENDED,
-                    meta={"target": SFD.target_row(cfg, n)} if n in cfg["sfd"]["nfe"] else {})
+                    meta={"target": SFDPlan.target_row(cfg, n)} if n in cfg["sfd"]["nfe"] else {})
                 for n in cfg["sfdv"]["nfe"]]

@@ -7,7 +7,7 @@ from conftest import ROOT
 from diffdistill import naming
 from diffdistill.errors import UserError
 from diffdistill.methods import rows, validate
-from diffdistill.methods.pd import ProgressiveDistillation
+from diffdistill.methods.pd.train import ProgressiveDistillation
 from diffdistill.methods.sfd.plan import ABLATION_FACTORS
 from diffdistill.methods.sfd.train import SFD
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import SCHED, build_method, parse, save_tiny_teacher, tiny_denoiser
-from diffdistill.methods.pd import pd_target, two_teacher_steps
+from diffdistill.methods.pd.train import pd_target, two_teacher_steps
 from diffdistill.schedules import pd_timesteps
 from diffdistill.solvers import euler, sample
 
@@ -96,7 +96,7 @@ def test_the_first_teacher_and_its_sweep_come_from_the_config():
     start there, and pd.first_teacher_steps adds the DDIM sweep (table ablations_pd) whose
     default row is the n0 one."""
     from diffdistill import methods
-    from diffdistill.methods.pd import ProgressiveDistillation as PD
+    from diffdistill.methods.pd.train import ProgressiveDistillation as PD
 
     cfg = methods.validate({"pd": {"n0": 64, "nfe": [16, 8], "first_teacher_steps": [32, 128]}})
     rows = {r.name: r for r in methods.rows(cfg)}

@@ -242,14 +242,13 @@ def test_the_study_trains_both_n_over_training_seeds_and_measures_each_recipe_on
     rows = [r for r in methods.rows(cfg) if "ablations_o2mkd_study" in r.tables]
     assert len(rows) == 10 and {r.nfe for r in rows} == {20} and {r.recipe.solver for r in rows} == {"euler"}
     assert rows[3].meta["recipe"] == "ema 0.999" and rows[0].meta["recipe"] == "config"
-    keys = methods.config_keys(methods.get("o2mkd"))
-    words = methods.rule_flags("o2mkd", cfg, keys)(
+    words = methods.rule_flags("o2mkd", cfg)(
         SimpleNamespace(variant="it600-N3-ema0.999-seed1"), SimpleNamespace(teacher="t.pt", ref="r.npz"),
         SimpleNamespace(model="m.pt", curve="c.json")).split()
     flag = {w: words[i + 1] for i, w in enumerate(words) if w.startswith("--") and i + 1 < len(words)}
     assert (flag["--iters"], flag["--seed"], flag["--ema"], flag["--num-students"]) == ("600", "1", "0.999", "3")
     assert (flag["--curve-every"], flag["--curve-nfe"], flag["--curve-out"]) == ("75", "20", "c.json")
-    main = methods.rule_flags("o2mkd", cfg, keys)(SimpleNamespace(variant="N3"), SimpleNamespace(teacher="t.pt",
+    main = methods.rule_flags("o2mkd", cfg)(SimpleNamespace(variant="N3"), SimpleNamespace(teacher="t.pt",
                                                   ref="r.npz"), SimpleNamespace(model="m.pt", curve="c.json"))
     assert "--iters 150" in main and "--curve-every 0" in main and "--ema" not in main
     none = methods.validate({"o2mkd": {"study": {"train_seeds": 0}}})

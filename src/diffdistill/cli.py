@@ -53,9 +53,9 @@ def _kw(args, keys: str) -> dict:  # a library call's arguments: the parsed opti
 
 
 def cmd_train(args):
-    from .methods import get
+    from .methods import get, settings
     from .runner import run
-    return run(get(args.method), args)
+    return run(get(args.method), settings(get(args.method), args))  # the method's typed, frozen settings
 
 
 def cmd_train_featnet(args):

@@ -22,8 +22,11 @@ from .schedules import REQUIRED as SCHEDULE_REQUIRED
 
 
 def used_args(args) -> dict:
-    """The arguments of a command, as its outputs' metadata records them."""
-    return {k: v for k, v in vars(args).items() if k not in ("func", "command", "method", "debug")}
+    """The arguments of a command (a Namespace or a settings dataclass), as its outputs'
+    metadata records them."""
+    items = {f.name: getattr(args, f.name) for f in dataclasses.fields(args)} if dataclasses.is_dataclass(args) \
+        else vars(args)
+    return {k: v for k, v in items.items() if k not in ("func", "command", "method", "debug")}
 
 
 def bool_arg(s: str) -> bool:
@@ -160,6 +163,52 @@ def add_options(parser: argparse.ArgumentParser, opts) -> None:
             kw["required"] = True
         action = parser.add_argument(o.flag, dest=o.name, **kw)
         action.config_key = o.key  # the schema key it mirrors (tests compare defaults)
+
+
+def section_options(section: str, skip=()) -> tuple[Opt, ...]:
+    """One option per setting of config section `section`, declared once (in the schema):
+    its scalars, lists and free-form objects; not its nested groups (`o2mkd.study`), the
+    workflow's switch `enabled`, the runner's training keys (`training_options`) nor the
+    names in `skip` (options the command gives its own meaning: `--nfe` is one NFE)."""
+    props = schema_node(section).get("properties", {})
+    runner = (*TRAINING_KEYS, "curve_every")
+    return tuple(Opt(k, key=f"{section}.{k}") for k, node in props.items()
+                 if k not in skip and k != "enabled" and k not in runner and "properties" not in node)
+
+
+_PY_TYPES = {"integer": "int", "number": "float", "boolean": "bool", "string": "str", "object": "dict",
+             "array": "list"}
+
+
+def _field(o: Opt) -> tuple:
+    kw = schema_kwargs(o.key) if o.key else {}
+    kw.update(o.kwargs)
+    if o.key:
+        types = schema_node(o.key).get("type")
+        kind = next((t for t in ([types] if isinstance(types, str) else types or []) if t != "null"), "string")
+        kind = _PY_TYPES.get(kind, "str")
+    else:
+        kind = "bool" if kw.get("action") == "store_true" else getattr(kw.get("type"), "__name__", "str")
+    help_text = o.help or kw.get("help", "")
+    return o.name, kind, field(default=None, metadata={"help": help_text, "key": o.key})
+
+
+_SETTINGS: dict = {}
+
+
+def settings_class(name: str, opts) -> type:
+    """The frozen dataclass of a command's settings: one typed field per option (type,
+    default and one-line description from the schema for a keyed option), the type a
+    method receives instead of an argparse Namespace."""
+    if name not in _SETTINGS:
+        cls_name = "".join(p.capitalize() for p in name.split("_")) + "Settings"
+        _SETTINGS[name] = dataclasses.make_dataclass(cls_name, [_field(o) for o in opts], frozen=True)
+    return _SETTINGS[name]
+
+
+def settings_from(args, name: str, opts):
+    """A command's parsed arguments as its settings dataclass."""
+    return settings_class(name, opts)(**{o.name: getattr(args, o.name, None) for o in opts})
 
 
 # option groups that several commands and methods share

@@ -16,7 +16,7 @@ import yaml
 if importlib.util.find_spec("diffdistill") is None:
     sys.path.insert(0, str(Path(workflow.current_basedir, "..", "..", "src").resolve()))
 from diffdistill import methods, naming, rows as rowlib
-from diffdistill.options import render
+from diffdistill.flagtext import flags
 
 # --configfile FILE replaces config/config.yaml, which Snakemake would extend (README: Configuration)
 if workflow.overwrite_configfiles:
@@ -44,8 +44,8 @@ def eval_keys(*keys):
 
 
 def as_flags(**values):
-    """`--name value` for each value that is not None."""
-    return " ".join(f"--{k.replace('_', '-')} {render(v)}" for k, v in values.items() if v is not None)
+    """`--name value` for each value that is not None (the one flag renderer, `diffdistill.flagtext`)."""
+    return flags(values)
 
 
 def fid_files(table):
@@ -133,12 +133,11 @@ def train_input(method):
     return lambda wildcards: methods.get(method).rule_inputs(config, wildcards)
 
 
-def train_args(method, *keys):
-    """Params function of a method's training rule: its flags from the config sections
-    `keys` alone (the rule lists them; they must be the ones the method reads) and the
-    rule's wildcards, inputs and outputs."""
+def train_args(method):
+    """Params function of a method's training rule: its flags from the config sections it
+    reads and the rule's wildcards, inputs and outputs."""
     try:
-        return methods.rule_flags(method, config, keys)
+        return methods.rule_flags(method, config)
     except methods.UserError as e:
         raise SystemExit(f"workflow error: {e}") from None
 

@@ -60,10 +60,22 @@ def report_parts():
 
 
 def all_options(cls) -> list:
+    """The options of `diffdistill train <name>`: the method's own (inputs, and the settings
+    it gives its own meaning), every setting of its config section, and the runner's."""
     from ..config import schema_node
-    from ..options import training_options
+    from ..options import section_options, training_options
 
-    return list(cls.options) + training_options(cls.section, schema_node(cls.section), curves=cls.curves)
+    own = [o.name for o in cls.options]
+    return [*cls.options, *section_options(cls.section, skip=own),
+            *training_options(cls.section, schema_node(cls.section), curves=cls.curves)]
+
+
+def settings(cls, args):
+    """The parsed command line of `diffdistill train <name>` as the method's typed,
+    frozen settings (`options.settings_class`): what the method receives."""
+    from ..options import settings_from
+
+    return settings_from(args, cls.name, all_options(cls))
 
 
 def cli_flags(name: str, config: dict, **values) -> str:
@@ -82,15 +94,11 @@ def config_keys(cls) -> tuple[str, ...]:
                                 *(["eval", "convergence"] if cls.curves else [])]))
 
 
-def rule_flags(name: str, config: dict, keys) -> Callable:
-    """Params function of a training rule that lists `keys`, the config sections that
-    reach its command: its flags from those sections alone and the rule's wildcards,
-    inputs and outputs. A list that differs from the method's `config_keys` is refused."""
+def rule_flags(name: str, config: dict) -> Callable:
+    """Params function of a method's training rule: its flags from the config sections it
+    reads (`config_keys`) alone and the rule's wildcards, inputs and outputs."""
     cls = get(name)
-    if set(keys) != set(config_keys(cls)):
-        raise UserError(f"the rule of method '{name}' lists config sections {', '.join(keys)}; "
-                        f"it reads {', '.join(config_keys(cls))}")
-    sections = {k: config[k] for k in keys}
+    sections = {k: config[k] for k in config_keys(cls)}
     tol = {"plateau_tol": config["convergence"]["tol"][cls.monitor]} if cls.curves else {}
     return lambda wildcards, input, output: cli_flags(name, sections,
                                                       **tol, **cls.rule_values(sections, wildcards, input, output))

@@ -64,7 +64,7 @@ class Method:
     spec: dict
     counters: dict
 
-    def __init__(self, args, device):
+    def __init__(self, settings, device):
         raise NotImplementedError
 
     @property
@@ -103,30 +103,30 @@ class Method:
         (float [N, C, H, W] in [-1, 1]; None: no agreement)."""
         return [(self.curve_sampler(), None)]
 
-    def curve_evaluator(self, args, device):
+    def curve_evaluator(self, settings, device):
         """model -> the curve point's values on the curve seeds: the agreement with the
         targets (rmse) and, with --ref, the FID of the samples."""
         from ..curves import curve_evaluator, curve_seeds
         from ..metrics import feature_extractor
         from ..precond import image_shape
 
-        seeds = curve_seeds(args.curve_seed_start, args.curve_samples)
-        extractor = feature_extractor(args.features, args.featnet, args.inception_weights, device) if args.ref \
+        seeds = curve_seeds(settings.curve_seed_start, settings.curve_samples)
+        extractor = feature_extractor(settings.features, settings.featnet, settings.inception_weights, device) if settings.ref \
             else None
-        return curve_evaluator(self.curve_probes(seeds, device), seeds, image_shape(self.spec), extractor, args.ref,
+        return curve_evaluator(self.curve_probes(seeds, device), seeds, image_shape(self.spec), extractor, settings.ref,
                                device=device)
 
-    def write_curve(self, args, res) -> None:
+    def write_curve(self, settings, res) -> None:
         from ..curves import curve_seeds, seeds_text, write_curve
         from ..provenance import write_meta
         from ..options import used_args
 
-        nfe = getattr(args, "nfe", None) or args.curve_nfe  # a model of one NFE, or the curve's sampler's
+        nfe = getattr(settings, "nfe", None) or settings.curve_nfe  # a model of one NFE, or the curve's sampler's
         nfe = nfe[0] if isinstance(nfe, list) else nfe
-        write_curve(args.curve_out, res.curve, row=str(args.out), label=f"{self.name} NFE {nfe}", nfe=nfe,
-                    seeds=seeds_text(curve_seeds(args.curve_seed_start, args.curve_samples)),
-                    num_samples=args.curve_samples, monitor=self.monitor, converged=res.converged)
-        write_meta(args.curve_out, used_args(args), args.seed)
+        write_curve(settings.curve_out, res.curve, row=str(settings.out), label=f"{self.name} NFE {nfe}", nfe=nfe,
+                    seeds=seeds_text(curve_seeds(settings.curve_seed_start, settings.curve_samples)),
+                    num_samples=settings.curve_samples, monitor=self.monitor, converged=res.converged)
+        write_meta(settings.curve_out, used_args(settings), settings.seed)
 
     write_tables = None  # or a function (records, profile, out_dir) writing its own tables into results/tables
     ablation_tables: ClassVar[dict] = {}  # table -> function (records, out_dir) writing it into results/ablations

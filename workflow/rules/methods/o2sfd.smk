@@ -17,16 +17,4 @@ use rule _train as distill_o2sfd with:
     priority: 40
     params:
         method="o2sfd",
-        args=train_args(
-            "o2sfd",
-            "seed",
-            "device",
-            "amp",
-            "dataset",
-            "schedule",
-            "o2sfd",
-            "sfd",
-            "trajectories",
-            "eval",
-            "convergence",
-        ),
+        args=train_args("o2sfd"),

@@ -18,4 +18,4 @@ use rule _train as distill_pd with:
     priority: 50
     params:
         method="pd",
-        args=train_args("pd", "seed", "device", "amp", "dataset", "schedule", "pd", "eval", "convergence"),
+        args=train_args("pd"),

@@ -19,16 +19,4 @@ use rule _train as distill_sfd with:
     priority: 40
     params:
         method="sfd",
-        args=train_args(
-            "sfd",
-            "seed",
-            "device",
-            "amp",
-            "dataset",
-            "schedule",
-            "sfd",
-            "trajectories",
-            "ablations",
-            "eval",
-            "convergence",
-        ),
+        args=train_args("sfd"),

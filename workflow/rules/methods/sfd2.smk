@@ -17,16 +17,4 @@ if config["sfd2"]["enabled"]:
         priority: 40
         params:
             method="sfd2",
-            args=train_args(
-                "sfd2",
-                "seed",
-                "device",
-                "amp",
-                "dataset",
-                "schedule",
-                "sfd2",
-                "sfd",
-                "trajectories",
-                "eval",
-                "convergence",
-            ),
+            args=train_args("sfd2"),

@@ -16,16 +16,4 @@ if config["sfdv"]["enabled"]:
         priority: 52
         params:
             method="sfdv",
-            args=train_args(
-                "sfdv",
-                "seed",
-                "device",
-                "amp",
-                "dataset",
-                "schedule",
-                "sfdv",
-                "sfd",
-                "trajectories",
-                "eval",
-                "convergence",
-            ),
+            args=train_args("sfdv"),

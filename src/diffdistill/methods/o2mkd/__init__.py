@@ -277,14 +277,10 @@ class O2MKD(Method):
     curves = True
     options = (Opt("teacher", required=True, help="teacher checkpoint"),
                Opt("num_students", required=True, help="students N (1: one-to-one KD)", kwargs={"type": positive_int}),
-               Opt("split", key="o2mkd.split"), Opt("split_grid", key="o2mkd.split_grid"),
-               Opt("student_kwargs", key="o2mkd.student_kwargs"), Opt("kd", key="o2mkd.kd"),
-               Opt("init", key="o2mkd.init"),
-               Opt("feature_weight", key="o2mkd.feature_weight"),
                Opt("curve_nfe", key="o2mkd.study.nfe", help="DDIM steps of the FID curve",
                    kwargs={"type": positive_int})) + DATA_OPTIONS + SCHEDULE_OPTIONS
 
-    def __init__(self, args, device):
+    def __init__(self, settings, device):
         import torch
 
         from ...data import load_dataset
@@ -292,26 +288,26 @@ class O2MKD(Method):
         from ...nets.router import router_spec
         from ...precond import build_denoiser, load_teacher
 
-        self.args = args
-        images, _ = load_dataset(args.dataset, args.dataset_path)
-        self.teacher, tspec = load_teacher(args.teacher, device=device, images=images)
-        check_kwargs(tspec["net"], args.student_kwargs, key="--student-kwargs")
-        self.schedule = Schedule.from_args(args)
-        self.boundaries = split_boundaries(args.num_students, args.split, **self.schedule.to_dict(),
-                                           grid_steps=args.split_grid)
-        self.spec = router_spec(student_spec(tspec, args.student_kwargs, args.init), args.num_students,
+        self.settings = settings
+        images, _ = load_dataset(settings.dataset, settings.dataset_path)
+        self.teacher, tspec = load_teacher(settings.teacher, device=device, images=images)
+        check_kwargs(tspec["net"], settings.student_kwargs, key="--student-kwargs")
+        self.schedule = Schedule.from_args(settings)
+        self.boundaries = split_boundaries(settings.num_students, settings.split, **self.schedule.to_dict(),
+                                           grid_steps=settings.split_grid)
+        self.spec = router_spec(student_spec(tspec, settings.student_kwargs, settings.init), settings.num_students,
                                 self.boundaries)
         # each student's range of u (sigma = schedule.sigma_at(u)): t_max (u = 0) for student 0 .. t_min (u = 1)
         u = [0.0, *(float(self.schedule.u_at(b)) for b in self.boundaries), 1.0]
         self.u_ranges = list(zip(u[:-1], u[1:]))
-        torch.manual_seed(args.seed)
+        torch.manual_seed(settings.seed)
         self.model = build_denoiser(self.spec).to(device)
-        if args.init == "teacher":
+        if settings.init == "teacher":
             students_from_teacher(self.model, self.teacher)
-        self.images, self.batch_size = images.to(device), args.batch_size
+        self.images, self.batch_size = images.to(device), settings.batch_size
         self.sigma_data = float(tspec.get("precond_kwargs", {}).get("sigma_data", 0.5))
         self.counters = {"teacher_nfe": 0, "images_seen": 0}
-        if args.kd == "output+feature":
+        if settings.kd == "output+feature":
             self._t_feat = _Capture(_feature_module(self.teacher))
             self._s_feat = [_Capture(_feature_module(s)) for s in self.model.students]
 
@@ -335,14 +331,14 @@ class O2MKD(Method):
         w = ((sigma ** 2 + sd ** 2) / (sigma * sd) ** 2).view(-1, 1, 1, 1)
         d = self.train_model(x, sigma)   # the router: each student sees the samples it owns
         total = (w * (d - target) ** 2).flatten(1).mean(1).sum()
-        if self.args.kd == "output+feature":
+        if self.settings.kd == "output+feature":
             own = self.model.owner(sigma)
             for j in own.unique().tolist():   # each student ran once, on its own samples
                 size = min(self._s_feat[j].out.shape[-1], self._t_feat.out.shape[-1])
                 a_s = attention_map(self._s_feat[j].out, size)
                 a_t = attention_map(self._t_feat.out[own == j], size)
-                total = total + self.args.feature_weight * (a_s - a_t).pow(2).sum(1).sum() * a_s.shape[1]
-        return total * self.args.num_students / len(y)
+                total = total + self.settings.feature_weight * (a_s - a_t).pow(2).sum(1).sum() * a_s.shape[1]
+        return total * self.settings.num_students / len(y)
 
     def draw_batch(self, gen: torch.Generator):
         """Images, noise levels and noise of one update: for every student a full batch
@@ -371,7 +367,7 @@ class O2MKD(Method):
 
     def curve_sampler(self) -> dict:
         """DDIM at `curve_nfe` steps on EDM's grid (the rows' sampler)."""
-        return {"timesteps": timesteps("edm", self.args.curve_nfe, False, "euler", self.schedule), "afs": False,
+        return {"timesteps": timesteps("edm", self.settings.curve_nfe, False, "euler", self.schedule), "afs": False,
                 "solver": "euler"}
 
     def curve_probes(self, seeds, device) -> list:
@@ -388,7 +384,7 @@ class O2MKD(Method):
         return Recipe(solver="euler", afs=False, grid="edm", final_step="force", schedule=self.schedule)
 
     def meta(self, res) -> dict:
-        return {"num_students": self.args.num_students, "boundaries": self.boundaries,
+        return {"num_students": self.settings.num_students, "boundaries": self.boundaries,
                 "params_per_student": sum(p.numel() for p in self.model.students[0].parameters())}
 
     # ---- the workflow's side ---------------------------------------------------------

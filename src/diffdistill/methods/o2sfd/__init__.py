@@ -54,46 +54,44 @@ class O2SFD(Method):
     options = (Opt("teacher", required=True, help="teacher checkpoint"),
                Opt("trajectories", help="trajectory cache (.pt); omitted: regenerate per batch from fresh noise"),
                Opt("nfe", required=True, help="student NFE", kwargs={"type": nfe_int}),
-               Opt("num_students", key="o2sfd.num_students"),
-               Opt("student_kwargs", key="o2sfd.student_kwargs"), Opt("init", key="o2sfd.init"),
                Opt("afs", key="sfd.afs"), Opt("loss", key="sfd.loss")) + SCHEDULE_OPTIONS + TEACHER_OPTIONS
 
-    def __init__(self, args, device):
+    def __init__(self, settings, device):
         from ...nets.router import router_spec
         from ...precond import build_denoiser, load_teacher
 
-        self.args = args
-        self.sampler = euler_recipe(args.nfe, args.afs, Schedule.from_args(args))
+        self.settings = settings
+        self.sampler = euler_recipe(settings.nfe, settings.afs, Schedule.from_args(settings))
         self.student_t = self.sampler.grid_timesteps()
-        n = args.num_students or args.nfe
-        self.boundaries = step_boundaries(self.student_t, args.afs, n, args.rho)
-        batches, per_traj = trajectory_batches(args, args.teacher, self.student_t, self.teacher_afs, device)
-        teacher, tspec = load_teacher(args.teacher, device=device)
-        self.spec = router_spec(student_spec(tspec, args.student_kwargs, args.init), n, self.boundaries)
+        n = settings.num_students or settings.nfe
+        self.boundaries = step_boundaries(self.student_t, settings.afs, n, settings.rho)
+        batches, per_traj = trajectory_batches(settings, settings.teacher, self.student_t, self.teacher_afs, device)
+        teacher, tspec = load_teacher(settings.teacher, device=device)
+        self.spec = router_spec(student_spec(tspec, settings.student_kwargs, settings.init), n, self.boundaries)
         self.model = build_denoiser(self.spec).to(device)
-        if args.init == "teacher":
+        if settings.init == "teacher":
             students_from_teacher(self.model, teacher)
-        self.sfd = SFDBatches(self, batches, self.student_t, args.batch_size, args.afs, args.loss, per_traj)
+        self.sfd = SFDBatches(self, batches, self.student_t, settings.batch_size, settings.afs, settings.loss, per_traj)
         self.counters = {"teacher_nfe": 0, "trajectories": 0}
 
     def train_step(self, iteration, gen, opt_step) -> dict:
         return self.sfd.train_step(gen, opt_step, self.counters)
 
     def curve_sampler(self) -> dict:
-        return {"timesteps": self.student_t, "afs": self.args.afs, "solver": "euler"}
+        return {"timesteps": self.student_t, "afs": self.settings.afs, "solver": "euler"}
 
     def curve_probes(self, seeds, device) -> list:
-        return [(self.curve_sampler(), trajectory_targets(self.args, self.args.teacher, self.student_t,
+        return [(self.curve_sampler(), trajectory_targets(self.settings, self.settings.teacher, self.student_t,
                                                           self.teacher_afs, seeds, device))]
 
     def recipe(self) -> Recipe:
         return replace(self.sampler, timesteps=tuple(self.student_t.tolist()))
 
     def meta(self, res) -> dict:
-        out = {"nfe": self.args.nfe, "num_students": len(self.boundaries) + 1, "boundaries": self.boundaries,
+        out = {"nfe": self.settings.nfe, "num_students": len(self.boundaries) + 1, "boundaries": self.boundaries,
                "timesteps": self.student_t.tolist()}
-        if self.args.trajectories:
-            out["teacher_nfe"] = read_meta(self.args.trajectories).get("teacher_nfe", 0)
+        if self.settings.trajectories:
+            out["teacher_nfe"] = read_meta(self.settings.trajectories).get("teacher_nfe", 0)
         return out
 
     # ---- the workflow's side ---------------------------------------------------------

@@ -22,7 +22,7 @@ class PDPlan(Method):
     monitor = "val_loss"
     options = (Opt("teacher", required=True, help="the trained teacher, or the previous round's student"),
                Opt("nfe", required=True, help="student steps N (the teacher takes 2N)",
-                   kwargs={"type": nfe_int}), Opt("curve_sample_steps", key="pd.curve_sample_steps")
+                   kwargs={"type": nfe_int})
                ) + DATA_OPTIONS + SCHEDULE_OPTIONS
 
     # ---- the workflow's side ---------------------------------------------------------

@@ -66,18 +66,18 @@ def previous_costs(teacher_path) -> dict:
 
 @register
 class ProgressiveDistillation(PDPlan):
-    def __init__(self, args, device):
+    def __init__(self, settings, device):
         from ...data import load_dataset
         from ...precond import load_denoiser, load_teacher
 
-        self.args = args
-        images, _ = load_dataset(args.dataset, args.dataset_path)
-        self.teacher, self.spec = load_teacher(args.teacher, device=device, images=images)
-        self.model, _ = load_denoiser(args.teacher, device=device)
-        self.images, self.batch_size, self.num_steps = images.to(device), args.batch_size, args.nfe
-        s = Schedule.from_args(args)
-        self.teacher_t = pd_timesteps(2 * args.nfe, s.t_min, s.t_max, s.rho)
-        self.sampler = Recipe(solver="euler", nfe=args.nfe, afs=False, grid="pd", final_step="force", schedule=s)
+        self.settings = settings
+        images, _ = load_dataset(settings.dataset, settings.dataset_path)
+        self.teacher, self.spec = load_teacher(settings.teacher, device=device, images=images)
+        self.model, _ = load_denoiser(settings.teacher, device=device)
+        self.images, self.batch_size, self.num_steps = images.to(device), settings.batch_size, settings.nfe
+        s = Schedule.from_args(settings)
+        self.teacher_t = pd_timesteps(2 * settings.nfe, s.t_min, s.t_max, s.rho)
+        self.sampler = Recipe(solver="euler", nfe=settings.nfe, afs=False, grid="pd", final_step="force", schedule=s)
         self.student_t = self.teacher_t[::2]
         self.counters = {"teacher_nfe": 0, "images_seen": 0}
 
@@ -136,15 +136,15 @@ class ProgressiveDistillation(PDPlan):
         x = y + t * torch.randn(y.shape, generator=gen).to(dev)
         return x, t, t_mid, t_next, self.target(x, t, t_mid, t_next)
 
-    def curve_evaluator(self, args, device):
+    def curve_evaluator(self, settings, device):
         """The validation loss on a fixed batch (`val_loss`, the monitor: one student step against the teacher's
         two on the curve seeds, cheap at any step count) and, for rounds of at most
         `curve_sample_steps` steps, the agreement of N-step samples with the teacher's 2N
         steps and their FID."""
         from ...curves import curve_seeds
-        seeds = curve_seeds(args.curve_seed_start, args.curve_samples)
+        seeds = curve_seeds(settings.curve_seed_start, settings.curve_samples)
         val = self.validation_batch(seeds)
-        samples = super().curve_evaluator(args, device) if self.num_steps <= args.curve_sample_steps else None
+        samples = super().curve_evaluator(settings, device) if self.num_steps <= settings.curve_sample_steps else None
 
         def evaluate(model) -> dict:
             out = {"val_loss": float(self.loss(*val, model=model))}
@@ -159,8 +159,8 @@ class ProgressiveDistillation(PDPlan):
         return [(self.curve_sampler(), target)]
 
     def meta(self, res) -> dict:
-        prev = previous_costs(self.args.teacher)
-        return {"nfe": self.args.nfe, "timesteps": self.student_t.tolist(),
+        prev = previous_costs(self.settings.teacher)
+        return {"nfe": self.settings.nfe, "timesteps": self.student_t.tolist(),
                 "cumulative_wall_time": prev["wall_time"] + res.wall_time,
                 "cumulative_teacher_nfe": prev["teacher_nfe"] + res.counters["teacher_nfe"],
                 "cumulative_optimizer_steps": prev["optimizer_steps"] + res.optimizer_steps}

@@ -54,8 +54,7 @@ class SFDPlan(Method):
     curves = True
     options = (Opt("teacher", required=True, help="teacher checkpoint"),
                Opt("trajectories", help="trajectory cache (.pt); omitted: regenerate per batch from fresh noise"),
-               Opt("nfe", required=True, help="student NFE", kwargs={"type": nfe_int}),
-               Opt("afs", key="sfd.afs"), Opt("loss", key="sfd.loss")) + SCHEDULE_OPTIONS + TEACHER_OPTIONS
+               Opt("nfe", required=True, help="student NFE", kwargs={"type": nfe_int})) + SCHEDULE_OPTIONS + TEACHER_OPTIONS
 
     @staticmethod
     def defaults(cfg: dict) -> dict:

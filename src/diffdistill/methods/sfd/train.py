@@ -37,29 +37,29 @@ def student_timesteps(nfe: int, afs: bool, schedule: Schedule) -> torch.Tensor:
     return euler_recipe(nfe, afs, schedule).grid_timesteps()
 
 
-def pool_seeds(args) -> str:
-    return f"{args.seed_start}-{args.seed_start + args.pool - 1}"
+def pool_seeds(settings) -> str:
+    return f"{settings.seed_start}-{settings.seed_start + settings.pool - 1}"
 
 
-def trajectory_batches(args, teacher_path, student_t, teacher_afs: bool, device):
-    """(TrajectoryBatches, teacher NFE per drawn trajectory): the cache `args.trajectories`
+def trajectory_batches(settings, teacher_path, student_t, teacher_afs: bool, device):
+    """(TrajectoryBatches, teacher NFE per drawn trajectory): the cache `settings.trajectories`
     checked against the settings asked for, or fresh trajectories of the teacher."""
     from ...precond import image_shape, load_teacher
     from ...trajectories import TrajectoryBatches, expected_key, generate, load_cache
 
-    if args.trajectories:
-        expect = expected_key(teacher_path, solver=args.solver, K=args.K, final_step=args.final_step,
-                              thresholding=args.thresholding, timesteps=student_t.tolist(),
-                              teacher_afs=teacher_afs, seeds=pool_seeds(args))
-        return TrajectoryBatches(states=load_cache(args.trajectories, expect)["states"].to(device)), 0
+    if settings.trajectories:
+        expect = expected_key(teacher_path, solver=settings.solver, K=settings.K, final_step=settings.final_step,
+                              thresholding=settings.thresholding, timesteps=student_t.tolist(),
+                              teacher_afs=teacher_afs, seeds=pool_seeds(settings))
+        return TrajectoryBatches(states=load_cache(settings.trajectories, expect)["states"].to(device)), 0
     teacher, spec = load_teacher(teacher_path, device=device)
     return TrajectoryBatches(make_fresh=lambda seeds: generate(
-        teacher, seeds, student_t, args.K, args.solver, args.final_step, args.thresholding, args.rho,
+        teacher, seeds, student_t, settings.K, settings.solver, settings.final_step, settings.thresholding, settings.rho,
         len(seeds), image_shape(spec), progress=False, device=device, teacher_afs=teacher_afs)), \
-        args.K * (len(student_t) - 1) - int(teacher_afs)
+        settings.K * (len(student_t) - 1) - int(teacher_afs)
 
 
-def trajectory_targets(args, teacher_path, student_t, teacher_afs: bool, seeds, device) -> torch.Tensor:
+def trajectory_targets(settings, teacher_path, student_t, teacher_afs: bool, seeds, device) -> torch.Tensor:
     """The teacher's trajectory end points for `seeds`: what a student of `student_t`
     is trained to reproduce (the validation curve's targets), [N, C, H, W] on the CPU."""
     import torch
@@ -69,8 +69,8 @@ def trajectory_targets(args, teacher_path, student_t, teacher_afs: bool, seeds, 
 
     teacher, spec = load_teacher(teacher_path, device=device)
     with torch.inference_mode():
-        states = generate(teacher, seeds, student_t, args.K, args.solver, args.final_step, args.thresholding,
-                          args.rho, 500, image_shape(spec), progress=False, device=device, teacher_afs=teacher_afs)
+        states = generate(teacher, seeds, student_t, settings.K, settings.solver, settings.final_step, settings.thresholding,
+                          settings.rho, 500, image_shape(spec), progress=False, device=device, teacher_afs=teacher_afs)
     return states[:, -1].cpu()
 
 
@@ -114,15 +114,15 @@ class SFDBatches:
 class SFD(SFDPlan):
     teacher_afs = False    # a pretrained teacher never takes an analytical first step
 
-    def __init__(self, args, device):
+    def __init__(self, settings, device):
         from ...precond import load_teacher
 
-        self.args = args
-        self.sampler = euler_recipe(args.nfe, args.afs, Schedule.from_args(args))
+        self.settings = settings
+        self.sampler = euler_recipe(settings.nfe, settings.afs, Schedule.from_args(settings))
         self.student_t = self.sampler.grid_timesteps()
-        batches, per_traj = trajectory_batches(args, args.teacher, self.student_t, self.teacher_afs, device)
-        self.model, self.spec = load_teacher(args.teacher, device=device)
-        self.sfd = SFDBatches(self, batches, self.student_t, args.batch_size, args.afs, args.loss, per_traj)
+        batches, per_traj = trajectory_batches(settings, settings.teacher, self.student_t, self.teacher_afs, device)
+        self.model, self.spec = load_teacher(settings.teacher, device=device)
+        self.sfd = SFDBatches(self, batches, self.student_t, settings.batch_size, settings.afs, settings.loss, per_traj)
         self.counters = {"teacher_nfe": 0, "trajectories": 0}
 
     def train_step(self, iteration, gen, opt_step) -> dict:
@@ -132,14 +132,14 @@ class SFD(SFDPlan):
         return replace(self.sampler, timesteps=tuple(self.student_t.tolist()))
 
     def curve_sampler(self) -> dict:
-        return {"timesteps": self.student_t, "afs": self.args.afs, "solver": "euler"}
+        return {"timesteps": self.student_t, "afs": self.settings.afs, "solver": "euler"}
 
     def curve_probes(self, seeds, device) -> list:
-        return [(self.curve_sampler(), trajectory_targets(self.args, self.args.teacher, self.student_t,
+        return [(self.curve_sampler(), trajectory_targets(self.settings, self.settings.teacher, self.student_t,
                                                           self.teacher_afs, seeds, device))]
 
     def meta(self, res) -> dict:
-        out = {"nfe": self.args.nfe, "timesteps": self.student_t.tolist()}
-        if self.args.trajectories:  # the cache's teacher cost, paid once
-            out["teacher_nfe"] = read_meta(self.args.trajectories).get("teacher_nfe", 0)
+        out = {"nfe": self.settings.nfe, "timesteps": self.student_t.tolist()}
+        if self.settings.trajectories:  # the cache's teacher cost, paid once
+            out["teacher_nfe"] = read_meta(self.settings.trajectories).get("teacher_nfe", 0)
         return out

@@ -10,13 +10,15 @@ weights cannot be had offline. Its fine-tuning time includes stage 1's.
 """
 from __future__ import annotations
 
+from dataclasses import fields
+
 from ...errors import UserError
 from ...provenance import read_meta
 from ...naming import TRAJECTORIES, cache_path, source_name, student_dir, student_model, variant
-from ...options import SCHEDULE_OPTIONS, Opt
+from ...options import SCHEDULE_OPTIONS, Opt, settings_class
 from ...rows import EXTENDED, Row
 from ...schedules import Schedule
-from .. import register
+from .. import all_options, register
 from ..base import curve_inputs, curve_values
 from ..sfd.train import SFD
 
@@ -34,21 +36,22 @@ class SFD2(SFD):
     teacher_afs = True
     options = (Opt("teacher", required=True, help="the stage-1 SFD student"),
                Opt("trajectories", help="its trajectory cache (.pt); omitted: regenerate per batch"),
-               Opt("teacher_nfe", key="sfd2.teacher_nfe"), Opt("loss", key="sfd2.loss"),
                Opt("pool", key="trajectories.num"), Opt("seed_start", key="trajectories.seed_start")
                ) + SCHEDULE_OPTIONS
 
-    def __init__(self, args, device):
-        if args.teacher_nfe % 2 == 0:
-            raise UserError(f"--teacher-nfe {args.teacher_nfe} must be odd: its {args.teacher_nfe + 2} timestamps "
+    def __init__(self, settings, device):
+        if settings.teacher_nfe % 2 == 0:
+            raise UserError(f"--teacher-nfe {settings.teacher_nfe} must be odd: its {settings.teacher_nfe + 2} timestamps "
                             "must contain the 1-NFE student's 3")
-        # the stage-1 student's sampler, and the 1-NFE student with AFS
-        args.nfe, args.afs, args.solver, args.final_step, args.thresholding = 1, True, "euler", "force", False
-        args.K = (args.teacher_nfe + 1) // 2
-        super().__init__(args, device)
+        # SFD's settings: the stage-1 student's sampler, and the 1-NFE student with AFS
+        sfd = settings_class(SFD.name, all_options(SFD))
+        given = {f.name: getattr(settings, f.name) for f in fields(sfd) if hasattr(settings, f.name)}
+        super().__init__(sfd(**{f.name: None for f in fields(sfd)} | given | dict(
+            nfe=1, afs=True, solver="euler", final_step="force", thresholding=False, K=(settings.teacher_nfe + 1) // 2)),
+            device)
 
     def meta(self, res) -> dict:
-        stage1 = read_meta(self.args.teacher)
+        stage1 = read_meta(self.settings.teacher)
         return {**super().meta(res), "stage": 2,
                 "cumulative_wall_time": stage1.get("cumulative_wall_time", stage1["wall_time"]) + res.wall_time}
 

@@ -16,7 +16,7 @@ The checkpoint's recipe lists the NFE it serves; sampling tells the model its co
 """
 from __future__ import annotations
 
-import copy
+from dataclasses import replace
 
 from ...errors import UserError
 from ...provenance import read_meta
@@ -45,27 +45,24 @@ class SFDV(Method):
     curves = True
     options = (Opt("teacher", required=True, help="teacher checkpoint"),
                Opt("trajectories", required=True, help="one cache per --nfe value, same order",
-                   kwargs={"nargs": "+"}),
-               Opt("nfe", key="sfdv.nfe"), Opt("afs", key="sfd.afs"), Opt("loss", key="sfd.loss"),
-               Opt("embed_dim", key="sfdv.embed_dim")) + SCHEDULE_OPTIONS + TEACHER_OPTIONS
+                   kwargs={"nargs": "+"}), Opt("afs", key="sfd.afs"), Opt("loss", key="sfd.loss")) + SCHEDULE_OPTIONS + TEACHER_OPTIONS
 
-    def __init__(self, args, device):
-        if len(args.trajectories) != len(args.nfe):
-            raise UserError(f"--trajectories gives {len(args.trajectories)} caches for {len(args.nfe)} NFE values")
+    def __init__(self, settings, device):
+        if len(settings.trajectories) != len(settings.nfe):
+            raise UserError(f"--trajectories gives {len(settings.trajectories)} caches for {len(settings.nfe)} NFE values")
         from ...nets.stepcond import from_teacher, step_conditioned_spec
         from ...precond import load_teacher
 
-        self.args, self.schedule = args, Schedule.from_args(args)
-        teacher, base_spec = load_teacher(args.teacher, device=device)
-        self.model = from_teacher(teacher, embed_dim=args.embed_dim).to(device)
-        self.spec = step_conditioned_spec(base_spec, args.embed_dim, args.nfe)
+        self.settings, self.schedule = settings, Schedule.from_args(settings)
+        teacher, base_spec = load_teacher(settings.teacher, device=device)
+        self.model = from_teacher(teacher, embed_dim=settings.embed_dim).to(device)
+        self.spec = step_conditioned_spec(base_spec, settings.embed_dim, settings.nfe)
         self.per_nfe = {}
-        for nfe, path in zip(args.nfe, args.trajectories):
-            ts = student_timesteps(nfe, args.afs, self.schedule)
-            one = copy.copy(args)
-            one.trajectories = path
-            batches, _ = trajectory_batches(one, args.teacher, ts, self.teacher_afs, device)
-            self.per_nfe[len(ts)] = SFDBatches(self, batches, ts, args.batch_size, args.afs, args.loss)
+        for nfe, path in zip(settings.nfe, settings.trajectories):
+            ts = student_timesteps(nfe, settings.afs, self.schedule)
+            one = replace(settings, trajectories=path)
+            batches, _ = trajectory_batches(one, settings.teacher, ts, self.teacher_afs, device)
+            self.per_nfe[len(ts)] = SFDBatches(self, batches, ts, settings.batch_size, settings.afs, settings.loss)
         self.per_nfe = dict(sorted(self.per_nfe.items()))
         self.counters = {"teacher_nfe": 0, "trajectories": 0, **{f"batches_steps{k}": 0 for k in self.per_nfe}}
 
@@ -81,17 +78,17 @@ class SFDV(Method):
         """Every NFE it serves, each against its own teacher targets: the curve is their mean."""
         import torch
 
-        return [({"timesteps": torch.tensor(b.t), "afs": self.args.afs, "solver": "euler", "model_kwargs": {"num_steps": n}},
-                 trajectory_targets(self.args, self.args.teacher, torch.tensor(b.t), self.teacher_afs, seeds, device))
+        return [({"timesteps": torch.tensor(b.t), "afs": self.settings.afs, "solver": "euler", "model_kwargs": {"num_steps": n}},
+                 trajectory_targets(self.settings, self.settings.teacher, torch.tensor(b.t), self.teacher_afs, seeds, device))
                 for n, b in self.per_nfe.items()]
 
     def recipe(self) -> Recipe:
-        return Recipe(solver="euler", nfe=tuple(self.args.nfe), afs=self.args.afs, grid="edm", final_step="force",
+        return Recipe(solver="euler", nfe=tuple(self.settings.nfe), afs=self.settings.afs, grid="edm", final_step="force",
                       schedule=self.schedule, step_conditioning=True)
 
     def meta(self, res) -> dict:
-        return {"nfe": list(self.args.nfe),
-                "teacher_nfe": sum(read_meta(p).get("teacher_nfe", 0) for p in self.args.trajectories)}
+        return {"nfe": list(self.settings.nfe),
+                "teacher_nfe": sum(read_meta(p).get("teacher_nfe", 0) for p in self.settings.trajectories)}
 
     @classmethod
     def rule_inputs(cls, cfg: dict, wildcards=None) -> dict:

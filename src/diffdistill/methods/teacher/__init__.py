@@ -49,20 +49,19 @@ class Teacher(Method):
     def stage_outputs(cls) -> tuple[str, ...]:
         return (TEACHER.rsplit("/", 1)[0],)
     summary = "train an EDM-preconditioned teacher on the dataset (EDM loss, EMA)"
-    options = DATA_OPTIONS + (Opt("net", key="teacher.net"), Opt("net_kwargs", key="teacher.net_kwargs"),
-                              Opt("sigma_data", key="teacher.sigma_data"))
+    options = DATA_OPTIONS
     P_mean, P_std = -1.2, 1.2   # EDM's log-normal noise distribution
 
-    def __init__(self, args, device):
+    def __init__(self, settings, device):
         from ...data import load_dataset
         from ...precond import build_denoiser
 
-        check_kwargs(args.net, args.net_kwargs, key="--net-kwargs")
-        images, _ = load_dataset(args.dataset, args.dataset_path)
-        self.images, self.batch_size, self.sigma_data = images.to(device), args.batch_size, args.sigma_data
-        self.spec = {"net": args.net, "precond": "edm", "precond_kwargs": {"sigma_data": args.sigma_data},
+        check_kwargs(settings.net, settings.net_kwargs, key="--net-kwargs")
+        images, _ = load_dataset(settings.dataset, settings.dataset_path)
+        self.images, self.batch_size, self.sigma_data = images.to(device), settings.batch_size, settings.sigma_data
+        self.spec = {"net": settings.net, "precond": "edm", "precond_kwargs": {"sigma_data": settings.sigma_data},
                      "net_kwargs": {"img_resolution": images.shape[-1], "img_channels": images.shape[1],
-                                    **args.net_kwargs}}
+                                    **settings.net_kwargs}}
         self.model = build_denoiser(self.spec).to(device)
         self.counters = {"images_seen": 0}
 

@@ -26,7 +26,7 @@ from .timing import digits_net, sampling_images_per_second
 def worker(threads: int, iters: int, config: str) -> dict:
     """In a fresh process: median seconds of one teacher training iteration (EDM loss,
     batch 128, Adam) and images per second of sampling (Euler, NFE 10), on `threads`."""
-    from diffdistill.methods.teacher import edm_loss
+    from diffdistill.methods.teacher.train import edm_loss
 
     torch.set_num_threads(threads)
     net = digits_net()

@@ -134,9 +134,9 @@ def test_t_last_names_its_caches_and_reaches_every_sfd_familys_training_flags():
     from types import SimpleNamespace
 
     from diffdistill import methods
-    from diffdistill.methods.o2sfd import O2SFD
-    from diffdistill.methods.sfd2 import SFD2
-    from diffdistill.methods.sfdv import SFDV
+    from diffdistill.methods.o2sfd.train import O2SFD
+    from diffdistill.methods.sfd2.train import SFD2
+    from diffdistill.methods.sfdv.train import SFDV
 
     cfg = _config()
     cfg["sfd"]["t_last"] = 0.6699

@@ -289,7 +289,7 @@ def test_the_default_baselines_plan_every_configured_row():
     import yaml
 
     from diffdistill.methods import rows, validate
-    from diffdistill.methods.teacher import Teacher
+    from diffdistill.methods.teacher.train import Teacher
 
     cfg = validate(yaml.safe_load((ROOT / "config/config.yaml").read_text()))
     names = {r.name for r in rows(cfg)}

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import SCHED, build_method, make_cache, save_tiny_teacher
-from diffdistill.methods.o2sfd import step_boundaries
+from diffdistill.methods.o2sfd.train import step_boundaries
 from diffdistill.schedules import edm_timesteps, num_timestamps
 
 

@@ -1,6 +1,7 @@
 """config/README.md is the schema's reference, and every schema node says only what JSON
 schema understands (an unquoted comma in a YAML flow mapping silently makes a key)."""
 from conftest import ROOT
+from diffdistill import generate
 from diffdistill.config import load_schema, reference_markdown, schema_node
 from diffdistill.solvers import SOLVERS
 
@@ -10,8 +11,8 @@ KEYWORDS = {"$schema", "$defs", "$ref", "pattern", "type", "description", "defau
 
 
 def test_config_readme_is_generated_from_the_schema():
-    assert (ROOT / "config/README.md").read_text() == reference_markdown(), \
-        "regenerate: .venv/bin/python -m diffdistill.config > config/README.md"
+    now, generated = generate.generated(ROOT)[generate.README]
+    assert now == generated, f"{generate.README} is out of date: run {generate.COMMAND}"
 
 
 def test_every_schema_node_has_only_keywords_and_a_description():

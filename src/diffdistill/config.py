@@ -242,12 +242,13 @@ def _rows(node: dict, prefix: str = ""):
             yield from _rows(sub, f"{prefix}{key}.")
 
 
-def reference_markdown() -> str:
-    """config/README.md: every key of the schema with its type, default and meaning."""
-    schema = _cached_schema()
+def reference_markdown(schema: dict | None = None) -> str:
+    """config/README.md: every key of the (resolved) schema with its type, default and
+    meaning. `python -m diffdistill.generate` writes it."""
+    schema = schema or _cached_schema()
     head = ["# Configuration", "",
             "Generated from `src/diffdistill/schemas/config.schema.yaml` (the one source of defaults) by",
-            "`.venv/bin/python -m diffdistill.config > config/README.md`; a test keeps the two in step.", "",
+            "`.venv/bin/python -m diffdistill.generate`; a test keeps the two in step.", "",
             "The files here: `config.yaml` (the digits default, on 2 CPU cores), `test.yaml` (tiny sizes for the",
             "tests), `cifar10.yaml` (the papers' setting: EDM's CIFAR-10 teacher, Inception FID, a GPU cluster),",
             "`cifar10-smoke.yaml` (that setting at smoke scale on small inputs in the real formats), `ffhq64.yaml`",
@@ -266,7 +267,3 @@ def reference_markdown() -> str:
             schema.get("description", ""), "",
             "| key | type | default | description |", "|---|---|---|---|"]
     return "\n".join(head + list(_rows(schema))) + "\n"
-
-
-if __name__ == "__main__":
-    print(reference_markdown(), end="")

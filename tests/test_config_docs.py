@@ -1,15 +1,18 @@
 """config/README.md is the schema's reference, and every schema node says only what JSON
 schema understands (an unquoted comma in a YAML flow mapping silently makes a key)."""
 from conftest import ROOT
-from diffdistill.config import load_schema, reference_markdown
+from diffdistill import generate
+from diffdistill.config import load_schema, reference_markdown, schema_node
+from diffdistill.solvers import SOLVERS
 
-KEYWORDS = {"$schema", "pattern", "type", "description", "default", "enum", "minimum", "maximum", "exclusiveMinimum",
-            "exclusiveMaximum", "items", "properties", "additionalProperties", "minItems", "maxItems", "required"}
+KEYWORDS = {"$schema", "$defs", "$ref", "pattern", "type", "description", "default", "enum", "minimum", "maximum",
+            "exclusiveMinimum", "exclusiveMaximum", "items", "properties", "additionalProperties", "minItems", "maxItems",
+            "required"}
 
 
 def test_config_readme_is_generated_from_the_schema():
-    assert (ROOT / "config/README.md").read_text() == reference_markdown(), \
-        "regenerate: .venv/bin/python -m diffdistill.config > config/README.md"
+    now, generated = generate.generated(ROOT)[generate.README]
+    assert now == generated, f"{generate.README} is out of date: run {generate.COMMAND}"
 
 
 def test_every_schema_node_has_only_keywords_and_a_description():
@@ -19,7 +22,36 @@ def test_every_schema_node_has_only_keywords_and_a_description():
             assert node.get("description"), f"{path} has no description"
         for key, sub in node.get("properties", {}).items():
             walk(sub, f"{path}.{key}".lstrip("."))
-    walk(load_schema(), "")
+        if isinstance(node.get("items"), dict):
+            assert set(node["items"]) <= KEYWORDS, (path, set(node["items"]) - KEYWORDS)
+    schema = load_schema(resolve=False)  # the file as written: its $refs and $defs too
+    walk(schema, "")
+    for name, sub in schema.get("$defs", {}).items():
+        walk(sub, f"$defs.{name}")
+
+
+def test_the_solver_names_are_one_definition():
+    """Every key that takes a solver names the one definition ($defs.solver, which
+    `python -m diffdistill.generate` writes from diffdistill.solvers.SOLVERS), never a copy
+    of the names. A key that allows only some solvers (baselines.reference.solver) lists
+    those."""
+    copies = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            if path != "$defs.solver" and set(node.get("enum", ())) == set(SOLVERS):
+                copies.append(path)
+            for key, sub in node.items():
+                walk(sub, f"{path}.{key}".lstrip("."))
+    schema = load_schema(resolve=False)
+    walk(schema, "")
+    assert schema["$defs"]["solver"]["enum"] == list(SOLVERS)
+    assert copies == [], f"{copies} copy the solver names: use {{$ref: \"#/$defs/solver\"}}"
+    resolved = load_schema()
+    for key in ("trajectories.solver", "o2mkd.fast_solver"):
+        assert schema_node(key, resolved)["enum"] == list(SOLVERS), key
+    for key in ("baselines.solvers", "ablations.solver"):
+        assert schema_node(key, resolved)["items"]["enum"] == list(SOLVERS), key
 
 
 def test_every_key_appears_in_the_reference():

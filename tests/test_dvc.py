@@ -24,9 +24,12 @@ STAGES = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
 
 def test_dvc_yaml_has_one_stage_per_registered_method():
     """dvc.yaml's method stages are the registry's (diffdistill.methods.dvc_stages), and
-    the stages that read every method's results list each method's folder."""
-    from diffdistill import methods
+    the stages that read every method's results list each method's folder: what
+    `python -m diffdistill.generate` writes."""
+    from diffdistill import generate, methods
 
+    now, generated = generate.generated(ROOT)[generate.DVC]
+    assert now == generated, f"{generate.DVC} is out of date: run {generate.COMMAND}"
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for name, want in methods.dvc_stages().items():
         assert stages.get(name) == want, f"dvc.yaml stage {name}: {stages.get(name)} != {want}"

@@ -9,7 +9,7 @@ import torch
 from conftest import SCHED
 
 from diffdistill.schedules import edm_timesteps, num_timestamps, refine
-from diffdistill.solvers import CountingDenoiser, sample, step_order, SOLVERS
+from diffdistill.solvers import CountingDenoiser, sample, step_order, SOLVER_NAMES, SOLVERS
 
 MU, S = 0.3, 0.5
 
@@ -139,3 +139,8 @@ def test_schedule_matches_sfd_paper_timestamps():
     fine = refine(ts, 4, SCHED["rho"])
     assert len(fine) == 13 and torch.allclose(fine[::4], ts)
     assert edm_timesteps(5, **SCHED, append_zero=True)[-1] == 0
+
+
+def test_every_solver_has_one_display_name():
+    """The tables' names of the solvers (SOLVER_NAMES) are those of SOLVERS, the one list."""
+    assert list(SOLVER_NAMES) == list(SOLVERS)

@@ -2,10 +2,11 @@
 repository on top of the tiny run's results; config errors at the CLI.
 
 Adding a method touches exactly four files: its module, its rules file, its schema section
-and its config entry. In a copy of the repository, a small method (one-to-one output KD at
-the teacher's width, sampled with Euler) is added that way, the tiny config runs through
-Snakemake (from the tiny run's results: only the new method's jobs run), and its row
-reaches the main table.
+and its config entry; `python -m diffdistill.generate` then writes the generated files (the
+config reference, the method's DVC stage). In a copy of the repository, a small method
+(one-to-one output KD at the teacher's width, sampled with Euler) is added that way, the
+tiny config runs through Snakemake (from the tiny run's results: only the new method's jobs
+run), and its row reaches the main table.
 
 Both tests that read the tiny run (conftest.tiny_run) live in this file, which the slow tier
 (.ci/run) runs in one pytest process, so the run is built once."""
@@ -195,12 +196,19 @@ def test_a_new_method_needs_its_module_rules_schema_and_config_only(tmp_path, cl
     assert sorted(line[3:] for line in status) == ["config/test.yaml", "src/diffdistill/methods/widthkd.py",
                                                    "src/diffdistill/schemas/config.schema.yaml",
                                                    "workflow/rules/methods/widthkd.smk"], status
+    env = {**cli_env, "PYTHONPATH": str(repo / "src")}  # the copy's package, new module included
+    # the generated files follow from one command: the new keys' reference and the new DVC stage
+    gen = [str(VENV_BIN / "python"), "-m", "diffdistill.generate"]
+    r = subprocess.run(gen, cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.splitlines() == ["wrote config/README.md", "wrote dvc.yaml"], r
+    assert "`widthkd.lr`" in (repo / "config/README.md").read_text()
+    assert "  widthkd:\n    cmd: ${run} widthkd\n" in (repo / "dvc.yaml").read_text()
+    assert subprocess.run([*gen, "--check"], cwd=repo, env=env, capture_output=True).returncode == 0
 
     # The tiny run's results, with their times and Snakemake's records: the existing rows
     # are up to date, so only the new method's jobs and the tables that list it run.
     for name in ("results", ".snakemake"):
         shutil.copytree(tiny_run[0] / name, repo / name, symlinks=True)
-    env = {**cli_env, "PYTHONPATH": str(repo / "src")}  # the copy's package, new module included
     r = subprocess.run([str(VENV_BIN / "snakemake"), "--cores", "2", "results/tables", "--configfile",
                         "config/test.yaml"], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]

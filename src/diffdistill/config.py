@@ -24,11 +24,49 @@ def _schema_text() -> str:
     return resources.files("diffdistill").joinpath("schemas", SCHEMA_FILE).read_text()
 
 
-def load_schema() -> dict:
+def load_schema(resolve: bool = True) -> dict:
+    """The schema; `resolve`: each `$ref` replaced by the node it names (`resolve_refs`)."""
+    return parse_schema(_schema_text(), resolve)
+
+
+def parse_schema(text: str, resolve: bool = True) -> dict:
     import yaml
 
     # libyaml's safe loader where PyYAML has it: every command reads the schema (10x faster)
-    return yaml.load(_schema_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+    schema = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+    return resolve_refs(schema) if resolve else schema
+
+
+ANNOTATIONS = ("description", "default")  # what a node that `$ref`s a definition may add to it
+
+
+def resolve_refs(schema: dict) -> dict:
+    """The schema with every node `{$ref: "#/$defs/<name>", ...}` replaced by a copy of that
+    definition plus the node's own description and default, so that whatever walks the
+    schema (defaults, validation, the reference, `schema_node`, the command-line options)
+    sees plain nodes. `$defs` holds what several keys share, e.g. the solver names, which
+    `python -m diffdistill.generate` writes from `diffdistill.solvers.SOLVERS`."""
+    defs = schema.get("$defs", {})
+
+    def walk(node):
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        node = {k: walk(v) for k, v in node.items()}
+        ref = node.pop("$ref", None)
+        if ref is None:
+            return node
+        name = ref.removeprefix("#/$defs/")
+        if name == ref or name not in defs:
+            raise ValueError(f"config schema: $ref {ref!r} names no entry of $defs")
+        extra = set(node) - set(ANNOTATIONS)
+        if extra:
+            raise ValueError(f"config schema: a node with $ref {ref!r} may add only {', '.join(ANNOTATIONS)}, "
+                             f"not {', '.join(sorted(extra))}")
+        return {**walk(copy.deepcopy(defs[name])), **node}
+
+    return walk(schema)
 
 
 def schema_node(key: str, schema: dict | None = None) -> dict:
@@ -204,12 +242,13 @@ def _rows(node: dict, prefix: str = ""):
             yield from _rows(sub, f"{prefix}{key}.")
 
 
-def reference_markdown() -> str:
-    """config/README.md: every key of the schema with its type, default and meaning."""
-    schema = _cached_schema()
+def reference_markdown(schema: dict | None = None) -> str:
+    """config/README.md: every key of the (resolved) schema with its type, default and
+    meaning. `python -m diffdistill.generate` writes it."""
+    schema = schema or _cached_schema()
     head = ["# Configuration", "",
             "Generated from `src/diffdistill/schemas/config.schema.yaml` (the one source of defaults) by",
-            "`.venv/bin/python -m diffdistill.config > config/README.md`; a test keeps the two in step.", "",
+            "`.venv/bin/python -m diffdistill.generate`; a test keeps the two in step.", "",
             "The files here: `config.yaml` (the digits default, on 2 CPU cores), `test.yaml` (tiny sizes for the",
             "tests), `cifar10.yaml` (the papers' setting: EDM's CIFAR-10 teacher, Inception FID, a GPU cluster),",
             "`cifar10-smoke.yaml` (that setting at smoke scale on small inputs in the real formats), `ffhq64.yaml`",
@@ -228,7 +267,3 @@ def reference_markdown() -> str:
             schema.get("description", ""), "",
             "| key | type | default | description |", "|---|---|---|---|"]
     return "\n".join(head + list(_rows(schema))) + "\n"
-
-
-if __name__ == "__main__":
-    print(reference_markdown(), end="")

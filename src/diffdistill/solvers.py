@@ -87,7 +87,7 @@ def ipndm_step(x, t_cur, t_next, hist, order, denoise):
     return x + (t_next - t_cur) * d
 
 
-SOLVERS = {
+SOLVERS = {  # the one list of solver names: the config schema's $defs.solver is written from it
     # name: (step function, maximum order of its history use)
     "euler": (euler_step, 1),
     "heun": (heun_step, 1),

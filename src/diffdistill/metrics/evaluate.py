@@ -10,8 +10,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, check_writable
 from ..errors import UserError
+from ..files import write_json
+from ..provenance import write_meta
 from .distances import feature_stats, fid_between_features, fid_features_to_stats, kernel_distance, knn_radii, \
     load_reference, prdc
 from .featnet import load_feature_net, save_feature_net, train_feature_net
@@ -104,9 +106,6 @@ def evaluate_samples(samples, ref, extractor, out, *, num_samples: int, batch_si
     `features_out`: the features (npz). `seeds`: the seeds the row sampled (default 0 ..
     seed_sets * num_samples - 1), exactly the samples file's. `bias_from`: the row's metrics
     on its first seed sets, whose bias fit every set uses (more sets continue those values)."""
-    from ..atomic import check_writable
-    from ..files import write_json
-    from ..provenance import write_meta
     from .distances import agreement, fid_bias
 
     for path in filter(None, (out, features_out)):

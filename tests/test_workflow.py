@@ -111,21 +111,21 @@ class WidthKD(Method):
                Opt("nfe", required=True, help="Euler steps of its row", kwargs={"type": positive_int})
                ) + DATA_OPTIONS + SCHEDULE_OPTIONS
 
-    def __init__(self, args, device):
+    def __init__(self, settings, device):  # its command's typed settings: every widthkd key, the options above
         from ..data import load_dataset
         from ..precond import load_denoiser
 
-        self.args = args
-        self.teacher, self.spec = load_denoiser(args.teacher, device=device)
-        self.model, _ = load_denoiser(args.teacher, device=device)
-        self.images = load_dataset(args.dataset, args.dataset_path)[0]
+        self.settings = settings
+        self.teacher, self.spec = load_denoiser(settings.teacher, device=device)
+        self.model, _ = load_denoiser(settings.teacher, device=device)
+        self.images = load_dataset(settings.dataset, settings.dataset_path)[0]
         self.counters = {"teacher_nfe": 0}
 
     def train_step(self, iteration, gen, opt_step):
         import torch
 
-        y = self.images[torch.randint(len(self.images), (self.args.batch_size,), generator=gen)]
-        sigma = Schedule.from_args(self.args).sigma_at(torch.rand(len(y), generator=gen))
+        y = self.images[torch.randint(len(self.images), (self.settings.batch_size,), generator=gen)]
+        sigma = Schedule.from_args(self.settings).sigma_at(torch.rand(len(y), generator=gen))
         x = y + sigma.view(-1, 1, 1, 1) * torch.randn(y.shape, generator=gen)
         with torch.no_grad():
             target = self.teacher(x, sigma)
@@ -139,7 +139,7 @@ class WidthKD(Method):
         return {"teacher": input.teacher, "nfe": wildcards.nfe}
 
     def recipe(self):
-        return Recipe(solver="euler", nfe=self.args.nfe, afs=False, grid="edm", schedule=Schedule.from_args(self.args))
+        return Recipe(solver="euler", nfe=self.settings.nfe, afs=False, grid="edm", schedule=Schedule.from_args(self.settings))
 
     @staticmethod
     def rows(cfg):
@@ -159,7 +159,7 @@ use rule _train as distill_widthkd with:
         "results/logs/distill/widthkd/nfe{nfe}.log",
     params:
         method="widthkd",
-        args=train_args("widthkd", "seed", "device", "amp", "dataset", "schedule", "widthkd"),
+        args=train_args("widthkd"),
 '''
 
 SCHEMA = '''  widthkd:

@@ -35,7 +35,7 @@ from .common import run, write
 
 from diffdistill.curves import read_curve
 from diffdistill.provenance import read_meta
-from diffdistill.report import cache_seconds
+from diffdistill.tables.cost import cache_seconds
 
 
 def time_to(points: list[dict], target: float) -> float | None:

@@ -114,7 +114,7 @@ def test_the_workflow_builds_what_the_plan_asks_for(tmp_path):
 def test_each_claim_reads_its_rows_on_one_number_of_seed_sets(tmp_path):
     """Every evaluation of a row is kept; a claim reads each row on the seed sets the plan
     bought for it where the row has them, else on the main evaluation."""
-    from diffdistill.report import at_sets, load_records
+    from diffdistill.records import at_sets, load_records
 
     files = []
     for i, (name, sets) in enumerate([("a", 10), ("b", 10), ("a", 30), ("a", 18)]):

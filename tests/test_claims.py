@@ -157,7 +157,7 @@ def test_ablation_rows_carry_the_training_noise_of_both_sides():
     1 / T_b) (one model against one model: 2 s^2); a replica (table `replicas`, the claims
     plan's) joins its setting; with one training seed the mark says training noise was
     not measured."""
-    from diffdistill.report import ablation_table
+    from diffdistill.tables.ablation import ablation_table
 
     def abl(name, level, factor, value="", kind="distilled", noise=(0.0, 0.4, -0.4, 0.2, -0.2)):
         r = _row(name, "sfd", kind, 2, level, tables=("ablations",), noise=noise)

@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
-
 from . import stats
 from .claims import Data, set_seconds, claim_effect, evaluate, verdict
 from .files import write_json
 from .provenance import write_meta
 from .jobs import job_table
-from .report import (fine_tune_seconds, group_key, in_table, load_records, model_meta, pooled_training_variance,
-                     seed_groups)
+from .records import fine_tune_seconds, in_table, load_records, model_meta
+from .tables.ablation import group_key, pooled_training_variance, seed_groups
 
 DEFAULT = "default"
 RESERVE_S = 60.0  # the plan's and the claims table's own jobs

@@ -29,8 +29,10 @@ from .atomic import atomic_dir
 from .files import read_json_object
 from .jobs import job_seconds, job_table
 from .naming import CONFIG_RECIPE, O2MKD_STUDY
-from .report import (Q, ablation_table, at_sets, combination, fine_tune_seconds, in_table, load_records, model_meta, reference,
-                     values, write_job_page, write_table)
+from .records import Q, at_sets, combination, fine_tune_seconds, in_table, load_records, model_meta, reference, values
+from .tables.ablation import ablation_table
+from .tables.cost import write_job_page
+from .tables.format import write_table
 
 RULE = ("Verdicts: differences are paired over the evaluation seed sets (Student's t; training noise of both sides "
         "added where trained models are compared, each side the mean of its models, the fits' own noise where FIDs at "

@@ -109,13 +109,14 @@ def cmd_import_edm(args):
 
 def cmd_render(args):
     """Tables, ablation tables, claims (and their plan) and figures: from result files only."""
-    from . import budget, claims, figures, report
+    from . import budget, claims, figures
     from .methods import report_parts
+    from .tables import ablation, main
     parts = report_parts()
     if args.command == "table":
-        report.write_tables(args.fid, args.out_dir, args.floor, args.profile or [], parts, tuple(args.tables))
+        main.write_tables(args.fid, args.out_dir, args.floor, args.profile or [], parts, tuple(args.tables))
     elif args.command == "ablation-table":
-        report.write_ablation_dir(args.fid, args.out_dir, parts)
+        ablation.write_ablation_dir(args.fid, args.out_dir, parts)
     elif args.command == "claims":
         claims.write_claims(args.fid, args.out_dir, **_kw(args, "benchmark o2mkd_students budget_minutes plan"))
     elif args.command == "claims-plan":

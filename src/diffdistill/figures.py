@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .atomic import atomic_dir
 from .errors import UserError
-from .report import fine_tune_seconds, in_table, load_records, model_meta, read_profile, reference_halfwidth
+from .records import fine_tune_seconds, in_table, load_records, model_meta, read_profile, reference_halfwidth
 
 SOLVER_COLOURS = {"euler": "0.45", "heun": "tab:brown", "dpmpp2m": "tab:olive", "dpmpp3m": "tab:pink",
                   "dpmpp3m_exact": "tab:gray", "ipndm": "goldenrod"}

@@ -48,8 +48,8 @@ def ordered() -> list:
 
 
 def report_parts():
-    """What the methods add to the tables and figures (`diffdistill.report.Parts`)."""
-    from ..report import Parts
+    """What the methods add to the tables and figures (`diffdistill.tables.Parts`)."""
+    from ..tables import Parts
 
     ms = ordered()
     return Parts(labels={m.name: m.label or m.name.upper() for m in ms},

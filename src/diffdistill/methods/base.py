@@ -51,7 +51,7 @@ class Method:
     find_unused: ClassVar[bool] = False    # DDP: some parameters sit out some steps
     reads: ClassVar[tuple[str, ...]] = ()  # config sections it depends on besides its own
     order: ClassVar[int] = 100             # position of its rows in the tables
-    # what it adds to the report (diffdistill.report.Parts): its name in titles, its rows'
+    # what it adds to the report (diffdistill.tables.Parts): its name in titles, its rows'
     # colour in the figures, a family its cost is set beside at equal NFE
     label: ClassVar[str] = ""              # default: the name, upper-cased
     colour: ClassVar[str | None] = None    # None: one of the figures' spare colours

@@ -140,11 +140,11 @@ def o2mkd_table(records: list[dict], profile: dict):
     model's (the teacher)."""
     import pandas as pd
 
-    from ...report import Q, _cell, in_table
+    from ...records import Q, cell, in_table
 
     rows: dict[str, dict] = {}
     for r in in_table(records, "o2mkd"):
-        label, col = _cell(r, "o2mkd")
+        label, col = cell(r, "o2mkd")
         row = rows.setdefault(label, {"model": label, "_profiles": []})
         row[col] = r.get(Q, r["fid"])
         if r.get("name") in profile:
@@ -162,7 +162,7 @@ def o2mkd_table(records: list[dict], profile: dict):
 
 
 def write_o2mkd_table(out, df) -> None:
-    from ...report import write_table
+    from ...tables.format import write_table
 
     shown = df.copy()
     for c in ("params (per step)", "params (total)"):
@@ -176,7 +176,7 @@ def write_o2mkd_table(out, df) -> None:
 
 def write_tables(records: list[dict], profile: dict, out) -> None:
     """The O2MKD table (results/tables/o2mkd.*), when its rows and the profile are there."""
-    from ...report import in_table
+    from ...records import in_table
 
     if profile and in_table(records, "o2mkd"):
         write_o2mkd_table(out, o2mkd_table(records, profile))
@@ -197,7 +197,7 @@ def study_table(groups: dict, curves: dict) -> tuple[pd.DataFrame, dict | None]:
     from ... import stats
     from ...claims import study_difference
     from ...curves import last_gain
-    from ...report import Q
+    from ...records import Q
 
     rows = []
     for (n, recipe), recs in groups.items():
@@ -225,7 +225,8 @@ def write_study(records: list[dict], out) -> None:
     from ...claims import study_groups
     from ...curves import read_curve
     from ...figures import plot_seed_curves
-    from ...report import in_table, write_table
+    from ...records import in_table
+    from ...tables.format import write_table
 
     curves = {r["meta"]["curve"]: read_curve(r["meta"]["curve"]) for r in in_table(records, O2MKD_STUDY)
               if Path(r["meta"]["curve"]).exists()}

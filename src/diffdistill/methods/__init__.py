@@ -59,6 +59,11 @@ def report_parts():
                  ablation_tables={t: f for m in ms for t, f in m.ablation_tables.items()})
 
 
+def all_claims() -> list:
+    """Every method's claims (`Method.claims`), in the claims table's order (`Claim.order`)."""
+    return sorted((c for m in ordered() for c in m.claims()), key=lambda c: c.order)
+
+
 def all_options(cls) -> list:
     from ..config import schema_node
     from ..options import training_options

@@ -132,6 +132,18 @@ class Method:
     ablation_tables: ClassVar[dict] = {}  # table -> function (records, out_dir) writing it into results/ablations
 
     @classmethod
+    def claims(cls) -> list:
+        """The papers' claims about it in the claims table (`diffdistill.claims.Claim`, each
+        with its `order` there; `methods.all_claims` gathers them): CLAIMS of its package's
+        report module, methods/<name>/report.py, where it has one. Imported here, never at
+        the top of a method's package: planning reads no numpy or pandas."""
+        import importlib
+        import importlib.util
+
+        module = f"{__package__}.{cls.name}.report"
+        return list(importlib.import_module(module).CLAIMS) if importlib.util.find_spec(module) else []
+
+    @classmethod
     def stage_outputs(cls) -> tuple[str, ...]:
         """The folders its DVC stage owns: results/students/<name>."""
         return (f"results/students/{cls.name}",)

@@ -14,8 +14,8 @@ import pandas as pd
 from ... import stats
 from ...claims import Claim, better
 from ...curves import last_gain, read_curve
-from ...figures import plot_seed_curves
 from ...naming import CONFIG_RECIPE, O2MKD_STUDY
+from ...plotting import plot_seed_curves
 from ...records import Q, cell, in_table, values
 from ...tables.format import write_table
 from . import router_label

@@ -35,7 +35,7 @@ from .common import run, write
 
 from diffdistill.curves import read_curve
 from diffdistill.provenance import read_meta
-from diffdistill.report import cache_seconds
+from diffdistill.tables.cost import cache_seconds
 
 
 def time_to(points: list[dict], target: float) -> float | None:
@@ -124,9 +124,9 @@ def crossing(name: str, target_of: str, target: float, mine: list[dict], theirs:
 
 def plot(curves: dict[str, list[dict]], out: Path, scale: str = "at the curve's n") -> None:
     """FID (curve seeds) against cumulative fine-tuning seconds, one line per method."""
-    from diffdistill.figures import _plt, _save
+    from diffdistill.plotting import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, pts in curves.items():
         ax.plot([p["seconds"] for p in pts], [p["fid"] for p in pts], marker="o", label=name)
@@ -135,7 +135,7 @@ def plot(curves: dict[str, list[dict]], out: Path, scale: str = "at the curve's 
     if all(p["fid"] > 0 for pts in curves.values() for p in pts):
         ax.set_yscale("log")
     ax.legend()
-    _save(fig, out, "sfd_vs_pd")
+    save_figure(fig, out, "sfd_vs_pd")
 
 
 def main():

@@ -114,7 +114,7 @@ def test_the_workflow_builds_what_the_plan_asks_for(tmp_path):
 def test_each_claim_reads_its_rows_on_one_number_of_seed_sets(tmp_path):
     """Every evaluation of a row is kept; a claim reads each row on the seed sets the plan
     bought for it where the row has them, else on the main evaluation."""
-    from diffdistill.report import at_sets, load_records
+    from diffdistill.records import at_sets, load_records
 
     files = []
     for i, (name, sets) in enumerate([("a", 10), ("b", 10), ("a", 30), ("a", 18)]):
@@ -131,7 +131,8 @@ def test_each_claim_reads_its_rows_on_one_number_of_seed_sets(tmp_path):
 def test_a_claim_read_on_more_seed_sets_keeps_the_x_fixed_before_the_run():
     """X comes from the main evaluation even where the plan bought a claim more seed sets
     (whose rows' levels move with the extra sets)."""
-    from diffdistill.claims import claims
+    from diffdistill.claims_table import claims
+    from diffdistill.methods import all_claims
 
     def row(level, sets):
         return {"name": "sfd2", "label": "SFD", "family": "sfd", "kind": "distilled", "nfe": 2, "tables": ["main"],
@@ -140,5 +141,5 @@ def test_a_claim_read_on_more_seed_sets_keeps_the_x_fixed_before_the_run():
     records = [row(10.0, 10), row(12.0, 30)]
     l1 = "L1 beats or matches L2"
     plan = {"claims": [{"claim": l1, "sets": 30, "bought": True}]}
-    got = claims(records, plan=plan).set_index("claim").loc[l1, "X target"]
+    got = claims(records, all_claims(), plan=plan).set_index("claim").loc[l1, "X target"]
     assert got == "0.50 FID", got

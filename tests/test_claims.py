@@ -1,4 +1,5 @@
-"""The claims table's rules (diffdistill.claims): each holds on the paper's own numbers,
+"""The claims table's rules (diffdistill.claims, diffdistill.claims_table; the claims
+themselves are the methods', `methods.all_claims`): each holds on the paper's own numbers,
 none passes for the wrong reason, the family is corrected for multiplicity, and every
 verdict that is not a decision says which effects the run excludes."""
 import math
@@ -7,7 +8,16 @@ import numpy as np
 import pytest
 
 from diffdistill import stats
-from diffdistill.claims import CLAIMS, claims, decide
+from diffdistill.claims import decide
+from diffdistill.claims_table import claims as claims_table
+from diffdistill.methods import all_claims
+
+CLAIMS = all_claims()
+
+
+def claims(records, **kw):
+    """The claims table of every method's claims."""
+    return claims_table(records, CLAIMS, **kw)
 
 
 def _row(name, family, kind, nfe, level, tables=("main",), label=None, noise=(0.0, 0.4, -0.4, 0.2, -0.2)):
@@ -132,7 +142,7 @@ def test_the_family_is_corrected_for_multiplicity():
     """Every measured claim's p is Holm-adjusted over the family of measured claims (here
     SFD against a sampler, p 0.018, doubles beside SFD-v's 0.079) and its verdict follows
     the adjusted p; claims not measured are not counted."""
-    from diffdistill.claims import CLAIMS, Data
+    from diffdistill.claims_table import Data
 
     recs = [_row("sfd2", "sfd", "distilled", 2, 10.0, noise=(0.0, 1.0, -1.0, 0.5, -0.5))]
     recs += [_row("euler2", "teacher", "baseline", 2, 11.1, label="euler", noise=(0.3, 0.3, -1.5, 1.4, -0.5))]
@@ -157,7 +167,7 @@ def test_ablation_rows_carry_the_training_noise_of_both_sides():
     1 / T_b) (one model against one model: 2 s^2); a replica (table `replicas`, the claims
     plan's) joins its setting; with one training seed the mark says training noise was
     not measured."""
-    from diffdistill.report import ablation_table
+    from diffdistill.tables.ablation import ablation_table
 
     def abl(name, level, factor, value="", kind="distilled", noise=(0.0, 0.4, -0.4, 0.2, -0.2)):
         r = _row(name, "sfd", kind, 2, level, tables=("ablations",), noise=noise)
@@ -193,7 +203,7 @@ def test_a_papers_effect_is_carried_to_our_scale_through_the_same_rows():
     scale: the same fraction of a row both have (here our DPM-Solver++(3M) at NFE 5 sits
     3.0 above our reference; the paper's smallest gap is 0.889 of that sampler's excess),
     not 10 % of our SFD student."""
-    from diffdistill.claims import Data, claim_effect
+    from diffdistill.claims_table import Data, claim_effect
 
     recs = [_row("reference", "teacher", "reference", 35, 6.0), _row("sfd", "sfd", "distilled", 2, 10.0)]
     recs += [_row("teacher-dpmpp3m-afs/nfe5", "teacher", "baseline", 5, 9.0, label="teacher DPM-Solver++(3M), AFS")]
@@ -236,7 +246,7 @@ def test_the_claims_table_prices_the_budget_that_would_reach_x():
     and their minutes, from the rows' own job clocks (metadata sidecars)."""
     import json
 
-    from diffdistill.claims import Data, budget_text
+    from diffdistill.claims_table import Data, budget_text
 
     recs = [_row("sfd2", "sfd", "distilled", 2, 10.0, noise=(0.0, 1.0, -1.0, 0.5, -0.5)),
             _row("euler2", "teacher", "baseline", 2, 10.4, label="euler", noise=(0.3, 0.3, -1.5, 1.4, -0.5))]
@@ -294,7 +304,7 @@ def test_the_claims_write_their_own_wall_clock_and_a_dated_page(tmp_path, monkey
     of the claims and their time."""
     import json
 
-    from diffdistill.claims import write_claims
+    from diffdistill.claims_table import write_claims
 
     monkeypatch.chdir(tmp_path)
     files = []
@@ -306,7 +316,7 @@ def test_the_claims_write_their_own_wall_clock_and_a_dated_page(tmp_path, monkey
         (f.parent / "fid.json.meta.json").write_text(json.dumps({"pid": i, "host": "h", "started_at": start,
                                                                  "finished_at": start + 30.0}))
         files.append(f"results/fid/{name}/fid.json")
-    write_claims(files, tmp_path / "out")
+    write_claims(files, tmp_path / "out", CLAIMS)
     assert "**0.5 min**" in (tmp_path / "out/claims.md").read_text()  # 100 s .. 130 s: the ablation row's job only
     page = (tmp_path / "out/summary.md").read_text()
     assert page.startswith("# Claims, ") and "## The papers' claims" in page and "## Where the time went" in page

@@ -89,7 +89,7 @@ def test_figures_rule_writes_nonempty_png_and_pdf(tmp_path, cli_env):
 
 def test_series_styles_are_distinct_and_say_what_they_are(tmp_path):
     from diffdistill.figures import _series, series_styles
-    from diffdistill.report import in_table, load_records
+    from diffdistill.records import in_table, load_records
 
     fids, _ = _fixture(tmp_path)
     series = _series(in_table(load_records(fids), "main"))

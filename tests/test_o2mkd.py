@@ -268,10 +268,10 @@ def test_the_claim_reads_the_study_over_its_training_seeds(tmp_path):
     and learning curves."""
     import numpy as np
 
-    from diffdistill.claims import claims, study_groups
+    from diffdistill.claims_table import claims
     from diffdistill.curves import write_curve
-    from diffdistill.methods import report_parts
-    from diffdistill.methods.o2mkd import study_table
+    from diffdistill.methods import all_claims, report_parts
+    from diffdistill.methods.o2mkd.report import study_groups, study_table
 
     curve = tmp_path / "c.json"
     write_curve(curve, [{"iteration": i, "fid": v, "wall_time": i} for i, v in [(0, 90.0), (75, 60.0), (150, 59.0)]],
@@ -287,7 +287,7 @@ def test_the_claim_reads_the_study_over_its_training_seeds(tmp_path):
     assert list(df["training seeds"]) == [3, 3, 1] and abs(v["d"]["diff"] - (6.0 + 0.1 / 3 - 0.2 / 3)) < 1e-9 and v["d"]["train_seeds"] == 3
     assert abs(df["curve: last gain"].iloc[0] - 1 / 60) < 1e-9
     assert abs(df["- config recipe"].iloc[2] - (43 - 44.3)) < 1e-9
-    row = claims(recs, o2mkd_students=3).set_index("claim").loc["O2MKD beats one-to-one KD at equal cost per step"]
+    row = claims(recs, all_claims(), o2mkd_students=3).set_index("claim").loc["O2MKD beats one-to-one KD at equal cost per step"]
     assert row["verdict"] == "holds" and "3 training seeds each" in row["ours"]
     report_parts().ablation_tables["ablations_o2mkd_study"](recs, tmp_path)
     assert (tmp_path / "ablations_o2mkd_study.md").exists() and (tmp_path / "o2mkd_study.png").stat().st_size > 0

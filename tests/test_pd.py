@@ -1,6 +1,5 @@
 """Progressive Distillation: the closed-form target makes one student step equal two
 teacher steps (last round to sigma 0 included), nested grids, one step lowers the loss."""
-import copy
 
 import pytest
 import torch
@@ -110,7 +109,7 @@ def test_the_first_teacher_and_its_sweep_come_from_the_config():
 
 
 def test_a_sampler_ablation_has_no_training_spread_and_is_read_against_the_reference():
-    from diffdistill.report import ablation_table
+    from diffdistill.tables.ablation import ablation_table
 
     def rec(name, kind, fids, factor, tables=("ablations_pd",)):
         return {"name": name, "row": name, "label": name, "kind": kind, "nfe": 16, "family": "pd", "tables": tables,

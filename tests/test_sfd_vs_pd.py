@@ -51,7 +51,9 @@ def test_a_pd_chain_that_stops_short_gives_a_lower_bound_and_the_claim_reads_it(
     sfd_to = b["sfd_to_pd_quality"]  # SFD reaches PD's final 45 between 10 s (200) and 30 s (40)
     assert sfd_to["reached"] and sfd_to["s to target"] == pytest.approx(10 + 20 * 155 / 160)
     assert sfd_to["other method s to target"] == pytest.approx(200.0)
-    from diffdistill.claims import Data, _benchmark, decide, faster
+    from diffdistill.claims import decide, faster
+    from diffdistill.claims_table import Data
+    from diffdistill.methods.sfd.report import _benchmark
     d = Data.__new__(Data)
     d.benchmark = b
     text, values = _benchmark(d)

@@ -24,15 +24,14 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
-
 from . import stats
-from .claims import Data, set_seconds, claim_effect, evaluate, verdict
+from .claims import Claim, verdict
+from .claims_table import Data, claim_effect, evaluate, set_seconds
 from .files import write_json
 from .provenance import write_meta
 from .jobs import job_table
-from .report import (fine_tune_seconds, group_key, in_table, load_records, model_meta, pooled_training_variance,
-                     seed_groups)
+from .records import fine_tune_seconds, in_table, load_records, model_meta
+from .tables.ablation import group_key, pooled_training_variance, seed_groups
 
 DEFAULT = "default"
 RESERVE_S = 60.0  # the plan's and the claims table's own jobs
@@ -84,11 +83,12 @@ class Costs:
         self.ref_sets.add(sets)
 
 
-def plan(fid_files, budget_minutes: float, max_models: int, slots: int, benchmark: str | None = None,
-         o2mkd_students: int = 3) -> dict:
-    """What to build more: {"models": {setting: models in all}, "sets": {seed sets: [rows]},
-    "claims": [...], the budget's seconds}. `slots`: jobs run side by side (cores /
-    threads per job), which turn the jobs' process seconds into wall seconds."""
+def plan(fid_files, claim_list: list[Claim], budget_minutes: float, max_models: int, slots: int,
+         benchmark: str | None = None, o2mkd_students: int = 3) -> dict:
+    """What to build more for the claims of `claim_list` (`methods.all_claims()`): {"models":
+    {setting: models in all}, "sets": {seed sets: [rows]}, "claims": [...], the budget's
+    seconds}. `slots`: jobs run side by side (cores / threads per job), which turn the
+    jobs' process seconds into wall seconds."""
     records = load_records(fid_files)
     d = Data(records, benchmark, o2mkd_students)
     main = [r["metrics_file"] for r in in_table(records, "main")]
@@ -102,7 +102,7 @@ def plan(fid_files, budget_minutes: float, max_models: int, slots: int, benchmar
     costs = Costs(groups, d.ref, main_sets, slots)
     noise = (s2, df_train, costs.models.get(DEFAULT, 1), max_models)
     options = [_option(c, d, t, p, g, {r.get("name"): r for r in records}, costs, noise)
-               for c, _, g, t, p in evaluate(lambda c: d)]
+               for c, _, g, t, p in evaluate(claim_list, lambda c: d)]
     rows, sets = _buy(options, costs, budget_minutes * 60 - elapsed - RESERVE_S, main_sets)
     have = {k: len(g) for k, g in groups.items()}
     return {"budget_s": budget_minutes * 60, "elapsed_s": elapsed, "remaining_s": budget_minutes * 60 - elapsed,
@@ -177,9 +177,10 @@ def _buy(options: list[dict], costs: Costs, remaining: float, main_sets: int) ->
     return sorted(rows, key=lambda r: order.index(r["claim"])), sets
 
 
-def write_plan(args: dict) -> None:
-    """`plan` into the JSON file args["out"], with its metadata sidecar (the command's
-    arguments: fid, budget_minutes, max_train_seeds, slots, benchmark, o2mkd_students)."""
-    write_json(args["out"], plan(args["fid"], args["budget_minutes"], args["max_train_seeds"], args["slots"],
-                                 args.get("benchmark"), args.get("o2mkd_students", 3)))
+def write_plan(args: dict, claim_list: list[Claim]) -> None:
+    """`plan` of `claim_list` into the JSON file args["out"], with its metadata sidecar (the
+    command's arguments: fid, budget_minutes, max_train_seeds, slots, benchmark,
+    o2mkd_students)."""
+    write_json(args["out"], plan(args["fid"], claim_list, args["budget_minutes"], args["max_train_seeds"],
+                                 args["slots"], args.get("benchmark"), args.get("o2mkd_students", 3)))
     write_meta(args["out"], args)

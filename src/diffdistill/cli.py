@@ -108,18 +108,19 @@ def cmd_import_edm(args):
 
 
 def cmd_render(args):
-    """Tables, ablation tables, claims (and their plan) and figures: from result files only."""
-    from . import budget, claims, figures, report
-    from .methods import report_parts
-    parts = report_parts()
+    """Tables, ablation tables, claims (the methods', and their plan) and figures: from result files only."""
+    from . import budget, claims_table, figures, methods
+    from .tables import ablation, main
+    parts = methods.report_parts()
     if args.command == "table":
-        report.write_tables(args.fid, args.out_dir, args.floor, args.profile or [], parts, tuple(args.tables))
+        main.write_tables(args.fid, args.out_dir, args.floor, args.profile or [], parts, tuple(args.tables))
     elif args.command == "ablation-table":
-        report.write_ablation_dir(args.fid, args.out_dir, parts)
+        ablation.write_ablation_dir(args.fid, args.out_dir, parts)
     elif args.command == "claims":
-        claims.write_claims(args.fid, args.out_dir, **_kw(args, "benchmark o2mkd_students budget_minutes plan"))
+        claims_table.write_claims(args.fid, args.out_dir, methods.all_claims(),
+                                  **_kw(args, "benchmark o2mkd_students budget_minutes plan"))
     elif args.command == "claims-plan":
-        budget.write_plan(used_args(args))
+        budget.write_plan(used_args(args), methods.all_claims())
     else:
         figures.write_figures(args.fid, args.out_dir, floor=args.floor, profile=args.profile, colours=parts.colours)
 

@@ -6,7 +6,8 @@ row's label, family and kind), model metadata, FID curves and sample files.
   (the main table's ±), the reference as a line;
 - fid_vs_finetune: FID at infinite n against fine-tuning wall clock (SFD's Figure 1 analogue), each
   distilled method a curve through its NFE points;
-- fid_curves: FID during training of the ablation students, one panel per factor;
+- fid_curves: FID during training of the ablation students, one panel per factor
+  (`plotting.plot_curves`);
 - samples: the same seeds across methods and NFE, one row per (method, NFE);
 - fid_vs_macs: FID at infinite n against network MACs per image, one series per method, the Pareto
   front (no other row is both cheaper and better) marked.
@@ -23,26 +24,11 @@ from pathlib import Path
 
 from .atomic import atomic_dir
 from .errors import UserError
-from .report import fine_tune_seconds, in_table, load_records, model_meta, read_profile, reference_halfwidth
+from .plotting import EXTRA_COLOURS, MARKERS, plain_log_axis, plot_curves, pyplot, save_figure
+from .records import fine_tune_seconds, in_table, load_records, model_meta, read_profile, reference_halfwidth
 
 SOLVER_COLOURS = {"euler": "0.45", "heun": "tab:brown", "dpmpp2m": "tab:olive", "dpmpp3m": "tab:pink",
                   "dpmpp3m_exact": "tab:gray", "ipndm": "goldenrod"}
-EXTRA_COLOURS = ["tab:red", "darkblue", "teal", "indigo", "crimson", "darkgreen", "chocolate"]
-MARKERS = "osD^v<>ph*"
-
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, out: Path, name: str) -> None:
-    for ext in ("png", "pdf"):
-        fig.savefig(out / f"{name}.{ext}", dpi=150, bbox_inches="tight",
-                    metadata={"CreationDate": None} if ext == "pdf" else {"Software": None})
-    _plt().close(fig)
 
 
 def _solver(r: dict) -> str | None:
@@ -80,13 +66,6 @@ def _series(records) -> dict[str, list[dict]]:
     for r in records:
         by.setdefault(r["label"], []).append(r)
     return {k: sorted(v, key=lambda r: r["nfe"]) for k, v in by.items()}
-
-
-def _plain_log_axis(axis) -> None:
-    from matplotlib.ticker import FuncFormatter, LogLocator
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
 
 
 def _q(r: dict) -> float:
@@ -144,8 +123,8 @@ def fid_vs_finetune(ax, series: dict, styles: dict) -> int:
         n += 1
     ax.set_xscale("log")
     ax.set_yscale("log")
-    _plain_log_axis(ax.xaxis)
-    _plain_log_axis(ax.yaxis)
+    plain_log_axis(ax.xaxis)
+    plain_log_axis(ax.yaxis)
     ax.set_xlabel("fine-tuning wall clock (s, to reach the model; labels: NFE)")
     ax.set_ylabel("FID at infinite n (lower is better)")
     ax.grid(True, which="both", alpha=0.3)
@@ -178,73 +157,18 @@ def fid_vs_macs(ax, series: dict, styles: dict, profile: dict) -> int:
             label="Pareto front")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    _plain_log_axis(ax.xaxis)
-    _plain_log_axis(ax.yaxis)
+    plain_log_axis(ax.xaxis)
+    plain_log_axis(ax.yaxis)
     ax.set_xlabel("network MACs per image (millions; FlopCounterMode FLOPs / 2)")
     ax.set_ylabel("FID at infinite n (lower is better)")
     ax.grid(True, which="both", alpha=0.3)
     return n
 
 
-def plot_curves(curves: list[tuple[str, str, dict]], out: Path) -> None:
-    """curves: (factor, value, curve dict); the default's curve appears in every panel."""
-    plt = _plt()
-    default = [c for f, _, c in curves if f == "default"]
-    factors = [f for f in dict.fromkeys(f for f, _, _ in curves) if f != "default"] or ["default"]
-    cols = min(4, len(factors))
-    rows = math.ceil(len(factors) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False, sharey=True,
-                             layout="constrained")
-    for ax, factor in zip(axes.flat, factors):
-        for c in default:
-            pts = c["points"]
-            ax.plot([p["iteration"] for p in pts], [p["fid"] for p in pts], color="k", lw=1.5, label="default")
-        for i, (f, v, c) in enumerate(x for x in curves if x[0] == factor and factor != "default"):
-            pts = c["points"]
-            ax.plot([p["iteration"] for p in pts], [p["fid"] for p in pts], marker=MARKERS[i % len(MARKERS)],
-                    ms=3, color=EXTRA_COLOURS[i % len(EXTRA_COLOURS)], label=f"{v}")
-        ax.set_title(factor, fontsize=9)
-        ax.set_yscale("log")
-        _plain_log_axis(ax.yaxis)
-        ax.set_xlabel("iteration")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(factors):]:
-        ax.axis("off")
-    axes[0][0].set_ylabel("FID (curve seeds, lower is better)")
-    fig.suptitle("FID during training (SFD ablations; curve seeds)", fontsize=10)
-    _save(fig, out, "fid_curves")
-
-
-def plot_seed_curves(groups: dict[str, list[dict]], out: Path, name: str, title: str) -> None:
-    """groups: {label: curve dicts, one per training seed}: each seed a thin line, the
-    groups' mean over seeds a thick one, one colour per group."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
-    for i, (label, curves) in enumerate(groups.items()):
-        colour = EXTRA_COLOURS[i % len(EXTRA_COLOURS)]
-        for c in curves:
-            pts = c["points"]
-            ax.plot([p["iteration"] for p in pts], [p["fid"] for p in pts], color=colour, lw=0.7, alpha=0.5)
-        iters = sorted(set.intersection(*(set(p["iteration"] for p in c["points"]) for c in curves)))
-        mean = [sum(p["fid"] for c in curves for p in c["points"] if p["iteration"] == it) / len(curves)
-                for it in iters]
-        ax.plot(iters, mean, color=colour, lw=2, marker=MARKERS[i % len(MARKERS)], ms=4,
-                label=f"{label} ({len(curves)} seed{'s' if len(curves) > 1 else ''})")
-    ax.set_yscale("log")
-    _plain_log_axis(ax.yaxis)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("FID (curve seeds, lower is better)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    ax.set_title(title, fontsize=10)
-    _save(fig, out, name)
-
-
 def plot_samples(samples: list[tuple[str, str]], out: Path, count: int = 10) -> None:
     """samples: (row label, samples .npz); every file holds the same seeds, first `count` shown."""
     import numpy as np
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(len(samples), 1, figsize=(count * 0.5 + 2.5, 0.6 * len(samples) + 0.3), squeeze=False)
     seeds0 = None
     for ax, (label, path) in zip(axes[:, 0], samples):
@@ -263,7 +187,7 @@ def plot_samples(samples: list[tuple[str, str]], out: Path, count: int = 10) -> 
         ax.set_yticks([])
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
     axes[0, 0].set_title(f"seeds {seeds0.tolist()[0]}..{seeds0.tolist()[-1]}, same in every row", fontsize=8)
-    _save(fig, out, "samples")
+    save_figure(fig, out, "samples")
 
 
 def _legend_right(ax) -> None:
@@ -273,7 +197,7 @@ def _legend_right(ax) -> None:
 def write_figures(fid_files, out_dir, floor=None, profile=None, colours: dict | None = None) -> None:
     """Every figure into out_dir, atomically as a whole folder (`colours`: family -> colour)."""
     from .curves import read_curve
-    plt = _plt()
+    plt = pyplot()
     records = load_records(fid_files)
     series = _series(in_table(records, "main"))
     if not series:
@@ -284,12 +208,12 @@ def write_figures(fid_files, out_dir, floor=None, profile=None, colours: dict | 
         fid_vs_nfe(ax, series, styles)
         _legend_right(ax)
         ax.set_title("FID at infinite n against NFE")
-        _save(fig, tmp, "fid_vs_nfe")
+        save_figure(fig, tmp, "fid_vs_nfe")
         fig, ax = plt.subplots(figsize=(7.5, 4.5))
         if fid_vs_finetune(ax, series, styles):
             _legend_right(ax)
             ax.set_title("FID against fine-tuning time")
-            _save(fig, tmp, "fid_vs_finetune")
+            save_figure(fig, tmp, "fid_vs_finetune")
         else:
             plt.close(fig)
         if profile:
@@ -297,7 +221,7 @@ def write_figures(fid_files, out_dir, floor=None, profile=None, colours: dict | 
             if fid_vs_macs(ax, series, styles, {r["name"]: r for r in read_profile(profile)}):
                 _legend_right(ax)
                 ax.set_title("FID against compute per image")
-                _save(fig, tmp, "fid_vs_macs")
+                save_figure(fig, tmp, "fid_vs_macs")
             else:
                 plt.close(fig)
         read = {r["name"]: read_curve(r["meta"]["curve"]) for r in records if r.get("meta", {}).get("curve")}

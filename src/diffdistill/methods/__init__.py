@@ -48,8 +48,8 @@ def ordered() -> list:
 
 
 def report_parts():
-    """What the methods add to the tables and figures (`diffdistill.report.Parts`)."""
-    from ..report import Parts
+    """What the methods add to the tables and figures (`diffdistill.tables.Parts`)."""
+    from ..tables import Parts
 
     ms = ordered()
     return Parts(labels={m.name: m.label or m.name.upper() for m in ms},
@@ -57,6 +57,11 @@ def report_parts():
                  compare=next(((m.name, m.compare_with) for m in ms if m.compare_with), ()),
                  tables=tuple(m.write_tables for m in ms if m.write_tables),
                  ablation_tables={t: f for m in ms for t, f in m.ablation_tables.items()})
+
+
+def all_claims() -> list:
+    """Every method's claims (`Method.claims`), in the claims table's order (`Claim.order`)."""
+    return sorted((c for m in ordered() for c in m.claims()), key=lambda c: c.order)
 
 
 def all_options(cls) -> list:

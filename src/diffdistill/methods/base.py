@@ -51,7 +51,7 @@ class Method:
     find_unused: ClassVar[bool] = False    # DDP: some parameters sit out some steps
     reads: ClassVar[tuple[str, ...]] = ()  # config sections it depends on besides its own
     order: ClassVar[int] = 100             # position of its rows in the tables
-    # what it adds to the report (diffdistill.report.Parts): its name in titles, its rows'
+    # what it adds to the report (diffdistill.tables.Parts): its name in titles, its rows'
     # colour in the figures, a family its cost is set beside at equal NFE
     label: ClassVar[str] = ""              # default: the name, upper-cased
     colour: ClassVar[str | None] = None    # None: one of the figures' spare colours
@@ -130,6 +130,18 @@ class Method:
 
     write_tables = None  # or a function (records, profile, out_dir) writing its own tables into results/tables
     ablation_tables: ClassVar[dict] = {}  # table -> function (records, out_dir) writing it into results/ablations
+
+    @classmethod
+    def claims(cls) -> list:
+        """The papers' claims about it in the claims table (`diffdistill.claims.Claim`, each
+        with its `order` there; `methods.all_claims` gathers them): CLAIMS of its package's
+        report module, methods/<name>/report.py, where it has one. Imported here, never at
+        the top of a method's package: planning reads no numpy or pandas."""
+        import importlib
+        import importlib.util
+
+        module = f"{__package__}.{cls.name}.report"
+        return list(importlib.import_module(module).CLAIMS) if importlib.util.find_spec(module) else []
 
     @classmethod
     def stage_outputs(cls) -> tuple[str, ...]:

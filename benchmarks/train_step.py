@@ -1,9 +1,9 @@
 """Training step: the teacher network's forward, backward, optimizer step and EMA update,
 with each Adam implementation torch has and each way of updating the EMA weights.
 
-The runner uses the fused Adam and one foreach lerp for the EMA (`runner.adam`); this
-measures what that saves against torch's default per-tensor loops, at the SFD student's
-batch size. Medians of 5 repeats of `--steps` steps each.
+The runner uses the fused Adam and one foreach lerp for the EMA (`lr_schedule.adam`,
+`ema.ema_update`); this measures what that saves against torch's default per-tensor
+loops, at the SFD student's batch size. Medians of 5 repeats of `--steps` steps each.
 
     python -m benchmarks.train_step --teacher results/teacher/model.pt --out results/benchmark-runs
 """
@@ -16,7 +16,7 @@ import torch
 from .common import median_seconds, run, write
 
 from diffdistill.precond import image_shape, load_denoiser
-from diffdistill.runner import ADAM_BETAS
+from diffdistill.lr_schedule import ADAM_BETAS
 
 
 def main():

@@ -40,15 +40,15 @@ def _run(kind, run_dir, tmp, iters=2):
 
 
 def _worker(rank, world, port, kind, run_dir, tmp):
-    import diffdistill.runner as runner
+    import diffdistill.resume_point as resume_point
 
     os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     from diffdistill import distributed
     distributed.init_from_env()
     saves = []
-    real_save = runner.torch_save
-    runner.torch_save = lambda path, obj: (saves.append(str(path)), real_save(path, obj))
+    real_save = resume_point.torch_save
+    resume_point.torch_save = lambda path, obj: (saves.append(str(path)), real_save(path, obj))
     state = _run(kind, run_dir, tmp)
     torch.save({"state": state, "saves": saves}, f"{run_dir}/rank{rank}.pt")
 

@@ -12,6 +12,7 @@ import pytest
 
 from conftest import VENV_BIN, save_tiny_teacher
 from diffdistill import forkserver
+from diffdistill.forkserver import client
 
 LONG_TRAINING = ["train", "teacher", "--iters", "100000", "--ckpt-every", "100000", "--batch-size", "8",
                  "--net-kwargs", '{"model_channels": 16, "num_blocks": 1}', "--threads", "1"]
@@ -146,14 +147,14 @@ def test_a_multithreaded_command_measures_the_load_once_the_server_has_loaded(tm
     folder.mkdir()
     monkeypatch.setenv(forkserver.ENV, str(folder / "socket"))
     t = time.monotonic()
-    forkserver.wait_until_ready(timeout=0.5)
+    client.wait_until_ready(timeout=0.5)
     assert time.monotonic() - t >= 0.5  # loading: it waits
     (folder / "socket").touch()
     t = time.monotonic()
-    forkserver.wait_until_ready(timeout=5)
+    client.wait_until_ready(timeout=5)
     assert time.monotonic() - t < 1  # ready
     (folder / "socket").unlink()
     folder.rmdir()
     t = time.monotonic()
-    forkserver.wait_until_ready(timeout=5)
+    client.wait_until_ready(timeout=5)
     assert time.monotonic() - t < 1  # stopped

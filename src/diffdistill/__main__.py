@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from .forkserver import run_through_server, wait_until_ready
+from .forkserver.client import run_through_server, wait_until_ready
 
 BUSY_CORES = 0.5  # other processes' load (in cores) from which a multi-threaded job sleep-waits
 

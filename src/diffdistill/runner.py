@@ -6,24 +6,18 @@ A *method* (`diffdistill.methods`) builds its model and owns the loss:
 `opt_step(loss)` once or several times (SFD takes one optimizer step per timestamp),
 calling the network through `method.train_model` (DDP's wrapper under torchrun).
 
-Resume: `resume.pt` is rewritten atomically every `ckpt_every` iterations, in
-`results/resume/<the output's path>/` for outputs under a `results` folder (outside the
-folders DVC deletes before it reruns a stage, so `dvc repro` after a kill resumes too),
-else in the output's folder; with the arguments that shape the result; a rerun with the same ones
-continues from it, and per-iteration RNG (diffdistill.seeding) makes it take the very
-same steps as an uninterrupted run. A rerun with other ones is refused in one line
-naming the differing keys; `--restart` starts over.
-
-Live curves: loss, learning rate and FID-curve points go to TensorBoard event files in
-`results/runs/<the output's path>/` (`tensorboard --logdir results/runs`), on rank 0.
+Resume: a run keeps a resume point (`diffdistill.resume_point`) with the arguments that
+shape the result; a rerun with the same ones continues from it and takes the very same
+steps as an uninterrupted run, a rerun with other ones is refused; `--restart` starts over.
+Progress and live curves (TensorBoard): `diffdistill.progress`. The learning rate, Adam
+and the plateau rule's turn: `diffdistill.lr_schedule`; the EMA: `diffdistill.ema`.
 """
 from __future__ import annotations
 
-import copy
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -31,13 +25,15 @@ import torch
 from torch import nn
 
 from . import distributed
-from .convergence import CONTINUE, DECAY, STOP, Plateau, decide, lr_factor
+from .convergence import STOP, Plateau
 from .atomic import check_writable
+from .ema import ema_copy, ema_update
 from .errors import UserError
-from .files import torch_save, write_text
+from .lr_schedule import adam, lr_at, plateau_rule
+from .progress import LiveCurves, default_log_dir, progress_bar
 from .provenance import write_meta
-from .safe_pickle import torch_load
 from .options import used_args
+from .resume_point import restore, resume_dir, save_resume
 from .runtime import autocast, resolve_device
 from .seeding import iteration_generator
 
@@ -45,355 +41,7 @@ from .seeding import iteration_generator
 NOT_SHAPING = {"out", "threads", "quiet", "max_iters_this_run", "restart", "ckpt_every", "device", "debug",
                "tensorboard_dir", "curve_out"}
 
-
-STEP_DECAY, STEP_DECAY_AT = 0.1, 0.5  # lr schedule 'step': x0.1 from half of training on
-ADAM_BETAS = (0.9, 0.999)
 LOG_EVERY = 10                        # iterations between log points
-
-
-@dataclass
-class TrainConfig:
-    iters: int                          # training iterations (batches)
-    lr: float                           # base learning rate (Adam)
-    lr_schedule: str = "constant"       # constant | step (x STEP_DECAY from STEP_DECAY_AT) | linear (to 0)
-    grad_clip: Optional[float] = None   # max gradient norm, None = off
-    ema: Optional[float] = None         # EMA decay of the exported weights, None = off
-    seed: int = 0                       # base seed of the per-iteration RNG
-    ckpt_every: int = 100               # iterations between resume checkpoints
-    max_iters_this_run: Optional[int] = None  # stop early (tests: simulate an interruption)
-    eval_every: int = 0                 # iterations between curve points (validation on the curve seeds), 0 = off
-    monitor: str = "rmse"               # the curve's value the plateau rule reads (lower is better)
-    plateau: Plateau = Plateau()        # lr_schedule 'plateau': lower the rate, then stop, on a flat curve
-    amp: bool = False                   # bfloat16 autocast of the training step
-
-
-def lr_at(cfg: TrainConfig, it: int, decays: int = 0) -> float:
-    """The learning rate at iteration `it`; under 'plateau', after `decays` plateaus."""
-    if cfg.lr_schedule == "plateau":
-        return cfg.lr * lr_factor(decays, cfg.plateau)
-    if cfg.lr_schedule == "constant":
-        return cfg.lr
-    if cfg.lr_schedule == "step":
-        return cfg.lr * (STEP_DECAY if it >= STEP_DECAY_AT * cfg.iters else 1.0)
-    if cfg.lr_schedule == "linear":
-        return cfg.lr * (1 - it / cfg.iters)
-    raise UserError(f"unknown lr_schedule '{cfg.lr_schedule}' (constant, step, linear, plateau)")
-
-
-def adam(params: list, lr: float) -> torch.optim.Optimizer:
-    """Adam with torch's fused kernel where it has one for these parameters (floating
-    point, on the CPU or a GPU): the same update in one pass over the weights, which on
-    the CPU saves a few per cent of each training step
-    (benchmarks/train_step.py)."""
-    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
-    return torch.optim.Adam(params, lr=lr, betas=ADAM_BETAS, fused=fused or None)
-
-
-def ema_decay(ema: float, it: int) -> float:
-    """EMA decay with a ramp-up, so short runs do not average in their first steps."""
-    return min(ema, (1 + it) / (10 + it))
-
-
-@dataclass
-class TrainResult:
-    model: nn.Module                    # the exported weights (EMA if enabled)
-    iterations: int
-    optimizer_steps: int
-    wall_time: float                    # seconds of training, summed over resumed runs
-    counters: dict = field(default_factory=dict)
-    final_loss: float = float("nan")
-    resumed_from: int = 0
-    curve: list = field(default_factory=list)  # [{iteration, <evaluate's values>, wall_time, lr}]
-    converged: bool = False             # ended by the plateau rule before `iters` (complete)
-    decays: int = 0                     # learning-rate decays the plateau rule made
-    best_iteration: Optional[int] = None  # plateau rule: the curve point whose weights are exported
-
-
-def plateau_from_args(args) -> Plateau:
-    return Plateau(**{f.name: getattr(args, f"plateau_{f.name}") for f in fields(Plateau)
-                      if getattr(args, f"plateau_{f.name}", None) is not None})
-
-
-def config_from_args(args, monitor: str = "rmse") -> TrainConfig:
-    return TrainConfig(iters=args.iters, lr=args.lr, lr_schedule=getattr(args, "lr_schedule", "constant"),
-                       grad_clip=getattr(args, "grad_clip", None), ema=getattr(args, "ema", None), seed=args.seed,
-                       ckpt_every=args.ckpt_every, max_iters_this_run=args.max_iters_this_run,
-                       eval_every=getattr(args, "curve_every", 0) if getattr(args, "curve_out", None) else 0,
-                       monitor=monitor, plateau=plateau_from_args(args), amp=args.amp)
-
-
-def signature(args) -> dict:
-    """The arguments that shape the result (compared when resuming)."""
-    return {k: v for k, v in used_args(args).items() if k not in NOT_SHAPING}
-
-
-def _beside_results(out, kind: str, fallback: Path) -> Path:
-    """results/<kind>/<the output's folder below results>, or `fallback` for an output
-    outside a results folder."""
-    parts = Path(out).parent.parts
-    if "results" in parts:
-        i = parts.index("results")
-        return Path(*parts[:i + 1], kind, *parts[i + 1:])
-    return fallback
-
-
-def default_log_dir(out) -> Path:
-    return _beside_results(out, "runs", Path(out).parent / "runs")
-
-
-def resume_dir(out) -> Path:
-    """Where a training run keeps its resume point: never inside the folder of its
-    output, which DVC deletes before it reruns a stage."""
-    return _beside_results(out, "resume", Path(out).parent)
-
-
-# ---- the loop ------------------------------------------------------------------------
-
-EVENTS = ".diffdistill-events"  # in a TensorBoard folder: the event files runs of this output wrote there
-
-
-class _Log:
-    """TensorBoard scalars of rank 0, written from the first point on (no file before);
-    without the tensorboard package, nothing (one note). A fresh run replaces the event
-    files earlier runs of the same folder wrote (listed in its EVENTS file; nobody
-    else's), so a rerun's curves never lie over the old ones; a resumed run continues
-    them (purge_step drops what the old files hold past the resume point)."""
-
-    def __init__(self, log_dir, enabled: bool, purge_step: int):
-        self.log_dir, self.enabled, self.purge_step, self.writer = log_dir, enabled and log_dir, purge_step, None
-
-    def scalars(self, step: int, **values) -> None:
-        if self.writer is None and self.enabled:
-            self.enabled = False
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                print("live curves off: the tensorboard package is not installed", file=sys.stderr)
-                return
-            log_dir, listed = Path(self.log_dir), Path(self.log_dir) / EVENTS
-            ours = listed.read_text().split() if listed.is_file() else []
-            if not self.purge_step:
-                for name in ours:
-                    (log_dir / Path(name).name).unlink(missing_ok=True)
-                ours = []
-            before = set(log_dir.glob("events.out.tfevents.*")) if log_dir.is_dir() else set()
-            self.writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=self.purge_step or None)
-            new = sorted(p.name for p in set(log_dir.glob("events.out.tfevents.*")) - before)
-            write_text(listed, "".join(f"{n}\n" for n in [*ours, *new]))
-        if self.writer is not None:
-            for k, v in values.items():
-                if isinstance(v, (int, float)):
-                    self.writer.add_scalar(k, v, step)
-            self.writer.flush()
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-def _check_resume(ck: dict, resume: Path, sig: dict | None) -> None:
-    have = ck.get("signature")
-    if sig is None or have == sig:
-        return
-    if have is None:
-        raise UserError(f"{resume} records no settings (an older version's resume point): rerun with --restart")
-    keys = sorted(set(have) | set(sig))
-    diff = [f"{k}: {have.get(k)!r} -> {sig.get(k)!r}" for k in keys if have.get(k) != sig.get(k)]
-    raise UserError(f"{resume} was made with other settings ({'; '.join(diff)}): "
-                    "rerun with --restart to start over, or with its settings to resume")
-
-
-class _Loop:
-    """The state of one training run: optimizer, EMA, counters, resume point, curve and
-    the plateau rule's progress (`decays`; `window_from`: the first curve point since the
-    last learning-rate change)."""
-
-    @staticmethod
-    def fresh() -> dict:
-        """The plateau rule's and the curve's starting state (a new list for every run);
-        `best_value` / `best_iteration`: the best monitored curve point so far."""
-        return {"curve": [], "converged": False, "decays": 0, "window_from": 0, "best_value": math.inf,
-                "best_iteration": None}
-
-    def __init__(self, method, cfg: TrainConfig, run_dir: Path, evaluate, signature, restart: bool, log_dir):
-        self.method, self.cfg, self.evaluate, self.signature = method, cfg, evaluate, signature
-        self.model = method.model.train().requires_grad_(True)
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.opt = adam(self.params, cfg.lr)
-        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False) if cfg.ema else None
-        self.state = {"iteration": 0, "optimizer_steps": 0, "wall_time": 0.0, **self.fresh()}
-        self.best = None  # the exported weights at the best monitored curve point (lr_schedule 'plateau')
-        self.resume = run_dir / "resume.pt"
-        self.main = distributed.is_main()
-        if self.resume.exists() and restart and self.main:
-            self.resume.unlink()
-        if self.resume.exists():
-            self.restore()
-        self.resumed_from = self.state["iteration"]
-        method.train_model = distributed.wrap(self.model, find_unused=getattr(method, "find_unused", False))
-        self.log = _Log(log_dir, self.main, self.resumed_from)
-
-    def restore(self) -> None:
-        ck = torch_load(self.resume)
-        _check_resume(ck, self.resume, self.signature)
-        self.model.load_state_dict(ck["model"])
-        self.opt.load_state_dict(ck["optimizer"])
-        if self.ema is not None:
-            self.ema.load_state_dict(ck["ema"])
-        self.method.counters.update(ck["counters"])
-        self.best = ck.get("best")
-        self.state = {**self.fresh(), **ck["state"]}
-        print(f"resuming from {self.resume} at iteration {self.state['iteration']}", file=sys.stderr)
-
-    def save_resume(self) -> None:
-        if self.main:
-            torch_save(self.resume, {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                                     "ema": self.ema.state_dict() if self.ema is not None else None,
-                                     "counters": dict(self.method.counters), "state": dict(self.state),
-                                     "best": self.best,
-                                     "config": asdict(self.cfg), "signature": self.signature})
-
-    def opt_step(self, loss: torch.Tensor) -> None:
-        mean_loss = distributed.mean_scalar(loss)  # every rank stops together
-        if not torch.isfinite(mean_loss):
-            raise UserError(f"non-finite loss ({mean_loss.item()}) at iteration {self.state['iteration']}: "
-                            f"training diverged; lower the learning rate (--lr {self.cfg.lr})")
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.grad_clip:
-            nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
-        self.opt.step()
-        self.state["optimizer_steps"] += 1
-
-    def exported(self) -> nn.Module:
-        return self.ema if self.ema is not None else self.model
-
-    def record_eval(self) -> None:
-        if self.evaluate is None or not self.cfg.eval_every or not self.main:
-            return
-        curve = self.state["curve"]
-        if curve and curve[-1]["iteration"] == self.state["iteration"]:
-            return
-        model = self.exported()
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            values = {k: float(v) for k, v in self.evaluate(model).items()}
-        model.train(was_training)
-        curve.append({"iteration": self.state["iteration"], **values, "wall_time": round(self.state["wall_time"], 3),
-                      "lr": self.lr(self.state["iteration"])})
-        self.log.scalars(self.state["iteration"], **{f"curve/{k}": v for k, v in values.items()})
-        if self.cfg.lr_schedule == "plateau" and values.get(self.cfg.monitor, math.inf) < self.state["best_value"]:
-            self.state["best_value"], self.state["best_iteration"] = values[self.cfg.monitor], self.state["iteration"]
-            self.best = {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-    def keep_best(self) -> None:
-        """Under the plateau rule the exported weights are those of the best monitored
-        curve point (on the curve seeds, never the evaluation seeds): training goes on
-        until the curve stops improving, and what comes after its best is not kept."""
-        if self.best is not None and self.cfg.lr_schedule == "plateau":
-            self.exported().load_state_dict(self.best)
-
-    def lr(self, it: int) -> float:
-        return lr_at(self.cfg, it, self.state["decays"])
-
-    def plateau_rule(self) -> str:
-        """The plateau rule after a curve point (lr_schedule 'plateau'): rank 0 decides,
-        every rank follows (CONTINUE, DECAY or STOP)."""
-        cfg, state = self.cfg, self.state
-        if cfg.lr_schedule != "plateau":
-            return CONTINUE
-        action = CONTINUE
-        if self.main:
-            if cfg.monitor not in (state["curve"][-1] if state["curve"] else {}):
-                raise UserError(f"the validation curve has no '{cfg.monitor}' for the plateau rule")
-            values = [p[cfg.monitor] for p in state["curve"][state["window_from"]:]]
-            action = decide(values, state["decays"], cfg.plateau)
-        device = distributed.module_device(self.model)
-        if distributed.main_says(action == STOP, device):
-            return STOP
-        if distributed.main_says(action == DECAY, device):
-            state["decays"] += 1
-            state["window_from"] = len(state["curve"]) - 1  # the point at the change opens the new window
-            return DECAY
-        return CONTINUE
-
-    def iteration(self, it: int) -> dict:
-        cfg = self.cfg
-        lr = self.lr(it)
-        for g in self.opt.param_groups:
-            g["lr"] = lr
-        with autocast(next(self.model.parameters()).device, cfg.amp):
-            stats = self.method.train_step(it, iteration_generator(cfg.seed, it), self.opt_step)
-        if self.ema is not None:
-            with torch.no_grad():
-                torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()),
-                                     1 - ema_decay(cfg.ema, it))
-        if (it + 1) % LOG_EVERY == 0 or it + 1 == cfg.iters:
-            self.log.scalars(it + 1, lr=lr, **{f"train/{k}": v for k, v in stats.items()})
-        return stats
-
-    def run(self, progress: bool) -> float:
-        cfg, state = self.cfg, self.state
-        if state["iteration"] == 0:
-            self.record_eval()
-        bar = _progress(range(state["iteration"], cfg.iters), progress and self.main, initial=state["iteration"],
-                        total=cfg.iters)
-        last_loss, t0 = float("nan"), time.perf_counter()
-        stop_at = None if cfg.max_iters_this_run is None else state["iteration"] + cfg.max_iters_this_run
-        for it in bar:
-            if stop_at is not None and it >= stop_at:
-                break
-            last_loss = float(self.iteration(it).get("loss", float("nan")))
-            state["iteration"] = it + 1
-            now = time.perf_counter()
-            state["wall_time"] += now - t0
-            t0 = now
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{last_loss:.4g}", refresh=False)
-            if cfg.eval_every and ((it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iters):
-                self.record_eval()
-                t0 = time.perf_counter()  # evaluation is not training time
-                if self.plateau_rule() == STOP:
-                    state["converged"] = True  # complete: flat after the learning rate was lowered
-                    break
-            if (it + 1) % cfg.ckpt_every == 0 and it + 1 < cfg.iters:
-                self.save_resume()
-        if state["iteration"] < cfg.iters and not state["converged"]:  # stopped on purpose: keep the resume point
-            self.save_resume()
-        return last_loss
-
-
-def train(method, cfg: TrainConfig, run_dir, progress: bool = True,
-          evaluate: Optional[Callable[[nn.Module], dict]] = None, signature: dict | None = None,
-          restart: bool = False, log_dir=None) -> TrainResult:
-    """Train `method.model`. `evaluate(model)` ({name: value} on the curve seeds, e.g. the
-    agreement with the target and FID) runs on the exported weights at iteration 0, every
-    `cfg.eval_every` iterations and at the end, on rank 0; its time is not counted as
-    training time, and its points survive a resume. Under lr_schedule 'plateau' the
-    curve's `cfg.monitor` drives the plateau rule (`diffdistill.convergence`)."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    loop = _Loop(method, cfg, run_dir, evaluate, signature, restart, log_dir)
-    try:
-        last_loss = loop.run(progress)
-    finally:
-        loop.log.close()
-    s = loop.state
-    if s["iteration"] >= cfg.iters or s["converged"]:
-        loop.keep_best()
-    return TrainResult(model=loop.exported().eval().requires_grad_(False), iterations=s["iteration"],
-                       optimizer_steps=s["optimizer_steps"], wall_time=s["wall_time"],
-                       counters=dict(method.counters), final_loss=last_loss, resumed_from=loop.resumed_from,
-                       curve=list(s["curve"]), converged=s["converged"], decays=s["decays"],
-                       best_iteration=s["best_iteration"] if cfg.lr_schedule == "plateau" else None)
-
-
-def _progress(it, enabled, **kw):
-    if not enabled:
-        return it
-    from tqdm import tqdm
-    return tqdm(it, dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 10, **kw)
 
 
 # ---- a whole training command ----------------------------------------------------------
@@ -430,3 +78,197 @@ def run(method_cls, args) -> int:
         method.write_curve(args, res)
     (resume_dir(out) / "resume.pt").unlink(missing_ok=True)
     return 0
+
+
+def signature(args) -> dict:
+    """The arguments that shape the result (compared when resuming)."""
+    return {k: v for k, v in used_args(args).items() if k not in NOT_SHAPING}
+
+
+def config_from_args(args, monitor: str = "rmse") -> TrainConfig:
+    return TrainConfig(iters=args.iters, lr=args.lr, lr_schedule=getattr(args, "lr_schedule", "constant"),
+                       grad_clip=getattr(args, "grad_clip", None), ema=getattr(args, "ema", None), seed=args.seed,
+                       ckpt_every=args.ckpt_every, max_iters_this_run=args.max_iters_this_run,
+                       eval_every=getattr(args, "curve_every", 0) if getattr(args, "curve_out", None) else 0,
+                       monitor=monitor, plateau=plateau_from_args(args), amp=args.amp)
+
+
+def plateau_from_args(args) -> Plateau:
+    return Plateau(**{f.name: getattr(args, f"plateau_{f.name}") for f in fields(Plateau)
+                      if getattr(args, f"plateau_{f.name}", None) is not None})
+
+
+# ---- the loop ------------------------------------------------------------------------
+
+def train(method, cfg: TrainConfig, run_dir, progress: bool = True,
+          evaluate: Optional[Callable[[nn.Module], dict]] = None, signature: dict | None = None,
+          restart: bool = False, log_dir=None) -> TrainResult:
+    """Train `method.model`. `evaluate(model)` ({name: value} on the curve seeds, e.g. the
+    agreement with the target and FID) runs on the exported weights at iteration 0, every
+    `cfg.eval_every` iterations and at the end, on rank 0; its time is not counted as
+    training time, and its points survive a resume. Under lr_schedule 'plateau' the
+    curve's `cfg.monitor` drives the plateau rule (`diffdistill.convergence`)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    loop = _Loop(method, cfg, run_dir, evaluate, signature, restart, log_dir)
+    try:
+        last_loss = loop.run(progress)
+    finally:
+        loop.log.close()
+    s = loop.state
+    if s["iteration"] >= cfg.iters or s["converged"]:
+        loop.keep_best()
+    return TrainResult(model=loop.exported().eval().requires_grad_(False), iterations=s["iteration"],
+                       optimizer_steps=s["optimizer_steps"], wall_time=s["wall_time"],
+                       counters=dict(method.counters), final_loss=last_loss, resumed_from=loop.resumed_from,
+                       curve=list(s["curve"]), converged=s["converged"], decays=s["decays"],
+                       best_iteration=s["best_iteration"] if cfg.lr_schedule == "plateau" else None)
+
+
+@dataclass
+class TrainConfig:
+    iters: int                          # training iterations (batches)
+    lr: float                           # base learning rate (Adam)
+    lr_schedule: str = "constant"       # constant | step (lr_schedule.STEP_DECAY) | linear (to 0) | plateau
+    grad_clip: Optional[float] = None   # max gradient norm, None = off
+    ema: Optional[float] = None         # EMA decay of the exported weights, None = off
+    seed: int = 0                       # base seed of the per-iteration RNG
+    ckpt_every: int = 100               # iterations between resume checkpoints
+    max_iters_this_run: Optional[int] = None  # stop early (tests: simulate an interruption)
+    eval_every: int = 0                 # iterations between curve points (validation on the curve seeds), 0 = off
+    monitor: str = "rmse"               # the curve's value the plateau rule reads (lower is better)
+    plateau: Plateau = Plateau()        # lr_schedule 'plateau': lower the rate, then stop, on a flat curve
+    amp: bool = False                   # bfloat16 autocast of the training step
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module                    # the exported weights (EMA if enabled)
+    iterations: int
+    optimizer_steps: int
+    wall_time: float                    # seconds of training, summed over resumed runs
+    counters: dict = field(default_factory=dict)
+    final_loss: float = float("nan")
+    resumed_from: int = 0
+    curve: list = field(default_factory=list)  # [{iteration, <evaluate's values>, wall_time, lr}]
+    converged: bool = False             # ended by the plateau rule before `iters` (complete)
+    decays: int = 0                     # learning-rate decays the plateau rule made
+    best_iteration: Optional[int] = None  # plateau rule: the curve point whose weights are exported
+
+
+class _Loop:
+    """The state of one training run: optimizer, EMA, counters, resume point, curve and
+    the plateau rule's progress (`decays`; `window_from`: the first curve point since the
+    last learning-rate change)."""
+
+    @staticmethod
+    def fresh() -> dict:
+        """The plateau rule's and the curve's starting state (a new list for every run);
+        `best_value` / `best_iteration`: the best monitored curve point so far."""
+        return {"curve": [], "converged": False, "decays": 0, "window_from": 0, "best_value": math.inf,
+                "best_iteration": None}
+
+    def __init__(self, method, cfg: TrainConfig, run_dir: Path, evaluate, signature, restart: bool, log_dir):
+        self.method, self.cfg, self.evaluate, self.signature = method, cfg, evaluate, signature
+        self.model = method.model.train().requires_grad_(True)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = adam(self.params, cfg.lr)
+        self.ema = ema_copy(self.model, cfg.ema)
+        self.state = {"iteration": 0, "optimizer_steps": 0, "wall_time": 0.0, **self.fresh()}
+        self.best = None  # the exported weights at the best monitored curve point (lr_schedule 'plateau')
+        self.resume = run_dir / "resume.pt"
+        self.main = distributed.is_main()
+        if self.resume.exists() and restart and self.main:
+            self.resume.unlink()
+        if self.resume.exists():
+            restore(self)
+        self.resumed_from = self.state["iteration"]
+        method.train_model = distributed.wrap(self.model, find_unused=getattr(method, "find_unused", False))
+        self.log = LiveCurves(log_dir, self.main, self.resumed_from)
+
+    def run(self, progress: bool) -> float:
+        cfg, state = self.cfg, self.state
+        if state["iteration"] == 0:
+            self.record_eval()
+        bar = progress_bar(range(state["iteration"], cfg.iters), progress and self.main, initial=state["iteration"],
+                           total=cfg.iters)
+        last_loss, t0 = float("nan"), time.perf_counter()
+        stop_at = None if cfg.max_iters_this_run is None else state["iteration"] + cfg.max_iters_this_run
+        for it in bar:
+            if stop_at is not None and it >= stop_at:
+                break
+            last_loss = float(self.iteration(it).get("loss", float("nan")))
+            state["iteration"] = it + 1
+            now = time.perf_counter()
+            state["wall_time"] += now - t0
+            t0 = now
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{last_loss:.4g}", refresh=False)
+            if cfg.eval_every and ((it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iters):
+                self.record_eval()
+                t0 = time.perf_counter()  # evaluation is not training time
+                if plateau_rule(cfg, state, self.model, self.main) == STOP:
+                    state["converged"] = True  # complete: flat after the learning rate was lowered
+                    break
+            if (it + 1) % cfg.ckpt_every == 0 and it + 1 < cfg.iters:
+                save_resume(self)
+        if state["iteration"] < cfg.iters and not state["converged"]:  # stopped on purpose: keep the resume point
+            save_resume(self)
+        return last_loss
+
+    def iteration(self, it: int) -> dict:
+        cfg = self.cfg
+        lr = self.lr(it)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        with autocast(next(self.model.parameters()).device, cfg.amp):
+            stats = self.method.train_step(it, iteration_generator(cfg.seed, it), self.opt_step)
+        if self.ema is not None:
+            ema_update(self.ema, self.model, cfg.ema, it)
+        if (it + 1) % LOG_EVERY == 0 or it + 1 == cfg.iters:
+            self.log.scalars(it + 1, lr=lr, **{f"train/{k}": v for k, v in stats.items()})
+        return stats
+
+    def opt_step(self, loss: torch.Tensor) -> None:
+        mean_loss = distributed.mean_scalar(loss)  # every rank stops together
+        if not torch.isfinite(mean_loss):
+            raise UserError(f"non-finite loss ({mean_loss.item()}) at iteration {self.state['iteration']}: "
+                            f"training diverged; lower the learning rate (--lr {self.cfg.lr})")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip:
+            nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+        self.opt.step()
+        self.state["optimizer_steps"] += 1
+
+    def lr(self, it: int) -> float:
+        return lr_at(self.cfg, it, self.state["decays"])
+
+    def exported(self) -> nn.Module:
+        return self.ema if self.ema is not None else self.model
+
+    def record_eval(self) -> None:
+        if self.evaluate is None or not self.cfg.eval_every or not self.main:
+            return
+        curve = self.state["curve"]
+        if curve and curve[-1]["iteration"] == self.state["iteration"]:
+            return
+        model = self.exported()
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            values = {k: float(v) for k, v in self.evaluate(model).items()}
+        model.train(was_training)
+        curve.append({"iteration": self.state["iteration"], **values, "wall_time": round(self.state["wall_time"], 3),
+                      "lr": self.lr(self.state["iteration"])})
+        self.log.scalars(self.state["iteration"], **{f"curve/{k}": v for k, v in values.items()})
+        if self.cfg.lr_schedule == "plateau" and values.get(self.cfg.monitor, math.inf) < self.state["best_value"]:
+            self.state["best_value"], self.state["best_iteration"] = values[self.cfg.monitor], self.state["iteration"]
+            self.best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def keep_best(self) -> None:
+        """Under the plateau rule the exported weights are those of the best monitored
+        curve point (on the curve seeds, never the evaluation seeds): training goes on
+        until the curve stops improving, and what comes after its best is not kept."""
+        if self.best is not None and self.cfg.lr_schedule == "plateau":
+            self.exported().load_state_dict(self.best)

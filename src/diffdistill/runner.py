@@ -46,24 +46,24 @@ LOG_EVERY = 10                        # iterations between log points
 
 # ---- a whole training command ----------------------------------------------------------
 
-def run(method_cls, args) -> int:
-    """Build the method from parsed arguments, train, and write the checkpoint (with its
+def run(method_cls, settings) -> int:
+    """Build the method from its command's typed settings (`methods.settings`), train, and write the checkpoint (with its
     sampling recipe), its metadata and, where asked, the FID curve. Exit code: 0, or 3
     when stopped early on purpose (a rerun resumes)."""
-    out = check_writable(args.out)
-    if getattr(args, "curve_out", None):
-        check_writable(args.curve_out)
-    device = resolve_device(args.device)
+    out = check_writable(settings.out)
+    if getattr(settings, "curve_out", None):
+        check_writable(settings.curve_out)
+    device = resolve_device(settings.device)
     distributed.init_from_env(use_cuda=device.type == "cuda")
-    torch.manual_seed(args.seed)  # networks built from scratch start from the run's seed
-    method = method_cls(args, device)
-    cfg = config_from_args(args, monitor=method.monitor)
-    evaluate = method.curve_evaluator(args, device) if cfg.eval_every else None
-    res = train(method, cfg, resume_dir(out), progress=not args.quiet, evaluate=evaluate,
-                signature=signature(args), restart=args.restart,
-                log_dir=args.tensorboard_dir or default_log_dir(out))
-    if res.iterations < args.iters and not res.converged:
-        print(f"stopped at iteration {res.iterations} of {args.iters}; rerun to resume", file=sys.stderr)
+    torch.manual_seed(settings.seed)  # networks built from scratch start from the run's seed
+    method = method_cls(settings, device)
+    cfg = config_from_args(settings, monitor=method.monitor)
+    evaluate = method.curve_evaluator(settings, device) if cfg.eval_every else None
+    res = train(method, cfg, resume_dir(out), progress=not settings.quiet, evaluate=evaluate,
+                signature=signature(settings), restart=settings.restart,
+                log_dir=settings.tensorboard_dir or default_log_dir(out))
+    if res.iterations < settings.iters and not res.converged:
+        print(f"stopped at iteration {res.iterations} of {settings.iters}; rerun to resume", file=sys.stderr)
         return 3
     if not distributed.is_main():
         return 0

@@ -47,8 +47,9 @@ LOG_EVERY = 10                        # iterations between log points
 # ---- a whole training command ----------------------------------------------------------
 
 def run(method_cls, settings) -> int:
-    """Build the method from its command's typed settings (`methods.settings`), train, and write the checkpoint (with its
-    sampling recipe), its metadata and, where asked, the FID curve. Exit code: 0, or 3
+    """Build the method from its command's typed settings (`methods.settings`), train, and
+    write the checkpoint (with its sampling recipe), its metadata and, where asked, the FID
+    curve. Exit code: 0, or 3
     when stopped early on purpose (a rerun resumes)."""
     out = check_writable(settings.out)
     if getattr(settings, "curve_out", None):
@@ -68,14 +69,14 @@ def run(method_cls, settings) -> int:
     if not distributed.is_main():
         return 0
     method.save(out, res)
-    write_meta(out, used_args(args), args.seed, method=method.name, wall_time=res.wall_time,
+    write_meta(out, used_args(settings), settings.seed, method=method.name, wall_time=res.wall_time,
                iterations=res.iterations, optimizer_steps=res.optimizer_steps, final_loss=res.final_loss,
                resumed_from=res.resumed_from, converged=res.converged, lr_decays=res.decays,
                best_iteration=res.best_iteration,
                num_params=sum(p.numel() for p in res.model.parameters()),
                **{**res.counters, **method.meta(res)})
-    if getattr(args, "curve_out", None):
-        method.write_curve(args, res)
+    if getattr(settings, "curve_out", None):
+        method.write_curve(settings, res)
     (resume_dir(out) / "resume.pt").unlink(missing_ok=True)
     return 0
 

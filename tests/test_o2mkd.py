@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import SCHED, assert_close_f32, build_method, save_tiny_teacher, tiny_denoiser
-from diffdistill.methods.o2mkd import split_boundaries
+from diffdistill.methods.o2mkd.train import split_boundaries
 from diffdistill.nets.router import Router, router_spec
 from diffdistill.precond import build_denoiser, load_denoiser, save_denoiser
 from diffdistill.schedules import edm_timesteps
@@ -191,7 +191,7 @@ def test_students_from_the_teacher_must_keep_its_depth():
     from conftest import ROOT
     from diffdistill import methods
     from diffdistill.errors import UserError
-    from diffdistill.methods.o2mkd import student_spec
+    from diffdistill.nets.students import student_spec
 
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     cfg["teacher"]["net_kwargs"]["num_blocks"] = 1
@@ -232,7 +232,7 @@ def test_the_study_trains_both_n_over_training_seeds_and_measures_each_recipe_on
     from types import SimpleNamespace
 
     from diffdistill import methods
-    from diffdistill.methods.o2mkd import O2MKD
+    from diffdistill.methods.o2mkd.train import O2MKD
 
     cfg = methods.validate({"o2mkd": {"iters": 150, "claim_students": 3, "num_students": [1, 3]}})
     runs = O2MKD.study_runs(cfg)

@@ -190,3 +190,8 @@ def source_model(source: str) -> str:
         raise UserError(f"trajectory source '{source}' is neither 'teacher', '<method>nfe<n>' nor "
                         "'<method>+<variant>+nfe<n>'")
     return student_model(m.group(1), m.group(2) or "default", int(m.group(3)))
+
+
+def router_label(n: int) -> str:
+    """The name of an O2MKD router of n students in tables and figures."""
+    return "one-to-one KD (N=1)" if n == 1 else f"O2MKD N={n}"

@@ -14,11 +14,10 @@ import pandas as pd
 from ... import stats
 from ...claims import Claim, better
 from ...curves import last_gain, read_curve
-from ...naming import CONFIG_RECIPE, O2MKD_STUDY
+from ...naming import CONFIG_RECIPE, O2MKD_STUDY, router_label
 from ...plotting import plot_seed_curves
 from ...records import Q, cell, in_table, values
 from ...tables.format import write_table
-from . import router_label
 
 if TYPE_CHECKING:
     from ...claims_table import Data

@@ -7,7 +7,7 @@ from ...naming import TEACHER, TRAJECTORIES, cache_path, student_model
 from ...options import SCHEDULE_OPTIONS, Opt, nfe_int
 from ...rows import EXTENDED, Row
 from ..base import Method, curve_inputs, curve_values
-from ..o2mkd import depth_mismatch
+from ...nets.students import depth_mismatch
 from ..sfd.plan import TEACHER_OPTIONS, SFDPlan
 
 

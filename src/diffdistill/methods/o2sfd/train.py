@@ -7,7 +7,7 @@ from ...provenance import read_meta
 from ...recipe import Recipe
 from ...schedules import Schedule
 from .. import register
-from ..o2mkd import student_spec, students_from_teacher
+from ...nets.students import student_spec, students_from_teacher
 from ..sfd.plan import euler_recipe
 from ..sfd.train import SFDBatches, trajectory_batches, trajectory_targets
 from .plan import O2SFDPlan

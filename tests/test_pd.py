@@ -138,7 +138,7 @@ def test_a_rounds_curve_is_its_held_out_loss_and_samples_only_at_few_steps(tmp_p
         argv = ["--teacher", tmp_path / "t.pt", "--nfe", nfe, "--batch-size", 4, "--out", tmp_path / "m.pt",
                 "--curve-samples", 8, "--curve-sample-steps", sample_steps]
         method = build_method("pd", argv)
-        return method, method.curve_evaluator(method.settings, "cpu")
+        return method, method.curve_evaluator("cpu")
 
     method, evaluate = evaluator(4, 2)
     first, again = evaluate(method.model), evaluate(method.model)

@@ -59,7 +59,7 @@ def run(method_cls, settings) -> int:
     torch.manual_seed(settings.seed)  # networks built from scratch start from the run's seed
     method = method_cls(settings, device)
     cfg = config_from_args(settings, monitor=method.monitor)
-    evaluate = method.curve_evaluator(settings, device) if cfg.eval_every else None
+    evaluate = method.curve_evaluator(device) if cfg.eval_every else None
     res = train(method, cfg, resume_dir(out), progress=not settings.quiet, evaluate=evaluate,
                 signature=signature(settings), restart=settings.restart,
                 log_dir=settings.tensorboard_dir or default_log_dir(out))
@@ -76,7 +76,7 @@ def run(method_cls, settings) -> int:
                num_params=sum(p.numel() for p in res.model.parameters()),
                **{**res.counters, **method.meta(res)})
     if getattr(settings, "curve_out", None):
-        method.write_curve(settings, res)
+        method.write_curve(res)
     (resume_dir(out) / "resume.pt").unlink(missing_ok=True)
     return 0
 

@@ -103,24 +103,25 @@ class Method:
         (float [N, C, H, W] in [-1, 1]; None: no agreement)."""
         return [(self.curve_sampler(), None)]
 
-    def curve_evaluator(self, settings, device):
+    def curve_evaluator(self, device):
         """model -> the curve point's values on the curve seeds: the agreement with the
         targets (rmse) and, with --ref, the FID of the samples."""
         from ..curves import curve_evaluator, curve_seeds
         from ..metrics import feature_extractor
         from ..precond import image_shape
 
+        settings = self.settings
         seeds = curve_seeds(settings.curve_seed_start, settings.curve_samples)
-        extractor = feature_extractor(settings.features, settings.featnet, settings.inception_weights, device) if settings.ref \
-            else None
+        extractor = feature_extractor(settings.features, settings.featnet, settings.inception_weights, device) if settings.ref else None
         return curve_evaluator(self.curve_probes(seeds, device), seeds, image_shape(self.spec), extractor, settings.ref,
                                device=device)
 
-    def write_curve(self, settings, res) -> None:
+    def write_curve(self, res) -> None:
         from ..curves import curve_seeds, seeds_text, write_curve
         from ..provenance import write_meta
         from ..options import used_args
 
+        settings = self.settings
         nfe = getattr(settings, "nfe", None) or settings.curve_nfe  # a model of one NFE, or the curve's sampler's
         nfe = nfe[0] if isinstance(nfe, list) else nfe
         write_curve(settings.curve_out, res.curve, row=str(settings.out), label=f"{self.name} NFE {nfe}", nfe=nfe,

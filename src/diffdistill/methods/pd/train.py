@@ -136,15 +136,17 @@ class ProgressiveDistillation(PDPlan):
         x = y + t * torch.randn(y.shape, generator=gen).to(dev)
         return x, t, t_mid, t_next, self.target(x, t, t_mid, t_next)
 
-    def curve_evaluator(self, settings, device):
+    def curve_evaluator(self, device):
         """The validation loss on a fixed batch (`val_loss`, the monitor: one student step against the teacher's
         two on the curve seeds, cheap at any step count) and, for rounds of at most
         `curve_sample_steps` steps, the agreement of N-step samples with the teacher's 2N
         steps and their FID."""
         from ...curves import curve_seeds
+
+        settings = self.settings
         seeds = curve_seeds(settings.curve_seed_start, settings.curve_samples)
         val = self.validation_batch(seeds)
-        samples = super().curve_evaluator(settings, device) if self.num_steps <= settings.curve_sample_steps else None
+        samples = super().curve_evaluator(device) if self.num_steps <= settings.curve_sample_steps else None
 
         def evaluate(model) -> dict:
             out = {"val_loss": float(self.loss(*val, model=model))}

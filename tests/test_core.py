@@ -154,3 +154,14 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
     bad.write_bytes(b"not a checkpoint")
     rc = main(["sample", "--model", str(bad), "--nfe", "2", "--seeds", "0-3", "--out", str(tmp_path / "s.npz")])
     assert rc == 2 and "bad.pt" in capsys.readouterr().err
+
+
+def test_a_checkpoint_written_twice_is_the_same_bytes(tmp_path):
+    """files.torch_save is atomic (a temporary name, then a rename) and reproducible: the
+    archive's inner folder does not carry the random temporary name."""
+    from diffdistill.files import torch_save
+
+    obj = {"w": torch.arange(6.0).reshape(2, 3), "spec": {"net": "unet"}}
+    torch_save(tmp_path / "a.pt", obj)
+    torch_save(tmp_path / "b.pt", obj)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()

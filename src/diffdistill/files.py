@@ -43,10 +43,13 @@ def read_json_object(path, required=(), what: str = "result file") -> dict:
 
 
 def torch_save(path, obj: Any) -> None:
+    """torch.save, atomically. Written through a file object, so that the archive's inner
+    folder is torch's fixed 'archive' rather than the random temporary name: the same
+    content gives the same bytes (and the same sha256 in the caches' keys)."""
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def _jsonable(o):

@@ -159,7 +159,6 @@ use rule _train as distill_widthkd with:
         "results/logs/distill/widthkd/nfe{nfe}.log",
     params:
         method="widthkd",
-        args=train_args("widthkd"),
 '''
 
 SCHEMA = '''  widthkd:

@@ -133,15 +133,6 @@ def train_input(method):
     return lambda wildcards: methods.get(method).rule_inputs(config, wildcards)
 
 
-def train_args(method):
-    """Params function of a method's training rule: its flags from the config sections it
-    reads and the rule's wildcards, inputs and outputs."""
-    try:
-        return methods.rule_flags(method, config)
-    except methods.UserError as e:
-        raise SystemExit(f"workflow error: {e}") from None
-
-
 def report_dir(name, ext="csv", category="Tables"):
     """results/<name>, a folder of files the HTML report shows with ../report/<name>.rst."""
     return report(

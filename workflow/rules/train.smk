@@ -1,6 +1,6 @@
 # The one training job: every method's rule (rules/methods/<name>.smk) is this rule with
-# its own inputs, outputs, log and the config sections that reach its command
-# (`train_args`). Memory and run time of each rule are the cluster profile's
+# its own inputs, outputs and log. Its flags are the config sections the method reads
+# (`methods.rule_flags`; the method is the one whose folder holds the model). Memory and run time of each rule are the cluster profile's
 # (profiles/slurm/config.yaml); under more than one GPU it runs under torchrun (`launch`).
 
 
@@ -18,6 +18,9 @@ rule _train:
         **GPU_RESOURCES,
     params:
         launch=launch,
+        args=lambda wildcards, input, output: methods.rule_flags(methods.owner(output.model).name, config)(
+            wildcards, input, output
+        ),
     shell:
         "{params.launch}diffdistill train {params.method} {params.args} --out {output.model} --threads {threads}"
         " 2> {log}"

@@ -71,7 +71,7 @@ def all_options(cls) -> list:
     from ..options import section_options, training_options
 
     own = [o.name for o in cls.options]
-    return [*cls.options, *section_options(cls.section, skip=own),
+    return [*cls.options, *section_options(cls.section, skip=(*own, *cls.plan_only)),
             *training_options(cls.section, schema_node(cls.section), curves=cls.curves)]
 
 
@@ -107,6 +107,16 @@ def rule_flags(name: str, config: dict) -> Callable:
     tol = {"plateau_tol": config["convergence"]["tol"][cls.monitor]} if cls.curves else {}
     return lambda wildcards, input, output: cli_flags(name, sections,
                                                       **tol, **cls.rule_values(sections, wildcards, input, output))
+
+
+def owner(path) -> type:
+    """The method whose folders (`stage_outputs`) hold `path`: whose training rule wrote it."""
+    from pathlib import PurePosixPath
+
+    for m in ordered():
+        if any(PurePosixPath(path).is_relative_to(folder) for folder in m.stage_outputs()):
+            return m
+    raise UserError(f"no method writes {path}")
 
 
 def rows(config: dict) -> list:

@@ -50,6 +50,7 @@ class Method:
     monitor: ClassVar[str] = "rmse"        # the curve's value the plateau rule reads (lower is better)
     find_unused: ClassVar[bool] = False    # DDP: some parameters sit out some steps
     reads: ClassVar[tuple[str, ...]] = ()  # config sections it depends on besides its own
+    plan_only: ClassVar[tuple[str, ...]] = ()  # keys of its section the workflow reads, not its training
     order: ClassVar[int] = 100             # position of its rows in the tables
     # what it adds to the report (diffdistill.tables.Parts): its name in titles, its rows'
     # colour in the figures, a family its cost is set beside at equal NFE

@@ -19,4 +19,3 @@ use rule _train as distill_o2mkd with:
     priority: 40
     params:
         method="o2mkd",
-        args=train_args("o2mkd"),

@@ -17,4 +17,3 @@ use rule _train as distill_o2sfd with:
     priority: 40
     params:
         method="o2sfd",
-        args=train_args("o2sfd"),

@@ -18,4 +18,3 @@ use rule _train as distill_pd with:
     priority: 50
     params:
         method="pd",
-        args=train_args("pd"),

@@ -19,4 +19,3 @@ use rule _train as distill_sfd with:
     priority: 40
     params:
         method="sfd",
-        args=train_args("sfd"),

@@ -17,4 +17,3 @@ if config["sfd2"]["enabled"]:
         priority: 40
         params:
             method="sfd2",
-            args=train_args("sfd2"),

@@ -16,4 +16,3 @@ if config["sfdv"]["enabled"]:
         priority: 52
         params:
             method="sfdv",
-            args=train_args("sfdv"),

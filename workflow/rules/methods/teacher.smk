@@ -24,7 +24,6 @@ use rule _train as train_teacher with:
     threads: config["threads_teacher"]
     params:
         method="teacher",
-        args=train_args("teacher"),
 
 
 rule import_teacher:

@@ -20,6 +20,7 @@ class PDPlan(Method):
     summary = "one Progressive Distillation round: a student of N steps from a teacher of 2N"
     curves = True
     monitor = "val_loss"
+    plan_only = ("n0", "first_teacher_steps")  # the rounds: each round's command gets its own teacher and NFE
     options = (Opt("teacher", required=True, help="the trained teacher, or the previous round's student"),
                Opt("nfe", required=True, help="student steps N (the teacher takes 2N)",
                    kwargs={"type": nfe_int})

@@ -21,6 +21,7 @@ class TeacherPlan(Method):
     stage_inputs = ()  # the dataset only
 
     shared_keys = ("seed", "device", "amp", "dataset")  # training draws sigma from its own distribution
+    plan_only = ("source", "edm_pickle", "edm_pickle_url", "edm_pickle_sha256")  # importing EDM's instead
 
     @classmethod
     def stage_outputs(cls) -> tuple[str, ...]:

@@ -132,8 +132,10 @@ def parse(argv):
 
 def build_method(name, argv, device="cpu"):
     """A method instance built as `diffdistill train <name> ARGV` builds it."""
-    from diffdistill.methods import get, settings
-    return get(name)(settings(get(name), parse(["train", name, *argv])), device)
+    from diffdistill.methods import get
+    from diffdistill.options import settings_from
+
+    return get(name)(settings_from(parse(["train", name, *argv]), name, get(name).command_options()), device)
 
 
 def save_tiny_teacher(path, seed=0, std=0.05):

@@ -134,7 +134,7 @@ def test_mismatched_trajectory_cache_is_refused(tmp_path):
 
 
 def test_student_records_its_cache_settings_and_recipe(tmp_path):
-    from diffdistill.methods import get, settings
+    from diffdistill.methods import get
     from diffdistill.precond import load_checkpoint
     from diffdistill.runner import run
 
@@ -142,7 +142,7 @@ def test_student_records_its_cache_settings_and_recipe(tmp_path):
     flags = make_cache(tmp_path / "t.pt", tmp_path / "c.pt", 2, K=2)
     args = parse(["train", "sfd", "--teacher", tmp_path / "t.pt", "--trajectories", tmp_path / "c.pt", "--nfe", 2,
                   "--iters", 2, "--batch-size", 4, "--quiet", "--out", tmp_path / "s/model.pt"] + flags)
-    assert run(get("sfd"), settings(get("sfd"), args)) == 0
+    assert run(get("sfd"), args) == 0
     meta = json.loads((tmp_path / "s/model.pt.meta.json").read_text())
     assert meta["args"]["K"] == 2 and meta["method"] == "sfd" and meta["iterations"] == 2
     assert "method" not in meta["args"] and "func" not in meta["args"]

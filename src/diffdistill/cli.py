@@ -53,9 +53,9 @@ def _kw(args, keys: str) -> dict:  # a library call's arguments: the parsed opti
 
 
 def cmd_train(args):
-    from .methods import get, settings
+    from .methods import get
     from .runner import run
-    return run(get(args.method), settings(get(args.method), args))  # the method's typed, frozen settings
+    return run(get(args.method), args)
 
 
 def cmd_train_featnet(args):
@@ -203,13 +203,13 @@ COMMANDS = [
 
 
 def _train_parsers(sub) -> None:
-    from .methods import all_options, ordered
+    from .methods import ordered
     p = sub.add_parser("train", help="train a teacher or distil a student (one method each)",
                        description="Train with one method; `diffdistill train METHOD --help` lists its options.")
     methods = p.add_subparsers(dest="method", required=True, metavar="METHOD", parser_class=Parser)
     for m in ordered():
         q = methods.add_parser(m.name, help=m.summary, description=m.summary, formatter_class=HELP)
-        add_options(q, all_options(m))
+        add_options(q, m.command_options())
         q.set_defaults(func=cmd_train)
 
 

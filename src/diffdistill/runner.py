@@ -32,7 +32,7 @@ from .errors import UserError
 from .lr_schedule import adam, lr_at, plateau_rule
 from .progress import LiveCurves, default_log_dir, progress_bar
 from .provenance import write_meta
-from .options import used_args
+from .options import settings_from, used_args
 from .resume_point import restore, resume_dir, save_resume
 from .runtime import autocast, resolve_device
 from .seeding import iteration_generator
@@ -46,11 +46,13 @@ LOG_EVERY = 10                        # iterations between log points
 
 # ---- a whole training command ----------------------------------------------------------
 
-def run(method_cls, settings) -> int:
-    """Build the method from its command's typed settings (`methods.settings`), train, and
+def run(method_cls, args) -> int:
+    """Build the method from its command's typed settings (the parsed command line as one
+    frozen dataclass, `options.settings_from`), train, and
     write the checkpoint (with its sampling recipe), its metadata and, where asked, the FID
     curve. Exit code: 0, or 3
     when stopped early on purpose (a rerun resumes)."""
+    settings = settings_from(args, method_cls.name, method_cls.command_options())
     out = check_writable(settings.out)
     if getattr(settings, "curve_out", None):
         check_writable(settings.curve_out)

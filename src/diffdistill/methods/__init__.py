@@ -64,31 +64,12 @@ def all_claims() -> list:
     return sorted((c for m in ordered() for c in m.claims()), key=lambda c: c.order)
 
 
-def all_options(cls) -> list:
-    """The options of `diffdistill train <name>`: the method's own (inputs, and the settings
-    it gives its own meaning), every setting of its config section, and the runner's."""
-    from ..config import schema_node
-    from ..options import section_options, training_options
-
-    own = [o.name for o in cls.options]
-    return [*cls.options, *section_options(cls.section, skip=(*own, *cls.plan_only)),
-            *training_options(cls.section, schema_node(cls.section), curves=cls.curves)]
-
-
-def settings(cls, args):
-    """The parsed command line of `diffdistill train <name>` as the method's typed,
-    frozen settings (`options.settings_class`): what the method receives."""
-    from ..options import settings_from
-
-    return settings_from(args, cls.name, all_options(cls))
-
-
 def cli_flags(name: str, config: dict, **values) -> str:
     """The command-line flags of `diffdistill train <name>` for `config` (the workflow's
     side): every option's config value, or the value given here."""
     from ..options import flags
 
-    return flags(config, all_options(get(name)), **values)
+    return flags(config, get(name).command_options(), **values)
 
 
 def config_keys(cls) -> tuple[str, ...]:

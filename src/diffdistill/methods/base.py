@@ -66,7 +66,21 @@ class Method:
     counters: dict
 
     def __init__(self, settings, device):
+        """`settings`: its command's typed, frozen settings (`options.settings_class` of
+        `command_options`), as the runner builds them from the command line."""
         raise NotImplementedError
+
+    @classmethod
+    def command_options(cls) -> list:
+        """The options of `diffdistill train <name>`: the method's own (inputs, and the settings
+        it gives its own meaning), every setting of its config section (but `plan_only`), and
+        the runner's."""
+        from ..config import schema_node
+        from ..options import section_options, training_options
+
+        own = [o.name for o in cls.options]
+        return [*cls.options, *section_options(cls.section, skip=(*own, *cls.plan_only)),
+                *training_options(cls.section, schema_node(cls.section), curves=cls.curves)]
 
     @property
     def train_model(self) -> nn.Module:

@@ -5,7 +5,7 @@ from dataclasses import fields
 from ...errors import UserError
 from ...provenance import read_meta
 from ...options import settings_class
-from .. import all_options, register
+from .. import register
 from ..sfd.train import SFD
 from .plan import SFD2Plan
 
@@ -19,7 +19,7 @@ class SFD2(SFD2Plan, SFD):
             raise UserError(f"--teacher-nfe {settings.teacher_nfe} must be odd: its {settings.teacher_nfe + 2} timestamps "
                             "must contain the 1-NFE student's 3")
         # SFD's settings: the stage-1 student's sampler, and the 1-NFE student with AFS
-        sfd = settings_class(SFD.name, all_options(SFD))
+        sfd = settings_class(SFD.name, SFD.command_options())
         given = {f.name: getattr(settings, f.name) for f in fields(sfd) if hasattr(settings, f.name)}
         super().__init__(sfd(**{f.name: None for f in fields(sfd)} | given | dict(
             nfe=1, afs=True, solver="euler", final_step="force", thresholding=False, K=(settings.teacher_nfe + 1) // 2)),

@@ -194,7 +194,7 @@ def test_students_from_the_teacher_need_a_unet(tmp_path):
 
 
 def test_a_training_rule_gets_its_flags_from_the_config_sections_it_reads():
-    """methods.rule_flags (train_args in the rule files): the flags come from the sections the
+    """train_args (workflow/rules/common.smk): the flags come from the sections the
     method reads (`config_keys`), every setting of its own section included, declared once."""
     from types import SimpleNamespace
 
@@ -203,7 +203,16 @@ def test_a_training_rule_gets_its_flags_from_the_config_sections_it_reads():
     cfg = methods.validate({})
     keys = methods.config_keys(methods.get("pd"))
     assert set(keys) >= {"seed", "device", "dataset", "schedule", "pd"}
-    flags = methods.rule_flags("pd", cfg)(SimpleNamespace(nfe="2"), SimpleNamespace(teacher="t.pt", ref="r.npz"),
+    flags = _flags("pd", cfg, SimpleNamespace(nfe="2"), SimpleNamespace(teacher="t.pt", ref="r.npz"),
                                                 SimpleNamespace(model="m.pt", curve="c.json"))
     assert "--t-min 0.006" in flags and f"--lr {cfg['pd']['lr']}" in flags
     assert f"--curve-sample-steps {cfg['pd']['curve_sample_steps']}" in flags  # a pd key, from the schema alone
+
+
+def _flags(name, cfg, wildcards, input, output):
+    """A training job's flags as workflow/rules/common.smk's train_args renders them."""
+    from diffdistill import methods
+
+    m = methods.get(name)
+    sections = {k: cfg[k] for k in methods.config_keys(m)}
+    return methods.cli_flags(name, sections, **m.rule_values(sections, wildcards, input, output))

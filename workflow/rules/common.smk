@@ -15,7 +15,7 @@ import yaml
 
 if importlib.util.find_spec("diffdistill") is None:
     sys.path.insert(0, str(Path(workflow.current_basedir, "..", "..", "src").resolve()))
-from diffdistill import methods, naming, rows as rowlib
+from diffdistill import methods, naming, options, rows as rowlib
 from diffdistill.flagtext import flags
 
 # --configfile FILE replaces config/config.yaml, which Snakemake would extend (README: Configuration)
@@ -131,6 +131,15 @@ def launch(wildcards, resources):
 def train_input(method):
     """Input function of a method's training rule (the method module says what it reads)."""
     return lambda wildcards: methods.get(method).rule_inputs(config, wildcards)
+
+
+def train_args(wildcards, input, output):
+    """Params of every training job (train.smk's _train): the flags of the method whose folder
+    holds the model, from the config sections it reads alone, and the job's wildcards and files."""
+    m = methods.owner(output.model)
+    sections = {k: config[k] for k in methods.config_keys(m)}
+    tol = {"plateau_tol": config["convergence"]["tol"][m.monitor]} if m.curves else {}
+    return options.flags(sections, m.command_options(), **tol, **m.rule_values(sections, wildcards, input, output))
 
 
 def report_dir(name, ext="csv", category="Tables"):

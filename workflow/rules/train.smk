@@ -1,7 +1,8 @@
 # The one training job: every method's rule (rules/methods/<name>.smk) is this rule with
-# its own inputs, outputs and log. Its flags are the config sections the method reads
-# (`methods.rule_flags`; the method is the one whose folder holds the model). Memory and run time of each rule are the cluster profile's
-# (profiles/slurm/config.yaml); under more than one GPU it runs under torchrun (`launch`).
+# its own inputs, outputs and log; its flags come from the config sections the method
+# reads (`train_args`: the method is the one whose folder holds the model). Memory and
+# run time of each rule are the cluster profile's (profiles/slurm/config.yaml); under more
+# than one GPU it runs under torchrun (`launch`).
 
 
 rule _train:
@@ -18,9 +19,7 @@ rule _train:
         **GPU_RESOURCES,
     params:
         launch=launch,
-        args=lambda wildcards, input, output: methods.rule_flags(methods.owner(output.model).name, config)(
-            wildcards, input, output
-        ),
+        args=train_args,
     shell:
         "{params.launch}diffdistill train {params.method} {params.args} --out {output.model} --threads {threads}"
         " 2> {log}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Callable
 
 from ..errors import UserError
 from ..naming import FRESH_SEEDS
@@ -78,16 +77,6 @@ def config_keys(cls) -> tuple[str, ...]:
     `convergence` (curve seeds, plateau rule)."""
     return tuple(dict.fromkeys([*cls.shared_keys, cls.section, *cls.reads,
                                 *(["eval", "convergence"] if cls.curves else [])]))
-
-
-def rule_flags(name: str, config: dict) -> Callable:
-    """Params function of a method's training rule: its flags from the config sections it
-    reads (`config_keys`) alone and the rule's wildcards, inputs and outputs."""
-    cls = get(name)
-    sections = {k: config[k] for k in config_keys(cls)}
-    tol = {"plateau_tol": config["convergence"]["tol"][cls.monitor]} if cls.curves else {}
-    return lambda wildcards, input, output: cli_flags(name, sections,
-                                                      **tol, **cls.rule_values(sections, wildcards, input, output))
 
 
 def owner(path) -> type:

@@ -216,3 +216,38 @@ def _flags(name, cfg, wildcards, input, output):
     m = methods.get(name)
     sections = {k: cfg[k] for k in methods.config_keys(m)}
     return methods.cli_flags(name, sections, **m.rule_values(sections, wildcards, input, output))
+
+
+def test_every_method_reads_only_its_typed_settings():
+    """A method receives its command's frozen settings (one typed field per option: its own,
+    every key of its config section but `plan_only`, the runner's); every `settings.<name>` its
+    modules read is one of those fields, and every key of its section reaches it."""
+    import dataclasses
+    import inspect
+    import re
+    from pathlib import Path
+
+    from diffdistill import methods
+    from diffdistill.config import schema_node
+    from diffdistill.options import settings_class
+
+    for name, cls in methods.load_all().items():
+        opts = cls.command_options()
+        fields = {f.name: f for f in dataclasses.fields(settings_class(name, opts))}
+        assert list(fields) == [o.name for o in opts], name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            settings_class(name, opts)(**{k: None for k in fields}).seed = 1
+        section = schema_node(cls.section)["properties"]
+        keyed = {o.key.split(".", 1)[1] for o in opts if o.key and o.key.startswith(f"{cls.section}.")}
+        unkeyed = {o.name for o in cls.options if not o.key}
+        missing = {k for k, node in section.items() if k not in keyed | unkeyed | set(cls.plan_only)
+                   and k != "enabled" and "properties" not in node}
+        assert not missing, (name, missing)
+        # its modules, and the interface's curve code where it has a validation curve
+        files = {Path(inspect.getfile(k)) for k in cls.__mro__ if k.__module__.startswith("diffdistill.methods.")
+                 and (cls.curves or k.__module__ != "diffdistill.methods.base")}
+        read = {a for f in files for a in re.findall(r"\bsettings\.(\w+)", f.read_text())}
+        allowed = set(fields) | {"curve_nfe"}  # the curve's NFE, for a method without one
+        if name == "sfd2":  # it hands SFD's own settings to SFD (its stage-1 sampler)
+            allowed |= {o.name for o in methods.get("sfd").command_options()}
+        assert read <= allowed, (name, read - allowed)

@@ -251,3 +251,18 @@ def test_every_method_reads_only_its_typed_settings():
         if name == "sfd2":  # it hands SFD's own settings to SFD (its stage-1 sampler)
             allowed |= {o.name for o in methods.get("sfd").command_options()}
         assert read <= allowed, (name, read - allowed)
+
+
+def test_no_training_command_can_get_an_empty_list():
+    """A keyed option of a training command takes its config value as flags: an empty list
+    (a table's column list set to []) would leave its flag without an argument. Every list
+    setting that reaches a command needs at least one item; table-only lists are `plan_only`."""
+    from diffdistill import methods
+    from diffdistill.config import schema_node
+
+    for cls in methods.load_all().values():
+        for o in cls.command_options():
+            node = schema_node(o.key) if o.key else {}
+            # sfdv.nfe: the NFE its one model serves; with none it has no row, so no job
+            if node.get("type") == "array" and o.key != "sfdv.nfe":
+                assert node.get("minItems", 0) >= 1, (cls.name, o.key)

@@ -59,6 +59,7 @@ class O2MKDPlan(Method):
     find_unused = True
 
     curves = True
+    plan_only = ("ddim_nfe", "fast_solver", "fast_nfe", "claim_students")  # its table's columns, the claim's N
 
     options = (Opt("teacher", required=True, help="teacher checkpoint"),
                Opt("num_students", required=True, help="students N (1: one-to-one KD)", kwargs={"type": positive_int}),

@@ -4,7 +4,7 @@ teacher steps (last round to sigma 0 included), nested grids, one step lowers th
 import pytest
 import torch
 
-from conftest import SCHED, build_method, parse, save_tiny_teacher, tiny_denoiser
+from conftest import SCHED, build_method, save_tiny_teacher, tiny_denoiser
 from diffdistill.methods.pd.train import pd_target, two_teacher_steps
 from diffdistill.schedules import pd_timesteps
 from diffdistill.solvers import euler, sample

@@ -1,7 +1,7 @@
 """Where a target's time went, from the metadata sidecars of the files it read.
 
 Every job writes `<output>.meta.json` with the arguments it used and when its process
-started and finished (`io.write_meta`). Starting from the files a table reads (the rows'
+started and finished (`provenance.write_meta`). Starting from the files a table reads (the rows'
 metrics files, the floor, the profiles), `provenance` follows every argument that names a
 file with a sidecar (samples, models, trajectory caches, the teacher, the feature
 network, ...), so the whole chain that made the table is found without a list of rules.

@@ -200,10 +200,11 @@ def settings_class(name: str, opts) -> type:
     """The frozen dataclass of a command's settings: one typed field per option (type,
     default and one-line description from the schema for a keyed option), the type a
     method receives instead of an argparse Namespace."""
-    if name not in _SETTINGS:
+    key = (name, tuple(o.name for o in opts))
+    if key not in _SETTINGS:
         cls_name = "".join(p.capitalize() for p in name.split("_")) + "Settings"
-        _SETTINGS[name] = dataclasses.make_dataclass(cls_name, [_field(o) for o in opts], frozen=True)
-    return _SETTINGS[name]
+        _SETTINGS[key] = dataclasses.make_dataclass(cls_name, [_field(o) for o in opts], frozen=True)
+    return _SETTINGS[key]
 
 
 def settings_from(args, name: str, opts):

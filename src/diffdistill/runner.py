@@ -83,22 +83,24 @@ def run(method_cls, args) -> int:
     return 0
 
 
-def signature(args) -> dict:
+def signature(settings) -> dict:
     """The arguments that shape the result (compared when resuming)."""
-    return {k: v for k, v in used_args(args).items() if k not in NOT_SHAPING}
+    return {k: v for k, v in used_args(settings).items() if k not in NOT_SHAPING}
 
 
-def config_from_args(args, monitor: str = "rmse") -> TrainConfig:
-    return TrainConfig(iters=args.iters, lr=args.lr, lr_schedule=getattr(args, "lr_schedule", "constant"),
-                       grad_clip=getattr(args, "grad_clip", None), ema=getattr(args, "ema", None), seed=args.seed,
-                       ckpt_every=args.ckpt_every, max_iters_this_run=args.max_iters_this_run,
-                       eval_every=getattr(args, "curve_every", 0) if getattr(args, "curve_out", None) else 0,
-                       monitor=monitor, plateau=plateau_from_args(args), amp=args.amp)
+def config_from_args(settings, monitor: str = "rmse") -> TrainConfig:
+    """The loop's configuration from a training command's settings."""
+    s = settings
+    return TrainConfig(iters=s.iters, lr=s.lr, lr_schedule=getattr(s, "lr_schedule", "constant"),
+                       grad_clip=getattr(s, "grad_clip", None), ema=getattr(s, "ema", None), seed=s.seed,
+                       ckpt_every=s.ckpt_every, max_iters_this_run=s.max_iters_this_run,
+                       eval_every=getattr(s, "curve_every", 0) if getattr(s, "curve_out", None) else 0,
+                       monitor=monitor, plateau=plateau_from_args(s), amp=s.amp)
 
 
-def plateau_from_args(args) -> Plateau:
-    return Plateau(**{f.name: getattr(args, f"plateau_{f.name}") for f in fields(Plateau)
-                      if getattr(args, f"plateau_{f.name}", None) is not None})
+def plateau_from_args(settings) -> Plateau:
+    return Plateau(**{f.name: getattr(settings, f"plateau_{f.name}") for f in fields(Plateau)
+                      if getattr(settings, f"plateau_{f.name}", None) is not None})
 
 
 # ---- the loop ------------------------------------------------------------------------

@@ -1,9 +1,10 @@
-"""Methods, registered by name: each is one module of this package behind one interface
-(`base.Method`), trained by the one runner (`diffdistill.runner`).
+"""Methods, registered by name: each is a package of this package (`train.py`, `plan.py`,
+`report.py`; a small method may be one module) behind one interface (`base.Method`),
+trained by the one runner (`diffdistill.runner`).
 
-Adding a method means adding its module here (it registers itself with `@register`), its
-rules file under workflow/rules/methods/, its config section in the schema and its
-tests; the command line (`diffdistill train <name>`), sampling, metrics, tables, figures
+Adding a method means adding its package or module here (it registers itself with
+`@register`), its rules file under workflow/rules/methods/, its config section in the
+schema and its config entry (docs/layout.md); the command line (`diffdistill train <name>`), sampling, metrics, tables, figures
 and DVC stages find it through this registry and its rows.
 """
 from __future__ import annotations

@@ -37,7 +37,8 @@ class Method:
     (whether it measures a validation curve, which the plateau rule of
     `diffdistill.convergence` reads: its `monitor` value).
 
-    An instance is built from the parsed arguments: it loads its inputs, builds
+    An instance is built from its command's typed, frozen settings (`self.settings`,
+    `command_options`): it loads its inputs, builds
     `self.model` (the trained module) and `self.spec` (the checkpoint's constructor
     spec), implements `train_step`, and says how its result samples (`recipe`).
     """
@@ -151,12 +152,15 @@ class Method:
     def claims(cls) -> list:
         """The papers' claims about it in the claims table (`diffdistill.claims.Claim`, each
         with its `order` there; `methods.all_claims` gathers them): CLAIMS of its package's
-        report module, methods/<name>/report.py, where it has one. Imported here, never at
-        the top of a method's package: planning reads no numpy or pandas."""
+        report module (`report.py` beside the module that defines the class), where it has
+        one. Imported here, never at the top of a method's package: planning reads no numpy
+        or pandas."""
         import importlib
         import importlib.util
 
-        module = f"{__package__}.{cls.name}.report"
+        module = cls.__module__.rpartition(".")[0] + ".report"
+        if module == f"{__package__}.report":  # a method written as one module has no report module
+            return []
         return list(importlib.import_module(module).CLAIMS) if importlib.util.find_spec(module) else []
 
     @classmethod

@@ -17,7 +17,6 @@ from ...nets.students import depth_mismatch
 
 SPLITS = ("log_sigma", "rho", "steps")
 
-KD_KINDS = ("output", "output+feature")
 
 
 # -- its report: methods/o2mkd/report.py, imported where a table is written (planning reads no pandas)

@@ -266,3 +266,19 @@ def test_no_training_command_can_get_an_empty_list():
             # sfdv.nfe: the NFE its one model serves; with none it has no row, so no job
             if node.get("type") == "array" and o.key != "sfdv.nfe":
                 assert node.get("minItems", 0) >= 1, (cls.name, o.key)
+
+
+def test_a_method_written_as_one_module_has_no_claims(monkeypatch):
+    """Method.claims reads CLAIMS of the report module beside the class's own module; a
+    method that is one module (methods/<name>.py, as the new-method test writes) has none,
+    and the claims table still gathers every other method's."""
+    import sys
+    import types
+
+    from diffdistill import methods
+    from diffdistill.methods.base import Method
+
+    monkeypatch.setitem(sys.modules, "diffdistill.methods.widthkd", types.ModuleType("diffdistill.methods.widthkd"))
+    one = type("WidthKD", (Method,), {"name": "widthkd", "__module__": "diffdistill.methods.widthkd"})
+    assert one.claims() == []
+    assert len(methods.all_claims()) == 12 and methods.get("sfd").claims()

@@ -158,9 +158,7 @@ class Method:
         import importlib
         import importlib.util
 
-        module = cls.__module__.rpartition(".")[0] + ".report"
-        if module == f"{__package__}.report":  # a method written as one module has no report module
-            return []
+        module = cls.__module__.rpartition(".")[0] + ".report"  # none beside a method written as one module
         return list(importlib.import_module(module).CLAIMS) if importlib.util.find_spec(module) else []
 
     @classmethod

@@ -164,3 +164,15 @@ def make_cache(teacher_path, out, nfe, K=2, num=8, seed_start=100000, afs=True, 
     build_cache(teacher_path, out, student_t=ts, K=K, solver=solver, final_step="force", thresholding=True,
                 rho=SCHED["rho"], seeds=f"{seed_start}-{seed_start + num - 1}", batch_size=num, progress=False, **kw)
     return ["--K", K, "--pool", num, "--seed-start", seed_start, "--solver", solver, "--thresholding", "true"]
+
+
+def training_flags(name, cfg, wildcards, input, output):
+    """A training job's flags for a validated config, as workflow/rules/common.smk's
+    train_args renders them (from the config sections the method reads alone)."""
+    from diffdistill import methods
+    from diffdistill.options import flags
+
+    m = methods.get(name)
+    sections = {k: cfg[k] for k in methods.config_keys(m)}
+    tol = {"plateau_tol": cfg["convergence"]["tol"][m.monitor]} if m.curves else {}
+    return flags(sections, m.command_options(), **tol, **m.rule_values(sections, wildcards, input, output))

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import torch
 
-from conftest import ROOT, VENV_BIN, build_method, copy_workflow, make_cache, parse, save_tiny_teacher
+from conftest import ROOT, VENV_BIN, build_method, copy_workflow, make_cache, parse, save_tiny_teacher, training_flags
 from diffdistill.config import schema_default
 from diffdistill.errors import UserError
 
@@ -203,19 +203,11 @@ def test_a_training_rule_gets_its_flags_from_the_config_sections_it_reads():
     cfg = methods.validate({})
     keys = methods.config_keys(methods.get("pd"))
     assert set(keys) >= {"seed", "device", "dataset", "schedule", "pd"}
-    flags = _flags("pd", cfg, SimpleNamespace(nfe="2"), SimpleNamespace(teacher="t.pt", ref="r.npz"),
-                                                SimpleNamespace(model="m.pt", curve="c.json"))
+    flags = training_flags("pd", cfg, SimpleNamespace(nfe="2"), SimpleNamespace(teacher="t.pt", ref="r.npz"),
+                           SimpleNamespace(model="m.pt", curve="c.json"))
     assert "--t-min 0.006" in flags and f"--lr {cfg['pd']['lr']}" in flags
     assert f"--curve-sample-steps {cfg['pd']['curve_sample_steps']}" in flags  # a pd key, from the schema alone
 
-
-def _flags(name, cfg, wildcards, input, output):
-    """A training job's flags as workflow/rules/common.smk's train_args renders them."""
-    from diffdistill import methods
-
-    m = methods.get(name)
-    sections = {k: cfg[k] for k in methods.config_keys(m)}
-    return methods.cli_flags(name, sections, **m.rule_values(sections, wildcards, input, output))
 
 
 def test_every_method_reads_only_its_typed_settings():

@@ -3,7 +3,7 @@ ablation factor; result rows of the default config."""
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, training_flags
 from diffdistill import naming
 from diffdistill.errors import UserError
 from diffdistill.methods import rows, validate
@@ -98,7 +98,7 @@ def test_an_ablation_variants_schedule_reaches_its_training_flags():
     wc = SimpleNamespace(variant="tmin0.02", nfe="2")
     inp = SimpleNamespace(teacher="t.pt", ref="r.npz", get=lambda k: None)
     out = SimpleNamespace(curve="c.json")
-    text = methods.cli_flags("sfd", cfg, **SFD.rule_values(cfg, wc, inp, out)).split()
+    text = training_flags("sfd", cfg, wc, inp, out).split()
     assert [text[text.index(f) + 1] for f in ("--t-min", "--t-max", "--rho")] == ["0.02", "80.0", "7.0"]
     assert all(text.count(f) == 1 for f in ("--t-min", "--t-max", "--rho"))
 
@@ -149,7 +149,7 @@ def test_t_last_names_its_caches_and_reaches_every_sfd_familys_training_flags():
     out = SimpleNamespace(curve="c.json")
     for cls, wc in ((SFD, SimpleNamespace(variant="default", nfe="3")), (SFDV, None),
                     (O2SFD, SimpleNamespace(variant="n3", nfe="3"))):
-        text = methods.cli_flags(cls.name, cfg, **cls.rule_values(cfg, wc, inp, out)).split()
+        text = training_flags(cls.name, cfg, wc, inp, out).split()
         assert text[text.index("--t-last") + 1] == "0.6699", cls.name
     assert SFD2.rule_inputs(cfg)["teacher"] == "results/students/sfd/tlast0/nfe5/model.pt"
     src = naming.parse_cache(SFD2.cache(cfg).split("/")[-3])["source"]

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from conftest import SCHED, assert_close_f32, build_method, save_tiny_teacher, tiny_denoiser
+from conftest import SCHED, assert_close_f32, build_method, save_tiny_teacher, tiny_denoiser, training_flags
 from diffdistill.methods.o2mkd.train import split_boundaries
 from diffdistill.nets.router import Router, router_spec
 from diffdistill.precond import build_denoiser, load_denoiser, save_denoiser
@@ -242,14 +242,12 @@ def test_the_study_trains_both_n_over_training_seeds_and_measures_each_recipe_on
     rows = [r for r in methods.rows(cfg) if "ablations_o2mkd_study" in r.tables]
     assert len(rows) == 10 and {r.nfe for r in rows} == {20} and {r.recipe.solver for r in rows} == {"euler"}
     assert rows[3].meta["recipe"] == "ema 0.999" and rows[0].meta["recipe"] == "config"
-    words = _flags("o2mkd", cfg, 
-        SimpleNamespace(variant="it600-N3-ema0.999-seed1"), SimpleNamespace(teacher="t.pt", ref="r.npz"),
-        SimpleNamespace(model="m.pt", curve="c.json")).split()
+    files = SimpleNamespace(teacher="t.pt", ref="r.npz"), SimpleNamespace(model="m.pt", curve="c.json")
+    words = training_flags("o2mkd", cfg, SimpleNamespace(variant="it600-N3-ema0.999-seed1"), *files).split()
     flag = {w: words[i + 1] for i, w in enumerate(words) if w.startswith("--") and i + 1 < len(words)}
     assert (flag["--iters"], flag["--seed"], flag["--ema"], flag["--num-students"]) == ("600", "1", "0.999", "3")
     assert (flag["--curve-every"], flag["--curve-nfe"], flag["--curve-out"]) == ("75", "20", "c.json")
-    main = _flags("o2mkd", cfg, SimpleNamespace(variant="N3"), SimpleNamespace(teacher="t.pt",
-                                                  ref="r.npz"), SimpleNamespace(model="m.pt", curve="c.json"))
+    main = training_flags("o2mkd", cfg, SimpleNamespace(variant="N3"), *files)
     assert "--iters 150" in main and "--curve-every 0" in main and "--ema" not in main
     none = methods.validate({"o2mkd": {"study": {"train_seeds": 0}}})
     assert not [r for r in methods.rows(none) if "ablations_o2mkd_study" in r.tables]
@@ -292,11 +290,3 @@ def test_the_claim_reads_the_study_over_its_training_seeds(tmp_path):
     report_parts().ablation_tables["ablations_o2mkd_study"](recs, tmp_path)
     assert (tmp_path / "ablations_o2mkd_study.md").exists() and (tmp_path / "o2mkd_study.png").stat().st_size > 0
 
-
-def _flags(name, cfg, wildcards, input, output):
-    """A training job's flags as workflow/rules/common.smk's train_args renders them."""
-    from diffdistill import methods
-
-    m = methods.get(name)
-    sections = {k: cfg[k] for k in methods.config_keys(m)}
-    return methods.cli_flags(name, sections, **m.rule_values(sections, wildcards, input, output))

@@ -64,14 +64,6 @@ def all_claims() -> list:
     return sorted((c for m in ordered() for c in m.claims()), key=lambda c: c.order)
 
 
-def cli_flags(name: str, config: dict, **values) -> str:
-    """The command-line flags of `diffdistill train <name>` for `config` (the workflow's
-    side): every option's config value, or the value given here."""
-    from ..options import flags
-
-    return flags(config, get(name).command_options(), **values)
-
-
 def config_keys(cls) -> tuple[str, ...]:
     """The config sections a method's training command reads: the shared ones, its own,
     the others it `reads`, and for its validation curve `eval` (the FID's features) and

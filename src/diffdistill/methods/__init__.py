@@ -52,11 +52,12 @@ def report_parts():
     from ..tables import Parts
 
     ms = ordered()
+    reports = [r for r in (m.report() for m in ms) if r]
     return Parts(labels={m.name: m.label or m.name.upper() for m in ms},
                  colours={m.name: m.colour for m in ms if m.colour},
                  compare=next(((m.name, m.compare_with) for m in ms if m.compare_with), ()),
-                 tables=tuple(m.write_tables for m in ms if m.write_tables),
-                 ablation_tables={t: f for m in ms for t, f in m.ablation_tables.items()})
+                 tables=tuple(r.write_tables for r in reports if hasattr(r, "write_tables")),
+                 ablation_tables={t: f for r in reports for t, f in getattr(r, "ABLATION_TABLES", {}).items()})
 
 
 def all_claims() -> list:

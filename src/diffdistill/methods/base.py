@@ -145,21 +145,26 @@ class Method:
                     num_samples=settings.curve_samples, monitor=self.monitor, converged=res.converged)
         write_meta(settings.curve_out, used_args(settings), settings.seed)
 
-    write_tables = None  # or a function (records, profile, out_dir) writing its own tables into results/tables
-    ablation_tables: ClassVar[dict] = {}  # table -> function (records, out_dir) writing it into results/ablations
-
     @classmethod
-    def claims(cls) -> list:
-        """The papers' claims about it in the claims table (`diffdistill.claims.Claim`, each
-        with its `order` there; `methods.all_claims` gathers them): CLAIMS of its package's
-        report module (`report.py` beside the module that defines the class), where it has
-        one. Imported here, never at the top of a method's package: planning reads no numpy
-        or pandas."""
+    def report(cls):
+        """Its report module, `report.py` beside the module that defines the class (none
+        beside a method written as one module), or None. It may hold `CLAIMS` (the papers'
+        claims about it, `diffdistill.claims.Claim`), `write_tables(records, profile,
+        out_dir)` (its own tables in results/tables) and `ABLATION_TABLES` ({table:
+        function (records, out_dir)} it writes into results/ablations). Imported where a
+        table or a claim is written, never at the top of a method's package: planning reads
+        no numpy or pandas."""
         import importlib
         import importlib.util
 
-        module = cls.__module__.rpartition(".")[0] + ".report"  # none beside a method written as one module
-        return list(importlib.import_module(module).CLAIMS) if importlib.util.find_spec(module) else []
+        module = cls.__module__.rpartition(".")[0] + ".report"
+        return importlib.import_module(module) if importlib.util.find_spec(module) else None
+
+    @classmethod
+    def claims(cls) -> list:
+        """Its claims in the claims table (each with its `order` there; `methods.all_claims`
+        gathers them): its report module's CLAIMS."""
+        return list(getattr(cls.report(), "CLAIMS", []))
 
     @classmethod
     def stage_outputs(cls) -> tuple[str, ...]:

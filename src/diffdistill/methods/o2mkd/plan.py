@@ -18,48 +18,18 @@ from ...nets.students import depth_mismatch
 SPLITS = ("log_sigma", "rho", "steps")
 
 
-
-# -- its report: methods/o2mkd/report.py, imported where a table is written (planning reads no pandas)
-
-def write_tables(records: list[dict], profile: dict, out) -> None:
-    """The O2MKD table (results/tables/o2mkd.*): `report.write_tables`."""
-    from .report import write_tables as write
-
-    write(records, profile, out)
-
-
-def write_study(records: list[dict], out) -> None:
-    """The study's table and learning curves (results/ablations): `report.write_study`."""
-    from .report import write_study as write
-
-    write(records, out)
-
-
-
 class O2MKDPlan(Method):
     """O2MKD's class attributes and its workflow side; `train.O2MKD` adds the training."""
 
     name = "o2mkd"
-
     label = "O2MKD"
-
     colour = "tab:green"
-
-    write_tables = staticmethod(write_tables)
-
-    ablation_tables = {O2MKD_STUDY: write_study}
-
     section = "o2mkd"
-
     order = 50
-
     summary = "O2MKD: N small students over contiguous noise ranges (N = 1: one-to-one KD)"
-
     find_unused = True
-
     curves = True
     plan_only = ("ddim_nfe", "fast_solver", "fast_nfe", "claim_students")  # its table's columns, the claim's N
-
     options = (Opt("teacher", required=True, help="teacher checkpoint"),
                Opt("num_students", required=True, help="students N (1: one-to-one KD)", kwargs={"type": positive_int}),
                Opt("curve_nfe", key="o2mkd.study.nfe", help="DDIM steps of the FID curve",

@@ -141,6 +141,9 @@ def write_study(records: list[dict], out) -> None:
         plot_seed_curves(lines, Path(out), "o2mkd_study", "O2MKD against one-to-one KD: FID during training")
 
 
+ABLATION_TABLES = {O2MKD_STUDY: write_study}  # the study's table and learning curves (results/ablations)
+
+
 # -- its claim: O2MKD beats one-to-one KD, read from the study ----------------------------
 
 def _o2mkd_study(d: Data):

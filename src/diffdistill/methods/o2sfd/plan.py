@@ -15,23 +15,14 @@ class O2SFDPlan(Method):
     """O2SFD's class attributes and its workflow side; `train.O2SFD` adds the training."""
 
     name = "o2sfd"
-
     label = "O2MKD x SFD"
-
     colour = "tab:red"
-
     section = "o2sfd"
-
     order = 60
-
     reads = ("sfd", "trajectories")
-
     stage_inputs = ("results/teacher", "results/featnet", TRAJECTORIES)
-
     curves = True
-
     summary = "O2MKD x SFD: small students, one per group of steps, fine-tuned with SFD's loss"
-
     options = (Opt("teacher", required=True, help="teacher checkpoint"),
                Opt("trajectories", help="trajectory cache (.pt); omitted: regenerate per batch from fresh noise"),
                Opt("nfe", required=True, help="student NFE", kwargs={"type": nfe_int}),

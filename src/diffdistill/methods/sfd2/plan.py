@@ -15,21 +15,13 @@ class SFD2Plan(SFDPlan):
     """SFD2's class attributes and its workflow side; `train.SFD2` adds the training."""
 
     name = "sfd2"
-
     label = "SFD second stage"
-
     colour = "tab:purple"
-
     section = "sfd2"
-
     reads = ("sfd", "trajectories")
-
     order = 30
-
     stage_inputs = ("results/teacher", "results/featnet", TRAJECTORIES, "results/students/sfd")
-
     summary = "SFD's second stage: a stage-1 SFD student teaches a 1-NFE student"
-
     options = (Opt("teacher", required=True, help="the stage-1 SFD student"),
                Opt("trajectories", help="its trajectory cache (.pt); omitted: regenerate per batch"),
                Opt("pool", key="trajectories.num"), Opt("seed_start", key="trajectories.seed_start")

@@ -14,23 +14,14 @@ class SFDVPlan(Method):
     """SFDV's class attributes and its workflow side; `train.SFDV` adds the training."""
 
     name = "sfdv"
-
     label = "SFD-v"
-
     colour = "tab:cyan"
-
     section = "sfdv"
-
     reads = ("sfd", "trajectories")
-
     order = 20
-
     stage_inputs = ("results/teacher", "results/featnet", TRAJECTORIES)
-
     summary = "SFD-v: one step-conditioned student for several NFE (each batch draws its NFE)"
-
     curves = True
-
     options = (Opt("teacher", required=True, help="teacher checkpoint"),
                Opt("trajectories", required=True, help="one cache per --nfe value, same order",
                    kwargs={"nargs": "+"}), Opt("afs", key="sfd.afs"), Opt("loss", key="sfd.loss")) + SCHEDULE_OPTIONS + TEACHER_OPTIONS

@@ -13,23 +13,17 @@ class TeacherPlan(Method):
     """Teacher's class attributes and its workflow side; `train.Teacher` adds the training."""
 
     name = "teacher"
-
     section = "teacher"
-
     order = 0
-
     stage_inputs = ()  # the dataset only
-
     shared_keys = ("seed", "device", "amp", "dataset")  # training draws sigma from its own distribution
     plan_only = ("source", "edm_pickle", "edm_pickle_url", "edm_pickle_sha256")  # importing EDM's instead
+    summary = "train an EDM-preconditioned teacher on the dataset (EDM loss, EMA)"
+    options = DATA_OPTIONS
 
     @classmethod
     def stage_outputs(cls) -> tuple[str, ...]:
         return (TEACHER.rsplit("/", 1)[0],)
-
-    summary = "train an EDM-preconditioned teacher on the dataset (EDM loss, EMA)"
-
-    options = DATA_OPTIONS
 
     @classmethod
     def rule_inputs(cls, cfg: dict, wildcards=None) -> dict:

@@ -157,8 +157,6 @@ use rule _train as distill_widthkd with:
         model="results/students/widthkd/default/nfe{nfe}/model.pt",
     log:
         "results/logs/distill/widthkd/nfe{nfe}.log",
-    params:
-        method="widthkd",
 '''
 
 SCHEMA = '''  widthkd:

@@ -17,5 +17,3 @@ use rule _train as distill_o2mkd with:
     wildcard_constraints:
         variant=r"(it\d+-)?N\d+[A-Za-z0-9_.+-]*",
     priority: 40
-    params:
-        method="o2mkd",

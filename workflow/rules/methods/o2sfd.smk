@@ -15,5 +15,3 @@ use rule _train as distill_o2sfd with:
         variant=r"N\d+",
         nfe=r"\d+",
     priority: 40
-    params:
-        method="o2sfd",

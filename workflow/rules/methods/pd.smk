@@ -16,5 +16,3 @@ use rule _train as distill_pd with:
         nfe=r"\d+",
     # the rounds form a serial chain: start it as soon as the teacher exists
     priority: 50
-    params:
-        method="pd",

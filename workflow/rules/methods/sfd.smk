@@ -17,5 +17,3 @@ use rule _train as distill_sfd with:
         variant=r"[A-Za-z0-9_.+-]+",
     # long jobs first, so the short sampling and FID jobs fill the gaps at the end
     priority: 40
-    params:
-        method="sfd",

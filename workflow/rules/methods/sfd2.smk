@@ -15,5 +15,3 @@ if config["sfd2"]["enabled"]:
         log:
             "results/logs/distill/sfd2/default/nfe1.log",
         priority: 40
-        params:
-            method="sfd2",

@@ -14,5 +14,3 @@ if config["sfdv"]["enabled"]:
             "results/logs/distill/sfdv/default.log",
         # the longest job of the main target: before the PD chain (50) and the others (40)
         priority: 52
-        params:
-            method="sfdv",

@@ -22,8 +22,6 @@ use rule _train as train_teacher with:
     # the root of the DAG: first
     priority: 70
     threads: config["threads_teacher"]
-    params:
-        method="teacher",
 
 
 rule import_teacher:

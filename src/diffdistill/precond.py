@@ -76,7 +76,30 @@ class VPPrecond(nn.Module):
         return c_skip * x + c_out * F_x.to(torch.float32)
 
 
-PRECONDS = {"edm": EDMPrecond, "vp": VPPrecond}
+class CMPrecond(nn.Module):
+    """A consistency model f(x; t) on EDM's backbone inputs (Song et al. 2023, appendix C;
+    openai/consistency_models_cifar10 `jcm/models/utils.py`): c_in and c_noise as EDM's,
+    c_skip = sigma_data^2 / ((t - t_min)^2 + sigma_data^2) and c_out = sigma_data (t - t_min)
+    / sqrt(t^2 + sigma_data^2), so f(x; t_min) = x exactly (the boundary condition). It is
+    a denoiser in the solvers' sense: one Euler step to t = 0 returns f."""
+
+    def __init__(self, model: nn.Module, sigma_data: float = 0.5, t_min: float = 0.002):
+        super().__init__()
+        self.model = model
+        self.sigma_data, self.t_min = sigma_data, t_min
+
+    def forward(self, x, sigma, class_labels=None, **model_kwargs):
+        x = x.to(torch.float32)
+        sigma = _sigma_column(sigma, x)
+        sd, shifted = self.sigma_data, sigma - self.t_min
+        c_skip = sd ** 2 / (shifted ** 2 + sd ** 2)
+        c_out = shifted * sd / (sigma ** 2 + sd ** 2).sqrt()
+        c_in = 1 / (sd ** 2 + sigma ** 2).sqrt()
+        F_x = self.model(c_in * x, (sigma.log() / 4).flatten(), class_labels=class_labels, **model_kwargs)
+        return c_skip * x + c_out * F_x.to(torch.float32)
+
+
+PRECONDS = {"edm": EDMPrecond, "vp": VPPrecond, "cm": CMPrecond}
 
 CHECKPOINT_FORMAT = "diffdistill-checkpoint/2"
 

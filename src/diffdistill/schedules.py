@@ -15,7 +15,7 @@ from .errors import UserError
 if TYPE_CHECKING:
     import torch
 
-GRIDS = ("edm", "edm_zero", "pd")
+GRIDS = ("edm", "edm_zero", "pd", "cm")
 REQUIRED = ("t_min", "t_max", "rho")  # the fields every schedule names (t_last is optional)
 
 
@@ -127,7 +127,8 @@ def timesteps(grid: str, nfe: int, afs: bool, solver: str, schedule: Schedule) -
     edm: N timestamps from t_max to t_min (the students' and baselines' grid; with the
     schedule's t_last, N - 1 from t_max to t_last, then t_min); edm_zero:
     EDM's own sampler, N timestamps then 0, Heun with 2N - 1 NFE; pd: Progressive
-    Distillation's nested grid of nfe steps ending at 0 (Euler)."""
+    Distillation's nested grid of nfe steps ending at 0 (Euler); cm: a consistency
+    model's (`cm_timesteps`)."""
     if nfe < 1:
         raise UserError(f"NFE must be >= 1, got {nfe}")
     t_min, t_max, rho = schedule.t_min, schedule.t_max, schedule.rho
@@ -139,6 +140,8 @@ def timesteps(grid: str, nfe: int, afs: bool, solver: str, schedule: Schedule) -
         if afs:
             raise UserError("the PD grid has no analytical first step (afs false)")
         return pd_timesteps(nfe, t_min, t_max, rho)
+    if grid == "cm":
+        return cm_timesteps(nfe, afs, schedule)
     n = num_timestamps(nfe, afs, solver)
     if n is None:
         raise UserError(f"solver {solver} cannot take exactly {nfe} NFE (afs={afs})")
@@ -150,6 +153,22 @@ def timesteps(grid: str, nfe: int, afs: bool, solver: str, schedule: Schedule) -
         t = edm_timesteps(n - 1, schedule.t_last, t_max, rho)
         return torch.cat([t, t.new_full((1,), t_min)])
     return edm_timesteps(n, t_min, t_max, rho)
+
+
+def cm_timesteps(nfe: int, afs: bool, schedule: Schedule) -> torch.Tensor:
+    """A consistency model's grid of `nfe` evaluations, ending at 0: t_max alone at NFE 1;
+    from NFE 2 the ramp from t_max to the schedule's t_last (the level its last evaluation
+    re-noises to: 0.821 in the consistency-model papers), then 0."""
+    import torch
+
+    if afs:
+        raise UserError("the consistency grid has no analytical first step (afs false)")
+    if nfe == 1:
+        return torch.tensor([schedule.t_max, 0.0], dtype=torch.float64)
+    if not schedule.t_last:
+        raise UserError(f"the consistency grid at NFE {nfe} re-noises to t_last: give a t_last > 0")
+    t = edm_timesteps(nfe, schedule.t_last, schedule.t_max, schedule.rho)
+    return torch.cat([t, t.new_zeros(1)])
 
 
 def refine(student_t: torch.Tensor, K: int, rho: float) -> torch.Tensor:

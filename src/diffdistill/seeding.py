@@ -57,6 +57,19 @@ def noise_for_seeds(seeds, shape) -> torch.Tensor:
     return out
 
 
+def step_noise_for_seeds(seeds, shape, step: int) -> torch.Tensor:
+    """The fresh noise of sampling step `step` (>= 1: after the first network evaluation)
+    of each seed, a stream apart from the seed's starting noise (`noise_for_seeds`): a
+    stochastic sampler's image still depends on its seed only."""
+    import torch
+
+    out = torch.empty((len(seeds), *shape), dtype=torch.float32)
+    for i, s in enumerate(seeds):
+        gen = torch.Generator().manual_seed((int(step) << 32) + int(s))
+        out[i] = torch.randn(shape, generator=gen, dtype=torch.float32)
+    return out
+
+
 def iteration_generator(seed: int, iteration: int) -> torch.Generator:
     """The RNG of one training iteration: resuming at iteration k draws what an
     uninterrupted run would have drawn."""

@@ -4,7 +4,9 @@ Each solver is one small pure step function
     step(x, t_cur, t_next, hist, order, denoise) -> x_next
 where `hist` lists (t, x, denoised) of the steps so far, newest last (the current one
 included), and `denoise` is only called by solvers that need more than one evaluation
-per step (Heun). One driver, `sample`, owns the loop, the AFS option, the order
+per step (Heun). The consistency sampler (`cm`) is the one stochastic step: it re-noises
+the model's output to t_next with fresh noise the driver draws from the seeded source it
+is given (`noise`), so a sample still depends on its seed only. One driver, `sample`, owns the loop, the AFS option, the order
 schedule and the per-step callback; nothing here does I/O, shows progress or disables
 autograd (distillation runs solver steps inside its loss).
 """
@@ -77,6 +79,18 @@ def dpmpp_step(x, t_cur, t_next, hist, order, denoise, d2_coef=1.0):
     return x_next + phi2 * D1 - d2_coef * phi3 * D2
 
 
+def cm_step(x, t_cur, t_next, hist, order, denoise, eps=None):
+    """The multistep consistency sampler (Song et al. 2023, Algorithm 1): the model's
+    output f(x; t_cur), re-noised to t_next with fresh noise `eps` (x = f + t_next eps, as
+    locuslab/ect samples; t_next = 0 ends at f)."""
+    out = hist[-1][2]
+    if t_next == 0:
+        return out
+    if eps is None:
+        raise ValueError("the consistency sampler re-noises between steps: give the driver a seeded noise source")
+    return out + t_next * eps
+
+
 _AB = {1: [1.0], 2: [1.5, -0.5], 3: [23 / 12, -16 / 12, 5 / 12], 4: [55 / 24, -59 / 24, 37 / 24, -9 / 24]}
 
 
@@ -95,11 +109,14 @@ SOLVERS = {  # the one list of solver names: the config schema's $defs.solver is
     "dpmpp3m": (dpmpp_step, 3),
     "dpmpp3m_exact": (functools.partial(dpmpp_step, d2_coef=2.0), 3),
     "ipndm": (ipndm_step, 4),
+    "cm": (cm_step, 1),
 }
+STOCHASTIC = ("cm",)  # steps that take fresh noise (the driver's `noise` source)
 
 FINAL_STEP_RULES = ("force", "dpm", "off")
 SOLVER_NAMES = {"euler": "Euler (DDIM)", "heun": "Heun", "dpmpp2m": "DPM-Solver++(2M)",
-                "dpmpp3m": "DPM-Solver++(3M)", "dpmpp3m_exact": "DPM-Solver++(3M, exact)", "ipndm": "iPNDM"}
+                "dpmpp3m": "DPM-Solver++(3M)", "dpmpp3m_exact": "DPM-Solver++(3M, exact)", "ipndm": "iPNDM",
+                "cm": "consistency sampler"}
 
 
 def step_order(i: int, n_steps: int, max_order: int, final_step: str = "force") -> int:
@@ -121,11 +138,12 @@ def afs_denoised(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 def sample(denoise: Denoiser, x: torch.Tensor, timesteps, solver: str = "euler",
            afs: bool = False, final_step: str = "force",
-           callback: Optional[Callable] = None) -> torch.Tensor:
+           callback: Optional[Callable] = None, noise: Optional[Callable] = None) -> torch.Tensor:
     """Integrate from timesteps[0] to timesteps[-1]; x starts as t_max * noise.
 
     callback(i, x, t_cur, t_next, denoised, x_next) runs after each step (trajectory
-    recording uses it)."""
+    recording uses it); noise(i) -> fresh standard noise like x for step i, which only a
+    stochastic step (STOCHASTIC) draws."""
     import torch
 
     if solver not in SOLVERS:
@@ -143,8 +161,9 @@ def sample(denoise: Denoiser, x: torch.Tensor, timesteps, solver: str = "euler",
         hist.append((float(t_cur), x, denoised))
         del hist[:-4]
         order = step_order(i, n, max_order, final_step)
+        extra = {"eps": noise(i) if noise is not None and float(t_next) > 0 else None} if solver in STOCHASTIC else {}
         x_next = step(x, float(t_cur), float(t_next), hist, order,
-                      lambda xx, tt: denoise(xx, torch.as_tensor(tt, dtype=x.dtype)))
+                      lambda xx, tt: denoise(xx, torch.as_tensor(tt, dtype=x.dtype)), **extra)
         if callback is not None:
             callback(i, x, t_cur, t_next, denoised, x_next)
         x = x_next

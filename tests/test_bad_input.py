@@ -198,9 +198,8 @@ def test_snakemake_bad_config(case, text, names, tmp_path, cli_env):
 def test_benchmark_without_its_inputs_is_one_line(tmp_path, cli_env):
     """A benchmark run where its models were never built (another config, or before the
     main job): one line naming the missing file, exit status 2, no report written."""
-    r = subprocess.run([str(VENV_BIN / "python"), "-m", "benchmarks.sfd_vs_pd", "--sfd", "no/sfd", "--pd",
-                        "no/pd", "--out", "out"], cwd=tmp_path, env={**cli_env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+    r = subprocess.run([str(VENV_BIN / "python"), "-m", "benchmarks.equal_compute", "--out", "out"], cwd=tmp_path, env={**cli_env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 2 and r.stderr.splitlines() == [
-        "benchmark sfd_vs_pd: error: file not found: no/sfd/fid_curve.json"], r.stderr
+        "benchmark equal_compute: error: file not found: results/students/sfd/default/nfe2/model.pt"], r.stderr
     assert not (tmp_path / "out").exists()

@@ -1,51 +1,37 @@
-"""The SFD-against-PD benchmark (python -m benchmarks.sfd_vs_pd) on made-up curves:
-both directions of equal quality on cumulative fine-tuning seconds (SFD's cache and
-PD's earlier rounds counted), "not reached" when a chain stops short, its figure, and
-the claims table reading it."""
+"""The equal-compute benchmark (python -m benchmarks.equal_compute) on made-up curves:
+the costs before a run (caches, the chain of teachers), SFD against PD at equal quality
+both ways on cumulative fine-tuning seconds, "not reached" when a chain stops short, the
+budgets, and the claims table reading it."""
 import json
-import subprocess
+from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, VENV_BIN
+
+def _pts(points, offset=0.0):
+    return [{"iteration": i, "seconds": offset + t, "fid": f, "teacher_nfe": 0, "optimizer_steps": i}
+            for i, (t, f) in enumerate(points)]
 
 
-def _student(folder, points, meta):
-    folder.mkdir(parents=True)
-    curve = {"format": "diffdistill-fid-curve/1", "row": folder.name, "label": folder.name, "nfe": 2,
-             "points": [{"iteration": i, "fid": f, "wall_time": t} for i, (t, f) in enumerate(points)]}
-    (folder / "fid_curve.json").write_text(json.dumps(curve))
-    (folder / "model.pt.meta.json").write_text(json.dumps(meta))
-
-
-def _run(tmp_path, cli_env, pd_points):
-    cache = tmp_path / "traj.pt"
-    (tmp_path / "traj.pt.meta.json").write_text(json.dumps({"wall_time": 10.0}))
-    _student(tmp_path / "sfd", [(0, 200.0), (20, 40.0), (40, 20.0)],
-             {"wall_time": 40.0, "args": {"trajectories": str(cache)}})
-    _student(tmp_path / "pd", pd_points, {"wall_time": pd_points[-1][0], "cumulative_wall_time": 100 + pd_points[-1][0]})
-    r = subprocess.run([str(VENV_BIN / "python"), "-m", "benchmarks.sfd_vs_pd", "--sfd", str(tmp_path / "sfd"),
-                        "--pd", str(tmp_path / "pd"), "--out", str(tmp_path / "out")], cwd=tmp_path,
-                       env={**cli_env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert (tmp_path / "out/sfd_vs_pd.png").stat().st_size > 0
-    return json.loads((tmp_path / "out/sfd_vs_pd.json").read_text())
-
-
-def test_both_directions_on_cumulative_seconds(tmp_path, cli_env):
+def test_both_directions_on_cumulative_seconds():
     # SFD: cache 10 s, then FID 200 -> 40 -> 20 at 0, 20, 40 s. PD: earlier rounds 100 s, then 80 -> 30 -> 15.
-    b = _run(tmp_path, cli_env, [(0, 80.0), (50, 30.0), (100, 15.0)])
+    from benchmarks.equal_compute import sfd_vs_pd
+
+    b = sfd_vs_pd(_pts([(0, 200.0), (20, 40.0), (40, 20.0)], 10.0), _pts([(0, 80.0), (50, 30.0), (100, 15.0)], 100.0),
+                  reps=10)
     pd_to, sfd_to = b["pd_to_sfd_quality"], b["sfd_to_pd_quality"]
     # PD reaches SFD's final 20 between 150 s (30) and 200 s (15): 150 + 10/15 * 50
     assert pd_to["reached"] and pd_to["s to target"] == pytest.approx(150 + 50 * 10 / 15)
     assert b["sfd_seconds"] == pytest.approx(50.0)  # SFD's own time to its final FID, cache included
     assert b["ratio"] == pytest.approx((150 + 50 * 10 / 15) / 50) and not b["ratio_is_lower_bound"]
-    # SFD never reaches PD's final 15
-    assert not sfd_to["reached"]
+    assert not sfd_to["reached"]  # SFD never reaches PD's final 15
 
 
-def test_a_pd_chain_that_stops_short_gives_a_lower_bound_and_the_claim_reads_it(tmp_path, cli_env):
-    b = _run(tmp_path, cli_env, [(0, 90.0), (50, 60.0), (100, 45.0)])
+def test_a_pd_chain_that_stops_short_gives_a_lower_bound_and_the_claim_reads_it():
+    from benchmarks.equal_compute import sfd_vs_pd
+
+    b = sfd_vs_pd(_pts([(0, 200.0), (20, 40.0), (40, 20.0)], 10.0), _pts([(0, 90.0), (50, 60.0), (100, 45.0)], 100.0),
+                  reps=10)
     assert not b["pd_to_sfd_quality"]["reached"] and b["ratio_is_lower_bound"]
     assert b["ratio"] == pytest.approx(200 / 50)  # PD's whole chain over SFD's time to its final FID
     sfd_to = b["sfd_to_pd_quality"]  # SFD reaches PD's final 45 between 10 s (200) and 30 s (40)
@@ -66,6 +52,38 @@ def test_a_pd_chain_that_stops_short_gives_a_lower_bound_and_the_claim_reads_it(
     assert decide(faster({"ratio": 1.5, "lower_bound": True})).startswith("inconclusive")
 
 
+def _meta(path, **m):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("")
+    (path.parent / (path.name + ".meta.json")).write_text(json.dumps(m))
+    return str(path)
+
+
+def test_a_runs_cost_counts_its_caches_and_its_teachers_chain(tmp_path):
+    """Seconds, teacher NFE and optimizer steps before a run's first iteration: the caches it
+    reads and every student up its chain of teachers (a PD round's earlier rounds), not the
+    trained teacher."""
+    from benchmarks.equal_compute import before_run, chain_cost, on_axis
+
+    teacher = _meta(tmp_path / "teacher.pt", method="teacher", wall_time=1000.0)
+    cache = _meta(tmp_path / "traj.pt", wall_time=10.0, teacher_nfe=500)
+    r4 = _meta(tmp_path / "r4.pt", method="pd", wall_time=30.0, optimizer_steps=300, teacher_nfe=6000,
+               args={"teacher": teacher})
+    assert chain_cost(r4) == {"seconds": 30.0, "teacher_nfe": 6000, "optimizer_steps": 300}
+    sfd = {"method": "sfd", "wall_time": 40.0, "optimizer_steps": 100, "teacher_nfe": 500, "iterations": 50,
+           "args": {"teacher": teacher, "trajectories": cache}}
+    assert before_run(sfd) == {"seconds": 10.0, "teacher_nfe": 500, "optimizer_steps": 0}
+    r2 = {"method": "pd", "wall_time": 20.0, "optimizer_steps": 200, "teacher_nfe": 4000, "iterations": 200,
+          "args": {"teacher": r4}}
+    assert before_run(r2) == {"seconds": 30.0, "teacher_nfe": 6000, "optimizer_steps": 300}
+    model = Path(_meta(tmp_path / "r2/model.pt", **r2))
+    (model.parent / "fid_curve.json").write_text(json.dumps({"format": "diffdistill-curve/2", "row": "r2", "label": "r2", "nfe": 2, "num_samples": 250, "points": [
+        {"iteration": 0, "wall_time": 0.0, "fid": 60.0}, {"iteration": 200, "wall_time": 20.0, "fid": 50.0}]}))
+    pts = on_axis(model, "fid", 2500.0, before_run(r2))
+    assert [(p["seconds"], p["teacher_nfe"], p["optimizer_steps"], p["fid"]) for p in pts] == [
+        (30.0, 6000, 300, 50.0), (50.0, 10000, 500, 40.0)]
+
+
 def _curve(start, seconds, level, noise, rng, n=30):
     """A falling FID curve: level + (start - level) e^(-5 s / seconds), with noise
     multiplicative in FID (log-normal, sd `noise`)."""
@@ -82,7 +100,7 @@ def test_the_equal_quality_ratio_carries_the_curves_noise_and_the_claim_tests_it
     (p near or above 0.05), and the claim says the interval."""
     import numpy as np
 
-    from benchmarks.sfd_vs_pd import bootstrap
+    from benchmarks.equal_compute import bootstrap
     from diffdistill.claims import decide, faster
 
     rng = np.random.default_rng(0)
@@ -99,8 +117,9 @@ def test_the_equal_quality_ratio_carries_the_curves_noise_and_the_claim_tests_it
     assert decide(faster({**e, "ratio": 1.0, "lower_bound": False, "exact": False})) != "holds"
 
 
-def test_curves_at_infinite_n_subtract_the_rows_own_bias():
-    from benchmarks.sfd_vs_pd import to_infinite_n
+def test_budgets_read_the_best_point_so_far_and_a_level_not_reached_is_none():
+    from benchmarks.equal_compute import best_within, time_to
 
-    pts = [{"iteration": 0, "fid": 50.0, "wall_time": 0.0}, {"iteration": 1, "fid": 30.0, "wall_time": 1.0}]
-    assert [p["fid"] for p in to_infinite_n(pts, 2500.0, 250)] == [40.0, 20.0]
+    pts = _pts([(0, 50.0), (10, 30.0), (20, 35.0), (40, 25.0)])
+    assert best_within(pts, 5) == 50.0 and best_within(pts, 25) == 30.0 and best_within(pts, 100) == 25.0
+    assert time_to(pts, 40.0) == pytest.approx(5.0) and time_to(pts, 10.0) is None

@@ -1,10 +1,10 @@
 # Benchmarks (the package benchmarks/, run as python -m benchmarks.<name> from the
 # repository): measure, never pass or fail. Each runs alone (it takes every core) after the
 # main job: `snakemake --cores all results/benchmarks` writes the reports and
-# results/benchmarks/README.md with their headline ratios. The claims build sfd_vs_pd too.
+# results/benchmarks/README.md with their headline ratios. The claims build equal_compute too.
 BENCHMARKS_ROOT = str(Path(workflow.current_basedir).parents[1])  # the folder holding benchmarks/
 BENCHMARKS = [
-    "sfd_vs_pd",
+    "equal_compute",
     "sampler_overhead",
     "trajectory_cache",
     "rebuild",
@@ -17,16 +17,17 @@ BENCHMARKS = [
 ]
 
 
-# SFD's and PD's NFE-2 students at equal quality (benchmarks.sfd_vs_pd, read by the
-# claims): their curves, brought to infinite n by their rows' metrics files
-EQUAL_QUALITY = [naming.student_dir(m, "default", 2) for m in ("sfd", "pd")]
-_names = [d.removeprefix("results/") for d in EQUAL_QUALITY]  # their rows' names: empty where one is not a row
-EQUAL_QUALITY_FID = [rowlib.fid_path(ROWS[n]) for n in _names] if all(n in ROWS for n in _names) else []
+# the few-step students at equal fine-tuning compute (benchmarks.equal_compute, read by the
+# claims): SFD, its second stage, PD, CD and O2MKD x SFD at NFE 1 and 2, the rows that exist
+EQUAL_COMPUTE_ROWS = [r for r in ROWS.values() if r.kind == "distilled" and r.nfe in (1, 2) and r.name in (
+    "students/sfd/default/nfe2", "students/sfd2/default/nfe1", "students/pd/default/nfe2",
+    "students/pd/default/nfe1", "students/cd/default/nfe1", "students/cd/default/nfe2", "students/o2sfd/N2/nfe2")]
+EQUAL_COMPUTE_FID = [rowlib.fid_path(r) for r in EQUAL_COMPUTE_ROWS]
+EQUAL_COMPUTE_BUILT = "students/sfd/default/nfe2" in {r.name for r in EQUAL_COMPUTE_ROWS}
 
 # the inputs of each benchmark: the built default's models and curves
 BENCHMARK_ARGS = {
-    "sfd_vs_pd": "--sfd {} --pd {}".format(*EQUAL_QUALITY)
-    + (" --sfd-fid {} --pd-fid {}".format(*EQUAL_QUALITY_FID) if EQUAL_QUALITY_FID else ""),
+    "equal_compute": f"--fid {' '.join(EQUAL_COMPUTE_FID)} --threads {ALL_CORES}",
     "rebuild": "",
     "scaling": "",
     "contention": "",
@@ -39,9 +40,7 @@ rule run_benchmark:
     input:
         "results/tables",
         lambda w: (
-            EQUAL_QUALITY_FID + [f"{d}/fid_curve.json" for d in EQUAL_QUALITY]
-            if w.name == "sfd_vs_pd" and EQUAL_QUALITY_FID
-            else []
+            EQUAL_COMPUTE_FID + [r.model for r in EQUAL_COMPUTE_ROWS] if w.name == "equal_compute" else []
         ),
     output:
         json="results/benchmark-runs/{name}.json",

@@ -103,10 +103,10 @@ rule ablation_table:
 CLAIMS_FIRST_PASS = dict(
     fid=rowlib.claims_files(ROWS.values(), EXTENDED),
     extended="results/extended",
-    benchmark=["results/benchmark-runs/sfd_vs_pd.json"] if EQUAL_QUALITY_FID else [],
+    benchmark=["results/benchmark-runs/equal_compute.json"] if EQUAL_COMPUTE_BUILT else [],
 )
 CLAIMS_ARGS = dict(
-    benchmark="--benchmark results/benchmark-runs/sfd_vs_pd.json" if EQUAL_QUALITY_FID else "",
+    benchmark="--benchmark results/benchmark-runs/equal_compute.json" if EQUAL_COMPUTE_BUILT else "",
     n=config["o2mkd"]["claim_students"],
     budget=config["claims"]["budget_minutes"],
 )

@@ -81,7 +81,7 @@ def _sfd_vs_solvers(d: Data):
 
 
 def _benchmark(d: Data):
-    """results/benchmark-runs/sfd_vs_pd.json: PD's time to SFD's final NFE-2 FID over SFD's
+    """results/benchmark-runs/equal_compute.json: PD's time to SFD's final NFE-2 FID over SFD's
     (a lower bound when PD's whole chain stops short of it), and the other direction."""
     b = d.benchmark
     if b is None or b.get("ratio") is None:

@@ -19,9 +19,9 @@ papers' LPIPS distance needs an ImageNet network that is not available offline; 
 pseudo-Huber norm stands in for it, as in ECT's and iCT's CIFAR-10 results.
 
 Sampling (`solvers.cm_step`, grid `cm`): f(t_max z) at NFE 1; at NFE 2 the output is
-re-noised to t_mid with seeded noise and denoised once more. t_mid is chosen at the end of
-training among `t_mid` on the curve seeds (the NFE-2 FID), never on the evaluation seeds,
-and written into the checkpoint's recipe.
+re-noised to t_mid with seeded noise and denoised once more. Each curve point reads NFE 2
+at the best of the `t_mid` candidates on the curve seeds, and the final model's best goes
+into the checkpoint's recipe: chosen on the curve seeds, never on the evaluation seeds.
 """
 from __future__ import annotations
 
@@ -251,8 +251,9 @@ class CD(Method):
         return {"timesteps": replace(self.sampler(t_mid), nfe=nfe).grid_timesteps(), "solver": "cm", "afs": False}
 
     def curve_evaluator(self, device):
-        """The curve's FID at every NFE of --nfe on the curve seeds; `fid` (the monitor) is
-        the largest NFE's."""
+        """The curve's FID on the curve seeds at every NFE of --nfe, from NFE 2 at the best of
+        the --t-mid candidates (`t_mid_nfe<k>` says which); `fid` (the monitor) is the
+        largest NFE's."""
         from ..curves import curve_evaluator, curve_seeds
         from ..metrics import feature_extractor
         from ..precond import image_shape
@@ -262,24 +263,27 @@ class CD(Method):
             raise UserError("--curve-every: CD's curve is the FID of its samples; give --ref (and --featnet)")
         seeds = curve_seeds(s.curve_seed_start, s.curve_samples)
         extractor = feature_extractor(s.features, s.featnet, s.inception_weights, device)
-        evals = {n: curve_evaluator([(self.probe(n), None)], seeds, image_shape(self.spec), extractor, s.ref,
-                                    device=device) for n in sorted(s.nfe)}
-        self.choose = lambda model: {t: curve_evaluator([(self.probe(max(s.nfe), t), None)], seeds,
-                                                        image_shape(self.spec), extractor, s.ref,
-                                                        device=device)(model)["fid"] for t in s.t_mid}
+        evals = {(n, t): curve_evaluator([(self.probe(n, t), None)], seeds, image_shape(self.spec), extractor, s.ref,
+                                         device=device) for n in sorted(s.nfe) for t in (s.t_mid if n > 1 else [None])}
 
         def evaluate(model) -> dict:
-            out = {f"fid_nfe{n}": e(model)["fid"] for n, e in evals.items()}
+            out = {}
+            for n in sorted(s.nfe):
+                fids = {t: e(model)["fid"] for (k, t), e in evals.items() if k == n}
+                best = min(fids, key=fids.get)
+                out[f"fid_nfe{n}"] = fids[best]
+                if best is not None:
+                    out[f"t_mid_nfe{n}"] = best
             return {**out, "fid": out[f"fid_nfe{max(s.nfe)}"]}
+        self.evaluate = evaluate
         return evaluate
 
     def save(self, out, res) -> None:
-        """The checkpoint, its recipe's t_mid the best of --t-mid on the curve seeds (NFE 2's
-        FID; the first value without a curve or with one candidate)."""
-        self.t_mid_fid = {}
-        if len(self.settings.t_mid) > 1 and max(self.settings.nfe) > 1 and getattr(self, "choose", None):
-            self.t_mid_fid = self.choose(res.model)
-            self.t_mid = min(self.t_mid_fid, key=self.t_mid_fid.get)
+        """The checkpoint, its recipe's t_mid the one of the best NFE-2 FID on the curve seeds
+        (the first of --t-mid without a curve)."""
+        top = max(self.settings.nfe)
+        if top > 1 and getattr(self, "evaluate", None):
+            self.t_mid = self.evaluate(res.model)[f"t_mid_nfe{top}"]
         super().save(out, res)
 
     def recipe(self) -> Recipe:
@@ -292,4 +296,4 @@ class CD(Method):
         super().write_curve(res)
 
     def meta(self, res) -> dict:
-        return {"t_mid": self.t_mid, "t_mid_curve_fid": {str(k): v for k, v in self.t_mid_fid.items()}}
+        return {"t_mid": self.t_mid}

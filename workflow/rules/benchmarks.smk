@@ -18,10 +18,20 @@ BENCHMARKS = [
 
 
 # the few-step students at equal fine-tuning compute (benchmarks.equal_compute, read by the
-# claims): SFD, its second stage, PD, CD and O2MKD x SFD at NFE 1 and 2, the rows that exist
-EQUAL_COMPUTE_ROWS = [r for r in ROWS.values() if r.kind == "distilled" and r.nfe in (1, 2) and r.name in (
-    "students/sfd/default/nfe2", "students/sfd2/default/nfe1", "students/pd/default/nfe2",
-    "students/pd/default/nfe1", "students/cd/default/nfe1", "students/cd/default/nfe2", "students/o2sfd/N2/nfe2")]
+# claims): SFD, its second stage, PD, ECT, CD and O2MKD x SFD at NFE 1 and 2, the rows that exist
+EQUAL_COMPUTE_NAMES = [
+    f"students/{m}/nfe{n}"
+    for m, nfes in (
+        ("sfd/default", [2]),
+        ("sfd2/default", [1]),
+        ("pd/default", [2, 1]),
+        ("cd/ct", [1, 2]),
+        ("cd/cd", [1, 2]),
+        ("o2sfd/N2", [2]),
+    )
+    for n in nfes
+]
+EQUAL_COMPUTE_ROWS = [ROWS[n] for n in EQUAL_COMPUTE_NAMES if n in ROWS]
 EQUAL_COMPUTE_FID = [rowlib.fid_path(r) for r in EQUAL_COMPUTE_ROWS]
 EQUAL_COMPUTE_BUILT = "students/sfd/default/nfe2" in {r.name for r in EQUAL_COMPUTE_ROWS}
 
@@ -39,9 +49,7 @@ BENCHMARK_ARGS = {
 rule run_benchmark:
     input:
         "results/tables",
-        lambda w: (
-            EQUAL_COMPUTE_FID + [r.model for r in EQUAL_COMPUTE_ROWS] if w.name == "equal_compute" else []
-        ),
+        lambda w: (EQUAL_COMPUTE_FID + [r.model for r in EQUAL_COMPUTE_ROWS] if w.name == "equal_compute" else []),
     output:
         json="results/benchmark-runs/{name}.json",
         md="results/benchmark-runs/{name}.md",

@@ -25,6 +25,8 @@ into the checkpoint's recipe: chosen on the curve seeds, never on the evaluation
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..errors import UserError
 from ..naming import TEACHER, student_model
 from ..options import DATA_OPTIONS, Opt
@@ -131,11 +133,13 @@ class CD(Method):
         main = lambda i: ("main",) if cd["main_table"] and i == 0 else ("extended",)  # noqa: E731
         return [Row(name=f"students/cd/{target}/nfe{n}", label=LABELS[target], nfe=n, family="cd",
                     model=student_model("cd", target), recipe=Recipe(nfe=n), all_seed_sets=True, figure=i == 0,
-                    tables=main(i)) for i, target in enumerate(cd["targets"]) if cd["nfe"] for n in cd["nfe"]]
+                    tables=main(i)) for i, target in enumerate(cd["targets"]) if cd["enabled"] for n in cd["nfe"]]
 
     @staticmethod
     def check_config(cfg: dict) -> None:
         cd, t_max = cfg["cd"], cfg["schedule"]["t_max"]
+        if len(set(cd["targets"])) < len(cd["targets"]):
+            raise UserError(f"config key cd.targets: {cd['targets']} names a target twice")
         for t in cd["t_mid"]:
             if not cd["t_min"] < t < t_max:
                 raise UserError(f"config key cd.t_mid: {t} is not between cd.t_min {cd['t_min']} and "
@@ -246,8 +250,6 @@ class CD(Method):
                       schedule=Schedule(t_min=s.t_min, t_max=s.t_max, rho=s.rho, t_last=t_mid or self.t_mid))
 
     def probe(self, nfe: int, t_mid: float | None = None) -> dict:
-        from dataclasses import replace
-
         return {"timesteps": replace(self.sampler(t_mid), nfe=nfe).grid_timesteps(), "solver": "cm", "afs": False}
 
     def curve_evaluator(self, device):
@@ -271,9 +273,7 @@ class CD(Method):
             for n in sorted(s.nfe):
                 fids = {t: e(model)["fid"] for (k, t), e in evals.items() if k == n}
                 best = min(fids, key=fids.get)
-                out[f"fid_nfe{n}"] = fids[best]
-                if best is not None:
-                    out[f"t_mid_nfe{n}"] = best
+                out |= {f"fid_nfe{n}": fids[best], **({f"t_mid_nfe{n}": best} if best is not None else {})}
             return {**out, "fid": out[f"fid_nfe{max(s.nfe)}"]}
         self.evaluate = evaluate
         return evaluate
@@ -289,10 +289,8 @@ class CD(Method):
     def recipe(self) -> Recipe:
         return self.sampler()
 
-    def write_curve(self, res) -> None:
-        from dataclasses import replace
-
-        self.settings = replace(self.settings, nfe=max(self.settings.nfe))  # the monitored NFE names the curve
+    def write_curve(self, res) -> None:  # the monitored NFE names the curve
+        self.settings = replace(self.settings, nfe=max(self.settings.nfe))
         super().write_curve(res)
 
     def meta(self, res) -> dict:

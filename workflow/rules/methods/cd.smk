@@ -2,7 +2,7 @@
 # from the teacher, sampled at every NFE of cd.nfe (its rows override the recipe's NFE).
 
 
-if config["cd"]["nfe"]:
+if config["cd"]["enabled"]:
 
     use rule _train as distill_cd with:
         input:

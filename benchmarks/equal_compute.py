@@ -112,12 +112,19 @@ def command(meta: dict, out: Path, lr: float, threads: int, teacher: str | None 
     return [sys.executable, "-m", "diffdistill", "train", meta["method"], *shlex.split(flags(args)), "--quiet"]
 
 
-def train(meta: dict, out: Path, lr: float, threads: int, teacher: str | None = None) -> Path:
-    """One run (kept: a rerun of the benchmark reuses a finished one)."""
+def train(meta: dict, out: Path, lr: float, threads: int, teacher: str | None = None) -> Path | None:
+    """One run (kept: a rerun of the benchmark reuses a finished one); None where training
+    failed at this rate (a divergence is a result of the tuning, not the benchmark's end)."""
+    import subprocess
+
     model = out / "model.pt"
     if not (model.exists() and (out / "fid_curve.json").exists()):
         print(f"equal_compute: {meta['method']} lr {lr:g} -> {out}", file=sys.stderr)
-        run_child(command(meta, out, lr, threads, teacher))
+        try:
+            run_child(command(meta, out, lr, threads, teacher))
+        except subprocess.CalledProcessError as e:
+            print(f"equal_compute: {meta['method']} lr {lr:g} failed (exit {e.returncode})", file=sys.stderr)
+            return None
     return model
 
 
@@ -242,23 +249,31 @@ def sfd_vs_pd(sfd: list[dict], pd: list[dict], reps: int) -> dict:
 
 # ---- the benchmark ---------------------------------------------------------------------
 
-def tune(key: str, models: dict, keys: dict, factors, threads: int, root: Path, slopes: dict) -> dict:
+def tune(key: str, models: dict, keys: dict, factors, threads: int, root: Path, slopes: dict) -> dict | None:
     """Every learning rate's runs of one method: {lr: {NFE: points}}, and the winner (the
-    lowest end of the curve of its largest NFE, on the curve seeds)."""
+    lowest end of the curve of its largest NFE, on the curve seeds). No factors: the built
+    models themselves, at the config's rate. None where no run has a curve."""
     top = max(models)
     meta = read_meta(models[top])
     runs = {}
-    for f in factors:
-        lr = meta["args"]["lr"] * f
+    for f in factors or [None]:
+        lr = meta["args"]["lr"] * (f or 1.0)
         folder = root / key / f"lr{lr:.3g}"
-        if key == "pd":  # the round to 2 steps, then the round to 1 from it, both at this rate
+        if f is None:  # the built models, their clocks as they are
+            got = dict(models)
+        elif key == "pd":  # the round to 2 steps, then the round to 1 from it, both at this rate
             m2 = train(meta, folder / "nfe2", lr, threads)
-            m1 = train(read_meta(models[1]), folder / "nfe1", lr, threads, teacher=str(m2)) if 1 in models else None
+            m1 = train(read_meta(models[1]), folder / "nfe1", lr, threads, teacher=str(m2)) if m2 and 1 in models \
+                else None
             got = {2: m2, **({1: m1} if m1 else {})}
         else:
             got = dict.fromkeys(models, train(meta, folder, lr, threads))
-        runs[lr] = {n: on_axis(Path(m), keys[n], slopes.get(n, {}).get(key), before_run(read_meta(m)))
-                    for n, m in got.items()}
+        curves = {n: on_axis(Path(m), keys[n], slopes.get(n, {}).get(key), before_run(read_meta(m)))
+                  for n, m in got.items() if m}
+        if curves.get(top):
+            runs[lr] = {n: pts for n, pts in curves.items() if pts}
+    if not runs:
+        return None
     winner = min(runs, key=lambda lr: final(runs[lr][top]))
     return {"runs": runs, "winner": winner, "config_lr": meta["args"]["lr"]}
 
@@ -299,8 +314,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fid", nargs="*", default=[], help="the rows' metrics files (fid.json): bias slopes, paired "
                     "comparisons of the main job's models")
-    ap.add_argument("--lr-factors", nargs="+", type=float, default=[1 / 3, 1.0, 3.0],
-                    help="learning rates tried per method, as factors of the config's (default: 1/3 1 3)")
+    ap.add_argument("--lr-factors", nargs="*", type=float, default=[1 / 3, 1.0, 3.0],
+                    help="learning rates tried per method, as factors of the config's (default: 1/3 1 3; none: "
+                         "the built models' own curves and clocks)")
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads of each run")
     ap.add_argument("--reps", type=int, default=2000, help="bootstrap draws of the curves' noise")
     ap.add_argument("--work", default="results/benchmark-runs/equal_compute", help="folder of the runs")
@@ -316,6 +332,8 @@ def main():
     slopes = {n: {k: r.get("fid_bias_slope_n") for (k, nn), r in rows.items() if nn == n} for n in (1, 2)}
     present = [(k, label, m, keys) for k, label, m, keys in METHODS if all(Path(p).exists() for p in m.values())]
     tuned = {k: tune(k, m, keys, a.lr_factors, a.threads, Path(a.work), slopes) for k, _, m, keys in present}
+    no_curve = [k for k, t in tuned.items() if t is None]  # curve_every 0: not on the axis
+    tuned = {k: t for k, t in tuned.items() if t is not None}
     labels = {k: label for k, label, _, _ in present}
     best = {(k, n): pts for k, t in tuned.items() for n, pts in t["runs"][t["winner"]].items()}
     base = best.get(("sfd", 2))
@@ -353,10 +371,11 @@ def main():
     budgets = {"ct@1.6": ("ct", 1.6), "cd@1": ("cd", 1.0)}
     at = {name: at_budget(config["sfd"][2], config[k][2], b * config_seconds["sfd"])
           for name, (k, b) in budgets.items() if k in config and "sfd" in config}
-    head = (f"budget unit: SFD's NFE-2 time, {unit:.0f} s; common quality: "
+    head = ("" if a.lr_factors else "the built models' curves and clocks (no runs of its own, taken beside other "
+            "jobs); ") + (f"budget unit: SFD's NFE-2 time, {unit:.0f} s; common quality: "
             + ", ".join(f"NFE {n} FID inf {v:.2f} ({labels[REFERENCE[n]]})" for n, v in levels.items()))
     write(a.out, "equal_compute", "Few-step distillation at equal fine-tuning compute", {
-        **extra, "unit_seconds": unit, "levels": levels, "config_seconds": config_seconds, "at_budget": at, "headline": head, "figure": "equal_compute.png",
+        **extra, "no_curve": no_curve, "lr_factors": a.lr_factors, "unit_seconds": unit, "levels": levels, "config_seconds": config_seconds, "at_budget": at, "headline": head, "figure": "equal_compute.png",
         "curves": {f"{k}/nfe{n}": p for (k, n), p in best.items()},
         "tuning": {k: {"winner": t["winner"], "config_lr": t["config_lr"],
                        "final": {f"{lr:.3g}": {n: final(p) for n, p in r.items()} for lr, r in t["runs"].items()}}

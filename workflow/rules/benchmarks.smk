@@ -37,7 +37,8 @@ EQUAL_COMPUTE_BUILT = "students/sfd/default/nfe2" in {r.name for r in EQUAL_COMP
 
 # the inputs of each benchmark: the built default's models and curves
 BENCHMARK_ARGS = {
-    "equal_compute": f"--fid {' '.join(EQUAL_COMPUTE_FID)} --threads {ALL_CORES}",
+    "equal_compute": f"--fid {' '.join(EQUAL_COMPUTE_FID)} --threads {ALL_CORES} --lr-factors "
+    + " ".join(map(str, config["claims"]["lr_factors"])),
     "rebuild": "",
     "scaling": "",
     "contention": "",

@@ -1,13 +1,15 @@
-"""Few-step distillation at equal fine-tuning compute: SFD, its second stage, PD, CD and
-O2MKD x SFD on one axis of cumulative fine-tuning seconds.
+"""Few-step distillation at equal fine-tuning compute: SFD, its second stage, PD, ECT, CD
+and O2MKD x SFD on one axis of cumulative fine-tuning seconds.
 
 Each method's student is trained again here, one run at a time with every core, from the
 command its model's metadata records (the arguments actually used), at three learning
-rates (the config's times `--lr-factors`), each until its validation curve is flat (the
-plateau rule of `diffdistill.convergence`). The learning rate whose curve ends lowest on
-the curve seeds wins (never the evaluation seeds). Work before a run's first iteration
-counts: the trajectory caches it reads (the teacher's work), and the earlier stages or
-PD rounds its teacher took, through the chain of teachers' metadata.
+rates (the config's times `--lr-factors`, 1 always among them), each as its config
+trains it (with lr_schedule plateau: until its validation curve is flat). The learning
+rate whose curve ends lowest on the curve seeds wins (never the evaluation seeds). Work
+before a run's first iteration counts: the trajectory caches it reads (the teacher's
+work), and the earlier stages or PD rounds its teacher took, through the chain of
+teachers' metadata; those clocks are the ones the main and extended jobs measured, beside
+other jobs on the cores.
 
 Along each winner's curve (FID on the curve seeds, brought to infinite n on the sample
 side with its row's fitted bias slope, `fid_bias_slope_n`): the best FID within 1, 2, 4
@@ -113,19 +115,28 @@ def command(meta: dict, out: Path, lr: float, threads: int, teacher: str | None 
 
 
 def train(meta: dict, out: Path, lr: float, threads: int, teacher: str | None = None) -> Path | None:
-    """One run (kept: a rerun of the benchmark reuses a finished one); None where training
-    failed at this rate (a divergence is a result of the tuning, not the benchmark's end)."""
+    """One run; a finished run of the same arguments is kept (a rerun of the benchmark
+    reuses it, a changed config trains again). None where training failed at this rate:
+    a divergence is a result of the tuning, not the benchmark's end."""
     import subprocess
 
     model = out / "model.pt"
-    if not (model.exists() and (out / "fid_curve.json").exists()):
-        print(f"equal_compute: {meta['method']} lr {lr:g} -> {out}", file=sys.stderr)
-        try:
-            run_child(command(meta, out, lr, threads, teacher))
-        except subprocess.CalledProcessError as e:
-            print(f"equal_compute: {meta['method']} lr {lr:g} failed (exit {e.returncode})", file=sys.stderr)
-            return None
+    if model.exists() and (out / "fid_curve.json").exists() and run_args(read_meta(model)) == run_args(meta, lr, teacher):
+        return model
+    print(f"equal_compute: {meta['method']} lr {lr:g} -> {out}", file=sys.stderr)
+    try:
+        run_child(command(meta, out, lr, threads, teacher))
+    except subprocess.CalledProcessError as e:
+        print(f"equal_compute: {meta['method']} lr {lr:g} failed (exit {e.returncode})", file=sys.stderr)
+        return None
     return model
+
+
+def run_args(meta: dict, lr: float | None = None, teacher: str | None = None) -> dict:
+    """The arguments that shape a run (its metadata's, run settings aside), with `lr` and
+    `teacher` where given."""
+    args = {k: v for k, v in meta["args"].items() if k not in SKIP or k == "lr"}
+    return {**args, **({"lr": lr} if lr is not None else {}), **({"teacher": teacher} if teacher else {})}
 
 
 def on_axis(model: Path, key: str, slope: float | None, start: dict) -> list[dict]:
@@ -209,17 +220,18 @@ def bootstrap(sfd: list[dict], pd: list[dict], reps: int = 2000, seed: int = 0, 
 
 
 def at_budget(sfd: list[dict], other: list[dict], seconds: float) -> dict | None:
-    """SFD's final FID minus the best the other curve reached within `seconds`, both read
-    from their running means, with the SE of the curves' own point noise (a running mean
-    of three: sd^2 / 3 each); None where the other curve has no point within it or no
-    noise was measured. In the form of `stats.paired` (a normal test)."""
+    """SFD's final FID minus the other curve's at its last point within `seconds`, both
+    read from their running means (no minimum over points: that would choose on the
+    noise), with the SE of the curves' own point noise (a running mean of three: sd^2 / 3
+    each); None where the other curve has no point within it or no noise was measured.
+    In the form of `stats.paired` (a normal test)."""
     from scipy.stats import norm
 
     (mu_s, sd_s), (mu_o, sd_o) = smooth_and_noise(sfd), smooth_and_noise(other)
     within = [m for p, m in zip(other, mu_o) if p["seconds"] <= seconds]
     if not within or sd_s != sd_s or sd_o != sd_o:
         return None
-    diff, se = float(mu_s[-1] - min(within)), math.sqrt((sd_s ** 2 + sd_o ** 2) / 3)
+    diff, se = float(mu_s[-1] - within[-1]), math.sqrt((sd_s ** 2 + sd_o ** 2) / 3)
     t = diff / se
     return {"diff": diff, "se": se, "df": 1000.0, "t": t, "p": float(2 * norm.sf(abs(t))),
             "detectable": 1.96 * se, "sets": 0, "rows": [], "seconds": seconds}
@@ -255,8 +267,10 @@ def tune(key: str, models: dict, keys: dict, factors, threads: int, root: Path, 
     models themselves, at the config's rate. None where no run has a curve."""
     top = max(models)
     meta = read_meta(models[top])
+    if not meta["args"].get("curve_every"):
+        return None  # no curve to put on the axis: nothing to train
     runs = {}
-    for f in factors or [None]:
+    for f in sorted(set(factors) | {1.0}) if factors else [None]:
         lr = meta["args"]["lr"] * (f or 1.0)
         folder = root / key / f"lr{lr:.3g}"
         if f is None:  # the built models, their clocks as they are
@@ -274,7 +288,7 @@ def tune(key: str, models: dict, keys: dict, factors, threads: int, root: Path, 
             runs[lr] = {n: pts for n, pts in curves.items() if pts}
     if not runs:
         return None
-    winner = min(runs, key=lambda lr: final(runs[lr][top]))
+    winner = min(runs, key=lambda lr: final(runs[lr][top]) if final(runs[lr][top]) == final(runs[lr][top]) else math.inf)
     return {"runs": runs, "winner": winner, "config_lr": meta["args"]["lr"]}
 
 
@@ -319,7 +333,7 @@ def main():
                          "the built models' own curves and clocks)")
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads of each run")
     ap.add_argument("--reps", type=int, default=2000, help="bootstrap draws of the curves' noise")
-    ap.add_argument("--work", default="results/benchmark-runs/equal_compute", help="folder of the runs")
+    ap.add_argument("--work", help="folder of the runs (default: <out>/equal_compute)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     from diffdistill.records import load_records
@@ -331,15 +345,21 @@ def main():
                 rows[(key, r["nfe"])] = r
     slopes = {n: {k: r.get("fid_bias_slope_n") for (k, nn), r in rows.items() if nn == n} for n in (1, 2)}
     present = [(k, label, m, keys) for k, label, m, keys in METHODS if all(Path(p).exists() for p in m.values())]
-    tuned = {k: tune(k, m, keys, a.lr_factors, a.threads, Path(a.work), slopes) for k, _, m, keys in present}
+    from diffdistill.errors import UserError
+
+    if not present or present[0][0] != "sfd":  # the budgets' unit: checked before any training
+        raise UserError(f"file not found: {METHODS[0][2][2]}")
+    if not read_meta(METHODS[0][2][2])["args"].get("curve_every"):
+        raise UserError(f"{METHODS[0][2][2]} has no FID curve (sfd.curve_every 0): nothing to put on the time axis")
+    work = Path(a.work or Path(a.out) / "equal_compute")
+    tuned = {k: tune(k, m, keys, a.lr_factors, a.threads, work, slopes) for k, _, m, keys in present}
     no_curve = [k for k, t in tuned.items() if t is None]  # curve_every 0: not on the axis
     tuned = {k: t for k, t in tuned.items() if t is not None}
     labels = {k: label for k, label, _, _ in present}
     best = {(k, n): pts for k, t in tuned.items() for n, pts in t["runs"][t["winner"]].items()}
     base = best.get(("sfd", 2))
     if not base:
-        from diffdistill.errors import UserError
-        raise UserError(f"file not found: {METHODS[0][2][2]}")
+        raise UserError("every SFD run failed: see the runs in " + str(work / "sfd"))
     unit = base[-1]["seconds"]  # SFD's NFE-2 time: the budgets' unit
     table = []
     for (k, n), pts in sorted(best.items(), key=lambda kv: (-kv[0][1], [m[0] for m in present].index(kv[0][0]))):
@@ -374,15 +394,20 @@ def main():
     head = ("" if a.lr_factors else "the built models' curves and clocks (no runs of its own, taken beside other "
             "jobs); ") + (f"budget unit: SFD's NFE-2 time, {unit:.0f} s; common quality: "
             + ", ".join(f"NFE {n} FID inf {v:.2f} ({labels[REFERENCE[n]]})" for n, v in levels.items()))
+    if extra.get("ratio"):
+        head += (f"; PD / SFD time to SFD's final NFE-2 FID: {'>' if extra['ratio_is_lower_bound'] else ''}"
+                 f"x{extra['ratio']:.1f} (papers: ~267x)")
     write(a.out, "equal_compute", "Few-step distillation at equal fine-tuning compute", {
         **extra, "no_curve": no_curve, "lr_factors": a.lr_factors, "unit_seconds": unit, "levels": levels, "config_seconds": config_seconds, "at_budget": at, "headline": head, "figure": "equal_compute.png",
         "curves": {f"{k}/nfe{n}": p for (k, n), p in best.items()},
         "tuning": {k: {"winner": t["winner"], "config_lr": t["config_lr"],
                        "final": {f"{lr:.3g}": {n: final(p) for n, p in r.items()} for lr, r in t["runs"].items()}}
                    for k, t in tuned.items()}}, table,
-        "Seconds are cumulative fine-tuning seconds on this machine, each run alone with every core: trajectory "
-        "caches and earlier stages (PD's rounds, the second stage's stage-1 student) count before a run's first "
-        "iteration. Curve FIDs are on the curve seeds, at infinite n on the sample side; each method's learning "
+        "Seconds are cumulative fine-tuning seconds on this machine: each run here alone with every core; the "
+        "trajectory caches and earlier stages (PD's rounds, the second stage's stage-1 student) it stands on count "
+        "before its first iteration, at the clocks the main and extended jobs measured beside other jobs. "
+        "ECT's and CD's NFE-2 curve points are at the best re-noise level on the curve seeds (optimistic by that "
+        "choice; their final models are then compared on the evaluation seeds). Curve FIDs are on the curve seeds, at infinite n on the sample side; each method's learning "
         "rate is the one of its lowest final curve point. The last column compares the main job's models (the "
         "config's learning rate) on the evaluation seed sets, paired, with the SE of the difference. "
         "Figure: equal_compute.png.")

@@ -123,3 +123,29 @@ def test_budgets_read_the_best_point_so_far_and_a_level_not_reached_is_none():
     pts = _pts([(0, 50.0), (10, 30.0), (20, 35.0), (40, 25.0)])
     assert best_within(pts, 5) == 50.0 and best_within(pts, 25) == 30.0 and best_within(pts, 100) == 25.0
     assert time_to(pts, 40.0) == pytest.approx(5.0) and time_to(pts, 10.0) is None
+
+
+def test_a_finished_run_is_reused_only_for_the_same_arguments():
+    """Run settings (threads, output paths) aside, a changed argument trains again."""
+    from benchmarks.equal_compute import command, run_args
+
+    meta = {"method": "sfd", "args": {"teacher": "t.pt", "iters": 100, "lr": 3e-4, "threads": 1, "out": "a/model.pt",
+                                      "quiet": False, "curve_out": "a/fid_curve.json"}}
+    done = {"method": "sfd", "args": {**meta["args"], "lr": 1e-4, "threads": 2, "out": "b/model.pt"}}
+    assert run_args(done) == run_args(meta, 1e-4)
+    assert run_args({**done, "args": {**done["args"], "iters": 200}}) != run_args(meta, 1e-4)
+    assert run_args(done) != run_args(meta, 1e-4, teacher="other.pt")
+    cmd = command(meta, Path("x"), 1e-4, 2)
+    assert cmd[cmd.index("--lr") + 1] == "0.0001" and cmd[cmd.index("--threads") + 1] == "2"
+    assert cmd[cmd.index("--out") + 1] == "x/model.pt" and "--restart" not in cmd
+
+
+def test_at_a_budget_the_curve_is_read_where_it_stands_not_at_its_luckiest_point():
+    from benchmarks.equal_compute import at_budget
+
+    sfd = _pts([(t, 10.0 + (0.3 if i % 2 else -0.3)) for i, t in enumerate(range(0, 120, 10))])
+    other = _pts([(t, 14.0 - t / 20 + (0.3 if i % 2 else -0.3)) for i, t in enumerate(range(0, 120, 10))])
+    s = at_budget(sfd, other, 60.0)
+    # the other curve's running mean at 60 s is about 11, SFD ends near 10: about -1, not its minimum's
+    assert s["diff"] == pytest.approx(10.0 - 11.0, abs=0.2) and s["se"] > 0 and 0 <= s["p"] <= 1
+    assert at_budget(sfd, other, -1.0) is None

@@ -38,10 +38,12 @@ COMMAND = "python -m diffdistill.generate"
 
 
 def schema_enums() -> dict[str, list[str]]:
-    """The `$defs` entries whose enum is written here, and their values."""
-    from .solvers import SOLVERS
+    """The `$defs` entries whose enum is written here, and their values: the deterministic
+    solvers (the config's solver keys drive ODE trajectories and baselines; the
+    consistency sampler is a consistency model's recipe, not a config choice)."""
+    from .solvers import SOLVERS, STOCHASTIC
 
-    return {"solver": list(SOLVERS)}
+    return {"solver": [s for s in SOLVERS if s not in STOCHASTIC]}
 
 
 def _scalar(value: str) -> str:

@@ -14,14 +14,13 @@ x_t = y + t eps; the point at r is one teacher step from x_t (`target: cd`, Eule
 or y + r eps with the same eps (`target: ct`, consistency training: no teacher call, ECT).
 The loss is lambda(t, r) d(f(x_t; t), stopgrad f(x_r; r)) with the same network as the
 target (mu = 0, as iCT and ECT): ECT's pseudo-Huber d = sqrt(|.|^2 + c^2) - c with lambda =
-1 / (t - r) (c = 0: ECT's default, the L2 norm), or the squared error with lambda = 1. The
-papers' LPIPS distance needs an ImageNet network that is not available offline; the
-pseudo-Huber norm stands in for it, as in ECT's and iCT's CIFAR-10 results.
+1 / (t - r) (c = 0: ECT's default, the L2 norm), or the squared error with lambda = 1. It
+stands in for the papers' LPIPS, whose ImageNet network is not available offline.
 
 Sampling (`solvers.cm_step`, grid `cm`): f(t_max z) at NFE 1; at NFE 2 the output is
-re-noised to t_mid with seeded noise and denoised once more. Each curve point reads NFE 2
-at the best of the `t_mid` candidates on the curve seeds, and the final model's best goes
-into the checkpoint's recipe: chosen on the curve seeds, never on the evaluation seeds.
+re-noised to t_mid with seeded noise and denoised again. Curve points read NFE 2 at the
+best `t_mid` candidate on the curve seeds (optimistic by that choice); the final model's
+best goes into the checkpoint's recipe, never chosen on the evaluation seeds.
 """
 from __future__ import annotations
 
@@ -204,6 +203,7 @@ class CD(Method):
         u = normal.cdf(lo) + torch.rand(n, generator=gen) * (normal.cdf(hi) - normal.cdf(lo))
         t = (normal.icdf(u.clamp(1e-7, 1 - 1e-7)) * s.P_std + s.P_mean).exp()
         stage = iteration // s.double if s.double else 0
+        # r at least t_min, where f(x; t_min) = x is the target (ECT clamps at 0 and takes the clean image)
         return t, ect_r(t, s.q, stage).clamp(min=s.t_min)
 
     def loss(self, y, t, r, eps, model=None):
@@ -218,9 +218,10 @@ class CD(Method):
                 x_r = teacher_step(self.teacher, x_t, t, r, s.teacher_solver)
             else:
                 x_r = y + r * eps
-            rng = torch.get_rng_state()  # the same dropout for both calls (ECT)
+            rng = torch.get_rng_state(), torch.cuda.get_rng_state(y.device) if y.is_cuda else None
             target = f(x_r, r.flatten())
-        torch.set_rng_state(rng)
+        torch.set_rng_state(rng[0])  # the same dropout masks for both calls (ECT)
+        None if rng[1] is None else torch.cuda.set_rng_state(rng[1], y.device)
         d = distance(f(x_t, t.flatten()), target, s.distance, s.huber_c)
         weight = 1 / (t - r).flatten().clamp(min=1e-6) if s.distance == "huber" else 1.0
         return (weight * d).mean()
@@ -244,8 +245,7 @@ class CD(Method):
 
     # ---- sampling, curves and the result ------------------------------------------------
     def sampler(self, t_mid: float | None = None) -> Recipe:
-        s = self.settings
-        nfe = tuple(s.nfe) if len(s.nfe) > 1 else s.nfe[0]
+        s, nfe = self.settings, tuple(self.settings.nfe) if len(self.settings.nfe) > 1 else self.settings.nfe[0]
         return Recipe(solver="cm", nfe=nfe, afs=False, grid="cm", final_step="force",
                       schedule=Schedule(t_min=s.t_min, t_max=s.t_max, rho=s.rho, t_last=t_mid or self.t_mid))
 
@@ -286,12 +286,15 @@ class CD(Method):
             self.t_mid = self.evaluate(res.model)[f"t_mid_nfe{top}"]
         super().save(out, res)
 
-    def recipe(self) -> Recipe:
+    def recipe(self) -> Recipe:  # the checkpoint's: at the chosen t_mid
         return self.sampler()
 
     def write_curve(self, res) -> None:  # the monitored NFE names the curve
-        self.settings = replace(self.settings, nfe=max(self.settings.nfe))
-        super().write_curve(res)
+        settings, self.settings = self.settings, replace(self.settings, nfe=max(self.settings.nfe))
+        try:
+            super().write_curve(res)
+        finally:
+            self.settings = settings
 
     def meta(self, res) -> dict:
         return {"t_mid": self.t_mid}

@@ -121,7 +121,8 @@ def train(meta: dict, out: Path, lr: float, threads: int, teacher: str | None = 
     import subprocess
 
     model = out / "model.pt"
-    if model.exists() and (out / "fid_curve.json").exists() and run_args(read_meta(model)) == run_args(meta, lr, teacher):
+    done = model.exists() and (out / "fid_curve.json").exists()
+    if done and run_args(read_meta(model)) == run_args(meta, lr, teacher):
         return model
     print(f"equal_compute: {meta['method']} lr {lr:g} -> {out}", file=sys.stderr)
     try:
@@ -219,22 +220,36 @@ def bootstrap(sfd: list[dict], pd: list[dict], reps: int = 2000, seed: int = 0, 
             "censored_share": float(c.mean()), "sfd_at_start": at_start}
 
 
-def at_budget(sfd: list[dict], other: list[dict], seconds: float) -> dict | None:
+def at_budget(sfd: list[dict], other: list[dict], seconds: float, set_sd: float, df: float) -> dict | None:
     """SFD's final FID minus the other curve's at its last point within `seconds`, both
     read from their running means (no minimum over points: that would choose on the
-    noise), with the SE of the curves' own point noise (a running mean of three: sd^2 / 3
-    each); None where the other curve has no point within it or no noise was measured.
-    In the form of `stats.paired` (a normal test)."""
-    from scipy.stats import norm
+    noise), in the form of `stats.paired`. Both curves sample the same curve seeds, one
+    set of them: the difference carries one seed set's variance of the difference
+    (`set_sd`, the final models' paired per-set spread on the evaluation seeds, scaled to
+    the curve's n; `df` its degrees of freedom) besides the curves' own point noise (a
+    running mean of three: sd^2 / 3 each). None where the other curve has no point within
+    it or a spread is unknown."""
+    from scipy.stats import t as student
 
     (mu_s, sd_s), (mu_o, sd_o) = smooth_and_noise(sfd), smooth_and_noise(other)
     within = [m for p, m in zip(other, mu_o) if p["seconds"] <= seconds]
-    if not within or sd_s != sd_s or sd_o != sd_o:
+    if not within or sd_s != sd_s or sd_o != sd_o or set_sd != set_sd:
         return None
-    diff, se = float(mu_s[-1] - within[-1]), math.sqrt((sd_s ** 2 + sd_o ** 2) / 3)
+    diff, se = float(mu_s[-1] - within[-1]), math.sqrt(set_sd ** 2 + (sd_s ** 2 + sd_o ** 2) / 3)
     t = diff / se
-    return {"diff": diff, "se": se, "df": 1000.0, "t": t, "p": float(2 * norm.sf(abs(t))),
-            "detectable": 1.96 * se, "sets": 0, "rows": [], "seconds": seconds}
+    return {"diff": diff, "se": se, "df": df, "t": t, "p": float(2 * student.sf(abs(t), df)),
+            "detectable": float(student.ppf(0.975, df)) * se, "sets": 1, "rows": [], "seconds": seconds}
+
+
+def set_spread(a: dict | None, b: dict | None, n: int) -> tuple[float, float]:
+    """The spread of one seed set's paired difference between two rows' FID at infinite n
+    (their per-set values on the evaluation seeds), scaled to `n` samples, and its degrees
+    of freedom; NaN without both rows."""
+    if not a or not b or len(a.get("fid_inf_sets") or []) < 2:
+        return float("nan"), 0.0
+    k = min(len(a["fid_inf_sets"]), len(b["fid_inf_sets"]))
+    d = np.asarray(a["fid_inf_sets"][:k], float) - np.asarray(b["fid_inf_sets"][:k], float)
+    return float(d.std(ddof=1) * math.sqrt(a["num_samples"] / n)), float(len(d) - 1)
 
 
 def crossing(name: str, target_of: str, target: float, mine: list[dict], theirs: list[dict]) -> dict:
@@ -288,7 +303,8 @@ def tune(key: str, models: dict, keys: dict, factors, threads: int, root: Path, 
             runs[lr] = {n: pts for n, pts in curves.items() if pts}
     if not runs:
         return None
-    winner = min(runs, key=lambda lr: final(runs[lr][top]) if final(runs[lr][top]) == final(runs[lr][top]) else math.inf)
+    end = {lr: final(r[top]) for lr, r in runs.items()}
+    winner = min(runs, key=lambda lr: end[lr] if end[lr] == end[lr] else math.inf)  # a NaN end never wins
     return {"runs": runs, "winner": winner, "config_lr": meta["args"]["lr"]}
 
 
@@ -389,7 +405,9 @@ def main():
     config = {k: t["runs"][t["config_lr"]] for k, t in tuned.items() if t["config_lr"] in t["runs"]}
     config_seconds = {k: r[max(r)][-1]["seconds"] for k, r in config.items()}
     budgets = {"ct@1.6": ("ct", 1.6), "cd@1": ("cd", 1.0)}
-    at = {name: at_budget(config["sfd"][2], config[k][2], b * config_seconds["sfd"])
+    curve_n = read_curve(Path(METHODS[0][2][2]).parent / "fid_curve.json")["num_samples"]
+    at = {name: at_budget(config["sfd"][2], config[k][2], b * config_seconds["sfd"],
+                          *set_spread(rows.get(("sfd", 2)), rows.get((k, 2)), curve_n))
           for name, (k, b) in budgets.items() if k in config and "sfd" in config}
     head = ("" if a.lr_factors else "the built models' curves and clocks (no runs of its own, taken beside other "
             "jobs); ") + (f"budget unit: SFD's NFE-2 time, {unit:.0f} s; common quality: "

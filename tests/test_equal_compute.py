@@ -145,7 +145,19 @@ def test_at_a_budget_the_curve_is_read_where_it_stands_not_at_its_luckiest_point
 
     sfd = _pts([(t, 10.0 + (0.3 if i % 2 else -0.3)) for i, t in enumerate(range(0, 120, 10))])
     other = _pts([(t, 14.0 - t / 20 + (0.3 if i % 2 else -0.3)) for i, t in enumerate(range(0, 120, 10))])
-    s = at_budget(sfd, other, 60.0)
+    s = at_budget(sfd, other, 60.0, 2.0, 9.0)
     # the other curve's running mean at 60 s is about 11, SFD ends near 10: about -1, not its minimum's
-    assert s["diff"] == pytest.approx(10.0 - 11.0, abs=0.2) and s["se"] > 0 and 0 <= s["p"] <= 1
-    assert at_budget(sfd, other, -1.0) is None
+    assert s["diff"] == pytest.approx(10.0 - 11.0, abs=0.2) and 0 <= s["p"] <= 1
+    # one seed set's spread of the difference is in the SE, not only the curves' point noise
+    assert 2.0 < s["se"] < 2.1 and s["df"] == 9.0
+    assert at_budget(sfd, other, -1.0, 2.0, 9.0) is None and at_budget(sfd, other, 60.0, float("nan"), 0) is None
+
+
+def test_a_seed_sets_spread_of_the_difference_is_scaled_to_the_curves_n():
+    from benchmarks.equal_compute import set_spread
+
+    a = {"fid_inf_sets": [1.0, 3.0, 2.0, 4.0], "num_samples": 300}
+    b = {"fid_inf_sets": [0.0, 1.0, 1.0, 1.0], "num_samples": 300}
+    sd, df = set_spread(a, b, 75)  # differences 1, 2, 1, 3: sd 0.957; 300 / 75 = 4 times the variance
+    assert sd == pytest.approx(0.9574271 * 2) and df == 3
+    assert set_spread(a, None, 75)[0] != set_spread(a, None, 75)[0]

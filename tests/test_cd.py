@@ -22,11 +22,28 @@ def gaussian_denoiser(x, t):
     return S ** 2 / (S ** 2 + t ** 2) * x
 
 
-def test_the_consistency_model_is_the_identity_at_t_min_exactly():
-    f = CMPrecond(tiny_denoiser(0).model, sigma_data=0.5, t_min=0.002)
+@pytest.mark.parametrize("base", ["edm", "vp"])
+def test_the_consistency_model_is_the_identity_at_t_min_exactly(base):
+    net = tiny_denoiser(0).model
+    with torch.no_grad():  # away from the zero-initialised output layer
+        for p in net.parameters():
+            p.normal_(0, 0.05, generator=torch.Generator().manual_seed(3))
+    f = CMPrecond(net, sigma_data=0.5, t_min=0.002, base=base)
     x = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 3
     assert torch.equal(f(x, torch.full((4,), 0.002)), x)
     assert not torch.allclose(f(x, torch.full((4,), 0.5)), x)  # away from the boundary the network acts
+    assert list(f.state_dict()) == list(tiny_denoiser(0).state_dict())  # the backbone's weights, once
+
+
+def test_on_an_edm_base_it_is_the_papers_parametrisation():
+    """c_skip x + c_out F with F the backbone's output on EDM's inputs (c_in, c_noise)."""
+    net = tiny_denoiser(0)
+    f = CMPrecond(net.model, sigma_data=0.5, t_min=0.002)
+    x = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(2)) * 2
+    t = torch.tensor([0.01, 0.7, 20.0]).reshape(-1, 1, 1, 1)
+    F = net.model(x / (t ** 2 + 0.25).sqrt(), (t.log() / 4).flatten())
+    want = 0.25 / ((t - 0.002) ** 2 + 0.25) * x + 0.5 * (t - 0.002) / (t ** 2 + 0.25).sqrt() * F
+    assert torch.allclose(f(x, t.flatten()), want, atol=1e-5, rtol=1e-5)
 
 
 def test_the_cd_target_is_one_teacher_euler_step_on_the_analytic_gaussian():

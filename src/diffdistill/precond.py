@@ -77,26 +77,33 @@ class VPPrecond(nn.Module):
 
 
 class CMPrecond(nn.Module):
-    """A consistency model f(x; t) on EDM's backbone inputs (Song et al. 2023, appendix C;
-    openai/consistency_models_cifar10 `jcm/models/utils.py`): c_in and c_noise as EDM's,
-    c_skip = sigma_data^2 / ((t - t_min)^2 + sigma_data^2) and c_out = sigma_data (t - t_min)
-    / sqrt(t^2 + sigma_data^2), so f(x; t_min) = x exactly (the boundary condition). It is
-    a denoiser in the solvers' sense: one Euler step to t = 0 returns f."""
+    """A consistency model f(x; t) on a teacher's preconditioned network (Song et al. 2023,
+    appendix C; openai/consistency_models_cifar10 `jcm/models/utils.py`): c_skip =
+    sigma_data^2 / ((t - t_min)^2 + sigma_data^2) and c_out = sigma_data (t - t_min) /
+    sqrt(t^2 + sigma_data^2), so f(x; t_min) = x exactly (the boundary condition). The
+    network keeps its base preconditioning (`base`: edm or vp, the teacher's), whose
+    denoised value D gives the network's output in EDM's scale, F = (D - c_skip_edm x) /
+    c_out_edm; on an EDM base that is the backbone's own output. It is a denoiser in the
+    solvers' sense: one Euler step to t = 0 returns f."""
 
-    def __init__(self, model: nn.Module, sigma_data: float = 0.5, t_min: float = 0.002):
+    def __init__(self, model: nn.Module, sigma_data: float = 0.5, t_min: float = 0.002, base: str = "edm",
+                 base_kwargs: dict | None = None):
         super().__init__()
         self.model = model
-        self.sigma_data, self.t_min = sigma_data, t_min
+        self.sigma_data, self.t_min, self.base = sigma_data, t_min, base
+        if base not in ("edm", "vp"):
+            raise UserError(f"unknown base preconditioning '{base}' of a consistency model (known: edm, vp)")
+        # not a submodule: it holds the same backbone, whose weights are `model.*` once
+        self._base = [PRECONDS[base](model, **dict(base_kwargs or {}))]
 
     def forward(self, x, sigma, class_labels=None, **model_kwargs):
         x = x.to(torch.float32)
         sigma = _sigma_column(sigma, x)
         sd, shifted = self.sigma_data, sigma - self.t_min
+        denoised = self._base[0](x, sigma, class_labels=class_labels, **model_kwargs)
         c_skip = sd ** 2 / (shifted ** 2 + sd ** 2)
-        c_out = shifted * sd / (sigma ** 2 + sd ** 2).sqrt()
-        c_in = 1 / (sd ** 2 + sigma ** 2).sqrt()
-        F_x = self.model(c_in * x, (sigma.log() / 4).flatten(), class_labels=class_labels, **model_kwargs)
-        return c_skip * x + c_out * F_x.to(torch.float32)
+        # c_out F with F = (D - c_skip_edm x) / c_out_edm: c_out / c_out_edm = (t - t_min) / t
+        return c_skip * x + shifted / sigma * (denoised - sd ** 2 / (sigma ** 2 + sd ** 2) * x)
 
 
 PRECONDS = {"edm": EDMPrecond, "vp": VPPrecond, "cm": CMPrecond}

@@ -178,12 +178,10 @@ class CD(Method):
         images, _ = load_dataset(settings.dataset, settings.dataset_path)
         self.images = images.to(device)
         self.teacher, teacher_spec = load_teacher(settings.teacher, device=device, images=images)
-        if teacher_spec.get("precond") != "edm":
-            raise UserError(f"{settings.teacher}: the consistency model keeps EDM's c_in and c_noise, so its "
-                            f"teacher must be EDM-preconditioned, not {teacher_spec.get('precond')!r}")
+        base = teacher_spec.get("precond_kwargs", {})  # the teacher's preconditioning stays under f
         self.spec = {**teacher_spec, "precond": "cm",
-                     "precond_kwargs": {"sigma_data": teacher_spec.get("precond_kwargs", {}).get("sigma_data", 0.5),
-                                        "t_min": settings.t_min}}
+                     "precond_kwargs": {"sigma_data": base.get("sigma_data", 0.5), "t_min": settings.t_min,
+                                        "base": teacher_spec["precond"], "base_kwargs": base}}
         self.model = build_denoiser(self.spec).to(device)
         self.model.model.load_state_dict(self.teacher.model.state_dict())  # the teacher's backbone, as is
         self.t_mid = settings.t_mid[0]

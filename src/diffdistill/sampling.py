@@ -20,7 +20,7 @@ from .errors import UserError
 from .memory import check_memory
 from .provenance import write_meta
 from .recipe import Recipe
-from .seeding import noise_for_seeds, parse_seeds, step_noise_for_seeds
+from .seeding import noise_for_seeds, parse_seeds
 from .solvers import sample
 
 
@@ -49,7 +49,7 @@ def generate_images(model, seeds, timesteps, solver: str = "euler", afs: bool = 
     with torch.inference_mode():
         for chunk in chunks:
             x = noise_for_seeds(chunk, img_shape).to(device) * float(timesteps[0])
-            fresh = lambda i, chunk=chunk: step_noise_for_seeds(chunk, img_shape, i + 1).to(device)  # noqa: E731
+            fresh = lambda i, chunk=chunk: noise_for_seeds(chunk, img_shape, stream=i + 1).to(device)  # noqa: E731
             out.append(sample(denoise, x, timesteps, solver=solver, afs=afs, final_step=final_step, noise=fresh).cpu())
     return torch.cat(out)
 

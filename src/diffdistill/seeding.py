@@ -47,25 +47,16 @@ def parse_seeds(spec: str) -> list[int]:
     return [s for r in seed_ranges(spec) for s in r]
 
 
-def noise_for_seeds(seeds, shape) -> torch.Tensor:
-    """One standard-normal float32 tensor of `shape` per seed, stacked: [len(seeds), *shape]."""
+def noise_for_seeds(seeds, shape, stream: int = 0) -> torch.Tensor:
+    """One standard-normal float32 tensor of `shape` per seed, stacked: [len(seeds), *shape].
+    `stream` >= 1 gives each seed's noise for a stochastic sampler's step `stream` (after
+    the first network evaluation), a stream apart from the seed's starting noise (0): an
+    image still depends on its seed only."""
     import torch
 
     out = torch.empty((len(seeds), *shape), dtype=torch.float32)
     for i, s in enumerate(seeds):
-        out[i] = torch.randn(shape, generator=torch.Generator().manual_seed(int(s)), dtype=torch.float32)
-    return out
-
-
-def step_noise_for_seeds(seeds, shape, step: int) -> torch.Tensor:
-    """The fresh noise of sampling step `step` (>= 1: after the first network evaluation)
-    of each seed, a stream apart from the seed's starting noise (`noise_for_seeds`): a
-    stochastic sampler's image still depends on its seed only."""
-    import torch
-
-    out = torch.empty((len(seeds), *shape), dtype=torch.float32)
-    for i, s in enumerate(seeds):
-        gen = torch.Generator().manual_seed((int(step) << 32) + int(s))
+        gen = torch.Generator().manual_seed((int(stream) << 32) + int(s))
         out[i] = torch.randn(shape, generator=gen, dtype=torch.float32)
     return out
 

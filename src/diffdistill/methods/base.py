@@ -132,14 +132,19 @@ class Method:
         return curve_evaluator(self.curve_probes(seeds, device), seeds, image_shape(self.spec), extractor, settings.ref,
                                device=device)
 
+    def curve_nfe(self) -> int:
+        """The NFE that names the curve: a model of one NFE, or the curve's sampler's (the
+        first of a list)."""
+        nfe = getattr(self.settings, "nfe", None) or self.settings.curve_nfe
+        return nfe[0] if isinstance(nfe, list) else nfe
+
     def write_curve(self, res) -> None:
         from ..curves import curve_seeds, seeds_text, write_curve
         from ..provenance import write_meta
         from ..options import used_args
 
         settings = self.settings
-        nfe = getattr(settings, "nfe", None) or settings.curve_nfe  # a model of one NFE, or the curve's sampler's
-        nfe = nfe[0] if isinstance(nfe, list) else nfe
+        nfe = self.curve_nfe()
         write_curve(settings.curve_out, res.curve, row=str(settings.out), label=f"{self.name} NFE {nfe}", nfe=nfe,
                     seeds=seeds_text(curve_seeds(settings.curve_seed_start, settings.curve_samples)),
                     num_samples=settings.curve_samples, monitor=self.monitor, converged=res.converged)

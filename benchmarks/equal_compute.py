@@ -63,29 +63,21 @@ MIN_TAIL = 5  # residuals a curve's noise is read from; fewer: no spread measure
 
 def chain_cost(model: str) -> dict:
     """Seconds, teacher NFE and optimizer steps to make `model` from the trained teacher:
-    its own run, the trajectory caches it read, and its teacher's chain when the teacher
-    is itself a student (a PD round, the second stage's stage-1 student)."""
+    what its run stood on (`before_run`) and the run itself. Nothing for the trained
+    teacher."""
     from diffdistill.atomic import meta_path
-    from diffdistill.tables.cost import cache_seconds
 
-    if not meta_path(model).exists():
+    if not meta_path(model).exists() or read_meta(model).get("method") in (None, "teacher"):
         return {"seconds": 0.0, "teacher_nfe": 0, "optimizer_steps": 0}
     m = read_meta(model)
-    if m.get("method") in (None, "teacher"):
-        return {"seconds": 0.0, "teacher_nfe": 0, "optimizer_steps": 0}
-    up = chain_cost(m["args"]["teacher"])
-    return {"seconds": up["seconds"] + m["wall_time"] + (cache_seconds(m) or 0.0),
-            "teacher_nfe": up["teacher_nfe"] + _cache_nfe(m) + own_teacher_nfe(m),
-            "optimizer_steps": up["optimizer_steps"] + m["optimizer_steps"]}
-
-
-def own_teacher_nfe(meta: dict) -> int:
-    """Teacher network evaluations inside a run (PD's, CD's), not those of its caches."""
-    return max(0, int(meta.get("teacher_nfe", 0)) - _cache_nfe(meta))
+    start = before_run(m)
+    return {"seconds": start["seconds"] + m["wall_time"], "teacher_nfe": start["teacher_nfe"] + own_teacher_nfe(m),
+            "optimizer_steps": start["optimizer_steps"] + m["optimizer_steps"]}
 
 
 def before_run(meta: dict) -> dict:
-    """What a run's first iteration stands on: its teacher's chain and its caches."""
+    """What a run's first iteration stands on: its teacher's chain (a PD round's earlier
+    rounds, the second stage's stage-1 student) and the trajectory caches it reads."""
     from diffdistill.tables.cost import cache_seconds
 
     up = chain_cost(meta["args"]["teacher"])
@@ -93,12 +85,15 @@ def before_run(meta: dict) -> dict:
             "teacher_nfe": up["teacher_nfe"] + _cache_nfe(meta), "optimizer_steps": up["optimizer_steps"]}
 
 
-def _cache_nfe(meta: dict) -> int:
-    from diffdistill.atomic import meta_path
+def own_teacher_nfe(meta: dict) -> int:
+    """Teacher network evaluations inside a run (PD's, CD's), not those of its caches."""
+    return max(0, int(meta.get("teacher_nfe", 0)) - _cache_nfe(meta))
 
-    traj = meta["args"].get("trajectories")
-    paths = [traj] if isinstance(traj, str) else list(traj or [])
-    return sum(read_meta(p).get("teacher_nfe", 0) for p in paths if meta_path(p).exists())
+
+def _cache_nfe(meta: dict) -> int:
+    from diffdistill.tables.cost import cache_total
+
+    return int(cache_total(meta, "teacher_nfe") or 0)
 
 
 # ---- the runs ------------------------------------------------------------------------
@@ -186,8 +181,8 @@ def final(points: list[dict]) -> float:
     return float(smooth_and_noise(points)[0][-1]) if points else float("nan")
 
 
-def _draw(points, rng):
-    mu, sd = smooth_and_noise(points)
+def _draw(points, mu, sd, rng):
+    """One draw of a curve: its running mean plus Gaussian noise of its own spread."""
     return [{**p, "fid": float(m + sd * e)} for p, m, e in zip(points, mu, rng.standard_normal(len(points)))]
 
 
@@ -199,11 +194,12 @@ def bootstrap(sfd: list[dict], pd: list[dict], reps: int = 2000, seed: int = 0, 
     and 95 % points (None: unbounded), the share at or below `bound` (the one-sided p of
     'faster than bound') and at or above it (that of 'not faster')."""
     rng = np.random.default_rng(seed)
-    if smooth_and_noise(sfd)[1] != smooth_and_noise(sfd)[1] or smooth_and_noise(pd)[1] != smooth_and_noise(pd)[1]:
+    (s_mu, s_sd), (p_mu, p_sd) = smooth_and_noise(sfd), smooth_and_noise(pd)
+    if s_sd != s_sd or p_sd != p_sd:
         return {"reps": 0, "note": f"a curve has fewer than {2 * MIN_TAIL} points: no noise measured"}
     ratios, censored, at_start = [], [], 0
     for _ in range(reps):
-        s_draw, p_draw = _draw(sfd, rng), _draw(pd, rng)
+        s_draw, p_draw = _draw(sfd, s_mu, s_sd, rng), _draw(pd, p_mu, p_sd, rng)
         target = s_draw[-1]["fid"]
         t_sfd, t_pd = time_to(s_draw, target), time_to(p_draw, target)
         if not t_sfd:

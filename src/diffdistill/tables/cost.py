@@ -17,13 +17,19 @@ COST_COLS = ["method", "NFE", "FID inf", "fine-tune s (this stage)", "fine-tune 
              "teacher-cache s", "teacher NFE", "student optimizer steps"]
 
 
-def cache_seconds(meta: dict) -> float | None:
-    """Wall clock of building the trajectory cache(s) a model was trained on (their metadata)."""
+def cache_total(meta: dict, key: str) -> float | None:
+    """The sum of `key` over the metadata of the trajectory cache(s) a model was trained on
+    (None: no cache with metadata)."""
     traj = (meta.get("args") or {}).get("trajectories")
     paths = [traj] if isinstance(traj, str) else list(traj or [])
-    times = [read_json_object(meta_path(p), (), "metadata sidecar").get("wall_time") for p in paths
-             if meta_path(p).exists()]
-    return sum(times) if times else None
+    values = [read_json_object(meta_path(p), (), "metadata sidecar").get(key, 0) for p in paths
+              if meta_path(p).exists()]
+    return sum(values) if values else None
+
+
+def cache_seconds(meta: dict) -> float | None:
+    """Wall clock of building the trajectory cache(s) a model was trained on (their metadata)."""
+    return cache_total(meta, "wall_time")
 
 
 def cost_table(records: list[dict]) -> pd.DataFrame:

@@ -280,8 +280,10 @@ class CD(Method):
         """The checkpoint, its recipe's t_mid the one of the best NFE-2 FID on the curve seeds
         (the first of --t-mid without a curve)."""
         top = max(self.settings.nfe)
-        if top > 1 and getattr(self, "evaluate", None):
-            self.t_mid = self.evaluate(res.model)[f"t_mid_nfe{top}"]
+        if top > 1 and getattr(self, "evaluate", None):  # the saved weights' own curve point, else measure them
+            at = res.best_iteration if res.best_iteration is not None else res.iterations
+            point = next((p for p in res.curve if p["iteration"] == at), None)
+            self.t_mid = (point or self.evaluate(res.model))[f"t_mid_nfe{top}"]
         super().save(out, res)
 
     def recipe(self) -> Recipe:  # the checkpoint's: at the chosen t_mid
